@@ -1,0 +1,21 @@
+//! # memia
+//!
+//! Memorization-aware membership inference. This facade re-exports the focused crates so an
+//! application needs one dependency:
+//!
+//! * [`core`] (`memia-core`): keep matrices, shadow-model logits, membership signals, numpy I/O,
+//!   import of LiRA reference runs;
+//! * [`metrics`] (`memia-metrics`): ROC curves, AUROC, TPR at low FPR, epsilon lower bounds,
+//!   bootstrap intervals, correlations.
+//!
+//! ```
+//! use memia::metrics::{Direction, RocCurve};
+//!
+//! let roc = RocCurve::new(&[0.9, 0.8, 0.3, 0.1], &[true, false, true, false], Direction::HigherIsMember)?;
+//! assert_eq!(roc.auc(), 0.75);
+//! # Ok::<(), memia::metrics::MetricsError>(())
+//! ```
+#![warn(missing_docs)]
+
+pub use memia_core as core;
+pub use memia_metrics as metrics;
