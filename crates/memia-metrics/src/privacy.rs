@@ -1,0 +1,198 @@
+//! Confidence intervals for rates and the differential-privacy lower bound they imply.
+
+use statrs::function::beta::{beta_reg, inv_beta_reg};
+
+use crate::error::{MetricsError, Result, check_unit_interval};
+use crate::roc::RocCurve;
+
+/// A point estimate with a two-sided confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    /// The point estimate.
+    pub estimate: f64,
+    /// Lower end.
+    pub lower: f64,
+    /// Upper end.
+    pub upper: f64,
+    /// Coverage the interval was built for, e.g. 0.95.
+    pub confidence: f64,
+}
+
+/// The Clopper-Pearson ("exact") interval for a binomial proportion: `successes` out of
+/// `trials`, two-sided at `confidence`.
+///
+/// The ends are quantiles of Beta distributions, `Beta(alpha/2; x, n-x+1)` and
+/// `Beta(1-alpha/2; x+1, n-x)`, with 0 and 1 at the boundary counts: the same numbers as
+/// `scipy.stats.beta.ppf` and statsmodels' `proportion_confint(method="beta")`.
+///
+/// ```
+/// use memia_metrics::clopper_pearson;
+/// let ci = clopper_pearson(0, 1000, 0.95)?;
+/// assert_eq!(ci.lower, 0.0);
+/// assert!((ci.upper - 0.003682083).abs() < 1e-8); // the "rule of three", 3/n, exactly
+/// # Ok::<(), memia_metrics::MetricsError>(())
+/// ```
+pub fn clopper_pearson(successes: u64, trials: u64, confidence: f64) -> Result<Interval> {
+    check_unit_interval("confidence", confidence, true)?;
+    if trials == 0 {
+        return Err(MetricsError::Empty { what: "trials" });
+    }
+    if successes > trials {
+        return Err(MetricsError::InvalidArgument {
+            name: "successes",
+            reason: format!("{successes} successes out of {trials} trials"),
+        });
+    }
+    let alpha = 1.0 - confidence;
+    let (x, n) = (successes as f64, trials as f64);
+    let lower = if successes == 0 {
+        0.0
+    } else {
+        beta_quantile(alpha / 2.0, x, n - x + 1.0)
+    };
+    let upper = if successes == trials {
+        1.0
+    } else {
+        beta_quantile(1.0 - alpha / 2.0, x + 1.0, n - x)
+    };
+    Ok(Interval {
+        estimate: x / n,
+        lower,
+        upper,
+        confidence,
+    })
+}
+
+/// The `p`-quantile of `Beta(a, b)`: statrs' inverse, polished by Newton steps on the
+/// regularised incomplete beta function so that it agrees with SciPy to ~1e-12.
+fn beta_quantile(p: f64, a: f64, b: f64) -> f64 {
+    let mut x = inv_beta_reg(a, b, p);
+    let ln_beta = statrs::function::beta::ln_beta(a, b);
+    for _ in 0..8 {
+        if !(x > 0.0 && x < 1.0) {
+            break;
+        }
+        let f = beta_reg(a, b, x) - p;
+        let log_density = (a - 1.0) * x.ln() + (b - 1.0) * (1.0 - x).ln() - ln_beta;
+        let density = log_density.exp();
+        if density == 0.0 || !density.is_finite() {
+            break;
+        }
+        let step = f / density;
+        let next = (x - step).clamp(x / 2.0, (1.0 + x) / 2.0);
+        if (next - x).abs() <= 1e-15 * x.max(1e-300) {
+            x = next;
+            break;
+        }
+        x = next;
+    }
+    x
+}
+
+/// A lower bound on the epsilon of (epsilon, delta)-differential privacy implied by an
+/// attack's observed error rates (Kairouz et al. 2015; Jagielski et al. 2020).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpsilonBound {
+    /// The bound; 0 when the attack proves nothing.
+    pub epsilon: f64,
+    /// Clopper-Pearson interval of the true-positive rate.
+    pub tpr: Interval,
+    /// Clopper-Pearson interval of the false-positive rate.
+    pub fpr: Interval,
+    /// The delta assumed.
+    pub delta: f64,
+}
+
+/// Epsilon lower bound from `true_positives` of `positives` members and `false_positives` of
+/// `negatives` non-members at one threshold.
+///
+/// Any (epsilon, delta)-DP mechanism satisfies `TPR <= e^eps FPR + delta` and
+/// `1 - FPR <= e^eps (1 - TPR) + delta`. With the pessimistic ends of two-sided
+/// Clopper-Pearson intervals at `confidence` (a lower TPR, a higher FPR), the bound
+/// `eps >= max(ln((TPR_lo - delta) / FPR_hi), ln((1 - FPR_hi - delta) / (1 - TPR_lo)), 0)`
+/// holds with probability at least `confidence`.
+pub fn epsilon_lower_bound(
+    true_positives: u64,
+    positives: u64,
+    false_positives: u64,
+    negatives: u64,
+    confidence: f64,
+    delta: f64,
+) -> Result<EpsilonBound> {
+    check_unit_interval("delta", delta, false)?;
+    let tpr = clopper_pearson(true_positives, positives, confidence)?;
+    let fpr = clopper_pearson(false_positives, negatives, confidence)?;
+    let ratio_bound = |num: f64, den: f64| {
+        if num > 0.0 && den > 0.0 {
+            (num / den).ln()
+        } else {
+            0.0
+        }
+    };
+    let epsilon = ratio_bound(tpr.lower - delta, fpr.upper)
+        .max(ratio_bound(1.0 - fpr.upper - delta, 1.0 - tpr.lower))
+        .max(0.0);
+    Ok(EpsilonBound {
+        epsilon,
+        tpr,
+        fpr,
+        delta,
+    })
+}
+
+impl RocCurve {
+    /// The largest [`epsilon_lower_bound`] over the curve's thresholds.
+    ///
+    /// Choosing the best of many thresholds on the same data is optimistic: for an audit that
+    /// must hold at `confidence`, pick the threshold on separate data and call
+    /// [`epsilon_lower_bound`] once.
+    pub fn epsilon_lower_bound(&self, confidence: f64, delta: f64) -> Result<EpsilonBound> {
+        let (p, n) = (self.positives(), self.negatives());
+        let mut best: Option<EpsilonBound> = None;
+        for (&tp, &fp) in self.true_positives().iter().zip(self.false_positives()) {
+            let bound = epsilon_lower_bound(tp, p, fp, n, confidence, delta)?;
+            if best.is_none_or(|b| bound.epsilon > b.epsilon) {
+                best = Some(bound);
+            }
+        }
+        Ok(best.expect("a curve has points"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundary_counts() {
+        let all = clopper_pearson(20, 20, 0.9).unwrap();
+        assert_eq!(all.upper, 1.0);
+        // Lower end for x = n solves p^n = alpha/2.
+        assert!((all.lower - 0.05f64.powf(1.0 / 20.0)).abs() < 1e-12);
+        let none = clopper_pearson(0, 20, 0.9).unwrap();
+        assert!((none.upper - (1.0 - 0.05f64.powf(1.0 / 20.0))).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_arguments() {
+        assert!(clopper_pearson(3, 0, 0.95).is_err());
+        assert!(clopper_pearson(4, 3, 0.95).unwrap_err().to_string().contains("4 successes out of 3"));
+        assert!(clopper_pearson(1, 3, 1.0).is_err());
+        assert!(epsilon_lower_bound(1, 2, 1, 2, 0.95, -0.1).is_err());
+    }
+
+    #[test]
+    fn epsilon_bound_behaves() {
+        // A perfect attack on 1000 + 1000 samples: FPR_hi = 1 - 0.025^(1/1000) ~ 3.7e-3.
+        let perfect = epsilon_lower_bound(1000, 1000, 0, 1000, 0.95, 0.0).unwrap();
+        let expected = ((0.025f64).powf(1.0 / 1000.0) / (1.0 - 0.025f64.powf(1.0 / 1000.0))).ln();
+        assert!((perfect.epsilon - expected).abs() < 1e-9, "{} vs {expected}", perfect.epsilon);
+        // A useless attack proves nothing.
+        let coin = epsilon_lower_bound(500, 1000, 500, 1000, 0.95, 0.0).unwrap();
+        assert_eq!(coin.epsilon, 0.0);
+        // More data, same rates: a tighter (larger) bound.
+        let small = epsilon_lower_bound(50, 100, 5, 100, 0.95, 0.0).unwrap();
+        let large = epsilon_lower_bound(5000, 10000, 500, 10000, 0.95, 0.0).unwrap();
+        assert!(large.epsilon > small.epsilon && large.epsilon < (0.5f64 / 0.05).ln());
+    }
+}

@@ -1,0 +1,458 @@
+//! ROC curves with exact tie handling, AUROC, TPR at low FPR, balanced accuracy, advantage.
+
+use crate::error::{MetricsError, Result, check_finite, check_same_len, check_unit_interval};
+use crate::sort::{key, radix_sort, unkey};
+
+/// Which way an attack's scores point. memia never guesses: every metric takes it explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// A larger score means "more likely a member" (LiRA's likelihood ratio, `phi`).
+    HigherIsMember,
+    /// A smaller score means "more likely a member" (a loss, the LiRA reference's negated
+    /// likelihood ratio).
+    LowerIsMember,
+}
+
+impl Direction {
+    /// The score oriented so that larger means member.
+    #[inline]
+    pub(crate) fn orient(self, score: f64) -> f64 {
+        match self {
+            Direction::HigherIsMember => score,
+            Direction::LowerIsMember => -score,
+        }
+    }
+}
+
+/// How to read "TPR at FPR t" off a ROC curve. The two differ at low FPR, where published
+/// numbers are most often compared, so memia names both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TprAtFpr {
+    /// Linear interpolation of the ROC polyline at `t` (`numpy.interp(t, fpr, tpr)` on the full
+    /// curve); where the curve is vertical at `t`, the upper end.
+    Interpolated,
+    /// The LiRA reference's `tpr[np.where(fpr < t)[0][-1]]`: the TPR of the largest threshold
+    /// whose FPR is strictly below `t`. An operating point that an attacker can actually choose.
+    LiraStrict,
+}
+
+/// Scores of member and non-member samples, oriented so that larger means member, as sorted
+/// order-preserving keys. Shared by the curve, AUROC and the bootstrap.
+pub(crate) struct SortedClasses {
+    /// Member keys, ascending.
+    pub pos: Vec<u64>,
+    /// Non-member keys, ascending.
+    pub neg: Vec<u64>,
+}
+
+impl SortedClasses {
+    pub(crate) fn new(scores: &[f64], is_member: &[bool], direction: Direction) -> Result<Self> {
+        check_same_len("scores", scores.len(), "is_member", is_member.len())?;
+        if scores.is_empty() {
+            return Err(MetricsError::Empty { what: "scores" });
+        }
+        check_finite("scores", scores)?;
+        let members = is_member.iter().filter(|&&m| m).count();
+        let non_members = scores.len() - members;
+        if members == 0 || non_members == 0 {
+            return Err(MetricsError::OneClass {
+                members,
+                non_members,
+            });
+        }
+        let mut pos = Vec::with_capacity(members);
+        let mut neg = Vec::with_capacity(non_members);
+        for (&s, &m) in scores.iter().zip(is_member) {
+            let k = key(direction.orient(s));
+            if m { pos.push(k) } else { neg.push(k) }
+        }
+        rayon::join(|| radix_sort(&mut pos), || radix_sort(&mut neg));
+        Ok(SortedClasses { pos, neg })
+    }
+
+    /// Walks the distinct thresholds from the highest down. For each, calls
+    /// `visit(true_positives, false_positives, key)` with the weighted counts of members and
+    /// non-members whose key is at least the threshold. `pos_weight(i)` / `neg_weight(i)` give
+    /// the multiplicity of the i-th sorted key (1 for a plain curve, resample counts for the
+    /// bootstrap); keys of weight 0 still produce no point of their own.
+    pub(crate) fn sweep(
+        &self,
+        pos_weight: impl Fn(usize) -> u64,
+        neg_weight: impl Fn(usize) -> u64,
+        mut visit: impl FnMut(u64, u64, u64),
+    ) {
+        let (mut ip, mut ineg) = (self.pos.len(), self.neg.len());
+        let (mut tp, mut fp) = (0u64, 0u64);
+        while ip > 0 || ineg > 0 {
+            let top = match (ip, ineg) {
+                (0, _) => self.neg[ineg - 1],
+                (_, 0) => self.pos[ip - 1],
+                _ => self.pos[ip - 1].max(self.neg[ineg - 1]),
+            };
+            let (tp0, fp0) = (tp, fp);
+            while ip > 0 && self.pos[ip - 1] == top {
+                ip -= 1;
+                tp += pos_weight(ip);
+            }
+            while ineg > 0 && self.neg[ineg - 1] == top {
+                ineg -= 1;
+                fp += neg_weight(ineg);
+            }
+            if tp != tp0 || fp != fp0 {
+                visit(tp, fp, top);
+            }
+        }
+    }
+
+    /// AUROC with the given weights: the trapezoid area under the ROC curve, computed exactly
+    /// in integers (it equals the Mann-Whitney U statistic with ties counted one half).
+    pub(crate) fn weighted_auc(&self, pos_weight: impl Fn(usize) -> u64, neg_weight: impl Fn(usize) -> u64) -> f64 {
+        let (mut area2, mut last_tp, mut last_fp) = (0u128, 0u64, 0u64);
+        self.sweep(pos_weight, neg_weight, |tp, fp, _| {
+            area2 += u128::from(fp - last_fp) * u128::from(tp + last_tp);
+            last_tp = tp;
+            last_fp = fp;
+        });
+        area2 as f64 / (2.0 * last_tp as f64 * last_fp as f64)
+    }
+}
+
+/// Area under the ROC curve of `scores` against the ground truth `is_member`.
+///
+/// Exact for ties (a tied member/non-member pair counts one half, as `roc_auc_score`); runs
+/// in linear time after a radix sort, on two threads.
+///
+/// ```
+/// use memia_metrics::{auroc, Direction};
+/// let auc = auroc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true], Direction::HigherIsMember)?;
+/// assert_eq!(auc, 0.75);
+/// # Ok::<(), memia_metrics::MetricsError>(())
+/// ```
+pub fn auroc(scores: &[f64], is_member: &[bool], direction: Direction) -> Result<f64> {
+    Ok(SortedClasses::new(scores, is_member, direction)?.weighted_auc(|_| 1, |_| 1))
+}
+
+/// A ROC curve: one point per distinct score threshold, from (0, 0) to (1, 1).
+///
+/// Point `i` predicts "member" for every sample whose score is at or beyond `thresholds[i]`
+/// (`>=` for [`Direction::HigherIsMember`], `<=` for [`Direction::LowerIsMember`]). The first
+/// point has an infinite threshold and predicts no member, as scikit-learn's `roc_curve`.
+/// Unlike scikit-learn's default, no collinear points are dropped
+/// (see [`RocCurve::drop_intermediate`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RocCurve {
+    fpr: Vec<f64>,
+    tpr: Vec<f64>,
+    thresholds: Vec<f64>,
+    true_positives: Vec<u64>,
+    false_positives: Vec<u64>,
+    direction: Direction,
+}
+
+impl RocCurve {
+    /// Builds the curve. Fails on empty or mismatched inputs, non-finite scores, or labels
+    /// of one class only.
+    pub fn new(scores: &[f64], is_member: &[bool], direction: Direction) -> Result<Self> {
+        let sorted = SortedClasses::new(scores, is_member, direction)?;
+        Ok(Self::from_sorted(&sorted, |_| 1, |_| 1, direction))
+    }
+
+    pub(crate) fn from_sorted(
+        sorted: &SortedClasses,
+        pos_weight: impl Fn(usize) -> u64,
+        neg_weight: impl Fn(usize) -> u64,
+        direction: Direction,
+    ) -> Self {
+        let mut tps = vec![0u64];
+        let mut fps = vec![0u64];
+        let mut thresholds = vec![direction.orient(f64::INFINITY)];
+        sorted.sweep(pos_weight, neg_weight, |tp, fp, k| {
+            tps.push(tp);
+            fps.push(fp);
+            thresholds.push(direction.orient(unkey(k)));
+        });
+        Self::from_counts(tps, fps, thresholds, direction)
+    }
+
+    fn from_counts(tps: Vec<u64>, fps: Vec<u64>, thresholds: Vec<f64>, direction: Direction) -> Self {
+        let p = *tps.last().expect("non-empty") as f64;
+        let n = *fps.last().expect("non-empty") as f64;
+        RocCurve {
+            tpr: tps.iter().map(|&t| t as f64 / p).collect(),
+            fpr: fps.iter().map(|&f| f as f64 / n).collect(),
+            thresholds,
+            true_positives: tps,
+            false_positives: fps,
+            direction,
+        }
+    }
+
+    /// False-positive rates, non-decreasing from 0 to 1.
+    pub fn fpr(&self) -> &[f64] {
+        &self.fpr
+    }
+
+    /// True-positive rates, non-decreasing from 0 to 1.
+    pub fn tpr(&self) -> &[f64] {
+        &self.tpr
+    }
+
+    /// The score thresholds, in the scores' own units (the first is +-infinity).
+    pub fn thresholds(&self) -> &[f64] {
+        &self.thresholds
+    }
+
+    /// Number of members at or beyond each threshold.
+    pub fn true_positives(&self) -> &[u64] {
+        &self.true_positives
+    }
+
+    /// Number of non-members at or beyond each threshold.
+    pub fn false_positives(&self) -> &[u64] {
+        &self.false_positives
+    }
+
+    /// Number of members (positives).
+    pub fn positives(&self) -> u64 {
+        *self.true_positives.last().expect("non-empty")
+    }
+
+    /// Number of non-members (negatives).
+    pub fn negatives(&self) -> u64 {
+        *self.false_positives.last().expect("non-empty")
+    }
+
+    /// The direction the scores were read in.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.fpr.len()
+    }
+
+    /// Always false: a curve has at least its two end points.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Area under the curve (trapezoids, exact in integer arithmetic).
+    pub fn auc(&self) -> f64 {
+        let mut area2 = 0u128;
+        for w in 0..self.len() - 1 {
+            let dfp = self.false_positives[w + 1] - self.false_positives[w];
+            area2 += u128::from(dfp) * u128::from(self.true_positives[w + 1] + self.true_positives[w]);
+        }
+        area2 as f64 / (2.0 * self.positives() as f64 * self.negatives() as f64)
+    }
+
+    /// The TPR at false-positive rate `fpr`, read in the given convention.
+    ///
+    /// `fpr` must be in [0, 1] for [`TprAtFpr::Interpolated`] and in (0, 1] for
+    /// [`TprAtFpr::LiraStrict`] (no threshold has an FPR below 0).
+    pub fn tpr_at_fpr(&self, fpr: f64, convention: TprAtFpr) -> Result<f64> {
+        match convention {
+            TprAtFpr::Interpolated => {
+                check_unit_interval("fpr", fpr, false)?;
+                // Last point with FPR <= t; interpolate towards the next one.
+                let i = self.fpr.partition_point(|&f| f <= fpr) - 1;
+                if i + 1 == self.len() || self.fpr[i] == fpr {
+                    return Ok(self.tpr[i]);
+                }
+                let (f0, f1, t0, t1) = (self.fpr[i], self.fpr[i + 1], self.tpr[i], self.tpr[i + 1]);
+                Ok(t0 + (t1 - t0) * (fpr - f0) / (f1 - f0))
+            }
+            TprAtFpr::LiraStrict => {
+                if !(fpr > 0.0 && fpr <= 1.0) {
+                    return Err(MetricsError::InvalidArgument {
+                        name: "fpr",
+                        reason: format!("{fpr} is not in (0, 1]"),
+                    });
+                }
+                let i = self.fpr.partition_point(|&f| f < fpr) - 1;
+                Ok(self.tpr[i])
+            }
+        }
+    }
+
+    /// The best balanced accuracy over thresholds, as the LiRA reference computes it:
+    /// `max(1 - (fpr + (1 - tpr)) / 2)`.
+    pub fn balanced_accuracy(&self) -> f64 {
+        self.fpr
+            .iter()
+            .zip(&self.tpr)
+            .map(|(f, t)| 1.0 - (f + (1.0 - t)) / 2.0)
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    /// The membership advantage `max(TPR - FPR)` over thresholds (Yeom et al. 2018).
+    pub fn advantage(&self) -> f64 {
+        self.fpr
+            .iter()
+            .zip(&self.tpr)
+            .map(|(f, t)| t - f)
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    /// The curve without the points that lie on a straight horizontal or vertical run, as
+    /// scikit-learn's `roc_curve(..., drop_intermediate=True)` (its default) returns it.
+    /// AUC, balanced accuracy, advantage and [`TprAtFpr::LiraStrict`] are unchanged by this.
+    pub fn drop_intermediate(&self) -> RocCurve {
+        // scikit-learn drops before prepending its (0, 0) point; so do we.
+        let n = self.len() - 1;
+        if n <= 2 {
+            return self.clone();
+        }
+        let (t, f) = (&self.true_positives[1..], &self.false_positives[1..]);
+        let second_diff = |v: &[u64], i: usize| v[i + 2] as i128 - 2 * v[i + 1] as i128 + v[i] as i128;
+        let mut keep = vec![0usize];
+        keep.extend((0..n - 2).filter(|&i| second_diff(t, i) != 0 || second_diff(f, i) != 0).map(|i| i + 1));
+        keep.push(n - 1);
+        let pick_u = |v: &[u64]| std::iter::once(0).chain(keep.iter().map(|&i| v[i + 1])).collect();
+        let thresholds = std::iter::once(self.thresholds[0])
+            .chain(keep.iter().map(|&i| self.thresholds[i + 1]))
+            .collect();
+        Self::from_counts(
+            pick_u(&self.true_positives),
+            pick_u(&self.false_positives),
+            thresholds,
+            self.direction,
+        )
+    }
+
+    /// AUROC, balanced accuracy, advantage and the TPR at each of `fprs`.
+    pub fn summary(&self, fprs: &[f64], convention: TprAtFpr) -> Result<RocSummary> {
+        Ok(RocSummary {
+            auroc: self.auc(),
+            balanced_accuracy: self.balanced_accuracy(),
+            advantage: self.advantage(),
+            tpr_at_fpr: fprs
+                .iter()
+                .map(|&f| Ok((f, self.tpr_at_fpr(f, convention)?)))
+                .collect::<Result<_>>()?,
+            positives: self.positives(),
+            negatives: self.negatives(),
+        })
+    }
+}
+
+/// The headline numbers of an attack, for tables and reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RocSummary {
+    /// Area under the ROC curve.
+    pub auroc: f64,
+    /// Best balanced accuracy (LiRA reference definition).
+    pub balanced_accuracy: f64,
+    /// `max(TPR - FPR)`.
+    pub advantage: f64,
+    /// `(fpr, tpr)` pairs.
+    pub tpr_at_fpr: Vec<(f64, f64)>,
+    /// Number of members.
+    pub positives: u64,
+    /// Number of non-members.
+    pub negatives: u64,
+}
+
+/// The low false-positive rates at which membership attacks are usually reported.
+pub const STANDARD_FPRS: [f64; 5] = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brute_force_auc(scores: &[f64], members: &[bool]) -> f64 {
+        let (mut num, mut den) = (0.0, 0.0);
+        for (i, &si) in scores.iter().enumerate() {
+            for (j, &sj) in scores.iter().enumerate() {
+                if members[i] && !members[j] {
+                    den += 1.0;
+                    num += if si > sj { 1.0 } else if si == sj { 0.5 } else { 0.0 };
+                }
+            }
+        }
+        num / den
+    }
+
+    #[test]
+    fn tiny_curve_by_hand() {
+        // Scores 0.9(m) 0.8(n) 0.8(m) 0.3(n): thresholds inf, 0.9, 0.8, 0.3.
+        let roc = RocCurve::new(&[0.9, 0.8, 0.8, 0.3], &[true, false, true, false], Direction::HigherIsMember).unwrap();
+        assert_eq!(roc.thresholds(), &[f64::INFINITY, 0.9, 0.8, 0.3]);
+        assert_eq!(roc.tpr(), &[0.0, 0.5, 1.0, 1.0]);
+        assert_eq!(roc.fpr(), &[0.0, 0.0, 0.5, 1.0]);
+        assert_eq!(roc.auc(), 0.875);
+        assert_eq!(roc.advantage(), 0.5);
+        assert_eq!(roc.balanced_accuracy(), 0.75);
+        assert_eq!(roc.tpr_at_fpr(0.25, TprAtFpr::Interpolated).unwrap(), 0.75);
+        assert_eq!(roc.tpr_at_fpr(0.25, TprAtFpr::LiraStrict).unwrap(), 0.5);
+        assert_eq!(roc.tpr_at_fpr(0.5, TprAtFpr::Interpolated).unwrap(), 1.0);
+        assert_eq!(roc.tpr_at_fpr(0.0, TprAtFpr::Interpolated).unwrap(), 0.5, "top of the vertical run");
+    }
+
+    #[test]
+    fn direction_flips_the_curve() {
+        let scores = [3.0, 1.0, 2.0, 0.5, 0.5];
+        let members = [false, true, false, true, false];
+        let low = RocCurve::new(&scores, &members, Direction::LowerIsMember).unwrap();
+        let negated: Vec<f64> = scores.iter().map(|s| -s).collect();
+        let high = RocCurve::new(&negated, &members, Direction::HigherIsMember).unwrap();
+        assert_eq!(low.fpr(), high.fpr());
+        assert_eq!(low.tpr(), high.tpr());
+        assert_eq!(low.thresholds()[0], f64::NEG_INFINITY);
+        assert_eq!(low.thresholds()[1], 0.5);
+        assert_eq!(low.auc(), auroc(&scores, &members, Direction::LowerIsMember).unwrap());
+        assert_eq!(low.auc() + auroc(&scores, &members, Direction::HigherIsMember).unwrap(), 1.0);
+    }
+
+    #[test]
+    fn auc_matches_pairwise_count_with_ties() {
+        let mut state = 99u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for n in [2usize, 3, 10, 57, 300] {
+            let scores: Vec<f64> = (0..n).map(|_| (next() % 7) as f64 * 0.5 - 1.0).collect();
+            let mut members: Vec<bool> = (0..n).map(|_| next() % 3 == 0).collect();
+            members[0] = true;
+            members[n - 1] = false;
+            let expected = brute_force_auc(&scores, &members);
+            let roc = RocCurve::new(&scores, &members, Direction::HigherIsMember).unwrap();
+            assert!((roc.auc() - expected).abs() < 1e-12, "n={n}");
+            assert!((auroc(&scores, &members, Direction::HigherIsMember).unwrap() - expected).abs() < 1e-12);
+            let dropped = roc.drop_intermediate();
+            assert!((dropped.auc() - roc.auc()).abs() < 1e-12);
+            assert_eq!(dropped.advantage(), roc.advantage());
+        }
+    }
+
+    #[test]
+    fn negative_zero_ties_with_zero() {
+        let auc = auroc(&[0.0, -0.0], &[true, false], Direction::HigherIsMember).unwrap();
+        assert_eq!(auc, 0.5);
+    }
+
+    #[test]
+    fn bad_input_is_rejected() {
+        let d = Direction::HigherIsMember;
+        assert_eq!(
+            auroc(&[0.1, f64::NAN], &[true, false], d).unwrap_err().to_string(),
+            "scores[1] is NaN: every value must be finite"
+        );
+        assert!(matches!(auroc(&[0.1, f64::INFINITY], &[true, false], d), Err(MetricsError::NonFinite { index: 1, .. })));
+        assert_eq!(
+            auroc(&[0.1, 0.2], &[true], d).unwrap_err().to_string(),
+            "scores has 2 entries but is_member has 1"
+        );
+        assert_eq!(auroc(&[], &[], d).unwrap_err(), MetricsError::Empty { what: "scores" });
+        assert_eq!(
+            auroc(&[0.1, 0.2], &[true, true], d).unwrap_err().to_string(),
+            "labels hold 2 members and 0 non-members: both classes are needed"
+        );
+        let roc = RocCurve::new(&[0.1, 0.2], &[true, false], d).unwrap();
+        assert!(roc.tpr_at_fpr(0.0, TprAtFpr::LiraStrict).is_err());
+        assert!(roc.tpr_at_fpr(1.5, TprAtFpr::Interpolated).is_err());
+        assert!(roc.tpr_at_fpr(f64::NAN, TprAtFpr::Interpolated).is_err());
+    }
+}
