@@ -55,7 +55,12 @@ impl KeepMatrix {
     /// `train.py` builds its keep matrix. Sample `i` uses random stream `i` of `seed`.
     ///
     /// Unlike the other schemes, rows depend on K: adding models changes every row.
-    pub fn balanced_with_ratio(models: usize, samples: usize, ratio: f64, seed: u64) -> Result<Self> {
+    pub fn balanced_with_ratio(
+        models: usize,
+        samples: usize,
+        ratio: f64,
+        seed: u64,
+    ) -> Result<Self> {
         check_dims(models, samples)?;
         check_probability("ratio", ratio)?;
         let keep_per_sample = (ratio * models as f64).floor() as usize;
@@ -143,16 +148,12 @@ impl KeepMatrix {
 
     /// IN counts of all samples (length N).
     pub fn in_counts(&self) -> Array1<usize> {
-        self.keep
-            .map(|&v| v as usize)
-            .sum_axis(Axis(0))
+        self.keep.map(|&v| v as usize).sum_axis(Axis(0))
     }
 
     /// Training-set size of every model (length K).
     pub fn train_sizes(&self) -> Array1<usize> {
-        self.keep
-            .map(|&v| v as usize)
-            .sum_axis(Axis(1))
+        self.keep.map(|&v| v as usize).sum_axis(Axis(1))
     }
 
     /// The whole K x N array.
@@ -175,7 +176,9 @@ impl KeepMatrix {
         let path = path.as_ref();
         let keep: Array2<bool> = read_npy(path)?;
         Self::from_array(keep).map_err(|e| match e {
-            CoreError::Shape { found, expected, .. } => CoreError::Shape {
+            CoreError::Shape {
+                found, expected, ..
+            } => CoreError::Shape {
                 location: path.display().to_string(),
                 found,
                 expected,
@@ -214,7 +217,10 @@ mod tests {
         let total: usize = keep.train_sizes().sum();
         assert_eq!(total, 500 * 8);
         let odd = KeepMatrix::balanced_with_ratio(5, 100, 0.5, 1).unwrap();
-        assert!(odd.in_counts().iter().all(|&c| c == 2), "floor(0.5 * 5) = 2 as in the reference");
+        assert!(
+            odd.in_counts().iter().all(|&c| c == 2),
+            "floor(0.5 * 5) = 2 as in the reference"
+        );
     }
 
     #[test]
@@ -259,9 +265,24 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_rejected() {
-        assert!(KeepMatrix::balanced(0, 10, 1).unwrap_err().to_string().contains("K must be at least 1"));
-        assert!(KeepMatrix::bernoulli(3, 0, 0.5, 1).unwrap_err().to_string().contains("N must be"));
-        assert!(KeepMatrix::bernoulli(3, 3, 1.5, 1).unwrap_err().to_string().contains("1.5 is not in [0, 1]"));
+        assert!(
+            KeepMatrix::balanced(0, 10, 1)
+                .unwrap_err()
+                .to_string()
+                .contains("K must be at least 1")
+        );
+        assert!(
+            KeepMatrix::bernoulli(3, 0, 0.5, 1)
+                .unwrap_err()
+                .to_string()
+                .contains("N must be")
+        );
+        assert!(
+            KeepMatrix::bernoulli(3, 3, 1.5, 1)
+                .unwrap_err()
+                .to_string()
+                .contains("1.5 is not in [0, 1]")
+        );
         assert!(KeepMatrix::fixed_size(3, 3, f64::NAN, 1).is_err());
         assert!(KeepMatrix::from_array(Array2::from_elem((0, 4), true)).is_err());
     }
@@ -272,8 +293,14 @@ mod tests {
         let keep = KeepMatrix::balanced(4, 33, 2).unwrap();
         keep.save(dir.path().join("keep.npy")).unwrap();
         assert_eq!(KeepMatrix::load(dir.path().join("keep.npy")).unwrap(), keep);
-        crate::npy::write_npy(dir.path().join("empty.npy"), &Array2::from_elem((0, 3), false)).unwrap();
-        let err = KeepMatrix::load(dir.path().join("empty.npy")).unwrap_err().to_string();
+        crate::npy::write_npy(
+            dir.path().join("empty.npy"),
+            &Array2::from_elem((0, 3), false),
+        )
+        .unwrap();
+        let err = KeepMatrix::load(dir.path().join("empty.npy"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("empty.npy") && err.contains("K > 0"), "{err}");
     }
 }

@@ -97,13 +97,17 @@ pub fn import_lira_run(dir: impl AsRef<Path>, options: &LiraImportOptions) -> Re
         all.index_axis_mut(Axis(0), k).assign(&model);
 
         let keep_path = exp_dir.join("keep.npy");
-        let keep = read_npy_any(&keep_path)?.into_typed::<bool>(&keep_path.display().to_string())?;
+        let keep =
+            read_npy_any(&keep_path)?.into_typed::<bool>(&keep_path.display().to_string())?;
         let keep: Array1<bool> = into_dimension(keep, &keep_path.display().to_string())?;
         let n = all.dim().1;
         if keep.len() < n {
             return Err(layout(
                 &keep_path,
-                format!("keep has {} entries but the logits cover {n} samples", keep.len()),
+                format!(
+                    "keep has {} entries but the logits cover {n} samples",
+                    keep.len()
+                ),
             ));
         }
         keeps.push(keep.slice_move(ndarray::s![..n]));
@@ -131,7 +135,9 @@ pub fn import_lira_run(dir: impl AsRef<Path>, options: &LiraImportOptions) -> Re
 
 /// `experiment-12_256` -> Some(12).
 fn experiment_number(name: &str) -> Option<u64> {
-    let rest = name.strip_prefix("experiment")?.trim_start_matches(['-', '_']);
+    let rest = name
+        .strip_prefix("experiment")?
+        .trim_start_matches(['-', '_']);
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
 }
@@ -211,7 +217,9 @@ mod tests {
         write_npy(root.join(name).join("keep.npy"), keep).unwrap();
         for &(epoch, offset) in epochs {
             let n = keep.len() - 1; // logits cover one sample fewer than keep
-            let logits = Array4::from_shape_fn((n, 1, 2, 3), |(i, _, a, c)| offset + i as f32 + a as f32 * 0.5 + c as f32 * 0.1);
+            let logits = Array4::from_shape_fn((n, 1, 2, 3), |(i, _, a, c)| {
+                offset + i as f32 + a as f32 * 0.5 + c as f32 * 0.1
+            });
             write_npy(logits_dir.join(format!("{epoch:010}.npy")), &logits).unwrap();
         }
     }
@@ -221,46 +229,111 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         write_npy(root.join("y_train.npy"), &array![0i64, 2, 1, 1, 0]).unwrap();
-        write_experiment(root, "experiment-10_12", &array![true, false, true, false, true], &[(10, 100.0)]);
-        write_experiment(root, "experiment-2_12", &array![false, true, true, false, false], &[(10, 20.0), (20, 200.0)]);
+        write_experiment(
+            root,
+            "experiment-10_12",
+            &array![true, false, true, false, true],
+            &[(10, 100.0)],
+        );
+        write_experiment(
+            root,
+            "experiment-2_12",
+            &array![false, true, true, false, false],
+            &[(10, 20.0), (20, 200.0)],
+        );
         std::fs::create_dir(root.join("other")).unwrap();
 
         let run = import_lira_run(root, &LiraImportOptions::default()).unwrap();
-        assert_eq!(run.experiments.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["experiment-2_12", "experiment-10_12"]);
-        assert_eq!(run.keep.as_array(), array![[false, true, true, false], [true, false, true, false]]);
-        assert_eq!((run.logits.models(), run.logits.samples(), run.logits.queries(), run.logits.classes()), (2, 4, 2, 3));
-        assert_eq!(run.logits.view()[[0, 0, 0, 0]], 200.0, "last epoch of experiment-2");
+        assert_eq!(
+            run.experiments
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>(),
+            ["experiment-2_12", "experiment-10_12"]
+        );
+        assert_eq!(
+            run.keep.as_array(),
+            array![[false, true, true, false], [true, false, true, false]]
+        );
+        assert_eq!(
+            (
+                run.logits.models(),
+                run.logits.samples(),
+                run.logits.queries(),
+                run.logits.classes()
+            ),
+            (2, 4, 2, 3)
+        );
+        assert_eq!(
+            run.logits.view()[[0, 0, 0, 0]],
+            200.0,
+            "last epoch of experiment-2"
+        );
         assert_eq!(run.logits.view()[[1, 3, 1, 2]], 100.0 + 3.0 + 0.5 + 0.2);
         assert_eq!(run.labels, Some(vec![0, 2, 1, 1]));
 
         let run = import_lira_run(root, &LiraImportOptions { epoch: Some(10) }).unwrap();
         assert_eq!(run.logits.view()[[0, 0, 0, 0]], 20.0);
-        let err = import_lira_run(root, &LiraImportOptions { epoch: Some(20) }).unwrap_err().to_string();
-        assert!(err.contains("experiment-10_12") && err.contains("no logits for epoch 20"), "{err}");
+        let err = import_lira_run(root, &LiraImportOptions { epoch: Some(20) })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("experiment-10_12") && err.contains("no logits for epoch 20"),
+            "{err}"
+        );
     }
 
     #[test]
     fn reports_layout_problems() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let err = import_lira_run(root, &LiraImportOptions::default()).unwrap_err().to_string();
+        let err = import_lira_run(root, &LiraImportOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no experiment-* directories"), "{err}");
 
-        write_experiment(root, "experiment-0_2", &array![true, false, true], &[(1, 0.0)]);
-        write_experiment(root, "experiment-1_2", &array![true, false, true, true], &[(1, 0.0)]);
-        let err = import_lira_run(root, &LiraImportOptions::default()).unwrap_err().to_string();
-        assert!(err.contains("experiment-1_2") && err.contains("differ from the first"), "{err}");
+        write_experiment(
+            root,
+            "experiment-0_2",
+            &array![true, false, true],
+            &[(1, 0.0)],
+        );
+        write_experiment(
+            root,
+            "experiment-1_2",
+            &array![true, false, true, true],
+            &[(1, 0.0)],
+        );
+        let err = import_lira_run(root, &LiraImportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("experiment-1_2") && err.contains("differ from the first"),
+            "{err}"
+        );
 
         std::fs::remove_dir_all(root.join("experiment-1_2")).unwrap();
         write_npy(root.join("y_train.npy"), &array![0.5f32, 1.0, 2.0]).unwrap();
-        let err = import_lira_run(root, &LiraImportOptions::default()).unwrap_err().to_string();
-        assert!(err.contains("y_train.npy") && err.contains("integer dtype"), "{err}");
+        let err = import_lira_run(root, &LiraImportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("y_train.npy") && err.contains("integer dtype"),
+            "{err}"
+        );
         write_npy(root.join("y_train.npy"), &array![0u8, 7]).unwrap();
-        let err = import_lira_run(root, &LiraImportOptions::default()).unwrap_err().to_string();
-        assert_eq!(err, "label 7 of sample 1 is out of range: the logits have 3 classes");
+        let err = import_lira_run(root, &LiraImportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "label 7 of sample 1 is out of range: the logits have 3 classes"
+        );
 
         std::fs::remove_file(root.join("experiment-0_2/keep.npy")).unwrap();
-        let err = import_lira_run(root, &LiraImportOptions::default()).unwrap_err().to_string();
+        let err = import_lira_run(root, &LiraImportOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("keep.npy"), "{err}");
     }
 }

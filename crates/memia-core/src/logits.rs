@@ -126,7 +126,10 @@ impl Logits {
     pub fn signals(&self, labels: &[u32], signal: Signal) -> Result<Array3<f64>> {
         let (k, n, a, c) = self.data.dim();
         check_labels(labels, n, c)?;
-        let logits = self.data.as_slice().expect("standard layout by construction");
+        let logits = self
+            .data
+            .as_slice()
+            .expect("standard layout by construction");
         let mut out = Array3::<f64>::zeros((k, n, a));
         let out_slice = out.as_slice_mut().expect("fresh array is contiguous");
         out_slice
@@ -162,7 +165,11 @@ pub fn check_labels(labels: &[u32], samples: usize, classes: usize) -> Result<()
             expected: format!("one label per sample ({samples})"),
         });
     }
-    if let Some((sample, &label)) = labels.iter().enumerate().find(|&(_, &l)| l as usize >= classes) {
+    if let Some((sample, &label)) = labels
+        .iter()
+        .enumerate()
+        .find(|&(_, &l)| l as usize >= classes)
+    {
         return Err(CoreError::LabelOutOfRange {
             sample,
             label: i64::from(label),
@@ -198,7 +205,9 @@ mod tests {
 
     fn small() -> Logits {
         Logits::new(Array4::from_shape_fn((3, 4, 2, 5), |(k, n, a, c)| {
-            (k as f32) * 0.5 - (n as f32) * 0.25 + (a as f32) + if c == n % 5 { 2.0 } else { -(c as f32) * 0.1 }
+            (k as f32) * 0.5 - (n as f32) * 0.25
+                + (a as f32)
+                + if c == n % 5 { 2.0 } else { -(c as f32) * 0.1 }
         }))
         .unwrap()
     }
@@ -221,20 +230,42 @@ mod tests {
     fn rejects_bad_labels_and_non_finite_logits() {
         let logits = small();
         let err = logits.signals(&[0, 1, 5, 0], Signal::Phi).unwrap_err();
-        assert_eq!(err.to_string(), "label 5 of sample 2 is out of range: the logits have 5 classes");
-        assert!(logits.signals(&[0, 1], Signal::Phi).unwrap_err().to_string().contains("one label per sample (4)"));
+        assert_eq!(
+            err.to_string(),
+            "label 5 of sample 2 is out of range: the logits have 5 classes"
+        );
+        assert!(
+            logits
+                .signals(&[0, 1], Signal::Phi)
+                .unwrap_err()
+                .to_string()
+                .contains("one label per sample (4)")
+        );
         let mut raw = logits.clone().into_array();
         raw[[2, 1, 1, 3]] = f32::NAN;
-        let err = Logits::new(raw).unwrap().signals(&[0, 1, 2, 3], Signal::Loss).unwrap_err();
-        assert_eq!(err.to_string(), "logit of model 2, sample 1, query 1 is not finite (NaN)");
-        assert!(labels_from_i64(&[0, -1], 3).unwrap_err().to_string().contains("label -1 of sample 1"));
+        let err = Logits::new(raw)
+            .unwrap()
+            .signals(&[0, 1, 2, 3], Signal::Loss)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "logit of model 2, sample 1, query 1 is not finite (NaN)"
+        );
+        assert!(
+            labels_from_i64(&[0, -1], 3)
+                .unwrap_err()
+                .to_string()
+                .contains("label -1 of sample 1")
+        );
         assert_eq!(labels_from_i64(&[2, 0], 3).unwrap(), vec![2, 0]);
     }
 
     #[test]
     fn rejects_degenerate_shapes() {
         assert!(Logits::new(Array4::zeros((0, 2, 1, 3))).is_err());
-        let err = Logits::new(Array4::zeros((1, 2, 1, 1))).unwrap_err().to_string();
+        let err = Logits::new(Array4::zeros((1, 2, 1, 1)))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("at least 2 classes"), "{err}");
     }
 
@@ -247,7 +278,9 @@ mod tests {
         let per_model: Vec<_> = (0..3).map(|k| logits.model(k)).collect();
         assert_eq!(Logits::from_models(&per_model).unwrap(), logits);
         let other = Array3::<f32>::zeros((4, 2, 6));
-        let err = Logits::from_models(&[logits.model(0), other.view()]).unwrap_err().to_string();
+        let err = Logits::from_models(&[logits.model(0), other.view()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("model 1"), "{err}");
     }
 }

@@ -194,7 +194,9 @@ pub struct NpyHeader {
 impl NpyHeader {
     /// Number of elements (the product of the shape), or `None` on overflow.
     pub fn len(&self) -> Option<usize> {
-        self.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        self.shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
 
     /// Whether the array has no elements.
@@ -322,7 +324,10 @@ pub fn read_npy_any(path: impl AsRef<Path>) -> Result<AnyArray> {
 }
 
 /// Converts a dynamic-dimensional array to dimensionality `D`, or fails with a shape error.
-pub fn into_dimension<T, D: Dimension>(a: ArrayD<T>, location: &str) -> Result<ndarray::Array<T, D>> {
+pub fn into_dimension<T, D: Dimension>(
+    a: ArrayD<T>,
+    location: &str,
+) -> Result<ndarray::Array<T, D>> {
     let found = a.shape().to_vec();
     a.into_dimensionality::<D>().map_err(|_| CoreError::Shape {
         location: location.to_string(),
@@ -363,7 +368,9 @@ pub fn read_header<R: Read>(reader: &mut R, location: &str) -> Result<NpyHeader>
         _ => return Err(bad(format!("unsupported format version {major}.{minor}"))),
     };
     if header_len > 1 << 24 {
-        return Err(bad(format!("header length {header_len} is implausibly large")));
+        return Err(bad(format!(
+            "header length {header_len} is implausibly large"
+        )));
     }
     let mut header = vec![0u8; header_len];
     read_exact_or(reader, &mut header, location, "the header")?;
@@ -400,7 +407,9 @@ pub fn read_npy_from<R: Read>(mut reader: R, location: &str) -> Result<AnyArray>
     if data.len() < nbytes {
         return Err(bad(format!(
             "truncated data: shape {:?} of {} needs {nbytes} bytes, found {}",
-            header.shape, header.descr, data.len()
+            header.shape,
+            header.descr,
+            data.len()
         )));
     }
     if data.len() > nbytes {
@@ -412,7 +421,10 @@ pub fn read_npy_from<R: Read>(mut reader: R, location: &str) -> Result<AnyArray>
     let be = header.big_endian;
     macro_rules! decode {
         ($variant:ident, $t:ty) => {{
-            let values: Vec<$t> = data.chunks_exact(size).map(|c| <$t>::decode(c, be)).collect();
+            let values: Vec<$t> = data
+                .chunks_exact(size)
+                .map(|c| <$t>::decode(c, be))
+                .collect();
             AnyArray::$variant(shape_array(values, &header).map_err(bad)?)
         }};
     }
@@ -431,7 +443,10 @@ pub fn read_npy_from<R: Read>(mut reader: R, location: &str) -> Result<AnyArray>
     })
 }
 
-fn shape_array<T: Clone>(values: Vec<T>, header: &NpyHeader) -> std::result::Result<ArrayD<T>, String> {
+fn shape_array<T: Clone>(
+    values: Vec<T>,
+    header: &NpyHeader,
+) -> std::result::Result<ArrayD<T>, String> {
     let shape = IxDyn(&header.shape);
     let result = if header.fortran_order && header.shape.len() > 1 {
         ArrayD::from_shape_vec(shape.f(), values).map(|a| a.as_standard_layout().into_owned())
@@ -441,7 +456,12 @@ fn shape_array<T: Clone>(values: Vec<T>, header: &NpyHeader) -> std::result::Res
     result.map_err(|e| format!("cannot shape data as {:?}: {e}", header.shape))
 }
 
-fn read_exact_or<R: Read>(reader: &mut R, buf: &mut [u8], location: &str, what: &str) -> Result<()> {
+fn read_exact_or<R: Read>(
+    reader: &mut R,
+    buf: &mut [u8],
+    location: &str,
+    what: &str,
+) -> Result<()> {
     reader.read_exact(buf).map_err(|e| CoreError::NpyFormat {
         location: location.to_string(),
         reason: if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -492,7 +512,10 @@ fn encode_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
         [n] => format!("({n},)"),
         dims => format!(
             "({})",
-            dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let mut dict = format!(
@@ -606,7 +629,12 @@ impl Parser<'_> {
         self.skip_ws();
         let quote = match self.peek() {
             Some(q @ (b'\'' | b'"')) => q,
-            _ => return Err(format!("malformed header: expected a string at byte {}", self.i)),
+            _ => {
+                return Err(format!(
+                    "malformed header: expected a string at byte {}",
+                    self.i
+                ));
+            }
         };
         self.i += 1;
         let start = self.i;
@@ -627,7 +655,10 @@ impl Parser<'_> {
                 return Ok(value);
             }
         }
-        Err(format!("malformed header: expected True or False at byte {}", self.i))
+        Err(format!(
+            "malformed header: expected True or False at byte {}",
+            self.i
+        ))
     }
     fn tuple(&mut self) -> std::result::Result<Vec<usize>, String> {
         self.expect(b'(')?;
@@ -663,7 +694,10 @@ mod tests {
         let mut bytes = Vec::new();
         write_npy_to(&mut bytes, &a).unwrap();
         assert_eq!((bytes.len() - a.len() * T::DTYPE.size()) % HEADER_ALIGN, 0);
-        let back = read_npy_from(&bytes[..], "mem").unwrap().into_typed::<T>("mem").unwrap();
+        let back = read_npy_from(&bytes[..], "mem")
+            .unwrap()
+            .into_typed::<T>("mem")
+            .unwrap();
         assert_eq!(back, a);
     }
 
@@ -678,7 +712,10 @@ mod tests {
         roundtrip(array![-7i32, 1 << 30].into_dyn());
         roundtrip(array![u64::MAX].into_dyn());
         roundtrip(array![i64::MIN, 0].into_dyn());
-        roundtrip(Array3::<f32>::from_shape_fn((2, 3, 4), |(a, b, c)| (a * 100 + b * 10 + c) as f32).into_dyn());
+        roundtrip(
+            Array3::<f32>::from_shape_fn((2, 3, 4), |(a, b, c)| (a * 100 + b * 10 + c) as f32)
+                .into_dyn(),
+        );
         roundtrip(array![f64::NAN.abs().min(1.5), -0.0, f64::INFINITY].into_dyn());
         roundtrip(ArrayD::<f32>::zeros(IxDyn(&[0, 5])));
         roundtrip(ArrayD::<f64>::from_elem(IxDyn(&[]), 3.5));
@@ -697,7 +734,7 @@ mod tests {
     fn reads_fortran_order_and_big_endian() {
         // 2x3 float64 array [[0,1,2],[3,4,5]] stored in Fortran order, big-endian.
         let mut dict = "{'descr': '>f8', 'fortran_order': True, 'shape': (2, 3), }".to_string();
-        while (dict.len() + 11) % 64 != 0 {
+        while !(dict.len() + 11).is_multiple_of(64) {
             dict.push(' ');
         }
         dict.push('\n');
@@ -708,7 +745,10 @@ mod tests {
         for v in [0.0f64, 3.0, 1.0, 4.0, 2.0, 5.0] {
             bytes.extend_from_slice(&v.to_be_bytes());
         }
-        let a = read_npy_from(&bytes[..], "f").unwrap().into_typed::<f64>("f").unwrap();
+        let a = read_npy_from(&bytes[..], "f")
+            .unwrap()
+            .into_typed::<f64>("f")
+            .unwrap();
         let a: Array2<f64> = into_dimension(a, "f").unwrap();
         assert_eq!(a, array![[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]);
     }
@@ -736,7 +776,9 @@ mod tests {
         assert!(format_error(&good[..9]).contains("header length"));
         assert!(format_error(&good[..40]).contains("inside the header"));
         let truncated = format_error(&good[..good.len() - 3]);
-        assert!(truncated.contains("truncated data") && truncated.contains("needs 16 bytes, found 13"));
+        assert!(
+            truncated.contains("truncated data") && truncated.contains("needs 16 bytes, found 13")
+        );
         let mut trailing = good.clone();
         trailing.push(0);
         assert!(format_error(&trailing).contains("after the 16 data bytes"));
@@ -756,11 +798,23 @@ mod tests {
     #[test]
     fn wrong_dtype_and_rank_are_named() {
         let bytes = sample_bytes();
-        let err = read_npy_from(&bytes[..], "x.npy").unwrap().into_typed::<f64>("x.npy").unwrap_err();
-        assert_eq!(err.to_string(), "x.npy: array has dtype '<f4', expected '<f8'");
-        let a = read_npy_from(&bytes[..], "x.npy").unwrap().into_typed::<f32>("x.npy").unwrap();
+        let err = read_npy_from(&bytes[..], "x.npy")
+            .unwrap()
+            .into_typed::<f64>("x.npy")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "x.npy: array has dtype '<f4', expected '<f8'"
+        );
+        let a = read_npy_from(&bytes[..], "x.npy")
+            .unwrap()
+            .into_typed::<f32>("x.npy")
+            .unwrap();
         let err = into_dimension::<f32, ndarray::Ix3>(a, "x.npy").unwrap_err();
-        assert_eq!(err.to_string(), "x.npy: array has shape [2, 2], expected 3 dimensions");
+        assert_eq!(
+            err.to_string(),
+            "x.npy: array has shape [2, 2], expected 3 dimensions"
+        );
     }
 
     #[test]
@@ -770,8 +824,15 @@ mod tests {
         write_npy(&path, &array![true, false]).unwrap();
         let back: ndarray::Array1<bool> = read_npy(&path).unwrap();
         assert_eq!(back, array![true, false]);
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("k.npy")], "no temporary file left behind");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("k.npy")],
+            "no temporary file left behind"
+        );
         let missing = read_npy::<f32, ndarray::Ix1>(dir.path().join("missing.npy")).unwrap_err();
         assert!(matches!(missing, CoreError::Io { .. }));
         assert!(missing.to_string().contains("missing.npy"));

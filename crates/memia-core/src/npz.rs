@@ -39,7 +39,9 @@ pub struct NpzArchive {
 
 impl std::fmt::Debug for NpzArchive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NpzArchive").field("path", &self.path).finish()
+        f.debug_struct("NpzArchive")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -77,7 +79,10 @@ impl NpzArchive {
         } else {
             return Err(CoreError::Npz {
                 location: self.path.display().to_string(),
-                reason: format!("no array named '{name}' (the archive holds: {})", self.names().join(", ")),
+                reason: format!(
+                    "no array named '{name}' (the archive holds: {})",
+                    self.names().join(", ")
+                ),
             });
         };
         let mut entry = self.zip.by_name(&entry_name).map_err(|e| CoreError::Npz {
@@ -170,8 +175,10 @@ mod tests {
         for compress in [false, true] {
             let path = dir.path().join(format!("a{compress}.npz"));
             let mut w = NpzWriter::create(&path, compress);
-            w.add("keep", &array![[true, false], [false, true]]).unwrap();
-            w.add("logits", &Array2::<f32>::from_elem((100, 10), 0.5)).unwrap();
+            w.add("keep", &array![[true, false], [false, true]])
+                .unwrap();
+            w.add("logits", &Array2::<f32>::from_elem((100, 10), 0.5))
+                .unwrap();
             w.finish().unwrap();
             let mut r = NpzArchive::open(&path).unwrap();
             assert_eq!(r.names(), vec!["keep", "logits"]);
@@ -180,7 +187,10 @@ mod tests {
             let logits: Array2<f32> = r.read("logits").unwrap();
             assert_eq!(logits, Array2::<f32>::from_elem((100, 10), 0.5));
             let err = r.read::<f32, ndarray::Ix1>("nope").unwrap_err().to_string();
-            assert!(err.contains("no array named 'nope'") && err.contains("keep, logits"), "{err}");
+            assert!(
+                err.contains("no array named 'nope'") && err.contains("keep, logits"),
+                "{err}"
+            );
             let err = r.read::<f64, ndarray::Ix1>("keep").unwrap_err().to_string();
             assert!(err.contains("keep.npy") && err.contains("'|b1'"), "{err}");
         }
@@ -192,11 +202,15 @@ mod tests {
         let path = dir.path().join("bad.npz");
         std::fs::write(&path, b"definitely not a zip file").unwrap();
         let err = NpzArchive::open(&path).unwrap_err().to_string();
-        assert!(err.contains("bad.npz") && err.contains("not a readable .npz"), "{err}");
+        assert!(
+            err.contains("bad.npz") && err.contains("not a readable .npz"),
+            "{err}"
+        );
 
         let good = dir.path().join("good.npz");
         let mut w = NpzWriter::create(&good, true);
-        w.add("x", &Array1::<f64>::linspace(0.0, 1.0, 5000)).unwrap();
+        w.add("x", &Array1::<f64>::linspace(0.0, 1.0, 5000))
+            .unwrap();
         w.finish().unwrap();
         let mut bytes = std::fs::read(&good).unwrap();
         let cut = bytes.len() / 2;
@@ -204,6 +218,9 @@ mod tests {
         let corrupt = dir.path().join("corrupt.npz");
         std::fs::write(&corrupt, &bytes).unwrap();
         let outcome = NpzArchive::open(&corrupt).and_then(|mut a| a.read::<f64, ndarray::Ix1>("x"));
-        assert!(outcome.is_err(), "corruption in the deflate stream must not go unnoticed");
+        assert!(
+            outcome.is_err(),
+            "corruption in the deflate stream must not go unnoticed"
+        );
     }
 }

@@ -86,37 +86,46 @@ impl std::fmt::Display for Signal {
 impl std::str::FromStr for Signal {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Signal::ALL.into_iter().find(|sig| sig.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Signal::ALL.iter().map(|s| s.name()).collect();
-            format!("unknown signal '{s}' (expected one of: {})", names.join(", "))
-        })
+        Signal::ALL
+            .into_iter()
+            .find(|sig| sig.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Signal::ALL.iter().map(|s| s.name()).collect();
+                format!(
+                    "unknown signal '{s}' (expected one of: {})",
+                    names.join(", ")
+                )
+            })
     }
+}
+
+/// The logits other than `z[skip]`, as two contiguous runs (cheaper than filtering by index).
+#[inline]
+fn others(z: &[f32], skip: usize) -> impl Iterator<Item = f64> + '_ {
+    z[..skip].iter().chain(&z[skip + 1..]).map(|&v| f64::from(v))
 }
 
 #[inline]
 fn max_except(z: &[f32], skip: usize) -> f64 {
-    z.iter()
-        .enumerate()
-        .filter(|&(j, _)| j != skip)
-        .fold(f64::NEG_INFINITY, |m, (_, &v)| m.max(f64::from(v)))
+    others(z, skip).fold(f64::NEG_INFINITY, f64::max)
 }
 
 #[inline]
 fn logsumexp_except(z: &[f32], skip: usize) -> f64 {
     let m = max_except(z, skip);
-    let s: f64 = z
-        .iter()
-        .enumerate()
-        .filter(|&(j, _)| j != skip)
-        .map(|(_, &v)| (f64::from(v) - m).exp())
-        .sum();
-    m + s.ln()
+    m + others(z, skip).map(|v| (v - m).exp()).sum::<f64>().ln()
 }
 
 #[inline]
 fn logsumexp(z: &[f32]) -> f64 {
-    let m = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
-    m + z.iter().map(|&v| (f64::from(v) - m).exp()).sum::<f64>().ln()
+    let m = z
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+    m + z
+        .iter()
+        .map(|&v| (f64::from(v) - m).exp())
+        .sum::<f64>()
+        .ln()
 }
 
 /// The LiRA reference's `score.py` arithmetic, step by step (see [`Signal::PhiReference`]).
@@ -126,11 +135,10 @@ fn phi_reference(z: &[f32], label: usize) -> f64 {
     let e = |v: f32| f64::from((v - m).exp());
     let total: f64 = z.iter().map(|&v| e(v)).sum();
     let p_true = e(z[label]) / total;
-    let p_wrong: f64 = z
+    let p_wrong: f64 = z[..label]
         .iter()
-        .enumerate()
-        .filter(|&(j, _)| j != label)
-        .map(|(_, &v)| e(v) / total)
+        .chain(&z[label + 1..])
+        .map(|&v| e(v) / total)
         .sum();
     (p_true + 1e-45).ln() - (p_wrong + 1e-45).ln()
 }
@@ -152,11 +160,22 @@ mod tests {
         let p = naive_probs(&z);
         for y in 0..4 {
             let wrong: f64 = (0..4).filter(|&j| j != y).map(|j| p[j]).sum();
-            assert_relative_eq!(Signal::Phi.of(&z, y), p[y].ln() - wrong.ln(), epsilon = 1e-12);
-            assert_relative_eq!(Signal::PhiReference.of(&z, y), p[y].ln() - wrong.ln(), epsilon = 1e-6);
+            assert_relative_eq!(
+                Signal::Phi.of(&z, y),
+                p[y].ln() - wrong.ln(),
+                epsilon = 1e-12
+            );
+            assert_relative_eq!(
+                Signal::PhiReference.of(&z, y),
+                p[y].ln() - wrong.ln(),
+                epsilon = 1e-6
+            );
             assert_relative_eq!(Signal::Loss.of(&z, y), -p[y].ln(), epsilon = 1e-12);
             assert_relative_eq!(Signal::Probability.of(&z, y), p[y], epsilon = 1e-12);
-            let others = (0..4).filter(|&j| j != y).map(|j| f64::from(z[j])).fold(f64::MIN, f64::max);
+            let others = (0..4)
+                .filter(|&j| j != y)
+                .map(|j| f64::from(z[j]))
+                .fold(f64::MIN, f64::max);
             assert_relative_eq!(Signal::Hinge.of(&z, y), f64::from(z[y]) - others);
             assert_eq!(Signal::Correct.of(&z, y), if y == 2 { 1.0 } else { 0.0 });
         }
@@ -177,7 +196,11 @@ mod tests {
             }
         }
         // The reference form saturates where float32 underflows.
-        assert_relative_eq!(Signal::PhiReference.of(&z, 1), (1e-45f64).ln(), epsilon = 1e-9);
+        assert_relative_eq!(
+            Signal::PhiReference.of(&z, 1),
+            (1e-45f64).ln(),
+            epsilon = 1e-9
+        );
     }
 
     #[test]
@@ -192,6 +215,11 @@ mod tests {
         for s in Signal::ALL {
             assert_eq!(s.name().parse::<Signal>().unwrap(), s);
         }
-        assert!("nope".parse::<Signal>().unwrap_err().contains("phi, phi-reference"));
+        assert!(
+            "nope"
+                .parse::<Signal>()
+                .unwrap_err()
+                .contains("phi, phi-reference")
+        );
     }
 }

@@ -10,7 +10,9 @@ use memia_core::{Logits, Signal, labels_from_i64};
 use ndarray::{Array1, Array2, Array3, Array4, ArrayD, array};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 #[test]
@@ -26,32 +28,50 @@ fn reads_every_numpy_dtype_and_layout() {
     let fbe: Array1<f32> = read_npy(fixture("dtypes/float32_be.npy")).unwrap();
     assert_eq!(fbe, array![1.5f32, -2.25]);
     let f: Array3<f64> = read_npy(fixture("dtypes/float64_fortran.npy")).unwrap();
-    assert_eq!(f, Array3::from_shape_fn((2, 3, 4), |(a, b, c)| (a * 12 + b * 4 + c) as f64));
+    assert_eq!(
+        f,
+        Array3::from_shape_fn((2, 3, 4), |(a, b, c)| (a * 12 + b * 4 + c) as f64)
+    );
     let s = read_npy_any(fixture("dtypes/scalar.npy")).unwrap();
-    assert_eq!(s, AnyArray::F64(ArrayD::from_elem(ndarray::IxDyn(&[]), 2.5)));
+    assert_eq!(
+        s,
+        AnyArray::F64(ArrayD::from_elem(ndarray::IxDyn(&[]), 2.5))
+    );
     let e: Array2<f32> = read_npy(fixture("dtypes/empty.npy")).unwrap();
     assert_eq!(e.shape(), &[0, 3]);
 }
 
+fn npy_bytes<T: memia_core::npy::Element, D: ndarray::Dimension>(
+    a: &ndarray::Array<T, D>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_npy_to(&mut out, a).unwrap();
+    out
+}
+
 #[test]
 fn writes_files_byte_identical_to_numpy() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
-        ("dtypes/bool.npy", Box::new(|out| write_npy_to(out, &array![[true, false, true], [false, false, true]]).unwrap())),
-        ("dtypes/uint8.npy", Box::new(|out| write_npy_to(out, &array![250u8, 251, 252, 253, 254, 255]).unwrap())),
-        ("dtypes/int64.npy", Box::new(|out| write_npy_to(out, &array![0i64, -3, 1 << 40]).unwrap())),
-        ("dtypes/empty.npy", Box::new(|out| write_npy_to(out, &Array2::<f32>::zeros((0, 3))).unwrap())),
+    let float32_4d = Array4::from_shape_fn((2, 3, 1, 4), |(i, j, _, l)| {
+        (i * 12 + j * 4 + l) as f32 / 7.0
+    });
+    let cases = [
         (
-            "dtypes/float32_4d.npy",
-            Box::new(|out| {
-                let a = Array4::from_shape_fn((2, 3, 1, 4), |(i, j, _, l)| (i * 12 + j * 4 + l) as f32 / 7.0);
-                write_npy_to(out, &a).unwrap()
-            }),
+            "dtypes/bool.npy",
+            npy_bytes(&array![[true, false, true], [false, false, true]]),
         ),
-        ("dtypes/scalar.npy", Box::new(|out| write_npy_to(out, &ArrayD::from_elem(ndarray::IxDyn(&[]), 2.5f64)).unwrap())),
+        (
+            "dtypes/uint8.npy",
+            npy_bytes(&array![250u8, 251, 252, 253, 254, 255]),
+        ),
+        ("dtypes/int64.npy", npy_bytes(&array![0i64, -3, 1 << 40])),
+        ("dtypes/empty.npy", npy_bytes(&Array2::<f32>::zeros((0, 3)))),
+        ("dtypes/float32_4d.npy", npy_bytes(&float32_4d)),
+        (
+            "dtypes/scalar.npy",
+            npy_bytes(&ArrayD::from_elem(ndarray::IxDyn(&[]), 2.5f64)),
+        ),
     ];
-    for (name, write) in cases {
-        let mut ours = Vec::new();
-        write(&mut ours);
+    for (name, ours) in cases {
         assert_eq!(ours, std::fs::read(fixture(name)).unwrap(), "{name}");
     }
 }

@@ -65,14 +65,16 @@ impl Bootstrap {
             check_unit_interval("fpr", fpr, false)?;
         }
         let sorted = SortedClasses::new(scores, is_member, direction)?;
-        let evaluate = |pos_w: &dyn Fn(usize) -> u64, neg_w: &dyn Fn(usize) -> u64| -> Result<f64> {
-            match statistic {
-                Statistic::Auroc => Ok(sorted.weighted_auc(pos_w, neg_w)),
-                Statistic::TprAtFpr(fpr, convention) => {
-                    RocCurve::from_sorted(&sorted, pos_w, neg_w, direction).tpr_at_fpr(fpr, convention)
+        let evaluate =
+            |pos_w: &dyn Fn(usize) -> u64, neg_w: &dyn Fn(usize) -> u64| -> Result<f64> {
+                match statistic {
+                    Statistic::Auroc => Ok(sorted.weighted_auc(pos_w, neg_w)),
+                    Statistic::TprAtFpr(fpr, convention) => {
+                        RocCurve::from_sorted(&sorted, pos_w, neg_w, direction)
+                            .tpr_at_fpr(fpr, convention)
+                    }
                 }
-            }
-        };
+            };
         let estimate = evaluate(&|_| 1, &|_| 1)?;
         let mut values: Vec<f64> = (0..self.resamples)
             .into_par_iter()
@@ -118,36 +120,73 @@ mod tests {
     fn data(n: usize) -> (Vec<f64>, Vec<bool>) {
         let mut state = 7u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         let members: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
-        let scores = members.iter().map(|&m| next() + if m { 0.3 } else { 0.0 }).collect();
+        let scores = members
+            .iter()
+            .map(|&m| next() + if m { 0.3 } else { 0.0 })
+            .collect();
         (scores, members)
     }
 
     #[test]
     fn interval_brackets_the_estimate_and_is_reproducible() {
         let (scores, members) = data(2000);
-        let boot = Bootstrap { resamples: 400, confidence: 0.9, seed: 3 };
-        let a = boot.interval(&scores, &members, Direction::HigherIsMember, Statistic::Auroc).unwrap();
-        let b = boot.interval(&scores, &members, Direction::HigherIsMember, Statistic::Auroc).unwrap();
+        let boot = Bootstrap {
+            resamples: 400,
+            confidence: 0.9,
+            seed: 3,
+        };
+        let a = boot
+            .interval(
+                &scores,
+                &members,
+                Direction::HigherIsMember,
+                Statistic::Auroc,
+            )
+            .unwrap();
+        let b = boot
+            .interval(
+                &scores,
+                &members,
+                Direction::HigherIsMember,
+                Statistic::Auroc,
+            )
+            .unwrap();
         assert_eq!(a, b);
         assert!(a.lower < a.estimate && a.estimate < a.upper);
         // Standard error of AUROC here is about 0.01 (Hanley-McNeil): a 90% interval spans ~0.03.
-        assert!(a.upper - a.lower > 0.01 && a.upper - a.lower < 0.08, "{a:?}");
+        assert!(
+            a.upper - a.lower > 0.01 && a.upper - a.lower < 0.08,
+            "{a:?}"
+        );
         let t = boot
-            .interval(&scores, &members, Direction::HigherIsMember, Statistic::TprAtFpr(0.1, TprAtFpr::Interpolated))
+            .interval(
+                &scores,
+                &members,
+                Direction::HigherIsMember,
+                Statistic::TprAtFpr(0.1, TprAtFpr::Interpolated),
+            )
             .unwrap();
         assert!(t.lower <= t.estimate && t.estimate <= t.upper);
     }
 
     #[test]
     fn more_data_narrows_the_interval() {
-        let boot = Bootstrap { resamples: 300, confidence: 0.95, seed: 1 };
+        let boot = Bootstrap {
+            resamples: 300,
+            confidence: 0.95,
+            seed: 1,
+        };
         let width = |n| {
             let (s, m) = data(n);
-            let i = boot.interval(&s, &m, Direction::HigherIsMember, Statistic::Auroc).unwrap();
+            let i = boot
+                .interval(&s, &m, Direction::HigherIsMember, Statistic::Auroc)
+                .unwrap();
             i.upper - i.lower
         };
         assert!(width(8000) < width(500) / 2.0);
@@ -156,10 +195,22 @@ mod tests {
     #[test]
     fn rejects_bad_settings() {
         let (s, m) = data(10);
-        let bad = Bootstrap { resamples: 1, ..Default::default() };
-        assert!(bad.interval(&s, &m, Direction::HigherIsMember, Statistic::Auroc).is_err());
-        let bad = Bootstrap { confidence: 1.0, ..Default::default() };
-        assert!(bad.interval(&s, &m, Direction::HigherIsMember, Statistic::Auroc).is_err());
+        let bad = Bootstrap {
+            resamples: 1,
+            ..Default::default()
+        };
+        assert!(
+            bad.interval(&s, &m, Direction::HigherIsMember, Statistic::Auroc)
+                .is_err()
+        );
+        let bad = Bootstrap {
+            confidence: 1.0,
+            ..Default::default()
+        };
+        assert!(
+            bad.interval(&s, &m, Direction::HigherIsMember, Statistic::Auroc)
+                .is_err()
+        );
     }
 
     #[test]

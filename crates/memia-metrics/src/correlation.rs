@@ -130,8 +130,12 @@ pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> Result<Correlation> {
         return Err(MetricsError::Constant { what: "y" });
     }
     let discordant = count_inversions(&mut ys);
-    let con_minus_dis = total as f64 - x_ties as f64 - y_ties as f64 + joint_ties as f64 - 2.0 * discordant as f64;
-    let tau = (con_minus_dis / (total as f64 - x_ties as f64).sqrt() / (total as f64 - y_ties as f64).sqrt()).clamp(-1.0, 1.0);
+    let con_minus_dis =
+        total as f64 - x_ties as f64 - y_ties as f64 + joint_ties as f64 - 2.0 * discordant as f64;
+    let tau = (con_minus_dis
+        / (total as f64 - x_ties as f64).sqrt()
+        / (total as f64 - y_ties as f64).sqrt())
+    .clamp(-1.0, 1.0);
 
     let size = n as f64;
     let m = size * (size - 1.0);
@@ -177,7 +181,8 @@ fn merge_count(v: &mut [f64], buf: &mut [f64]) -> u64 {
         return 0;
     }
     let mid = n / 2;
-    let mut count = merge_count(&mut v[..mid], &mut buf[..mid]) + merge_count(&mut v[mid..], &mut buf[mid..]);
+    let mut count =
+        merge_count(&mut v[..mid], &mut buf[..mid]) + merge_count(&mut v[mid..], &mut buf[mid..]);
     let (mut i, mut j, mut k) = (0, mid, 0);
     while i < mid && j < n {
         if v[j] < v[i] {
@@ -226,31 +231,66 @@ mod tests {
     fn kendall_matches_pairwise_definition() {
         let mut state = 5u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 33) % 6) as f64
         };
         for n in [3usize, 7, 50, 201] {
             let x: Vec<f64> = (0..n).map(|_| next()).collect();
             let y: Vec<f64> = x.iter().map(|v| v + next()).collect();
             let tau = kendall_tau_b(&x, &y).unwrap().statistic;
-            assert!((tau - brute_tau_b(&x, &y)).abs() < 1e-12, "n={n}: {tau} vs {}", brute_tau_b(&x, &y));
+            assert!(
+                (tau - brute_tau_b(&x, &y)).abs() < 1e-12,
+                "n={n}: {tau} vs {}",
+                brute_tau_b(&x, &y)
+            );
         }
     }
 
     #[test]
     fn ranks_average_ties() {
-        assert_eq!(average_ranks(&[10.0, 20.0, 10.0, 5.0]), vec![2.5, 4.0, 2.5, 1.0]);
+        assert_eq!(
+            average_ranks(&[10.0, 20.0, 10.0, 5.0]),
+            vec![2.5, 4.0, 2.5, 1.0]
+        );
     }
 
     #[test]
     fn perfect_and_constant() {
         let x = [1.0, 2.0, 3.0, 4.0];
         let s = spearman(&x, &[10.0, 20.0, 30.0, 45.0]).unwrap();
-        assert!((s.statistic - 1.0).abs() < 1e-15 && s.p_value < 1e-12, "{s:?}");
-        assert_eq!(pearson(&x, &[2.0; 4]).unwrap_err(), MetricsError::Constant { what: "y" });
-        assert_eq!(kendall_tau_b(&[1.0; 4], &x).unwrap_err(), MetricsError::Constant { what: "x" });
-        assert!(matches!(spearman(&x[..2], &x[..2]), Err(MetricsError::TooFew { needed: 3, got: 2, .. })));
-        assert!(matches!(pearson(&x, &x[..3]), Err(MetricsError::LengthMismatch { .. })));
-        assert!(matches!(pearson(&[1.0, f64::NAN], &[1.0, 2.0]), Err(MetricsError::NonFinite { what: "x", index: 1, .. })));
+        assert!(
+            (s.statistic - 1.0).abs() < 1e-15 && s.p_value < 1e-12,
+            "{s:?}"
+        );
+        assert_eq!(
+            pearson(&x, &[2.0; 4]).unwrap_err(),
+            MetricsError::Constant { what: "y" }
+        );
+        assert_eq!(
+            kendall_tau_b(&[1.0; 4], &x).unwrap_err(),
+            MetricsError::Constant { what: "x" }
+        );
+        assert!(matches!(
+            spearman(&x[..2], &x[..2]),
+            Err(MetricsError::TooFew {
+                needed: 3,
+                got: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            pearson(&x, &x[..3]),
+            Err(MetricsError::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            pearson(&[1.0, f64::NAN], &[1.0, 2.0]),
+            Err(MetricsError::NonFinite {
+                what: "x",
+                index: 1,
+                ..
+            })
+        ));
     }
 }

@@ -37,9 +37,7 @@ pub enum MetricsError {
     },
 
     /// Membership labels hold only one class, so there is no ROC curve.
-    #[error(
-        "labels hold {members} members and {non_members} non-members: both classes are needed"
-    )]
+    #[error("labels hold {members} members and {non_members} non-members: both classes are needed")]
     OneClass {
         /// Number of `true` labels.
         members: usize,
@@ -89,7 +87,12 @@ pub(crate) fn check_finite(what: &'static str, values: &[f64]) -> Result<()> {
     }
 }
 
-pub(crate) fn check_same_len(left: &'static str, a: usize, right: &'static str, b: usize) -> Result<()> {
+pub(crate) fn check_same_len(
+    left: &'static str,
+    a: usize,
+    right: &'static str,
+    b: usize,
+) -> Result<()> {
     if a != b {
         return Err(MetricsError::LengthMismatch {
             left,

@@ -106,7 +106,11 @@ impl SortedClasses {
 
     /// AUROC with the given weights: the trapezoid area under the ROC curve, computed exactly
     /// in integers (it equals the Mann-Whitney U statistic with ties counted one half).
-    pub(crate) fn weighted_auc(&self, pos_weight: impl Fn(usize) -> u64, neg_weight: impl Fn(usize) -> u64) -> f64 {
+    pub(crate) fn weighted_auc(
+        &self,
+        pos_weight: impl Fn(usize) -> u64,
+        neg_weight: impl Fn(usize) -> u64,
+    ) -> f64 {
         let (mut area2, mut last_tp, mut last_fp) = (0u128, 0u64, 0u64);
         self.sweep(pos_weight, neg_weight, |tp, fp, _| {
             area2 += u128::from(fp - last_fp) * u128::from(tp + last_tp);
@@ -174,7 +178,12 @@ impl RocCurve {
         Self::from_counts(tps, fps, thresholds, direction)
     }
 
-    fn from_counts(tps: Vec<u64>, fps: Vec<u64>, thresholds: Vec<f64>, direction: Direction) -> Self {
+    fn from_counts(
+        tps: Vec<u64>,
+        fps: Vec<u64>,
+        thresholds: Vec<f64>,
+        direction: Direction,
+    ) -> Self {
         let p = *tps.last().expect("non-empty") as f64;
         let n = *fps.last().expect("non-empty") as f64;
         RocCurve {
@@ -242,7 +251,8 @@ impl RocCurve {
         let mut area2 = 0u128;
         for w in 0..self.len() - 1 {
             let dfp = self.false_positives[w + 1] - self.false_positives[w];
-            area2 += u128::from(dfp) * u128::from(self.true_positives[w + 1] + self.true_positives[w]);
+            area2 +=
+                u128::from(dfp) * u128::from(self.true_positives[w + 1] + self.true_positives[w]);
         }
         area2 as f64 / (2.0 * self.positives() as f64 * self.negatives() as f64)
     }
@@ -305,11 +315,20 @@ impl RocCurve {
             return self.clone();
         }
         let (t, f) = (&self.true_positives[1..], &self.false_positives[1..]);
-        let second_diff = |v: &[u64], i: usize| v[i + 2] as i128 - 2 * v[i + 1] as i128 + v[i] as i128;
+        let second_diff =
+            |v: &[u64], i: usize| v[i + 2] as i128 - 2 * v[i + 1] as i128 + v[i] as i128;
         let mut keep = vec![0usize];
-        keep.extend((0..n - 2).filter(|&i| second_diff(t, i) != 0 || second_diff(f, i) != 0).map(|i| i + 1));
+        keep.extend(
+            (0..n - 2)
+                .filter(|&i| second_diff(t, i) != 0 || second_diff(f, i) != 0)
+                .map(|i| i + 1),
+        );
         keep.push(n - 1);
-        let pick_u = |v: &[u64]| std::iter::once(0).chain(keep.iter().map(|&i| v[i + 1])).collect();
+        let pick_u = |v: &[u64]| {
+            std::iter::once(0)
+                .chain(keep.iter().map(|&i| v[i + 1]))
+                .collect()
+        };
         let thresholds = std::iter::once(self.thresholds[0])
             .chain(keep.iter().map(|&i| self.thresholds[i + 1]))
             .collect();
@@ -367,7 +386,13 @@ mod tests {
             for (j, &sj) in scores.iter().enumerate() {
                 if members[i] && !members[j] {
                     den += 1.0;
-                    num += if si > sj { 1.0 } else if si == sj { 0.5 } else { 0.0 };
+                    num += if si > sj {
+                        1.0
+                    } else if si == sj {
+                        0.5
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
@@ -377,7 +402,12 @@ mod tests {
     #[test]
     fn tiny_curve_by_hand() {
         // Scores 0.9(m) 0.8(n) 0.8(m) 0.3(n): thresholds inf, 0.9, 0.8, 0.3.
-        let roc = RocCurve::new(&[0.9, 0.8, 0.8, 0.3], &[true, false, true, false], Direction::HigherIsMember).unwrap();
+        let roc = RocCurve::new(
+            &[0.9, 0.8, 0.8, 0.3],
+            &[true, false, true, false],
+            Direction::HigherIsMember,
+        )
+        .unwrap();
         assert_eq!(roc.thresholds(), &[f64::INFINITY, 0.9, 0.8, 0.3]);
         assert_eq!(roc.tpr(), &[0.0, 0.5, 1.0, 1.0]);
         assert_eq!(roc.fpr(), &[0.0, 0.0, 0.5, 1.0]);
@@ -387,7 +417,11 @@ mod tests {
         assert_eq!(roc.tpr_at_fpr(0.25, TprAtFpr::Interpolated).unwrap(), 0.75);
         assert_eq!(roc.tpr_at_fpr(0.25, TprAtFpr::LiraStrict).unwrap(), 0.5);
         assert_eq!(roc.tpr_at_fpr(0.5, TprAtFpr::Interpolated).unwrap(), 1.0);
-        assert_eq!(roc.tpr_at_fpr(0.0, TprAtFpr::Interpolated).unwrap(), 0.5, "top of the vertical run");
+        assert_eq!(
+            roc.tpr_at_fpr(0.0, TprAtFpr::Interpolated).unwrap(),
+            0.5,
+            "top of the vertical run"
+        );
     }
 
     #[test]
@@ -401,15 +435,23 @@ mod tests {
         assert_eq!(low.tpr(), high.tpr());
         assert_eq!(low.thresholds()[0], f64::NEG_INFINITY);
         assert_eq!(low.thresholds()[1], 0.5);
-        assert_eq!(low.auc(), auroc(&scores, &members, Direction::LowerIsMember).unwrap());
-        assert_eq!(low.auc() + auroc(&scores, &members, Direction::HigherIsMember).unwrap(), 1.0);
+        assert_eq!(
+            low.auc(),
+            auroc(&scores, &members, Direction::LowerIsMember).unwrap()
+        );
+        assert_eq!(
+            low.auc() + auroc(&scores, &members, Direction::HigherIsMember).unwrap(),
+            1.0
+        );
     }
 
     #[test]
     fn auc_matches_pairwise_count_with_ties() {
         let mut state = 99u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             state >> 33
         };
         for n in [2usize, 3, 10, 57, 300] {
@@ -420,7 +462,10 @@ mod tests {
             let expected = brute_force_auc(&scores, &members);
             let roc = RocCurve::new(&scores, &members, Direction::HigherIsMember).unwrap();
             assert!((roc.auc() - expected).abs() < 1e-12, "n={n}");
-            assert!((auroc(&scores, &members, Direction::HigherIsMember).unwrap() - expected).abs() < 1e-12);
+            assert!(
+                (auroc(&scores, &members, Direction::HigherIsMember).unwrap() - expected).abs()
+                    < 1e-12
+            );
             let dropped = roc.drop_intermediate();
             assert!((dropped.auc() - roc.auc()).abs() < 1e-12);
             assert_eq!(dropped.advantage(), roc.advantage());
@@ -437,17 +482,27 @@ mod tests {
     fn bad_input_is_rejected() {
         let d = Direction::HigherIsMember;
         assert_eq!(
-            auroc(&[0.1, f64::NAN], &[true, false], d).unwrap_err().to_string(),
+            auroc(&[0.1, f64::NAN], &[true, false], d)
+                .unwrap_err()
+                .to_string(),
             "scores[1] is NaN: every value must be finite"
         );
-        assert!(matches!(auroc(&[0.1, f64::INFINITY], &[true, false], d), Err(MetricsError::NonFinite { index: 1, .. })));
+        assert!(matches!(
+            auroc(&[0.1, f64::INFINITY], &[true, false], d),
+            Err(MetricsError::NonFinite { index: 1, .. })
+        ));
         assert_eq!(
             auroc(&[0.1, 0.2], &[true], d).unwrap_err().to_string(),
             "scores has 2 entries but is_member has 1"
         );
-        assert_eq!(auroc(&[], &[], d).unwrap_err(), MetricsError::Empty { what: "scores" });
         assert_eq!(
-            auroc(&[0.1, 0.2], &[true, true], d).unwrap_err().to_string(),
+            auroc(&[], &[], d).unwrap_err(),
+            MetricsError::Empty { what: "scores" }
+        );
+        assert_eq!(
+            auroc(&[0.1, 0.2], &[true, true], d)
+                .unwrap_err()
+                .to_string(),
             "labels hold 2 members and 0 non-members: both classes are needed"
         );
         let roc = RocCurve::new(&[0.1, 0.2], &[true, false], d).unwrap();

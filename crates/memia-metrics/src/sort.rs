@@ -7,7 +7,11 @@
 #[inline]
 pub(crate) fn key(x: f64) -> u64 {
     let bits = (x + 0.0).to_bits(); // + 0.0 turns -0.0 into 0.0
-    if bits >> 63 == 1 { !bits } else { bits | (1 << 63) }
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
 }
 
 /// Inverse of [`key`].
@@ -16,34 +20,39 @@ pub(crate) fn unkey(k: u64) -> f64 {
     f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
 }
 
-/// Sorts `keys` ascending.
+const DIGIT_BITS: u32 = 11;
+const BUCKETS: usize = 1 << DIGIT_BITS;
+const PASSES: usize = 64_usize.div_ceil(DIGIT_BITS as usize);
+
+/// Sorts `keys` ascending: six passes of 11-bit digits, skipping digits all keys share.
 pub(crate) fn radix_sort(keys: &mut Vec<u64>) {
     const SMALL: usize = 256;
     if keys.len() <= SMALL {
         keys.sort_unstable();
         return;
     }
-    let mut counts = vec![[0usize; 256]; 8];
+    let digit =
+        |k: u64, pass: usize| ((k >> (DIGIT_BITS as usize * pass)) as usize) & (BUCKETS - 1);
+    let mut counts = vec![[0usize; BUCKETS]; PASSES];
     for &k in keys.iter() {
-        for (digit, c) in counts.iter_mut().enumerate() {
-            c[((k >> (8 * digit)) & 0xFF) as usize] += 1;
+        for (pass, c) in counts.iter_mut().enumerate() {
+            c[digit(k, pass)] += 1;
         }
     }
     let n = keys.len();
     let mut scratch = vec![0u64; n];
-    for (digit, c) in counts.iter().enumerate() {
-        if c.iter().any(|&x| x == n) {
-            continue; // every key has the same byte here
+    for (pass, c) in counts.iter().enumerate() {
+        if c.contains(&n) {
+            continue; // every key has the same digit here
         }
-        let mut offsets = [0usize; 256];
+        let mut offsets = [0usize; BUCKETS];
         let mut sum = 0;
         for (o, &count) in offsets.iter_mut().zip(c.iter()) {
             *o = sum;
             sum += count;
         }
-        let shift = 8 * digit;
         for &k in keys.iter() {
-            let b = ((k >> shift) & 0xFF) as usize;
+            let b = digit(k, pass);
             scratch[offsets[b]] = k;
             offsets[b] += 1;
         }
@@ -57,7 +66,17 @@ mod tests {
 
     #[test]
     fn keys_preserve_order_and_invert() {
-        let values = [f64::MIN, -1e300, -2.5, -1e-300, -0.0, 0.0, 1e-300, 3.0, f64::MAX];
+        let values = [
+            f64::MIN,
+            -1e300,
+            -2.5,
+            -1e-300,
+            -0.0,
+            0.0,
+            1e-300,
+            3.0,
+            f64::MAX,
+        ];
         for w in values.windows(2) {
             assert!(key(w[0]) <= key(w[1]), "{} vs {}", w[0], w[1]);
         }
@@ -72,7 +91,9 @@ mod tests {
         let mut state = 12345u64;
         let mut values: Vec<u64> = (0..100_000)
             .map(|i| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 if i % 7 == 0 { state >> 40 } else { state }
             })
             .collect();
