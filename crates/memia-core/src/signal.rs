@@ -102,7 +102,10 @@ impl std::str::FromStr for Signal {
 /// The logits other than `z[skip]`, as two contiguous runs (cheaper than filtering by index).
 #[inline]
 fn others(z: &[f32], skip: usize) -> impl Iterator<Item = f64> + '_ {
-    z[..skip].iter().chain(&z[skip + 1..]).map(|&v| f64::from(v))
+    z[..skip]
+        .iter()
+        .chain(&z[skip + 1..])
+        .map(|&v| f64::from(v))
 }
 
 #[inline]
