@@ -6,7 +6,9 @@
 //! * [`core`] (`memia-core`): keep matrices, shadow-model logits, membership signals, numpy I/O,
 //!   import of LiRA reference runs;
 //! * [`metrics`] (`memia-metrics`): ROC curves, AUROC, TPR at low FPR, epsilon lower bounds,
-//!   bootstrap intervals, correlations.
+//!   bootstrap intervals, correlations;
+//! * [`memorization`] (`memia-memorization`): Feldman-Zhang memorization and influence with
+//!   error bars, outlierness baselines, candidate selection.
 //!
 //! ```
 //! use memia::metrics::{Direction, RocCurve};
@@ -18,4 +20,5 @@
 #![warn(missing_docs)]
 
 pub use memia_core as core;
+pub use memia_memorization as memorization;
 pub use memia_metrics as metrics;
