@@ -208,32 +208,49 @@ impl Sums {
 }
 
 /// One pass over the K x N arrays, row by row (their memory order), in parallel over blocks of
-/// samples.
+/// samples. The inner loop is branch-free (IN sums are masked, OUT sums are totals minus IN)
+/// so that it vectorises.
 fn accumulate(keep: &KeepMatrix, outcome: ArrayView2<'_, f32>) -> Vec<Sums> {
-    const BLOCK: usize = 4096;
-    let n = keep.samples();
+    const BLOCK: usize = 2048;
+    let (k, n) = (keep.models(), keep.samples());
     let keep = keep.as_array();
+    let outcome = outcome.as_standard_layout();
     let mut sums = vec![Sums::default(); n];
     sums.par_chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(b, chunk)| {
             let start = b * BLOCK;
-            let end = start + chunk.len();
+            let len = chunk.len();
+            let (mut n_in, mut sum_in, mut sq_in) =
+                (vec![0u32; len], vec![0f64; len], vec![0f64; len]);
+            let (mut sum_all, mut sq_all) = (vec![0f64; len], vec![0f64; len]);
             for (krow, orow) in keep.outer_iter().zip(outcome.outer_iter()) {
-                let krow = krow.slice(ndarray::s![start..end]);
-                let orow = orow.slice(ndarray::s![start..end]);
-                for ((s, &member), &v) in chunk.iter_mut().zip(krow.iter()).zip(orow.iter()) {
-                    let v = f64::from(v);
-                    if member {
-                        s.n_in += 1;
-                        s.sum_in += v;
-                        s.sq_in += v * v;
-                    } else {
-                        s.n_out += 1;
-                        s.sum_out += v;
-                        s.sq_out += v * v;
-                    }
+                let krow = krow.slice(ndarray::s![start..start + len]);
+                let orow = orow.slice(ndarray::s![start..start + len]);
+                let kr = krow
+                    .as_slice()
+                    .expect("keep matrices are in standard layout");
+                let or = orow.as_slice().expect("outcomes are made standard above");
+                for j in 0..len {
+                    let member = kr[j];
+                    let v = f64::from(or[j]);
+                    let m = f64::from(u8::from(member));
+                    n_in[j] += u32::from(member);
+                    sum_in[j] += m * v;
+                    sq_in[j] += m * v * v;
+                    sum_all[j] += v;
+                    sq_all[j] += v * v;
                 }
+            }
+            for (j, s) in chunk.iter_mut().enumerate() {
+                *s = Sums {
+                    n_in: n_in[j],
+                    n_out: k as u32 - n_in[j],
+                    sum_in: sum_in[j],
+                    sum_out: sum_all[j] - sum_in[j],
+                    sq_in: sq_in[j],
+                    sq_out: sq_all[j] - sq_in[j],
+                };
             }
         });
     sums
