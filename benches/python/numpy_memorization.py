@@ -1,5 +1,5 @@
 """The numpy side of docs/PERFORMANCE.md: Feldman-Zhang memorization for 256 models x 1,000,000
-samples with the formula of google-research/heldout-influence-estimation (_masked_avg), the same
+samples with the formula of google-research/heldout-influence-estimation (masked means), the same
 shapes and dtypes as benches/memorization.rs (float32 0/1 outcomes, bool keep).
 Run: python3 benches/python/numpy_memorization.py   (needs numpy; about 3 GB of memory)
 """
@@ -12,14 +12,15 @@ keep = rng.random((K, N), dtype=np.float32) < 0.5
 correct = (rng.random((K, N), dtype=np.float32) < np.where(keep, 0.95, 0.8)).astype(np.float32)
 
 
-def _masked_avg(x, mask, axis=0, esp=1e-10):
-    return (np.sum(x * mask, axis=axis) / np.maximum(np.sum(mask, axis=axis), esp)).astype(np.float32)
+def masked_mean(x, mask):
+    # The reference estimator: sum over the masked models / max(count, 1e-10), as float32.
+    return (np.sum(x * mask, axis=0) / np.maximum(mask.sum(axis=0), 1e-10)).astype(np.float32)
 
 
 ts = []
 for _ in range(3):
     t = time.perf_counter()
     inv = np.logical_not(keep)
-    mem = _masked_avg(correct, keep) - _masked_avg(correct, inv)
+    mem = masked_mean(correct, keep) - masked_mean(correct, inv)
     ts.append(time.perf_counter() - t)
-print(f"numpy _masked_avg memorization 256x1000000: best {min(ts)*1e3:.0f} ms (no standard errors)")
+print(f"numpy masked-mean memorization 256x1000000: best {min(ts)*1e3:.0f} ms (no standard errors)")
