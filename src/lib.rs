@@ -8,7 +8,9 @@
 //! * [`metrics`] (`memia-metrics`): ROC curves, AUROC, TPR at low FPR, epsilon lower bounds,
 //!   bootstrap intervals, correlations;
 //! * [`memorization`] (`memia-memorization`): Feldman-Zhang memorization and influence with
-//!   error bars, outlierness baselines, candidate selection.
+//!   error bars, outlierness baselines, candidate selection;
+//! * [`attacks`] (`memia-attacks`): LiRA variants, RMIA, LOSS, global threshold, privacy score,
+//!   Hellinger distances, the shadow-model budget planner, leave-one-model-out evaluation.
 //!
 //! ```
 //! use memia::metrics::{Direction, RocCurve};
@@ -19,6 +21,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub use memia_attacks as attacks;
 pub use memia_core as core;
 pub use memia_memorization as memorization;
 pub use memia_metrics as metrics;

@@ -156,6 +156,21 @@ impl KeepMatrix {
         self.keep.map(|&v| v as usize).sum_axis(Axis(1))
     }
 
+    /// The keep matrix of the models `models` (in that order), e.g. a subset of shadow models.
+    /// Fails if the list is empty or an index is not below K.
+    pub fn select_models(&self, models: &[usize]) -> Result<Self> {
+        if let Some(&bad) = models.iter().find(|&&k| k >= self.models()) {
+            return Err(CoreError::invalid(
+                "models",
+                format!(
+                    "model {bad} selected but the keep matrix has {}",
+                    self.models()
+                ),
+            ));
+        }
+        Self::from_array(self.keep.select(Axis(0), models))
+    }
+
     /// The whole K x N array.
     pub fn as_array(&self) -> &Array2<bool> {
         &self.keep
@@ -285,6 +300,22 @@ mod tests {
         );
         assert!(KeepMatrix::fixed_size(3, 3, f64::NAN, 1).is_err());
         assert!(KeepMatrix::from_array(Array2::from_elem((0, 4), true)).is_err());
+    }
+
+    #[test]
+    fn select_models_picks_rows() {
+        let keep = KeepMatrix::bernoulli(5, 20, 0.5, 8).unwrap();
+        let sub = keep.select_models(&[4, 1]).unwrap();
+        assert_eq!(sub.models(), 2);
+        assert_eq!(sub.row(0), keep.row(4));
+        assert_eq!(sub.row(1), keep.row(1));
+        assert!(
+            keep.select_models(&[5])
+                .unwrap_err()
+                .to_string()
+                .contains("model 5 selected")
+        );
+        assert!(keep.select_models(&[]).is_err());
     }
 
     #[test]

@@ -1,0 +1,560 @@
+//! LiRA, the likelihood-ratio attack (Carlini, Chien, Nasr, Song, Terzis, Tramer 2022), in
+//! every variant of the paper and of its reference code (tensorflow/privacy
+//! `research/mi_lira_2021/plot.py`), each named.
+
+use memia_core::KeepMatrix;
+use ndarray::{Array1, Array2, ArrayView2, ArrayView3};
+use rayon::prelude::*;
+
+use crate::error::{Result, check_shadow, check_target, invalid};
+use crate::gaussian::{norm_logpdf, norm_logsf};
+use crate::{FittedTest, MembershipTest};
+
+/// Added to every standard deviation before it divides, as the reference does, so that a
+/// sample whose shadow observations are all equal still has a density.
+pub const STD_EPSILON: f64 = 1e-30;
+
+/// Online (IN and OUT Gaussians) or offline (OUT only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum LiraMode {
+    /// Score = `log N(x; mu_in, sd_in) - log N(x; mu_out, sd_out)`, the log-likelihood ratio.
+    Online,
+    /// Only OUT models are needed, so shadow models can be trained once, before the target.
+    Offline(OfflineScore),
+}
+
+/// The two offline scores in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum OfflineScore {
+    /// The paper's one-sided test: how far `x` lies in the OUT distribution's upper tail,
+    /// scored as `-log P[Z > x]`, `Z ~ N(mu_out, sd_out)`. Members have higher confidence.
+    Tail,
+    /// The reference code's `generate_ours_offline`: `-log N(x; mu_out, sd_out)`, the
+    /// two-sided surprise of `x` under OUT (it also flags unusually *low* confidence).
+    LogDensity,
+}
+
+/// One variance per sample, or one for all samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Variance {
+    /// Each sample (and query) has its own IN and OUT spreads: best with many shadow models.
+    PerExample,
+    /// One IN and one OUT spread shared by all samples: better below about 64 shadow models.
+    /// By default the pooled within-sample standard deviation; under
+    /// [`LiraConfig::reference_compatible`], the reference's `np.std` of all values.
+    Global,
+}
+
+/// The centre of each fitted Gaussian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Center {
+    /// The median over shadow models (the reference's choice; robust to outlying models).
+    Median,
+    /// The mean.
+    Mean,
+}
+
+/// LiRA's settings: build with [`LiraConfig::online`] or [`LiraConfig::offline`], adjust, then
+/// [`MembershipTest::fit`] on shadow observations.
+///
+/// Observations are LiRA's `phi` (see `memia_core::Signal::Phi`), K models x N samples x A
+/// queries. Every query gets its own Gaussians; the per-query scores are averaged, as the
+/// reference does. Scores are **higher = more likely member** (the reference's `prediction` is
+/// the negation for the online and offline-density forms).
+///
+/// ```
+/// use memia_attacks::{FittedTest, LiraConfig, MembershipTest};
+/// use memia_core::KeepMatrix;
+/// use ndarray::Array3;
+///
+/// let keep = KeepMatrix::balanced(8, 2, 0)?;
+/// // IN models see phi around 3.3, OUT models around 0.3.
+/// let shadow = Array3::from_shape_fn((8, 2, 1), |(k, i, _)| {
+///     0.1 * k as f64 + if keep.get(k, i) { 3.0 } else { 0.0 }
+/// });
+/// let lira = LiraConfig::online().with_global_variance(true).fit(&keep, shadow.view())?;
+/// // The target sees 3.3 on sample 0 (looks like a member) and 0.3 on sample 1.
+/// let scores = lira.score(ndarray::array![[3.3], [0.3]].view())?;
+/// assert!(scores[0] > 0.0 && scores[1] < 0.0);
+/// # Ok::<(), memia_attacks::AttackError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LiraConfig {
+    /// Online or offline.
+    pub mode: LiraMode,
+    /// Per-example or global variance.
+    pub variance: Variance,
+    /// Median or mean.
+    pub center: Center,
+    /// Reproduce `mi_lira_2021/plot.py` exactly, quirks included (see
+    /// [`LiraConfig::reference_compatible`]).
+    pub reference_compatible: bool,
+}
+
+impl LiraConfig {
+    /// Online LiRA, per-example variance, median centre: the paper's main attack.
+    pub fn online() -> Self {
+        LiraConfig {
+            mode: LiraMode::Online,
+            variance: Variance::PerExample,
+            center: Center::Median,
+            reference_compatible: false,
+        }
+    }
+
+    /// Offline LiRA with the paper's one-sided tail score, per-example variance, median centre.
+    pub fn offline() -> Self {
+        LiraConfig {
+            mode: LiraMode::Offline(OfflineScore::Tail),
+            ..Self::online()
+        }
+    }
+
+    /// Offline LiRA with the reference code's log-density score.
+    pub fn offline_log_density() -> Self {
+        LiraConfig {
+            mode: LiraMode::Offline(OfflineScore::LogDensity),
+            ..Self::online()
+        }
+    }
+
+    /// One variance for all samples (`true`) or one per sample (`false`).
+    pub fn with_global_variance(mut self, global: bool) -> Self {
+        self.variance = if global {
+            Variance::Global
+        } else {
+            Variance::PerExample
+        };
+        self
+    }
+
+    /// Sets the centre.
+    pub fn with_center(mut self, center: Center) -> Self {
+        self.center = center;
+        self
+    }
+
+    /// Reproduces the reference's `generate_ours` / `generate_ours_offline` exactly:
+    ///
+    /// * each sample's IN (OUT) observations are cut to the smallest IN (OUT) count over all
+    ///   samples, keeping the first models in index order;
+    /// * the global variance is `np.std` over all IN (OUT) values of all samples, which
+    ///   includes the spread *between* samples' centres;
+    /// * online with global variance uses the IN spread for **both** Gaussians (the
+    ///   reference's `std_out = np.std(dat_in)`).
+    ///
+    /// The default behaviour instead uses every observation, the pooled within-sample spread,
+    /// and the OUT spread for the OUT Gaussian.
+    pub fn reference_compatible(mut self, on: bool) -> Self {
+        self.reference_compatible = on;
+        self
+    }
+
+    fn is_online(&self) -> bool {
+        self.mode == LiraMode::Online
+    }
+}
+
+impl MembershipTest for LiraConfig {
+    type Fitted = FittedLira;
+
+    fn fit(&self, keep: &KeepMatrix, shadow: ArrayView3<'_, f64>) -> Result<FittedLira> {
+        check_shadow(keep, &shadow)?;
+        let (_, n, a) = shadow.dim();
+        let counts = keep.in_counts();
+        let models = keep.models();
+        let (mut in_cap, mut out_cap) = (usize::MAX, usize::MAX);
+        if self.reference_compatible {
+            in_cap = counts.iter().copied().min().expect("N > 0");
+            out_cap = counts.iter().map(|&c| models - c).min().expect("N > 0");
+            if (self.is_online() && in_cap == 0) || out_cap == 0 {
+                return Err(invalid(
+                    "reference_compatible",
+                    format!(
+                        "the reference cuts every sample to the smallest IN ({in_cap}) and OUT ({out_cap}) counts; \
+                         a sample without IN{} models leaves nothing to fit",
+                        if self.is_online() { " or OUT" } else { "" }
+                    ),
+                ));
+            }
+        }
+        let keep_arr = keep.as_array();
+        const BLOCK: usize = 256;
+        let blocks: Vec<BlockFit> = (0..n.div_ceil(BLOCK))
+            .into_par_iter()
+            .map(|b| {
+                let start = b * BLOCK;
+                let end = (start + BLOCK).min(n);
+                fit_block(self, keep_arr.view(), &shadow, start..end, in_cap, out_cap)
+            })
+            .collect();
+
+        let mut fitted = FittedLira {
+            config: *self,
+            queries: a,
+            mu_in: Array2::from_elem((n, a), f64::NAN),
+            sd_in: Array2::from_elem((n, a), f64::NAN),
+            mu_out: Array2::from_elem((n, a), f64::NAN),
+            sd_out: Array2::from_elem((n, a), f64::NAN),
+            defined: vec![false; n],
+        };
+        let (mut spread_in, mut spread_out) = (Spread::default(), Spread::default());
+        for (b, block) in blocks.into_iter().enumerate() {
+            for (r, row) in block.rows.iter().enumerate() {
+                let i = b * BLOCK + r;
+                fitted.defined[i] = row.defined;
+                for q in 0..a {
+                    let g = row.params[q];
+                    fitted.mu_in[[i, q]] = g.mu_in;
+                    fitted.sd_in[[i, q]] = g.sd_in;
+                    fitted.mu_out[[i, q]] = g.mu_out;
+                    fitted.sd_out[[i, q]] = g.sd_out;
+                }
+            }
+            spread_in.merge(&block.spread_in);
+            spread_out.merge(&block.spread_out);
+        }
+        if self.variance == Variance::Global {
+            let (g_in, g_out) = if self.reference_compatible {
+                let g_in = spread_in.all_values_std();
+                (
+                    g_in,
+                    if self.is_online() {
+                        g_in
+                    } else {
+                        spread_out.all_values_std()
+                    },
+                )
+            } else {
+                (spread_in.pooled_std(), spread_out.pooled_std())
+            };
+            fitted.sd_in.fill(g_in);
+            fitted.sd_out.fill(g_out);
+        }
+        Ok(fitted)
+    }
+}
+
+/// Gaussian parameters of one sample and query.
+#[derive(Debug, Clone, Copy)]
+struct Params {
+    mu_in: f64,
+    sd_in: f64,
+    mu_out: f64,
+    sd_out: f64,
+}
+
+struct RowFit {
+    defined: bool,
+    params: Vec<Params>,
+}
+
+struct BlockFit {
+    rows: Vec<RowFit>,
+    spread_in: Spread,
+    spread_out: Spread,
+}
+
+/// Running totals for the two global spreads: the within-sample sum of squared deviations
+/// (pooled), and count / mean / M2 of all values together (Chan et al.'s merge).
+#[derive(Debug, Clone, Copy, Default)]
+struct Spread {
+    within_ss: f64,
+    within_n: f64,
+    n: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Spread {
+    fn add_group(&mut self, values: &[f64]) {
+        if values.is_empty() {
+            return;
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let ss: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+        self.within_ss += ss;
+        self.within_n += n;
+        self.merge(&Spread {
+            within_ss: 0.0,
+            within_n: 0.0,
+            n,
+            mean,
+            m2: ss,
+        });
+    }
+
+    fn merge(&mut self, other: &Spread) {
+        if other.n == 0.0 {
+            self.within_ss += other.within_ss;
+            self.within_n += other.within_n;
+            return;
+        }
+        let n = self.n + other.n;
+        let delta = other.mean - self.mean;
+        self.m2 += other.m2 + delta * delta * self.n * other.n / n;
+        self.mean += delta * other.n / n;
+        self.n = n;
+        self.within_ss += other.within_ss;
+        self.within_n += other.within_n;
+    }
+
+    fn pooled_std(&self) -> f64 {
+        (self.within_ss / self.within_n).sqrt()
+    }
+
+    fn all_values_std(&self) -> f64 {
+        (self.m2 / self.n).sqrt()
+    }
+}
+
+/// Fits samples `range`: gathers their K x A observations model by model (rows are contiguous
+/// in the K x N x A array), splits them into IN and OUT, and fits each side.
+fn fit_block(
+    config: &LiraConfig,
+    keep: ndarray::ArrayView2<'_, bool>,
+    shadow: &ArrayView3<'_, f64>,
+    range: std::ops::Range<usize>,
+    in_cap: usize,
+    out_cap: usize,
+) -> BlockFit {
+    let (k, _, a) = shadow.dim();
+    let len = range.len();
+    // local[(r * a + q) * k + m]: model m's observation of sample start + r, query q.
+    let mut local = vec![0.0f64; len * a * k];
+    let mut member = vec![false; len * k];
+    for m in 0..k {
+        let obs = shadow.slice(ndarray::s![m, range.clone(), ..]);
+        for ((r, q), &v) in obs.indexed_iter() {
+            local[(r * a + q) * k + m] = v;
+        }
+        for (r, &is_in) in keep.slice(ndarray::s![m, range.clone()]).iter().enumerate() {
+            member[r * k + m] = is_in;
+        }
+    }
+    let mut rows = Vec::with_capacity(len);
+    let (mut spread_in, mut spread_out) = (Spread::default(), Spread::default());
+    let (mut ins, mut outs) = (Vec::with_capacity(k), Vec::with_capacity(k));
+    for r in 0..len {
+        let flags = &member[r * k..(r + 1) * k];
+        let n_in = flags.iter().filter(|&&f| f).count().min(in_cap);
+        let n_out = (k - flags.iter().filter(|&&f| f).count()).min(out_cap);
+        let defined = n_out > 0 && (n_in > 0 || !config.is_online());
+        let mut params = Vec::with_capacity(a);
+        for q in 0..a {
+            let values = &local[(r * a + q) * k..(r * a + q + 1) * k];
+            ins.clear();
+            outs.clear();
+            for (&v, &f) in values.iter().zip(flags) {
+                if f {
+                    if ins.len() < in_cap {
+                        ins.push(v);
+                    }
+                } else if outs.len() < out_cap {
+                    outs.push(v);
+                }
+            }
+            spread_in.add_group(&ins);
+            spread_out.add_group(&outs);
+            let (mu_in, sd_in) = center_and_std(&mut ins, config.center);
+            let (mu_out, sd_out) = center_and_std(&mut outs, config.center);
+            params.push(Params {
+                mu_in,
+                sd_in,
+                mu_out,
+                sd_out,
+            });
+        }
+        rows.push(RowFit { defined, params });
+    }
+    BlockFit {
+        rows,
+        spread_in,
+        spread_out,
+    }
+}
+
+/// Centre (median as numpy: the mean of the two middle values for an even count) and
+/// population standard deviation (`np.std`, ddof 0); NaN for no values. Reorders `values`.
+fn center_and_std(values: &mut [f64], center: Center) -> (f64, f64) {
+    let n = values.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let std = (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64).sqrt();
+    let c = match center {
+        Center::Mean => mean,
+        Center::Median => median(values),
+    };
+    (c, std)
+}
+
+/// numpy's median; reorders `values` (non-empty).
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    let n = values.len();
+    let mid = n / 2;
+    let (lower, upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
+    let upper = *upper;
+    if n % 2 == 1 {
+        upper
+    } else {
+        let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (below + upper) / 2.0
+    }
+}
+
+/// LiRA fitted to shadow observations: per sample and query, the IN and OUT Gaussians.
+#[derive(Debug, Clone)]
+pub struct FittedLira {
+    config: LiraConfig,
+    queries: usize,
+    /// Centre of the IN Gaussian (N x A); NaN where a sample has no IN model.
+    pub mu_in: Array2<f64>,
+    /// Standard deviation of the IN Gaussian (N x A).
+    pub sd_in: Array2<f64>,
+    /// Centre of the OUT Gaussian (N x A).
+    pub mu_out: Array2<f64>,
+    /// Standard deviation of the OUT Gaussian (N x A).
+    pub sd_out: Array2<f64>,
+    defined: Vec<bool>,
+}
+
+impl FittedLira {
+    /// The settings it was fitted with.
+    pub fn config(&self) -> &LiraConfig {
+        &self.config
+    }
+
+    /// Whether sample `i` can be scored (online: it has IN and OUT models; offline: OUT models).
+    pub fn is_defined(&self, i: usize) -> bool {
+        self.defined[i]
+    }
+
+    fn score_one(&self, i: usize, q: usize, x: f64) -> f64 {
+        let (mu_out, sd_out) = (self.mu_out[[i, q]], self.sd_out[[i, q]] + STD_EPSILON);
+        match self.config.mode {
+            LiraMode::Online => {
+                norm_logpdf(x, self.mu_in[[i, q]], self.sd_in[[i, q]] + STD_EPSILON)
+                    - norm_logpdf(x, mu_out, sd_out)
+            }
+            LiraMode::Offline(OfflineScore::LogDensity) => -norm_logpdf(x, mu_out, sd_out),
+            LiraMode::Offline(OfflineScore::Tail) => -norm_logsf((x - mu_out) / sd_out),
+        }
+    }
+}
+
+impl FittedTest for FittedLira {
+    fn samples(&self) -> usize {
+        self.defined.len()
+    }
+
+    fn score(&self, target: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
+        check_target(self.samples(), self.queries, &target)?;
+        let scores: Vec<f64> = (0..self.samples())
+            .into_par_iter()
+            .map(|i| {
+                if !self.defined[i] {
+                    return f64::NAN;
+                }
+                (0..self.queries)
+                    .map(|q| self.score_one(i, q, target[[i, q]]))
+                    .sum::<f64>()
+                    / self.queries as f64
+            })
+            .collect();
+        Ok(Array1::from(scores))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array3, array};
+
+    #[test]
+    fn median_matches_numpy() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut [5.0]), 5.0);
+    }
+
+    #[test]
+    fn online_scores_by_hand() {
+        // Two models: model 0 trains on sample 0, model 1 on sample 1 (K = 2, N = 2, A = 1).
+        let keep = KeepMatrix::from_array(array![[true, false], [false, true]]).unwrap();
+        let shadow = Array3::from_shape_vec((2, 2, 1), vec![2.0, 0.0, 0.5, 3.0]).unwrap();
+        let fitted = LiraConfig::online().fit(&keep, shadow.view()).unwrap();
+        // Sample 0: IN {2.0}, OUT {0.5}; one model per side: sd 0 + epsilon.
+        assert_eq!((fitted.mu_in[[0, 0]], fitted.mu_out[[0, 0]]), (2.0, 0.5));
+        let global = LiraConfig::online()
+            .with_global_variance(true)
+            .fit(&keep, shadow.view())
+            .unwrap();
+        // Pooled within-sample spread is 0 here too (one value per side and sample).
+        assert_eq!(global.sd_in[[0, 0]], 0.0);
+        // Reference compatibility: np.std of all IN values {2.0, 3.0} = 0.5, for both sides.
+        let compat = LiraConfig::online()
+            .with_global_variance(true)
+            .reference_compatible(true)
+            .fit(&keep, shadow.view())
+            .unwrap();
+        assert_eq!((compat.sd_in[[0, 0]], compat.sd_out[[0, 0]]), (0.5, 0.5));
+        let s = compat.score(array![[2.0], [0.0]].view()).unwrap();
+        let expected0 = norm_logpdf(2.0, 2.0, 0.5) - norm_logpdf(2.0, 0.5, 0.5);
+        assert!((s[0] - expected0).abs() < 1e-12);
+        assert!(s[0] > 0.0 && s[1] < 0.0);
+    }
+
+    #[test]
+    fn undefined_samples_score_nan() {
+        let keep = KeepMatrix::from_array(array![[true, false], [true, true]]).unwrap();
+        let shadow = Array3::<f64>::zeros((2, 2, 1));
+        let fitted = LiraConfig::online().fit(&keep, shadow.view()).unwrap();
+        assert!(!fitted.is_defined(0) && fitted.is_defined(1));
+        let s = fitted.score(Array2::zeros((2, 1)).view()).unwrap();
+        assert!(s[0].is_nan() && s[1].is_finite());
+        let err = LiraConfig::online()
+            .reference_compatible(true)
+            .fit(&keep, shadow.view())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("smallest IN (1) and OUT (0) counts"),
+            "{err}"
+        );
+        // Offline only needs OUT models: sample 0 has none.
+        let off = LiraConfig::offline().fit(&keep, shadow.view()).unwrap();
+        assert!(!off.is_defined(0));
+    }
+
+    #[test]
+    fn bad_shapes_and_values() {
+        let keep = KeepMatrix::balanced(4, 3, 0).unwrap();
+        let err = LiraConfig::online()
+            .fit(&keep, Array3::zeros((4, 2, 1)).view())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("shadow observations: shape [4, 2, 1]"),
+            "{err}"
+        );
+        let mut nan = Array3::<f64>::zeros((4, 3, 1));
+        nan[[1, 2, 0]] = f64::NAN;
+        let err = LiraConfig::online().fit(&keep, nan.view()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "shadow observations[1, 2, 0] = NaN: observations must be finite"
+        );
+        let fitted = LiraConfig::online()
+            .fit(&keep, Array3::zeros((4, 3, 1)).view())
+            .unwrap();
+        assert!(fitted.score(Array2::zeros((3, 2)).view()).is_err());
+        assert!(
+            fitted
+                .score(array![[0.0], [f64::INFINITY], [0.0]].view())
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! Leave-one-model-out evaluation: each model in turn is the target and the others are the
+//! shadows, for growing numbers of shadow models.
+//!
+//! For every shadow count K' and repeat, every target model t is attacked with K' shadow
+//! models drawn at random from the other K - 1 (its own random stream), and its scores are
+//! compared with its keep row. As in the LiRA reference's `do_plot`, the scores of all targets
+//! are pooled into one ROC curve per (K', repeat, group). Samples the shadows cannot judge
+//! (NaN scores, e.g. no OUT model among few shadows) are left out and counted.
+
+use memia_core::KeepMatrix;
+use memia_core::rng::stream_rng;
+use memia_memorization::Memorization;
+use memia_memorization::select::bins;
+use memia_metrics::{Direction, RocCurve, TprAtFpr};
+use ndarray::{ArrayView3, Axis};
+use rand::seq::SliceRandom;
+
+use crate::error::{Result, check_shadow, invalid};
+use crate::{FittedTest, MembershipTest};
+
+/// A named set of pool samples to report on separately (a memorization bin, the candidates).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EvalGroup {
+    /// Name in the report.
+    pub name: String,
+    /// Pool sample indices.
+    pub samples: Vec<usize>,
+}
+
+/// Groups by memorization bin (`[lo, hi)` with the last bin closed), named `mem [lo, hi)`.
+pub fn memorization_groups(memorization: &Memorization, edges: &[f64]) -> Result<Vec<EvalGroup>> {
+    let scores = memorization.score.to_vec();
+    let groups = bins(&scores, edges).map_err(|e| invalid("edges", e.to_string()))?;
+    Ok(groups
+        .into_iter()
+        .enumerate()
+        .map(|(b, samples)| EvalGroup {
+            name: format!(
+                "mem [{}, {}{}",
+                edges[b],
+                edges[b + 1],
+                if b + 2 == edges.len() { "]" } else { ")" }
+            ),
+            samples,
+        })
+        .collect())
+}
+
+/// Settings of a leave-one-out evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LooConfig {
+    /// Shadow-model counts K' to evaluate; each must be in 1..K. Default: 1, 2, 4, ..., and K - 1.
+    pub shadow_counts: Option<Vec<usize>>,
+    /// Random draws of the K' shadow models per count (default 1).
+    pub repeats: usize,
+    /// Which models serve as targets (default: all).
+    pub targets: Option<Vec<usize>>,
+    /// FPRs at which TPR is reported (default 1e-3 and 1e-2), read as the LiRA reference does
+    /// ([`TprAtFpr::LiraStrict`]).
+    pub fprs: Vec<f64>,
+    /// Groups reported besides "all".
+    pub groups: Vec<EvalGroup>,
+    /// Master seed of the shadow-model draws.
+    pub seed: u64,
+}
+
+impl Default for LooConfig {
+    fn default() -> Self {
+        LooConfig {
+            shadow_counts: None,
+            repeats: 1,
+            targets: None,
+            fprs: vec![1e-3, 1e-2],
+            groups: Vec::new(),
+            seed: 0,
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LooRow {
+    /// Number of shadow models K'.
+    pub shadow_models: usize,
+    /// Repeat number.
+    pub repeat: usize,
+    /// Group name ("all" for every sample).
+    pub group: String,
+    /// Scored (sample, target) pairs.
+    pub scored: usize,
+    /// Pairs left out because the shadows could not judge them.
+    pub unscored: usize,
+    /// AUROC; NaN when the group's pairs hold one class only.
+    pub auroc: f64,
+    /// `(fpr, tpr)` pairs.
+    pub tpr_at_fpr: Vec<(f64, f64)>,
+    /// Best balanced accuracy.
+    pub balanced_accuracy: f64,
+}
+
+/// The whole evaluation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LooReport {
+    /// Total models K.
+    pub models: usize,
+    /// Pool size N.
+    pub samples: usize,
+    /// One row per shadow count, repeat and group.
+    pub rows: Vec<LooRow>,
+}
+
+impl LooReport {
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plain data serialises")
+    }
+
+    /// Rows of one group, in order of shadow count and repeat.
+    pub fn group(&self, name: &str) -> Vec<&LooRow> {
+        self.rows.iter().filter(|r| r.group == name).collect()
+    }
+}
+
+impl std::fmt::Display for LooReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fprs: Vec<f64> = self
+            .rows
+            .first()
+            .map(|r| r.tpr_at_fpr.iter().map(|p| p.0).collect())
+            .unwrap_or_default();
+        write!(
+            f,
+            "{:>8} {:>6} {:<20} {:>9} {:>8}",
+            "shadows", "repeat", "group", "scored", "AUROC"
+        )?;
+        for t in &fprs {
+            write!(f, " {:>12}", format!("TPR@{t:e}"))?;
+        }
+        writeln!(f, " {:>9}", "bal.acc")?;
+        for r in &self.rows {
+            write!(
+                f,
+                "{:>8} {:>6} {:<20} {:>9} {:>8.4}",
+                r.shadow_models, r.repeat, r.group, r.scored, r.auroc
+            )?;
+            for (_, tpr) in &r.tpr_at_fpr {
+                write!(f, " {tpr:>12.4}")?;
+            }
+            writeln!(f, " {:>9.4}", r.balanced_accuracy)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the evaluation of `test` on the K x N x A shadow observations. `progress(done, total)`
+/// is called after each fitted target.
+pub fn leave_one_out<T: MembershipTest>(
+    test: &T,
+    keep: &KeepMatrix,
+    shadow: ArrayView3<'_, f64>,
+    config: &LooConfig,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<LooReport> {
+    check_shadow(keep, &shadow)?;
+    let (k, n) = (keep.models(), keep.samples());
+    if k < 2 {
+        return Err(invalid("models", "leave-one-out needs at least 2 models"));
+    }
+    if config.repeats == 0 {
+        return Err(invalid("repeats", "at least 1"));
+    }
+    let counts = match &config.shadow_counts {
+        Some(c) => c.clone(),
+        None => {
+            let mut c: Vec<usize> = std::iter::successors(Some(1usize), |x| Some(x * 2))
+                .take_while(|&x| x < k - 1)
+                .collect();
+            c.push(k - 1);
+            c
+        }
+    };
+    if let Some(&bad) = counts.iter().find(|&&c| c == 0 || c >= k) {
+        return Err(invalid(
+            "shadow_counts",
+            format!("{bad} is not in 1..{k} (K - 1 models remain besides the target)"),
+        ));
+    }
+    let targets = config.targets.clone().unwrap_or_else(|| (0..k).collect());
+    if let Some(&bad) = targets.iter().find(|&&t| t >= k) {
+        return Err(invalid(
+            "targets",
+            format!("model {bad} is not below K = {k}"),
+        ));
+    }
+    for g in &config.groups {
+        if let Some(&bad) = g.samples.iter().find(|&&i| i >= n) {
+            return Err(invalid(
+                "groups",
+                format!("group '{}' holds sample {bad}, not below N = {n}", g.name),
+            ));
+        }
+    }
+    for &t in &config.fprs {
+        if !(t > 0.0 && t <= 1.0) {
+            return Err(invalid("fprs", format!("{t} is not in (0, 1]")));
+        }
+    }
+    let total = counts.len() * config.repeats * targets.len();
+    let mut done = 0;
+    let mut rows = Vec::new();
+    for &count in &counts {
+        for repeat in 0..config.repeats {
+            // Per sample: (score, member) over targets.
+            let mut pooled: Vec<Vec<(f64, bool)>> = vec![Vec::with_capacity(targets.len()); n];
+            for &target in &targets {
+                let mut others: Vec<usize> = (0..k).filter(|&m| m != target).collect();
+                let stream = ((count as u64) << 40) ^ ((repeat as u64) << 20) ^ target as u64;
+                others.shuffle(&mut stream_rng(config.seed, stream));
+                let mut chosen = others[..count].to_vec();
+                chosen.sort_unstable();
+                let sub_keep = keep.select_models(&chosen)?;
+                let sub_shadow = shadow.select(Axis(0), &chosen);
+                let fitted = test.fit(&sub_keep, sub_shadow.view())?;
+                let scores = fitted.score(shadow.index_axis(Axis(0), target))?;
+                for i in 0..n {
+                    pooled[i].push((scores[i], keep.get(target, i)));
+                }
+                done += 1;
+                progress(done, total);
+            }
+            let all = EvalGroup {
+                name: "all".into(),
+                samples: (0..n).collect(),
+            };
+            for group in std::iter::once(&all).chain(&config.groups) {
+                rows.push(evaluate(&pooled, group, count, repeat, &config.fprs)?);
+            }
+        }
+    }
+    Ok(LooReport {
+        models: k,
+        samples: n,
+        rows,
+    })
+}
+
+fn evaluate(
+    pooled: &[Vec<(f64, bool)>],
+    group: &EvalGroup,
+    count: usize,
+    repeat: usize,
+    fprs: &[f64],
+) -> Result<LooRow> {
+    let (mut scores, mut members, mut unscored) = (Vec::new(), Vec::new(), 0);
+    for &i in &group.samples {
+        for &(s, m) in &pooled[i] {
+            if s.is_nan() {
+                unscored += 1;
+            } else {
+                scores.push(s);
+                members.push(m);
+            }
+        }
+    }
+    let one_class = members.iter().all(|&m| m) || members.iter().all(|&m| !m);
+    let (auroc, tpr_at_fpr, balanced_accuracy) = if scores.is_empty() || one_class {
+        (
+            f64::NAN,
+            fprs.iter().map(|&t| (t, f64::NAN)).collect(),
+            f64::NAN,
+        )
+    } else {
+        let roc = RocCurve::new(&scores, &members, Direction::HigherIsMember)?;
+        let tprs = fprs
+            .iter()
+            .map(|&t| Ok((t, roc.tpr_at_fpr(t, TprAtFpr::LiraStrict)?)))
+            .collect::<Result<Vec<_>>>()?;
+        (roc.auc(), tprs, roc.balanced_accuracy())
+    };
+    Ok(LooRow {
+        shadow_models: count,
+        repeat,
+        group: group.name.clone(),
+        scored: scores.len(),
+        unscored,
+        auroc,
+        tpr_at_fpr,
+        balanced_accuracy,
+    })
+}
