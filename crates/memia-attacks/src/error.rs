@@ -59,6 +59,15 @@ pub(crate) fn check_shadow(
     keep: &memia_core::KeepMatrix,
     shadow: &ndarray::ArrayView3<'_, f64>,
 ) -> Result<()> {
+    check_shadow_shape(keep, shadow)?;
+    check_finite("shadow observations", shadow)
+}
+
+/// The shape half of [`check_shadow`], for callers that check finiteness during their own pass.
+pub(crate) fn check_shadow_shape(
+    keep: &memia_core::KeepMatrix,
+    shadow: &ndarray::ArrayView3<'_, f64>,
+) -> Result<()> {
     let (k, n, a) = shadow.dim();
     if k != keep.models() || n != keep.samples() || a == 0 {
         return Err(AttackError::Shape {
@@ -71,12 +80,7 @@ pub(crate) fn check_shadow(
             ),
         });
     }
-    check_finite(
-        "shadow observations",
-        shadow
-            .indexed_iter()
-            .map(|((k, i, a), &v)| (vec![k, i, a], v)),
-    )
+    Ok(())
 }
 
 /// Checks an N x A target array.
@@ -94,18 +98,35 @@ pub(crate) fn check_target(
             ),
         });
     }
-    check_finite(
-        "target observations",
-        target.indexed_iter().map(|((i, a), &v)| (vec![i, a], v)),
-    )
+    check_finite("target observations", target)
 }
 
-fn check_finite(
+/// Fails naming the first non-finite value. A fast scan first; indices only on failure.
+pub(crate) fn check_finite<D: ndarray::Dimension>(
     what: &'static str,
-    mut values: impl Iterator<Item = (Vec<usize>, f64)>,
+    values: &ndarray::ArrayView<'_, f64, D>,
 ) -> Result<()> {
-    match values.find(|(_, v)| !v.is_finite()) {
-        Some((index, value)) => Err(AttackError::NonFinite { what, index, value }),
-        None => Ok(()),
+    use rayon::prelude::*;
+    let all_finite = match values.as_slice_memory_order() {
+        Some(slice) => slice
+            .par_chunks(1 << 16)
+            .all(|chunk| chunk.iter().all(|v| v.is_finite())),
+        None => values.iter().all(|v| v.is_finite()),
+    };
+    if all_finite {
+        return Ok(());
     }
+    let flat = values
+        .iter()
+        .position(|v| !v.is_finite())
+        .expect("a non-finite value exists");
+    let value = *values.iter().nth(flat).expect("in range");
+    // Unravel the logical (C-order) position into an index.
+    let mut index = vec![0; values.ndim()];
+    let mut rest = flat;
+    for (slot, &dim) in index.iter_mut().zip(values.shape()).rev() {
+        *slot = rest % dim;
+        rest /= dim;
+    }
+    Err(AttackError::NonFinite { what, index, value })
 }

@@ -6,7 +6,7 @@ use memia_core::KeepMatrix;
 use ndarray::{Array1, Array2, ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
-use crate::error::{Result, check_shadow, check_target, invalid};
+use crate::error::{Result, check_finite, check_shadow_shape, check_target, invalid};
 use crate::gaussian::{norm_logpdf, norm_logsf};
 use crate::{FittedTest, MembershipTest};
 
@@ -159,7 +159,7 @@ impl MembershipTest for LiraConfig {
     type Fitted = FittedLira;
 
     fn fit(&self, keep: &KeepMatrix, shadow: ArrayView3<'_, f64>) -> Result<FittedLira> {
-        check_shadow(keep, &shadow)?;
+        check_shadow_shape(keep, &shadow)?;
         let (_, n, a) = shadow.dim();
         let counts = keep.in_counts();
         let models = keep.models();
@@ -179,15 +179,28 @@ impl MembershipTest for LiraConfig {
             }
         }
         let keep_arr = keep.as_array();
-        const BLOCK: usize = 256;
+        let shadow = shadow.as_standard_layout();
+        let data = shadow.as_slice().expect("standard layout");
+        const BLOCK: usize = 64;
         let blocks: Vec<BlockFit> = (0..n.div_ceil(BLOCK))
             .into_par_iter()
-            .map(|b| {
+            .map_init(Scratch::default, |scratch, b| {
                 let start = b * BLOCK;
                 let end = (start + BLOCK).min(n);
-                fit_block(self, keep_arr.view(), &shadow, start..end, in_cap, out_cap)
+                fit_block(
+                    self,
+                    keep_arr.view(),
+                    (data, shadow.dim()),
+                    start..end,
+                    (in_cap, out_cap),
+                    scratch,
+                )
             })
             .collect();
+        // Finiteness is checked during the fit's own pass; name the culprit only on failure.
+        if blocks.iter().any(|b| !b.all_finite) {
+            check_finite("shadow observations", &shadow.view())?;
+        }
 
         let mut fitted = FittedLira {
             config: *self,
@@ -200,11 +213,11 @@ impl MembershipTest for LiraConfig {
         };
         let (mut spread_in, mut spread_out) = (Spread::default(), Spread::default());
         for (b, block) in blocks.into_iter().enumerate() {
-            for (r, row) in block.rows.iter().enumerate() {
+            for (r, &defined) in block.defined.iter().enumerate() {
                 let i = b * BLOCK + r;
-                fitted.defined[i] = row.defined;
+                fitted.defined[i] = defined;
                 for q in 0..a {
-                    let g = row.params[q];
+                    let g = block.params[r * a + q];
                     fitted.mu_in[[i, q]] = g.mu_in;
                     fitted.sd_in[[i, q]] = g.sd_in;
                     fitted.mu_out[[i, q]] = g.mu_out;
@@ -244,15 +257,22 @@ struct Params {
     sd_out: f64,
 }
 
-struct RowFit {
-    defined: bool,
-    params: Vec<Params>,
-}
-
+/// Fits of one block of samples: `params[r * A + q]` for sample `start + r`, query `q`.
 struct BlockFit {
-    rows: Vec<RowFit>,
+    all_finite: bool,
+    defined: Vec<bool>,
+    params: Vec<Params>,
     spread_in: Spread,
     spread_out: Spread,
+}
+
+/// Buffers reused across the blocks one thread fits (fresh large allocations per block would
+/// cost more in page faults than the fit itself).
+#[derive(Default)]
+struct Scratch {
+    ins: Vec<f64>,
+    outs: Vec<f64>,
+    counts: Vec<(usize, usize)>,
 }
 
 /// Running totals for the two global spreads: the within-sample sum of squared deviations
@@ -267,13 +287,13 @@ struct Spread {
 }
 
 impl Spread {
-    fn add_group(&mut self, values: &[f64]) {
-        if values.is_empty() {
+    /// Adds one sample's side: `n` values with the given mean and population std.
+    fn add_group(&mut self, n: usize, mean: f64, std: f64) {
+        if n == 0 {
             return;
         }
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let ss: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+        let n = n as f64;
+        let ss = std * std * n;
         self.within_ss += ss;
         self.within_n += n;
         self.merge(&Spread {
@@ -310,77 +330,86 @@ impl Spread {
 }
 
 /// Fits samples `range`: gathers their K x A observations model by model (rows are contiguous
-/// in the K x N x A array), splits them into IN and OUT, and fits each side.
+/// in the K x N x A array), splits them into IN and OUT (at most `caps` of each, in model
+/// order), and fits each side.
 fn fit_block(
     config: &LiraConfig,
     keep: ndarray::ArrayView2<'_, bool>,
-    shadow: &ArrayView3<'_, f64>,
+    (data, (k, n, a)): (&[f64], (usize, usize, usize)),
     range: std::ops::Range<usize>,
-    in_cap: usize,
-    out_cap: usize,
+    (in_cap, out_cap): (usize, usize),
+    scratch: &mut Scratch,
 ) -> BlockFit {
-    let (k, _, a) = shadow.dim();
     let len = range.len();
-    // local[(r * a + q) * k + m]: model m's observation of sample start + r, query q.
-    let mut local = vec![0.0f64; len * a * k];
-    let mut member = vec![false; len * k];
+    let Scratch { ins, outs, counts } = scratch;
+    // Walk the block model by model (each model's row is contiguous in the K x N x A array)
+    // and append each value to its sample's IN or OUT list, without branches: membership is
+    // a coin flip per model, so branches would mispredict half the time. A list past its cap
+    // keeps overwriting its last slot, which is never read.
+    // ins[(r * a + q) * (k + 1) + j]: the j-th IN value of sample start + r, query q.
+    let stride = k + 1;
+    ins.resize(len * a * stride, 0.0);
+    outs.resize(len * a * stride, 0.0);
+    counts.clear();
+    counts.resize(len * a, (0usize, 0usize));
+    let mut all_finite = true;
     for m in 0..k {
-        let obs = shadow.slice(ndarray::s![m, range.clone(), ..]);
-        for ((r, q), &v) in obs.indexed_iter() {
-            local[(r * a + q) * k + m] = v;
+        let offset = (m * n + range.start) * a;
+        let row = &data[offset..offset + len * a];
+        let keep_row = keep.row(m);
+        let flags = &keep_row.as_slice().expect("standard layout")[range.clone()];
+        for (j, (&v, (ni, no))) in row.iter().zip(counts.iter_mut()).enumerate() {
+            let f = flags[j / a];
+            ins[j * stride + *ni] = v;
+            outs[j * stride + *no] = v;
+            *ni += usize::from(f & (*ni < in_cap));
+            *no += usize::from(!f & (*no < out_cap));
         }
-        for (r, &is_in) in keep.slice(ndarray::s![m, range.clone()]).iter().enumerate() {
-            member[r * k + m] = is_in;
-        }
+        all_finite &= row.iter().all(|v| v.is_finite());
     }
-    let mut rows = Vec::with_capacity(len);
-    let (mut spread_in, mut spread_out) = (Spread::default(), Spread::default());
-    let (mut ins, mut outs) = (Vec::with_capacity(k), Vec::with_capacity(k));
+    let mut fit = BlockFit {
+        all_finite,
+        defined: Vec::with_capacity(len),
+        params: Vec::with_capacity(len * a),
+        spread_in: Spread::default(),
+        spread_out: Spread::default(),
+    };
     for r in 0..len {
-        let flags = &member[r * k..(r + 1) * k];
-        let n_in = flags.iter().filter(|&&f| f).count().min(in_cap);
-        let n_out = (k - flags.iter().filter(|&&f| f).count()).min(out_cap);
-        let defined = n_out > 0 && (n_in > 0 || !config.is_online());
-        let mut params = Vec::with_capacity(a);
+        let (n_in, n_out) = counts[r * a];
+        fit.defined
+            .push(n_out > 0 && (n_in > 0 || !config.is_online()));
         for q in 0..a {
-            let values = &local[(r * a + q) * k..(r * a + q + 1) * k];
-            ins.clear();
-            outs.clear();
-            for (&v, &f) in values.iter().zip(flags) {
-                if f {
-                    if ins.len() < in_cap {
-                        ins.push(v);
-                    }
-                } else if outs.len() < out_cap {
-                    outs.push(v);
-                }
-            }
-            spread_in.add_group(&ins);
-            spread_out.add_group(&outs);
-            let (mu_in, sd_in) = center_and_std(&mut ins, config.center);
-            let (mu_out, sd_out) = center_and_std(&mut outs, config.center);
-            params.push(Params {
+            let j = r * a + q;
+            let (ni, no) = counts[j];
+            let side_in = &mut ins[j * stride..j * stride + ni];
+            let (mu_in, sd_in) = fit_side(side_in, config.center, &mut fit.spread_in);
+            let side_out = &mut outs[j * stride..j * stride + no];
+            let (mu_out, sd_out) = fit_side(side_out, config.center, &mut fit.spread_out);
+            fit.params.push(Params {
                 mu_in,
                 sd_in,
                 mu_out,
                 sd_out,
             });
         }
-        rows.push(RowFit { defined, params });
     }
-    BlockFit {
-        rows,
-        spread_in,
-        spread_out,
-    }
+    fit
 }
 
-/// Centre (median as numpy: the mean of the two middle values for an even count) and
-/// population standard deviation (`np.std`, ddof 0); NaN for no values. Reorders `values`.
-fn center_and_std(values: &mut [f64], center: Center) -> (f64, f64) {
+/// Centre and population standard deviation of one side (see [`center_and_std`]), also added
+/// to the running global spread.
+fn fit_side(values: &mut [f64], center: Center, spread: &mut Spread) -> (f64, f64) {
+    let (c, std, mean) = center_and_std(values, center);
+    spread.add_group(values.len(), mean, std);
+    (c, std)
+}
+
+/// Centre (median as numpy: the mean of the two middle values for an even count), population
+/// standard deviation (`np.std`, ddof 0) and mean; NaN for no values. Reorders `values`.
+fn center_and_std(values: &mut [f64], center: Center) -> (f64, f64, f64) {
     let n = values.len();
     if n == 0 {
-        return (f64::NAN, f64::NAN);
+        return (f64::NAN, f64::NAN, f64::NAN);
     }
     let mean = values.iter().sum::<f64>() / n as f64;
     let std = (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64).sqrt();
@@ -388,7 +417,7 @@ fn center_and_std(values: &mut [f64], center: Center) -> (f64, f64) {
         Center::Mean => mean,
         Center::Median => median(values),
     };
-    (c, std)
+    (c, std, mean)
 }
 
 /// numpy's median; reorders `values` (non-empty).

@@ -148,12 +148,19 @@ impl KeepMatrix {
 
     /// IN counts of all samples (length N).
     pub fn in_counts(&self) -> Array1<usize> {
-        self.keep.map(|&v| v as usize).sum_axis(Axis(0))
+        let mut counts = Array1::<usize>::zeros(self.samples());
+        for row in self.keep.outer_iter() {
+            counts.zip_mut_with(&row, |c, &v| *c += usize::from(v));
+        }
+        counts
     }
 
     /// Training-set size of every model (length K).
     pub fn train_sizes(&self) -> Array1<usize> {
-        self.keep.map(|&v| v as usize).sum_axis(Axis(1))
+        self.keep
+            .outer_iter()
+            .map(|row| row.iter().filter(|&&v| v).count())
+            .collect()
     }
 
     /// The keep matrix of the models `models` (in that order), e.g. a subset of shadow models.
