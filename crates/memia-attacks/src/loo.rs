@@ -288,3 +288,129 @@ fn evaluate(
         balanced_accuracy,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LiraConfig, Threshold};
+    use ndarray::Array3;
+
+    fn run() -> (KeepMatrix, Array3<f64>) {
+        let keep = KeepMatrix::balanced(9, 200, 3).unwrap();
+        let obs = Array3::from_shape_fn((9, 200, 1), |(k, i, _)| {
+            ((k * 13 + i * 7) % 17) as f64 / 17.0
+                + if keep.get(k, i) { (i % 4) as f64 } else { 0.0 }
+        });
+        (keep, obs)
+    }
+
+    #[test]
+    fn default_counts_groups_progress_and_json() {
+        let (keep, obs) = run();
+        let config = LooConfig {
+            groups: vec![EvalGroup {
+                name: "exposed".into(),
+                samples: (0..200).filter(|i| i % 4 == 3).collect(),
+            }],
+            ..Default::default()
+        };
+        let mut calls = Vec::new();
+        let report = leave_one_out(
+            &LiraConfig::online().with_global_variance(true),
+            &keep,
+            obs.view(),
+            &config,
+            |d, t| calls.push((d, t)),
+        )
+        .unwrap();
+        let counts: Vec<usize> = report
+            .group("all")
+            .iter()
+            .map(|r| r.shadow_models)
+            .collect();
+        assert_eq!(counts, vec![1, 2, 4, 8]);
+        assert_eq!(calls.len(), 4 * 9);
+        assert_eq!(*calls.last().unwrap(), (36, 36));
+        let full = report.group("all")[3];
+        assert_eq!(full.scored + full.unscored, 9 * 200);
+        assert_eq!(
+            full.unscored, 0,
+            "with 8 shadows every sample has IN and OUT models"
+        );
+        // One shadow model cannot give IN and OUT observations of the same sample.
+        assert_eq!(report.group("all")[0].scored, 0);
+        assert!(report.group("all")[0].auroc.is_nan());
+        let exposed = report.group("exposed")[3];
+        assert!(
+            exposed.auroc > full.auroc && exposed.auroc > 0.9,
+            "{exposed:?}"
+        );
+        let json = report.to_json();
+        assert!(json.contains("\"group\": \"exposed\"") && json.contains("\"shadow_models\": 8"));
+        assert!(report.to_string().contains("TPR@1e-3"));
+    }
+
+    #[test]
+    fn deterministic_and_validated() {
+        let (keep, obs) = run();
+        let config = LooConfig {
+            shadow_counts: Some(vec![3, 5]),
+            repeats: 2,
+            seed: 9,
+            ..Default::default()
+        };
+        let a = leave_one_out(&Threshold::global(), &keep, obs.view(), &config, |_, _| {}).unwrap();
+        let b = leave_one_out(&Threshold::global(), &keep, obs.view(), &config, |_, _| {}).unwrap();
+        assert_eq!(a, b);
+        for bad in [
+            LooConfig {
+                shadow_counts: Some(vec![9]),
+                ..Default::default()
+            },
+            LooConfig {
+                repeats: 0,
+                ..Default::default()
+            },
+            LooConfig {
+                targets: Some(vec![9]),
+                ..Default::default()
+            },
+            LooConfig {
+                fprs: vec![0.0],
+                ..Default::default()
+            },
+            LooConfig {
+                groups: vec![EvalGroup {
+                    name: "x".into(),
+                    samples: vec![200],
+                }],
+                ..Default::default()
+            },
+        ] {
+            assert!(
+                leave_one_out(&Threshold::global(), &keep, obs.view(), &bad, |_, _| {}).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn memorization_bins_become_groups() {
+        let keep = KeepMatrix::balanced(4, 3, 0).unwrap();
+        let outcome = ndarray::Array2::from_shape_fn((4, 3), |(k, i)| {
+            if i == 0 {
+                keep.get(k, 0) as u8 as f32
+            } else {
+                1.0
+            }
+        });
+        let mem = memia_memorization::MemorizationConfig::default()
+            .estimate(&keep, outcome.view())
+            .unwrap();
+        let groups = memorization_groups(&mem, &[-1.0, 0.5, 1.0]).unwrap();
+        assert_eq!(groups[0].name, "mem [-1, 0.5)");
+        assert_eq!(groups[1].name, "mem [0.5, 1]");
+        assert_eq!(groups[1].samples, vec![0]);
+        assert_eq!(groups[0].samples, vec![1, 2]);
+    }
+}
