@@ -9,6 +9,8 @@
 //!   the reference code's quirks.
 //! * [`RmiaConfig`]: RMIA's pairwise likelihood ratios against a population.
 //! * [`Threshold`]: the LOSS attack and the reference's global threshold.
+//! * [`Focused`] with [`CandidateRule`]: the memorization-aware attack, any of the above on the
+//!   samples chosen by memorization or privacy score.
 //! * [`theory`]: privacy score, Hellinger distances, the shadow-model budget planner.
 //! * [`loo`]: leave-one-model-out evaluation as a function of the number of shadow models.
 //!
@@ -34,6 +36,7 @@
 
 mod baselines;
 pub mod error;
+mod focused;
 mod gaussian;
 mod lira;
 pub mod loo;
@@ -45,6 +48,7 @@ use ndarray::{Array1, ArrayView2, ArrayView3};
 
 pub use baselines::Threshold;
 pub use error::{AttackError, Result};
+pub use focused::{CandidateRule, FittedFocused, Focused};
 pub use gaussian::{norm_logpdf, norm_logsf};
 pub use lira::{Center, FittedLira, LiraConfig, LiraMode, OfflineScore, STD_EPSILON, Variance};
 pub use rmia::{FittedRmia, RmiaConfig};

@@ -178,6 +178,21 @@ impl KeepMatrix {
         Self::from_array(self.keep.select(Axis(0), models))
     }
 
+    /// The keep matrix restricted to the pool samples `samples` (in that order), e.g. the
+    /// candidates of a focused audit. Fails if the list is empty or an index is not below N.
+    pub fn select_samples(&self, samples: &[usize]) -> Result<Self> {
+        if let Some(&bad) = samples.iter().find(|&&i| i >= self.samples()) {
+            return Err(CoreError::invalid(
+                "samples",
+                format!(
+                    "sample {bad} selected but the keep matrix has {}",
+                    self.samples()
+                ),
+            ));
+        }
+        Self::from_array(self.keep.select(Axis(1), samples))
+    }
+
     /// The whole K x N array.
     pub fn as_array(&self) -> &Array2<bool> {
         &self.keep
@@ -323,6 +338,10 @@ mod tests {
                 .contains("model 5 selected")
         );
         assert!(keep.select_models(&[]).is_err());
+        let cols = keep.select_samples(&[19, 0]).unwrap();
+        assert_eq!(cols.samples(), 2);
+        assert_eq!(cols.column(0), keep.column(19));
+        assert!(keep.select_samples(&[20]).is_err());
     }
 
     #[test]
