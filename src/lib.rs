@@ -23,5 +23,6 @@
 
 pub use memia_attacks as attacks;
 pub use memia_core as core;
+pub use memia_data as data;
 pub use memia_memorization as memorization;
 pub use memia_metrics as metrics;

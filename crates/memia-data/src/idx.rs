@@ -1,0 +1,192 @@
+//! IDX files (MNIST, Fashion-MNIST, KMNIST, notMNIST in MNIST format), gzipped or raw.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::dataset::InMemoryDataset;
+use crate::error::{DataError, Result, format_error};
+
+/// Reads a file, transparently decompressing it if it starts with the gzip magic bytes.
+pub fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(raw.len() * 4);
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| DataError::Gzip {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// An IDX array of unsigned bytes: its dimensions and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdxArray {
+    /// Dimensions, outermost first (`[n, rows, cols]` for images, `[n]` for labels).
+    pub dims: Vec<usize>,
+    /// The values, C order.
+    pub data: Vec<u8>,
+}
+
+/// Parses an IDX file of unsigned bytes (type code 0x08), gzipped or raw.
+pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
+    let path = path.as_ref();
+    let bytes = read_maybe_gzipped(path)?;
+    parse_idx(&bytes, &path.display().to_string())
+}
+
+fn parse_idx(bytes: &[u8], location: &str) -> Result<IdxArray> {
+    if bytes.len() < 4 {
+        return Err(format_error(
+            location,
+            format!(
+                "file has {} bytes, too short for the IDX magic number",
+                bytes.len()
+            ),
+        ));
+    }
+    if bytes[0] != 0 || bytes[1] != 0 {
+        return Err(format_error(
+            location,
+            format!(
+                "wrong magic number {:02x}{:02x}{:02x}{:02x} (IDX files start with two zero bytes)",
+                bytes[0], bytes[1], bytes[2], bytes[3]
+            ),
+        ));
+    }
+    if bytes[2] != 0x08 {
+        return Err(format_error(
+            location,
+            format!(
+                "element type 0x{:02x} is not unsigned bytes (0x08)",
+                bytes[2]
+            ),
+        ));
+    }
+    let ndims = bytes[3] as usize;
+    if ndims == 0 {
+        return Err(format_error(location, "IDX header declares 0 dimensions"));
+    }
+    let header = 4 + 4 * ndims;
+    if bytes.len() < header {
+        return Err(format_error(
+            location,
+            format!(
+                "file ends inside the header ({} of {header} bytes)",
+                bytes.len()
+            ),
+        ));
+    }
+    let dims: Vec<usize> = (0..ndims)
+        .map(|d| {
+            u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().expect("4 bytes")) as usize
+        })
+        .collect();
+    let count = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format_error(location, format!("dimensions {dims:?} overflow")))?;
+    let data = &bytes[header..];
+    if data.len() != count {
+        return Err(format_error(
+            location,
+            format!(
+                "dimensions {dims:?} need {count} data bytes, found {} ({})",
+                data.len(),
+                if data.len() < count {
+                    "truncated"
+                } else {
+                    "trailing bytes"
+                }
+            ),
+        ));
+    }
+    Ok(IdxArray {
+        dims,
+        data: data.to_vec(),
+    })
+}
+
+/// Loads an IDX image file (`n x rows x cols`) and its label file (`n`) as a data set of
+/// `[1, rows, cols]` samples scaled to [0, 1] (pixel / 255). `classes`: the number of classes
+/// (labels must be below it), or `None` for the largest label plus one.
+pub fn load_idx(
+    images: impl AsRef<Path>,
+    labels: impl AsRef<Path>,
+    name: &str,
+    classes: Option<usize>,
+) -> Result<InMemoryDataset> {
+    let (images, labels) = (images.as_ref(), labels.as_ref());
+    let img = read_idx(images)?;
+    let lab = read_idx(labels)?;
+    if img.dims.len() != 3 {
+        return Err(format_error(
+            images.display(),
+            format!(
+                "images must have 3 dimensions (n, rows, cols), found {:?}",
+                img.dims
+            ),
+        ));
+    }
+    if lab.dims.len() != 1 {
+        return Err(format_error(
+            labels.display(),
+            format!("labels must have 1 dimension, found {:?}", lab.dims),
+        ));
+    }
+    if img.dims[0] != lab.dims[0] {
+        return Err(format_error(
+            labels.display(),
+            format!(
+                "{} labels for the {} images of {}",
+                lab.dims[0],
+                img.dims[0],
+                images.display()
+            ),
+        ));
+    }
+    let max_label = lab.data.iter().copied().max().map(usize::from).unwrap_or(0);
+    let classes = classes.unwrap_or(max_label + 1);
+    if let Some((sample, &label)) = lab
+        .data
+        .iter()
+        .enumerate()
+        .find(|&(_, &l)| usize::from(l) >= classes)
+    {
+        return Err(DataError::LabelOutOfRange {
+            location: labels.display().to_string(),
+            sample,
+            label: i64::from(label),
+            classes,
+        });
+    }
+    let features = img.data.iter().map(|&p| f32::from(p) / 255.0).collect();
+    InMemoryDataset::new(
+        name,
+        vec![1, img.dims[1], img.dims[2]],
+        features,
+        lab.data.iter().map(|&l| u32::from(l)).collect(),
+        classes,
+    )
+}
+
+/// Writes an IDX file of unsigned bytes (raw, not gzipped): for tests and for exporting pools.
+pub fn write_idx(path: impl AsRef<Path>, dims: &[usize], data: &[u8]) -> Result<()> {
+    let path = path.as_ref();
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    for &d in dims {
+        bytes.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    std::fs::write(path, bytes).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,114 @@
+//! The real IDX files of `$MEMIA_DATA_DIR` (`.ci/run` sets it to `../shared/data`): the MNIST
+//! test set and a notMNIST sample. Reference values recorded once with numpy 2.4.6:
+//! `np.frombuffer(gzip.open(f).read()[16:], np.uint8).astype(np.uint64).sum()` for the pixel
+//! sum, `np.bincount(labels)` for the histogram.
+
+use std::path::PathBuf;
+
+use memia_data::idx::load_idx;
+use memia_data::{CanarySource, Dataset, LabelPolicy, PoolBuilder};
+
+fn data_dir() -> PathBuf {
+    let dir = std::env::var_os("MEMIA_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    assert!(
+        dir.join("mnist-t10k-images-idx3-ubyte.gz").is_file(),
+        "real data not found in {}: set MEMIA_DATA_DIR to the directory holding the MNIST and notMNIST IDX files",
+        dir.display()
+    );
+    dir
+}
+
+fn load(prefix: &str) -> memia_data::InMemoryDataset {
+    let dir = data_dir();
+    load_idx(
+        dir.join(format!("{prefix}-t10k-images-idx3-ubyte.gz")),
+        dir.join(format!("{prefix}-t10k-labels-idx1-ubyte.gz")),
+        prefix,
+        Some(10),
+    )
+    .unwrap()
+}
+
+fn histogram(ds: &dyn Dataset) -> Vec<usize> {
+    let mut h = vec![0; ds.classes()];
+    for l in ds.labels() {
+        h[l as usize] += 1;
+    }
+    h
+}
+
+fn pixel_sum(ds: &dyn Dataset) -> u64 {
+    (0..ds.len())
+        .map(|i| {
+            ds.features(i)
+                .iter()
+                .map(|&v| (v * 255.0).round() as u64)
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+#[test]
+fn mnist_test_set_loads_exactly() {
+    let mnist = load("mnist");
+    assert_eq!(
+        (mnist.len(), mnist.feature_shape(), mnist.classes()),
+        (10_000, &[1, 28, 28][..], 10)
+    );
+    assert_eq!(
+        histogram(&mnist),
+        vec![980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    );
+    assert_eq!(pixel_sum(&mnist), 264_923_200);
+    assert_eq!(mnist.label(0), 7);
+}
+
+#[test]
+fn notmnist_sample_loads_exactly() {
+    let letters = load("notmnist");
+    assert_eq!(
+        (letters.len(), letters.feature_shape(), letters.classes()),
+        (10_000, &[1, 28, 28][..], 10)
+    );
+    assert_eq!(histogram(&letters), vec![1000; 10]);
+    assert_eq!(pixel_sum(&letters), 852_906_614);
+    assert_eq!(letters.label(0), 3);
+}
+
+#[test]
+fn mnist_pool_with_notmnist_canaries() {
+    let (mnist, letters) = (load("mnist"), load("notmnist"));
+    let pool = PoolBuilder::new(&mnist)
+        .in_distribution(2000)
+        .canaries(
+            CanarySource::OutOfDistribution(&letters),
+            100,
+            LabelPolicy::Random,
+        )
+        .build(1)
+        .unwrap();
+    assert_eq!(pool.dataset.len(), 2100);
+    let canaries = pool.canaries();
+    assert_eq!(canaries, (2000..2100).collect::<Vec<_>>());
+    for &i in &canaries {
+        let p = &pool.provenance[i];
+        assert_eq!(p.source, "notmnist");
+        assert_eq!(
+            pool.dataset.features(i),
+            letters.features(p.index),
+            "same shape: copied unchanged"
+        );
+        assert_ne!(
+            pool.dataset.label(i),
+            p.original_label,
+            "random labels differ from the original"
+        );
+    }
+    for i in 0..2000 {
+        let p = &pool.provenance[i];
+        assert_eq!((p.source.as_str(), p.canary), ("mnist", false));
+        assert_eq!(pool.dataset.label(i), mnist.label(p.index));
+    }
+}
