@@ -26,3 +26,4 @@ pub use memia_core as core;
 pub use memia_data as data;
 pub use memia_memorization as memorization;
 pub use memia_metrics as metrics;
+pub use memia_shadow as shadow;

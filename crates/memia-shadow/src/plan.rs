@@ -1,0 +1,160 @@
+//! The plan: everything that determines a run's outputs, with a content hash.
+
+use memia_core::KeepMatrix;
+use memia_core::rng::splitmix64;
+use memia_data::Dataset;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, invalid};
+use crate::trainer::ShadowTrainer;
+
+/// How each model's training subset is drawn (see `memia_core::KeepMatrix`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InclusionScheme {
+    /// Every sample IN for exactly `floor(ratio * K)` models (the LiRA reference's scheme).
+    /// Rows depend on K, so a balanced plan cannot be extended with more models.
+    Balanced {
+        /// Fraction of models per sample.
+        ratio: f64,
+    },
+    /// Every (model, sample) IN with probability `p`, independently.
+    Bernoulli {
+        /// Inclusion probability.
+        p: f64,
+    },
+    /// Every model trains on a random subset of `round(ratio * N)` samples (Feldman-Zhang).
+    FixedSize {
+        /// Subset fraction.
+        ratio: f64,
+    },
+}
+
+impl InclusionScheme {
+    /// Whether models can be added later without changing the existing ones' subsets.
+    pub fn extendable(&self) -> bool {
+        !matches!(self, InclusionScheme::Balanced { .. })
+    }
+
+    /// The keep matrix for `models` models over `samples` samples.
+    pub fn keep_matrix(&self, models: usize, samples: usize, seed: u64) -> Result<KeepMatrix> {
+        Ok(match *self {
+            InclusionScheme::Balanced { ratio } => {
+                KeepMatrix::balanced_with_ratio(models, samples, ratio, seed)?
+            }
+            InclusionScheme::Bernoulli { p } => KeepMatrix::bernoulli(models, samples, p, seed)?,
+            InclusionScheme::FixedSize { ratio } => {
+                KeepMatrix::fixed_size(models, samples, ratio, seed)?
+            }
+        })
+    }
+}
+
+/// What the plan knows of the pool: enough to refuse a different one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolFingerprint {
+    /// The data set's name.
+    pub name: String,
+    /// Number of samples N.
+    pub samples: usize,
+    /// Number of classes C.
+    pub classes: usize,
+    /// Per-sample shape.
+    pub feature_shape: Vec<usize>,
+    /// SHA-256 of the samples' values (f32, little-endian) and labels (u32, little-endian).
+    pub sha256: String,
+}
+
+impl PoolFingerprint {
+    /// Fingerprints a pool (reads every value once).
+    pub fn of(pool: &dyn Dataset) -> Self {
+        let mut hasher = Sha256::new();
+        for i in 0..pool.len() {
+            for v in pool.features(i) {
+                hasher.update(v.to_le_bytes());
+            }
+            hasher.update(pool.label(i).to_le_bytes());
+        }
+        PoolFingerprint {
+            name: pool.name().to_string(),
+            samples: pool.len(),
+            classes: pool.classes(),
+            feature_shape: pool.feature_shape().to_vec(),
+            sha256: hex(&hasher.finalize()),
+        }
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A shadow-model training plan (`plan.json` in a run directory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Format version of this file.
+    pub format: u32,
+    /// The pool the models train on.
+    pub pool: PoolFingerprint,
+    /// Number of models K.
+    pub models: usize,
+    /// How subsets are drawn.
+    pub scheme: InclusionScheme,
+    /// Master seed: the keep matrix and every model's seed derive from it.
+    pub seed: u64,
+    /// Queries (augmentations) per sample in the outputs.
+    pub queries: usize,
+    /// The trainer's model and training settings.
+    pub trainer: serde_json::Value,
+}
+
+impl Plan {
+    /// A plan to train `models` models of `trainer` on `pool`.
+    pub fn new(
+        pool: &dyn Dataset,
+        models: usize,
+        scheme: InclusionScheme,
+        seed: u64,
+        trainer: &dyn ShadowTrainer,
+    ) -> Result<Self> {
+        if models == 0 {
+            return Err(invalid("models", "a plan needs at least one model"));
+        }
+        if pool.is_empty() {
+            return Err(invalid("pool", format!("{} is empty", pool.name())));
+        }
+        let plan = Plan {
+            format: 1,
+            pool: PoolFingerprint::of(pool),
+            models,
+            scheme,
+            seed,
+            queries: trainer.queries(),
+            trainer: trainer.config(),
+        };
+        plan.keep_matrix()?; // validates the scheme's parameters
+        Ok(plan)
+    }
+
+    /// The keep matrix (K x N) the plan determines.
+    pub fn keep_matrix(&self) -> Result<KeepMatrix> {
+        self.scheme
+            .keep_matrix(self.models, self.pool.samples, self.seed)
+    }
+
+    /// Model `k`'s own seed (initialisation, minibatch order, augmentation).
+    pub fn model_seed(&self, k: usize) -> u64 {
+        splitmix64(self.seed ^ splitmix64(0x4D45_4D49_4100_0000 ^ k as u64))
+    }
+
+    /// SHA-256 of the plan's canonical JSON. For extendable schemes the number of models is left
+    /// out, so that a plan with more models keeps the hash of the run it extends.
+    pub fn content_hash(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("plans serialise");
+        if self.scheme.extendable() {
+            value["models"] = serde_json::Value::Null;
+        }
+        hex(&Sha256::digest(value.to_string().as_bytes()))
+    }
+}

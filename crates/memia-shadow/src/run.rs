@@ -1,0 +1,416 @@
+//! A run directory: the plan, the keep matrix, one logits file per finished model.
+//!
+//! ```text
+//! RUN/
+//!   plan.json               the plan and its content hash
+//!   keep.npy                K x N bool
+//!   logits/model_00000.npy  N x A x C float32, written to a temporary name, then renamed
+//!   manifest.json           which models are complete (rebuilt from the logits files)
+//! ```
+//!
+//! The logits files are the ground truth: a model is complete exactly when its file exists, so
+//! a run killed at any moment loses at most the models in progress, and several processes can
+//! train disjoint shards of one run directory at once.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use memia_core::npy::{NpyHeader, read_header, read_npy, write_npy};
+use memia_core::{KeepMatrix, Logits, atomic_write};
+use memia_data::Dataset;
+use ndarray::{Array3, ArrayView3};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, ShadowError, invalid, io};
+use crate::plan::{Plan, PoolFingerprint};
+use crate::trainer::{ModelJob, ShadowTrainer};
+
+/// `plan.json`: the plan with its hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PlanFile {
+    content_hash: String,
+    plan: Plan,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    content_hash: String,
+    models: usize,
+    complete: Vec<usize>,
+}
+
+/// Progress of a `train` call, reported after every group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Models finished by this call.
+    pub done: usize,
+    /// Models this call has to train (already finished ones excluded).
+    pub total: usize,
+    /// Models skipped because they were already finished.
+    pub skipped: usize,
+    /// Time since the call started.
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    /// Models per second so far.
+    pub fn models_per_second(&self) -> f64 {
+        self.done as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Estimated time left at the current rate.
+    pub fn remaining(&self) -> Option<Duration> {
+        (self.done > 0).then(|| {
+            Duration::from_secs_f64((self.total - self.done) as f64 / self.models_per_second())
+        })
+    }
+}
+
+/// What a `train` call did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainReport {
+    /// Models trained by this call.
+    pub trained: Vec<usize>,
+    /// Models in the range that were already complete.
+    pub skipped: Vec<usize>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// An open run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+    plan: Plan,
+    hash: String,
+    keep: KeepMatrix,
+}
+
+impl RunDir {
+    /// Creates the run directory for `plan`, or opens it if it already holds the same plan.
+    /// A directory holding a different plan (another hash) is refused.
+    pub fn create(path: impl AsRef<Path>, plan: &Plan) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if path.join("plan.json").exists() {
+            let run = Self::open(&path)?;
+            if run.hash != plan.content_hash() {
+                return Err(ShadowError::PlanMismatch {
+                    path,
+                    reason: format!(
+                        "holds a run of plan {} but this plan hashes to {}: use another directory, or the plan that made it",
+                        run.hash,
+                        plan.content_hash()
+                    ),
+                });
+            }
+            if run.plan.models != plan.models {
+                return Err(ShadowError::PlanMismatch {
+                    path,
+                    reason: format!(
+                        "holds {} models, this plan {}: use RunDir::extend to add models",
+                        run.plan.models, plan.models
+                    ),
+                });
+            }
+            return Ok(run);
+        }
+        std::fs::create_dir_all(path.join("logits")).map_err(|e| io(&path, e))?;
+        let keep = plan.keep_matrix()?;
+        keep.save(path.join("keep.npy"))?;
+        let run = RunDir {
+            hash: plan.content_hash(),
+            plan: plan.clone(),
+            keep,
+            path,
+        };
+        run.write_plan()?;
+        run.write_manifest()?;
+        Ok(run)
+    }
+
+    /// Opens an existing run directory, checking that `plan.json` and `keep.npy` agree.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let plan_path = path.join("plan.json");
+        let text = std::fs::read_to_string(&plan_path).map_err(|e| io(&plan_path, e))?;
+        let file: PlanFile = serde_json::from_str(&text).map_err(|e| ShadowError::Json {
+            path: plan_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let hash = file.plan.content_hash();
+        if hash != file.content_hash {
+            return Err(ShadowError::PlanMismatch {
+                path: plan_path,
+                reason: format!(
+                    "records hash {} but its plan hashes to {hash}: the file was edited",
+                    file.content_hash
+                ),
+            });
+        }
+        let keep = KeepMatrix::load(path.join("keep.npy"))?;
+        if keep != file.plan.keep_matrix()? {
+            return Err(ShadowError::PlanMismatch {
+                path: path.join("keep.npy"),
+                reason: "differs from the keep matrix the plan determines".into(),
+            });
+        }
+        Ok(RunDir {
+            path,
+            plan: file.plan,
+            hash,
+            keep,
+        })
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The keep matrix.
+    pub fn keep(&self) -> &KeepMatrix {
+        &self.keep
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Path of model `k`'s logits file.
+    pub fn logits_path(&self, k: usize) -> PathBuf {
+        self.path.join("logits").join(format!("model_{k:05}.npy"))
+    }
+
+    /// Which models are complete (their logits file exists with the expected shape).
+    pub fn completed(&self) -> Result<Vec<bool>> {
+        let expected = self.expected_shape();
+        (0..self.plan.models)
+            .map(|k| {
+                let path = self.logits_path(k);
+                let file = match std::fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                    Err(e) => return Err(io(&path, e)),
+                };
+                let header: NpyHeader = read_header(
+                    &mut std::io::BufReader::new(file),
+                    &path.display().to_string(),
+                )?;
+                if header.shape != expected {
+                    return Err(ShadowError::PlanMismatch {
+                        path,
+                        reason: format!(
+                            "logits of shape {:?}, the plan expects {expected:?}",
+                            header.shape
+                        ),
+                    });
+                }
+                Ok(true)
+            })
+            .collect()
+    }
+
+    fn expected_shape(&self) -> Vec<usize> {
+        vec![
+            self.plan.pool.samples,
+            self.plan.queries,
+            self.plan.pool.classes,
+        ]
+    }
+
+    /// Trains the models in `models` (a shard; `0..K` for all) that are not complete yet, in
+    /// groups of `trainer.group_size()`, writing each one's logits as soon as its group is done.
+    /// `progress` is called after each group.
+    pub fn train(
+        &self,
+        trainer: &dyn ShadowTrainer,
+        pool: &dyn Dataset,
+        models: Range<usize>,
+        mut progress: impl FnMut(&Progress),
+    ) -> Result<TrainReport> {
+        if models.start > models.end || models.end > self.plan.models {
+            return Err(invalid(
+                "models",
+                format!(
+                    "{models:?} is not a range within the plan's {} models",
+                    self.plan.models
+                ),
+            ));
+        }
+        if PoolFingerprint::of(pool) != self.plan.pool {
+            return Err(ShadowError::PlanMismatch {
+                path: self.path.clone(),
+                reason: format!(
+                    "the pool '{}' is not the one this run was planned on (its fingerprint differs)",
+                    pool.name()
+                ),
+            });
+        }
+        if trainer.config() != self.plan.trainer || trainer.queries() != self.plan.queries {
+            return Err(ShadowError::PlanMismatch {
+                path: self.path.clone(),
+                reason: format!(
+                    "the trainer's settings {} differ from the plan's {}",
+                    trainer.config(),
+                    self.plan.trainer
+                ),
+            });
+        }
+        let done = self.completed()?;
+        let (todo, skipped): (Vec<usize>, Vec<usize>) = models.partition(|&k| !done[k]);
+        let start = Instant::now();
+        let group = trainer.group_size().max(1);
+        let mut trained = Vec::with_capacity(todo.len());
+        for chunk in todo.chunks(group) {
+            let jobs: Vec<ModelJob> = chunk
+                .iter()
+                .map(|&k| ModelJob {
+                    index: k,
+                    seed: self.plan.model_seed(k),
+                    train: (0..self.plan.pool.samples)
+                        .filter(|&i| self.keep.get(k, i))
+                        .collect(),
+                })
+                .collect();
+            let outputs =
+                trainer
+                    .train_group(pool, &jobs)
+                    .map_err(|reason| ShadowError::Trainer {
+                        model: chunk[0],
+                        reason,
+                    })?;
+            if outputs.len() != jobs.len() {
+                return Err(ShadowError::Trainer {
+                    model: chunk[0],
+                    reason: format!(
+                        "returned {} outputs for {} models",
+                        outputs.len(),
+                        jobs.len()
+                    ),
+                });
+            }
+            for (&k, logits) in chunk.iter().zip(&outputs) {
+                self.write_model(k, logits.view())?;
+                trained.push(k);
+            }
+            self.write_manifest()?;
+            progress(&Progress {
+                done: trained.len(),
+                total: todo.len(),
+                skipped: skipped.len(),
+                elapsed: start.elapsed(),
+            });
+        }
+        Ok(TrainReport {
+            trained,
+            skipped,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    fn write_model(&self, k: usize, logits: ArrayView3<'_, f32>) -> Result<()> {
+        if logits.shape() != self.expected_shape() {
+            return Err(ShadowError::Trainer {
+                model: k,
+                reason: format!(
+                    "logits of shape {:?}, expected {:?} (samples x queries x classes)",
+                    logits.shape(),
+                    self.expected_shape()
+                ),
+            });
+        }
+        if let Some(v) = logits.iter().find(|v| !v.is_finite()) {
+            return Err(ShadowError::Trainer {
+                model: k,
+                reason: format!("non-finite logit {v} (training diverged?)"),
+            });
+        }
+        write_npy(self.logits_path(k), &logits)?;
+        Ok(())
+    }
+
+    /// All models' logits, K x N x A x C; fails if any model is missing.
+    pub fn logits(&self) -> Result<Logits> {
+        let done = self.completed()?;
+        if let Some(first) = done.iter().position(|&d| !d) {
+            return Err(ShadowError::Incomplete {
+                path: self.path.clone(),
+                missing: done.iter().filter(|&&d| !d).count(),
+                models: done.len(),
+                first,
+            });
+        }
+        let models: Vec<Array3<f32>> = (0..self.plan.models)
+            .map(|k| read_npy(self.logits_path(k)))
+            .collect::<Result<_, _>>()?;
+        let views: Vec<_> = models.iter().map(|m| m.view()).collect();
+        Ok(Logits::from_models(&views)?)
+    }
+
+    /// Grows the plan to `models` models. Only for extendable schemes (Bernoulli, fixed-size):
+    /// the existing models keep their subsets and outputs, the new ones are then trained by
+    /// [`RunDir::train`].
+    pub fn extend(&mut self, models: usize) -> Result<()> {
+        if !self.plan.scheme.extendable() {
+            return Err(invalid(
+                "models",
+                "a balanced plan's subsets depend on the number of models, so it cannot be extended; plan a new run",
+            ));
+        }
+        if models < self.plan.models {
+            return Err(invalid(
+                "models",
+                format!(
+                    "{models} is fewer than the {} models already planned",
+                    self.plan.models
+                ),
+            ));
+        }
+        let mut plan = self.plan.clone();
+        plan.models = models;
+        let keep = plan.keep_matrix()?;
+        debug_assert_eq!(
+            keep.select_models(&(0..self.plan.models).collect::<Vec<_>>())?,
+            self.keep
+        );
+        keep.save(self.path.join("keep.npy"))?;
+        self.plan = plan;
+        self.keep = keep;
+        self.write_plan()?;
+        self.write_manifest()
+    }
+
+    fn write_plan(&self) -> Result<()> {
+        let file = PlanFile {
+            content_hash: self.hash.clone(),
+            plan: self.plan.clone(),
+        };
+        let text = serde_json::to_string_pretty(&file).expect("plans serialise");
+        Ok(atomic_write(&self.path.join("plan.json"), |f| {
+            std::io::Write::write_all(f, text.as_bytes())
+        })?)
+    }
+
+    /// Rewrites `manifest.json` from the logits files present.
+    fn write_manifest(&self) -> Result<()> {
+        let complete: Vec<usize> = self
+            .completed()?
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d)
+            .map(|(k, _)| k)
+            .collect();
+        let manifest = Manifest {
+            content_hash: self.hash.clone(),
+            models: self.plan.models,
+            complete,
+        };
+        let text = serde_json::to_string_pretty(&manifest).expect("manifests serialise");
+        Ok(atomic_write(&self.path.join("manifest.json"), |f| {
+            std::io::Write::write_all(f, text.as_bytes())
+        })?)
+    }
+}

@@ -1,0 +1,298 @@
+//! The scheduler's guarantees: determinism, resumption after a real `kill -9`, shards trained by
+//! separate processes, extension, and refusal of mismatched runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use memia_data::{Dataset, InMemoryDataset, embedded};
+use memia_shadow::{
+    InclusionScheme, ModelJob, Plan, RunDir, ShadowError, ShadowTrainer, SoftmaxRegression,
+};
+use ndarray::Array3;
+
+const MODELS: usize = 6;
+
+fn pool() -> InMemoryDataset {
+    let digits = embedded::digits();
+    InMemoryDataset::from_dataset(&digits.subset((0..600).collect()).unwrap())
+}
+
+fn trainer() -> SoftmaxRegression {
+    SoftmaxRegression {
+        epochs: 30,
+        group_size: 2,
+        ..Default::default()
+    }
+}
+
+/// The same trainer, slowed down so that a process can be killed part-way through a run.
+struct Slow(SoftmaxRegression);
+
+impl ShadowTrainer for Slow {
+    fn config(&self) -> serde_json::Value {
+        self.0.config()
+    }
+    fn queries(&self) -> usize {
+        1
+    }
+    fn group_size(&self) -> usize {
+        1
+    }
+    fn train_group(
+        &self,
+        pool: &dyn Dataset,
+        jobs: &[ModelJob],
+    ) -> Result<Vec<Array3<f32>>, String> {
+        std::thread::sleep(Duration::from_millis(300));
+        self.0.train_group(pool, jobs)
+    }
+}
+
+fn plan(seed: u64) -> Plan {
+    Plan::new(
+        &pool(),
+        MODELS,
+        InclusionScheme::Balanced { ratio: 0.5 },
+        seed,
+        &trainer(),
+    )
+    .unwrap()
+}
+
+fn files(run: &RunDir) -> Vec<Vec<u8>> {
+    (0..run.plan().models)
+        .map(|k| std::fs::read(run.logits_path(k)).unwrap())
+        .collect()
+}
+
+/// An uninterrupted single-process run of `plan` in `dir`.
+fn reference_run(dir: &Path, plan: &Plan) -> Vec<Vec<u8>> {
+    let run = RunDir::create(dir, plan).unwrap();
+    run.train(&trainer(), &pool(), 0..plan.models, |_| {})
+        .unwrap();
+    files(&run)
+}
+
+/// Runs this test binary's `child_process_entry` in a new process, training `range` of the run
+/// in `dir` with the slow trainer.
+fn spawn_child(dir: &Path, range: std::ops::Range<usize>) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_process_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("MEMIA_SHADOW_CHILD_RUN", dir)
+        .env(
+            "MEMIA_SHADOW_CHILD_RANGE",
+            format!("{}..{}", range.start, range.end),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+#[ignore = "entry point of the child processes spawned by the other tests"]
+fn child_process_entry() {
+    let Some(dir) = std::env::var_os("MEMIA_SHADOW_CHILD_RUN") else {
+        return;
+    };
+    let range = std::env::var("MEMIA_SHADOW_CHILD_RANGE").unwrap();
+    let (a, b) = range.split_once("..").unwrap();
+    let run = RunDir::open(PathBuf::from(dir)).unwrap();
+    run.train(
+        &Slow(trainer()),
+        &pool(),
+        a.parse().unwrap()..b.parse().unwrap(),
+        |_| {},
+    )
+    .unwrap();
+}
+
+#[test]
+fn same_plan_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan(1);
+    let first = reference_run(&tmp.path().join("a"), &plan);
+    let second = reference_run(&tmp.path().join("b"), &plan);
+    assert_eq!(first, second, "bit-identical logits");
+    let other = reference_run(&tmp.path().join("c"), &self::plan(2));
+    assert_ne!(first, other, "another seed draws other subsets");
+}
+
+#[test]
+fn rerunning_skips_finished_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan(3);
+    let expected = reference_run(&tmp.path().join("ref"), &plan);
+    let run = RunDir::create(tmp.path().join("run"), &plan).unwrap();
+    let mut seen = Vec::new();
+    let first = run
+        .train(&trainer(), &pool(), 0..3, |p| seen.push((p.done, p.total)))
+        .unwrap();
+    assert_eq!(first.trained, vec![0, 1, 2]);
+    assert_eq!(
+        seen,
+        vec![(2, 3), (3, 3)],
+        "progress after each group of two"
+    );
+    assert!(matches!(
+        run.logits(),
+        Err(ShadowError::Incomplete {
+            missing: 3,
+            first: 3,
+            ..
+        })
+    ));
+    let reopened = RunDir::create(tmp.path().join("run"), &plan).unwrap();
+    let second = reopened
+        .train(&trainer(), &pool(), 0..MODELS, |_| {})
+        .unwrap();
+    assert_eq!(
+        (second.skipped, second.trained),
+        (vec![0, 1, 2], vec![3, 4, 5])
+    );
+    assert_eq!(files(&reopened), expected);
+    let manifest = std::fs::read_to_string(tmp.path().join("run/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("\"complete\": [\n    0,\n    1,\n    2,\n    3,\n    4,\n    5\n  ]"),
+        "{manifest}"
+    );
+    assert_eq!(reopened.logits().unwrap().models(), MODELS);
+}
+
+#[test]
+fn a_killed_run_resumes_to_identical_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan(4);
+    let expected = reference_run(&tmp.path().join("ref"), &plan);
+    let dir = tmp.path().join("run");
+    let run = RunDir::create(&dir, &plan).unwrap();
+    let mut child = spawn_child(&dir, 0..MODELS);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while run.completed().unwrap().iter().filter(|&&d| d).count() < 2 {
+        assert!(Instant::now() < deadline, "the child made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let done = run.completed().unwrap().iter().filter(|&&d| d).count();
+    assert!(done < MODELS, "killed part-way ({done} of {MODELS} done)");
+    let resumed = run.train(&trainer(), &pool(), 0..MODELS, |_| {}).unwrap();
+    assert_eq!(resumed.skipped.len(), done);
+    assert_eq!(
+        files(&run),
+        expected,
+        "every output identical to an uninterrupted run"
+    );
+}
+
+#[test]
+fn shards_in_two_processes_equal_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan(5);
+    let expected = reference_run(&tmp.path().join("ref"), &plan);
+    let dir = tmp.path().join("run");
+    let run = RunDir::create(&dir, &plan).unwrap();
+    let mut a = spawn_child(&dir, 0..3);
+    let mut b = spawn_child(&dir, 3..MODELS);
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    assert_eq!(files(&run), expected);
+    let again = run.train(&trainer(), &pool(), 0..MODELS, |_| {}).unwrap();
+    assert!(again.trained.is_empty());
+}
+
+#[test]
+fn extendable_plans_grow_without_retraining() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scheme = InclusionScheme::FixedSize { ratio: 0.6 };
+    let small = Plan::new(&pool(), 3, scheme, 7, &trainer()).unwrap();
+    let large = Plan::new(&pool(), 5, scheme, 7, &trainer()).unwrap();
+    assert_eq!(
+        small.content_hash(),
+        large.content_hash(),
+        "the model count is outside the hash"
+    );
+    let expected = reference_run(&tmp.path().join("ref"), &large);
+    let mut run = RunDir::create(tmp.path().join("run"), &small).unwrap();
+    run.train(&trainer(), &pool(), 0..3, |_| {}).unwrap();
+    let before: Vec<Vec<u8>> = files(&run);
+    assert!(
+        RunDir::create(tmp.path().join("run"), &large)
+            .unwrap_err()
+            .to_string()
+            .contains("use RunDir::extend")
+    );
+    run.extend(5).unwrap();
+    let report = run.train(&trainer(), &pool(), 0..5, |_| {}).unwrap();
+    assert_eq!(report.trained, vec![3, 4]);
+    assert_eq!(&files(&run)[..3], &before[..]);
+    assert_eq!(files(&run), expected);
+    assert_eq!(
+        RunDir::open(tmp.path().join("run")).unwrap().plan().models,
+        5
+    );
+
+    let mut balanced = RunDir::create(tmp.path().join("balanced"), &plan(1)).unwrap();
+    assert!(
+        balanced
+            .extend(8)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot be extended")
+    );
+}
+
+#[test]
+fn mismatches_are_refused_with_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let run = RunDir::create(&dir, &plan(1)).unwrap();
+    let err = RunDir::create(&dir, &plan(2)).unwrap_err().to_string();
+    assert!(
+        err.contains("holds a run of plan") && err.contains(&plan(2).content_hash()),
+        "{err}"
+    );
+    let other_pool =
+        InMemoryDataset::from_dataset(&embedded::digits().subset((1..601).collect()).unwrap());
+    let err = run
+        .train(&trainer(), &other_pool, 0..1, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not the one this run was planned on"), "{err}");
+    let other_trainer = SoftmaxRegression {
+        epochs: 31,
+        ..trainer()
+    };
+    assert!(
+        run.train(&other_trainer, &pool(), 0..1, |_| {})
+            .unwrap_err()
+            .to_string()
+            .contains("differ from the plan's")
+    );
+    assert!(run.train(&trainer(), &pool(), 0..7, |_| {}).is_err());
+    // A logits file of the wrong shape is reported, not trusted.
+    memia_core::npy::write_npy(run.logits_path(0), &Array3::<f32>::zeros((3, 1, 10))).unwrap();
+    assert!(
+        run.completed()
+            .unwrap_err()
+            .to_string()
+            .contains("the plan expects [600, 1, 10]")
+    );
+    // An edited plan.json is detected.
+    let text = std::fs::read_to_string(dir.join("plan.json"))
+        .unwrap()
+        .replace("\"seed\": 1", "\"seed\": 9");
+    std::fs::write(dir.join("plan.json"), text).unwrap();
+    assert!(
+        RunDir::open(&dir)
+            .unwrap_err()
+            .to_string()
+            .contains("the file was edited")
+    );
+}
