@@ -26,4 +26,5 @@ pub use memia_core as core;
 pub use memia_data as data;
 pub use memia_memorization as memorization;
 pub use memia_metrics as metrics;
+pub use memia_models as models;
 pub use memia_shadow as shadow;

@@ -1,0 +1,22 @@
+//! # memia-models
+//!
+//! The model zoo on Burn and the batched ensemble that trains many shadow models in one pass.
+//!
+//! * [`Ensemble`]: G multilayer perceptrons (logistic regression with no hidden layer) with
+//!   stacked parameters, trained together, each exactly as if alone: its own initialisation,
+//!   subset, minibatch order and masked optimiser state.
+//! * [`BurnTrainer`]: plugs the ensemble into `memia-shadow`'s scheduler.
+//!
+//! Every entry point takes a Burn `Device`: `Device::flex()` (the default pure-Rust CPU
+//! backend), `Device::ndarray()` with the `ndarray` feature, `Device::wgpu(..)` with `wgpu`.
+//! Nothing hard-codes one; `BURN_DEVICE` overrides `Device::default()`.
+#![warn(missing_docs)]
+
+mod ensemble;
+mod trainer;
+
+pub use ensemble::{Ensemble, Member, MlpConfig, Optimizer, Schedule, TrainingConfig};
+pub use trainer::BurnTrainer;
+
+/// Burn's device type, re-exported so that users need not depend on Burn directly.
+pub use burn::tensor::Device;

@@ -1,0 +1,86 @@
+//! The scheduler's view of the model zoo: a [`ShadowTrainer`] that trains groups of models as
+//! one [`Ensemble`] on a Burn device.
+
+use burn::tensor::Device;
+use memia_data::Dataset;
+use memia_shadow::{ModelJob, ShadowTrainer};
+use ndarray::Array3;
+
+use crate::ensemble::{Ensemble, Member, MlpConfig, TrainingConfig};
+
+/// Trains shadow models of one architecture, `group_size` at a time, on `device`.
+///
+/// The device is not part of the plan: the same plan may be trained on any device (outputs are
+/// bit-identical across runs on the CPU backends, and equal within float tolerance across
+/// devices).
+#[derive(Debug, Clone)]
+pub struct BurnTrainer {
+    /// The network.
+    pub model: MlpConfig,
+    /// The training procedure.
+    pub training: TrainingConfig,
+    /// Models trained together in one pass.
+    pub group_size: usize,
+    /// Where to train.
+    pub device: Device,
+}
+
+impl BurnTrainer {
+    /// A trainer on Burn's default device (Flex on CPU unless `BURN_DEVICE` says otherwise).
+    pub fn new(model: MlpConfig, training: TrainingConfig, group_size: usize) -> Self {
+        BurnTrainer {
+            model,
+            training,
+            group_size: group_size.max(1),
+            device: Device::default(),
+        }
+    }
+
+    /// The same trainer on another device.
+    pub fn on(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+}
+
+impl ShadowTrainer for BurnTrainer {
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "model": self.model, "training": self.training })
+    }
+
+    fn queries(&self) -> usize {
+        1
+    }
+
+    fn group_size(&self) -> usize {
+        self.group_size
+    }
+
+    fn train_group(
+        &self,
+        pool: &dyn Dataset,
+        jobs: &[ModelJob],
+    ) -> Result<Vec<Array3<f32>>, String> {
+        let (n, d, classes) = (pool.len(), pool.feature_len(), pool.classes());
+        let mut features = Vec::with_capacity(n * d);
+        for i in 0..n {
+            features.extend_from_slice(pool.features(i));
+        }
+        let labels = pool.labels();
+        let seeds: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
+        let mut ensemble = Ensemble::init(&self.model, d, classes, &seeds, &self.device);
+        let members: Vec<Member> = jobs
+            .iter()
+            .map(|j| Member {
+                seed: j.seed,
+                train: j.train.clone(),
+            })
+            .collect();
+        ensemble.train(&features, &labels, &members, &self.training)?;
+        let logits = ensemble.predict(&features);
+        Ok(logits
+            .chunks_exact(n * classes)
+            .map(|m| Array3::from_shape_vec((n, 1, classes), m.to_vec()).expect("n x 1 x C"))
+            .collect())
+    }
+}

@@ -1,0 +1,202 @@
+//! The batched ensemble: equal to training the models one by one, deterministic, and it learns.
+
+use memia_data::{Dataset, embedded};
+use memia_models::{
+    BurnTrainer, Device, Ensemble, Member, MlpConfig, Optimizer, Schedule, TrainingConfig,
+};
+use memia_shadow::{InclusionScheme, Plan, RunDir};
+
+fn digits() -> (Vec<f32>, Vec<u32>, usize) {
+    let ds = embedded::digits();
+    let mut x = Vec::new();
+    for i in 0..ds.len() {
+        x.extend_from_slice(ds.features(i));
+    }
+    (x, ds.labels(), ds.feature_len())
+}
+
+fn members() -> Vec<Member> {
+    // Subsets of different sizes, so that the models finish their epochs at different steps.
+    [(11u64, 300usize), (12, 257), (13, 420), (14, 129)]
+        .iter()
+        .map(|&(seed, n)| Member {
+            seed,
+            train: (0..n).map(|i| (i * 7 + seed as usize) % 1797).collect(),
+        })
+        .collect()
+}
+
+fn train(members: &[Member], config: &TrainingConfig, model: &MlpConfig) -> Ensemble {
+    let (x, y, d) = digits();
+    let seeds: Vec<u64> = members.iter().map(|m| m.seed).collect();
+    let mut ensemble = Ensemble::init(model, d, 10, &seeds, &Device::flex());
+    ensemble.train(&x, &y, members, config).unwrap();
+    ensemble
+}
+
+fn configs() -> Vec<TrainingConfig> {
+    let base = TrainingConfig {
+        epochs: 3,
+        batch_size: 64,
+        learning_rate: 0.05,
+        ..Default::default()
+    };
+    vec![
+        base,
+        TrainingConfig {
+            schedule: Schedule::Cosine,
+            weight_decay: 0.01,
+            ..base
+        },
+        TrainingConfig {
+            optimizer: Optimizer::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8,
+            },
+            learning_rate: 1e-3,
+            ..base
+        },
+    ]
+}
+
+#[test]
+fn ensemble_equals_one_by_one_training() {
+    let model = MlpConfig::mlp(32);
+    for config in configs() {
+        let all = members();
+        let together = train(&all, &config, &model);
+        for (m, member) in all.iter().enumerate() {
+            let alone = train(std::slice::from_ref(member), &config, &model);
+            for (a, b) in together.parameters(m).iter().zip(alone.parameters(0)) {
+                let max = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    max < 1e-4,
+                    "{config:?} model {m}: parameters differ by {max}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn training_is_deterministic_and_learns() {
+    let config = TrainingConfig {
+        epochs: 20,
+        batch_size: 64,
+        learning_rate: 0.1,
+        ..Default::default()
+    };
+    let model = MlpConfig::mlp(64);
+    let (x, y, _) = digits();
+    let a = train(&members(), &config, &model).predict(&x);
+    let b = train(&members(), &config, &model).predict(&x);
+    assert_eq!(a, b, "bit-identical logits");
+    // Model 2 trained on 420 digits: it fits them and generalises to the rest.
+    let logits = &a[2 * 1797 * 10..3 * 1797 * 10];
+    let correct = |i: usize| {
+        let row = &logits[i * 10..(i + 1) * 10];
+        let best = (0..10).fold(0, |b, c| if row[c] > row[b] { c } else { b });
+        best as u32 == y[i]
+    };
+    let train_set: Vec<usize> = members()[2].train.clone();
+    let train_acc =
+        train_set.iter().filter(|&&i| correct(i)).count() as f64 / train_set.len() as f64;
+    let test: Vec<usize> = (0..1797).filter(|i| !train_set.contains(i)).collect();
+    let test_acc = test.iter().filter(|&&i| correct(i)).count() as f64 / test.len() as f64;
+    assert!(
+        train_acc > 0.98 && test_acc > 0.85,
+        "train {train_acc}, test {test_acc}"
+    );
+}
+
+#[test]
+fn bad_settings_are_errors() {
+    let (x, y, d) = digits();
+    let mut e = Ensemble::init(
+        &MlpConfig::logistic_regression(),
+        d,
+        10,
+        &[1],
+        &Device::flex(),
+    );
+    let bad = TrainingConfig {
+        batch_size: 0,
+        ..Default::default()
+    };
+    assert!(
+        e.train(&x, &y, &members()[..1], &bad)
+            .unwrap_err()
+            .contains("must be positive")
+    );
+    assert!(
+        e.train(&x, &y, &members(), &TrainingConfig::default())
+            .unwrap_err()
+            .contains("4 members for 1 models")
+    );
+    let empty = Member {
+        seed: 1,
+        train: vec![],
+    };
+    assert!(
+        e.train(&x, &y, &[empty], &TrainingConfig::default())
+            .unwrap_err()
+            .contains("empty training set")
+    );
+}
+
+#[test]
+fn trains_a_plan_through_the_scheduler() {
+    let pool = embedded::digits();
+    let trainer = BurnTrainer::new(
+        MlpConfig::logistic_regression(),
+        TrainingConfig {
+            epochs: 5,
+            batch_size: 64,
+            ..Default::default()
+        },
+        4,
+    )
+    .on(Device::flex());
+    let plan = Plan::new(
+        &pool,
+        6,
+        InclusionScheme::Balanced { ratio: 0.5 },
+        3,
+        &trainer,
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("memia-models-plan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = RunDir::create(&dir, &plan).unwrap();
+    let report = run.train(&trainer, &pool, 0..6, |_| {}).unwrap();
+    assert_eq!(report.trained, (0..6).collect::<Vec<_>>());
+    let logits = run.logits().unwrap();
+    assert_eq!(
+        (logits.models(), logits.samples(), logits.classes()),
+        (6, 1797, 10)
+    );
+    // Grouping does not change the outputs: a group size of 1 gives the same logits.
+    let single = BurnTrainer {
+        group_size: 1,
+        ..trainer.clone()
+    };
+    let dir1 = dir.with_extension("single");
+    let _ = std::fs::remove_dir_all(&dir1);
+    let run1 = RunDir::create(&dir1, &plan).unwrap();
+    run1.train(&single, &pool, 0..6, |_| {}).unwrap();
+    let a = logits.into_array();
+    let b = run1.logits().unwrap().into_array();
+    let max = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(max < 1e-3, "grouped vs single logits differ by {max}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&dir1).unwrap();
+}
