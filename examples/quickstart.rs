@@ -1,12 +1,14 @@
-//! memia quickstart: a memorization-aware audit, end to end on generated shadow observations.
+//! memia quickstart: a memorization-aware membership audit, end to end.
 //!
-//! Until the training pipeline lands (datasets, Burn models, the shadow scheduler), this
-//! generates what K shadow models would output, with a known answer, and runs the real audit
-//! on it: Feldman-Zhang memorization from the models' correctness, LiRA, and a
-//! leave-one-model-out evaluation as a function of the number of shadow models, for all samples
-//! and for the memorization-selected candidates. Then a single target model is audited with
-//! its metrics: a bootstrap interval, the implied epsilon lower bound, and per-group AUROC
-//! beside the closed-form optimum.
+//! Part 1 runs the whole pipeline on real data compiled into memia: the UCI handwritten digits
+//! plus 50 mislabeled canaries form the pool; 16 shadow MLPs are planned and trained with the
+//! batched Burn ensemble (into a run directory, resumable); Feldman-Zhang memorization comes
+//! from the same models; a leave-one-model-out LiRA evaluation compares all samples, the
+//! canaries and the memorization-selected candidates as the number of shadow models grows.
+//!
+//! Part 2 runs the audit's statistics on generated shadow outputs whose answer is known in
+//! closed form: memorization, the budget planner, leave-one-out LiRA, and a single target's
+//! metrics (bootstrap interval, epsilon lower bound, per-group AUROC beside the optimum).
 //!
 //! The generated pool: most samples are typical (a model trained on them is barely more
 //! confident: `phi` shifts by 0.5, and OUT models get them right 90% of the time); 5% are
@@ -21,9 +23,14 @@ use memia::attacks::loo::{EvalGroup, LooConfig, leave_one_out};
 use memia::attacks::theory::BudgetPlan;
 use memia::attacks::{CandidateRule, FittedTest, LiraConfig, MembershipTest};
 use memia::core::KeepMatrix;
+use memia::core::Signal;
 use memia::core::rng::stream_rng;
+use memia::data::{CanarySource, Dataset, LabelPolicy, PoolBuilder, embedded};
 use memia::memorization::MemorizationConfig;
+use memia::memorization::Outcome;
 use memia::metrics::{Bootstrap, Direction, RocCurve, Statistic, TprAtFpr};
+use memia::models::{BurnTrainer, MlpConfig, TrainingConfig};
+use memia::shadow::{InclusionScheme, Plan, RunDir};
 use ndarray::{Array2, Array3, Axis, s};
 use rand::RngExt;
 use rand_distr::StandardNormal;
@@ -36,6 +43,118 @@ const SEED: u64 = 2026;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
+    digits_audit()?;
+    println!("\n--- part 2: the statistics on generated outputs with a known answer ---\n");
+    generated_audit()?;
+    println!("done in {:.2} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Part 1: plan, train, memorization and leave-one-out LiRA on the embedded digits.
+fn digits_audit() -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let digits = embedded::digits();
+    let pool = PoolBuilder::new(&digits)
+        .in_distribution(1700)
+        .canaries(CanarySource::Mislabeled, 50, LabelPolicy::Random)
+        .build(SEED)?;
+    let canaries = pool.canaries();
+    let trainer = BurnTrainer::new(
+        MlpConfig::mlp(128),
+        TrainingConfig {
+            epochs: 200,
+            batch_size: 64,
+            learning_rate: 0.1,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+        8,
+    );
+    let models = 16;
+    let plan = Plan::new(
+        &pool.dataset,
+        models,
+        InclusionScheme::Balanced { ratio: 0.5 },
+        SEED,
+        &trainer,
+    )?;
+    let dir = std::env::temp_dir()
+        .join("memia-quickstart")
+        .join(&plan.content_hash()[..16]);
+    println!(
+        "--- part 1: {} digits + {} mislabeled canaries, {models} shadow MLPs (64-128-10) on {:?} ---",
+        pool.dataset.len() - canaries.len(),
+        canaries.len(),
+        trainer.device
+    );
+    let run = RunDir::create(&dir, &plan)?;
+    let report = run.train(&trainer, &pool.dataset, 0..models, |p| {
+        eprint!(
+            "\r  trained {}/{} models, {:.1} models/s   ",
+            p.done,
+            p.total,
+            p.models_per_second()
+        )
+    })?;
+    eprintln!();
+    println!(
+        "run directory {} ({} models trained now, {} found finished)",
+        dir.display(),
+        report.trained.len(),
+        report.skipped.len()
+    );
+    let logits = run.logits()?;
+    let labels = pool.dataset.labels();
+    let mem = MemorizationConfig::default().estimate_from_logits(
+        run.keep(),
+        &logits,
+        &labels,
+        Outcome::Correct,
+    )?;
+    let mean = |idx: &[usize]| idx.iter().map(|&i| mem.score[i]).sum::<f64>() / idx.len() as f64;
+    let typical: Vec<usize> = (0..pool.dataset.len())
+        .filter(|i| !canaries.contains(i))
+        .collect();
+    let candidates = CandidateRule::MemorizationAtLeast(0.5).select(&mem, None)?;
+    println!(
+        "memorization: canaries {:.3} on average, other digits {:.3}; {} candidates with mem >= 0.5 ({} of them canaries)",
+        mean(&canaries),
+        mean(&typical),
+        candidates.len(),
+        candidates.iter().filter(|i| canaries.contains(i)).count()
+    );
+    let phi = logits.signals(&labels, Signal::Phi)?;
+    let config = LooConfig {
+        shadow_counts: Some(vec![2, 4, 8, models - 1]),
+        groups: vec![
+            EvalGroup {
+                name: "canaries".into(),
+                samples: canaries.clone(),
+            },
+            EvalGroup {
+                name: "candidates".into(),
+                samples: candidates,
+            },
+        ],
+        seed: SEED,
+        ..Default::default()
+    };
+    let loo = leave_one_out(
+        &LiraConfig::online().with_global_variance(true),
+        run.keep(),
+        phi.view(),
+        &config,
+        |_, _| {},
+    )?;
+    println!(
+        "leave-one-model-out, online LiRA (global variance), every model as the target:\n{loo}"
+    );
+    println!("part 1 took {:.1} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Part 2: the audit's statistics on generated shadow outputs with a known answer.
+fn generated_audit() -> Result<(), Box<dyn std::error::Error>> {
     let keep = KeepMatrix::balanced(MODELS, SAMPLES, SEED)?;
     let mut rng = stream_rng(SEED, 1);
     let atypical: Vec<bool> = (0..SAMPLES)
@@ -150,7 +269,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "\nThe memorized candidates are where the audit finds its evidence, with few shadow models."
     );
-    println!("done in {:.2} s", start.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -54,7 +54,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let steps: usize = members.iter().map(|m| m.train.len().div_ceil(128)).sum();
         let flops = 6.0 * 128.0 * model.forward_macs(d, 10) as f64 * steps as f64;
-        for (mode, group) in [("ensemble", k), ("one-by-one", 1)] {
+        let modes: Vec<(String, usize)> = [k, 8, 1]
+            .into_iter()
+            .filter(|&g| g <= k)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .rev()
+            .map(|g| {
+                (
+                    if g == 1 {
+                        "one-by-one".to_string()
+                    } else {
+                        format!("groups of {g}")
+                    },
+                    g,
+                )
+            })
+            .collect();
+        for (mode, group) in modes {
             let start = Instant::now();
             for chunk in members.chunks(group) {
                 let seeds: Vec<u64> = chunk.iter().map(|m| m.seed).collect();
