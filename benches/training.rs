@@ -1,0 +1,65 @@
+//! Shadow-model training throughput (criterion): MLP 784-128-10, SGD with momentum, batch 128,
+//! one epoch on 5,000-sample subsets of the MNIST test set, K = 8 models as one batched ensemble
+//! and one by one. The example `shadow_throughput` prints models/s and GFLOP/s for K = 8 and 32.
+
+use std::path::PathBuf;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use memia::core::KeepMatrix;
+use memia::data::Dataset;
+use memia::data::idx::load_idx;
+use memia::models::{Device, Ensemble, Member, MlpConfig, TrainingConfig};
+
+fn bench_training(c: &mut Criterion) {
+    let dir = std::env::var_os("MEMIA_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let Ok(mnist) = load_idx(
+        dir.join("mnist-t10k-images-idx3-ubyte.gz"),
+        dir.join("mnist-t10k-labels-idx1-ubyte.gz"),
+        "mnist",
+        Some(10),
+    ) else {
+        eprintln!(
+            "skipping: MNIST not found in {} (set MEMIA_DATA_DIR)",
+            dir.display()
+        );
+        return;
+    };
+    let (n, d) = (mnist.len(), mnist.feature_len());
+    let features: Vec<f32> = (0..n).flat_map(|i| mnist.features(i).to_vec()).collect();
+    let labels = mnist.labels();
+    let (k, model) = (8, MlpConfig::mlp(128));
+    let config = TrainingConfig {
+        epochs: 1,
+        batch_size: 128,
+        learning_rate: 0.05,
+        ..Default::default()
+    };
+    let keep = KeepMatrix::fixed_size(k, n, 0.5, 1).unwrap();
+    let members: Vec<Member> = (0..k)
+        .map(|m| Member {
+            seed: m as u64,
+            train: (0..n).filter(|&i| keep.get(m, i)).collect(),
+        })
+        .collect();
+    let device = Device::default();
+    let mut group = c.benchmark_group("train_mlp_784_128_10_k8");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(k as u64));
+    for (name, size) in [("ensemble", k), ("one_by_one", 1)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for chunk in members.chunks(size) {
+                    let seeds: Vec<u64> = chunk.iter().map(|m| m.seed).collect();
+                    let mut e = Ensemble::init(&model, d, 10, &seeds, &device);
+                    e.train(&features, &labels, chunk, &config).unwrap();
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_training);
+criterion_main!(benches);
