@@ -52,7 +52,8 @@ fn bench_training(c: &mut Criterion) {
             b.iter(|| {
                 for chunk in members.chunks(size) {
                     let seeds: Vec<u64> = chunk.iter().map(|m| m.seed).collect();
-                    let mut e = Ensemble::init(&model, d, 10, &seeds, &device);
+                    let mut e =
+                        Ensemble::init(&model.clone().into(), &[d], 10, &seeds, &device).unwrap();
                     e.train(&features, &labels, chunk, &config).unwrap();
                 }
             })

@@ -75,7 +75,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let start = Instant::now();
             for chunk in members.chunks(group) {
                 let seeds: Vec<u64> = chunk.iter().map(|m| m.seed).collect();
-                let mut ensemble = Ensemble::init(&model, d, 10, &seeds, &device);
+                let mut ensemble =
+                    Ensemble::init(&model.clone().into(), &[d], 10, &seeds, &device)?;
                 ensemble.train(&features, &labels, chunk, &config)?;
             }
             let secs = start.elapsed().as_secs_f64();

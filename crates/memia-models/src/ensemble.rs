@@ -11,6 +11,8 @@
 //! which would keep moving a finished model through its momentum or weight decay.
 
 use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::module::{conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use memia_core::rng::stream_rng;
 use rand::RngExt;
@@ -52,6 +54,52 @@ impl MlpConfig {
             .windows(2)
             .map(|w| w[0] * w[1])
             .sum()
+    }
+}
+
+/// A small convolutional network (LeNet-style) on `[C, H, W]` images: per entry of `channels`,
+/// a `kernel` x `kernel` convolution with "same" padding, ReLU and 2 x 2 max pooling; then the
+/// `hidden` dense layers (ReLU) and the output layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CnnConfig {
+    /// Output channels of each convolution.
+    pub channels: Vec<usize>,
+    /// Odd kernel size.
+    pub kernel: usize,
+    /// Widths of the dense hidden layers.
+    pub hidden: Vec<usize>,
+}
+
+impl CnnConfig {
+    /// LeNet-style: convolutions of 6 and 16 channels, kernel 5, dense 120 and 84.
+    pub fn lenet() -> Self {
+        CnnConfig {
+            channels: vec![6, 16],
+            kernel: 5,
+            hidden: vec![120, 84],
+        }
+    }
+}
+
+/// The architectures the ensemble trains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// A multilayer perceptron on flattened inputs.
+    Mlp(MlpConfig),
+    /// A convolutional network on images (grouped convolutions across the models).
+    Cnn(CnnConfig),
+}
+
+impl From<MlpConfig> for ModelConfig {
+    fn from(c: MlpConfig) -> Self {
+        ModelConfig::Mlp(c)
+    }
+}
+
+impl From<CnnConfig> for ModelConfig {
+    fn from(c: CnnConfig) -> Self {
+        ModelConfig::Cnn(c)
     }
 }
 
@@ -115,9 +163,25 @@ impl Default for TrainingConfig {
     }
 }
 
-/// One layer of G stacked models: weights `[G, in, out]`, bias `[G, 1, out]`.
+/// What a layer computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// `x W + b` with weights `[G, in, out]`, bias `[G, 1, out]`.
+    Dense,
+    /// A grouped "same" convolution, ReLU and 2 x 2 max pooling, with weights
+    /// `[G, out_channels, in_channels * kernel^2]` and bias `[G, 1, out_channels]` (reshaped to
+    /// the convolution's layout, models outermost, when applied).
+    Conv {
+        cin: usize,
+        cout: usize,
+        kernel: usize,
+    },
+}
+
+/// One layer of G stacked models; every parameter has the models on its first axis.
 #[derive(Debug, Clone)]
 struct Layer {
+    op: Op,
     weight: Tensor<3>,
     bias: Tensor<3>,
 }
@@ -133,7 +197,9 @@ struct State {
 #[derive(Debug, Clone)]
 pub struct Ensemble {
     layers: Vec<Layer>,
-    sizes: Vec<usize>,
+    input_shape: Vec<usize>,
+    inputs: usize,
+    classes: usize,
     device: Device,
 }
 
@@ -148,51 +214,97 @@ pub struct Member {
 
 impl Ensemble {
     /// Initialises one model per seed: weights and biases uniform in `+-1/sqrt(fan_in)` (as
-    /// PyTorch's `nn.Linear`), drawn on the host from each model's own stream so that they do
-    /// not depend on the group or the backend.
+    /// PyTorch's `nn.Linear` and `nn.Conv2d`), drawn on the host from each model's own stream so
+    /// that they do not depend on the group or the backend. `input_shape` is one sample's shape
+    /// (`[C, H, W]` for a CNN; an MLP flattens any shape).
     pub fn init(
-        config: &MlpConfig,
-        inputs: usize,
+        config: &ModelConfig,
+        input_shape: &[usize],
         classes: usize,
         seeds: &[u64],
         device: &Device,
-    ) -> Self {
-        let sizes = config.sizes(inputs, classes);
+    ) -> Result<Self, String> {
+        let inputs: usize = input_shape.iter().product();
+        // (op, fan_in, parameter shape per model)
+        let mut plan: Vec<(Op, usize, [usize; 2], usize)> = Vec::new();
+        let dense_from =
+            |plan: &mut Vec<(Op, usize, [usize; 2], usize)>, mut width: usize, hidden: &[usize]| {
+                for &h in hidden.iter().chain(std::iter::once(&classes)) {
+                    plan.push((Op::Dense, width, [width, h], h));
+                    width = h;
+                }
+            };
+        match config {
+            ModelConfig::Mlp(mlp) => dense_from(&mut plan, inputs, &mlp.hidden),
+            ModelConfig::Cnn(cnn) => {
+                let &[mut c, mut h, mut w] = input_shape else {
+                    return Err(format!(
+                        "a CNN needs [C, H, W] samples, got shape {input_shape:?}"
+                    ));
+                };
+                if cnn.kernel % 2 == 0 {
+                    return Err(format!(
+                        "kernel size {} must be odd (\"same\" padding)",
+                        cnn.kernel
+                    ));
+                }
+                for &cout in &cnn.channels {
+                    if h < 2 || w < 2 {
+                        return Err(format!(
+                            "input {input_shape:?} is too small for {} pooling stages",
+                            cnn.channels.len()
+                        ));
+                    }
+                    let k = cnn.kernel;
+                    plan.push((
+                        Op::Conv {
+                            cin: c,
+                            cout,
+                            kernel: k,
+                        },
+                        c * k * k,
+                        [cout, c * k * k],
+                        cout,
+                    ));
+                    (c, h, w) = (cout, h / 2, w / 2);
+                }
+                dense_from(&mut plan, c * h * w, &cnn.hidden);
+            }
+        }
         let g = seeds.len();
-        let layers = sizes
-            .windows(2)
+        let layers = plan
+            .into_iter()
             .enumerate()
-            .map(|(l, w)| {
-                let (fan_in, fan_out) = (w[0], w[1]);
+            .map(|(l, (op, fan_in, [rows, cols], outs))| {
                 let bound = 1.0 / (fan_in as f64).sqrt();
                 let (mut weights, mut biases) = (
-                    Vec::with_capacity(g * fan_in * fan_out),
-                    Vec::with_capacity(g * fan_out),
+                    Vec::with_capacity(g * rows * cols),
+                    Vec::with_capacity(g * outs),
                 );
                 for &seed in seeds {
                     let mut rng = stream_rng(seed, l as u64);
                     weights.extend(
-                        (0..fan_in * fan_out)
+                        (0..rows * cols)
                             .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32),
                     );
                     biases.extend(
-                        (0..fan_out).map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32),
+                        (0..outs).map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32),
                     );
                 }
                 Layer {
-                    weight: Tensor::from_data(
-                        TensorData::new(weights, [g, fan_in, fan_out]),
-                        device,
-                    ),
-                    bias: Tensor::from_data(TensorData::new(biases, [g, 1, fan_out]), device),
+                    op,
+                    weight: Tensor::from_data(TensorData::new(weights, [g, rows, cols]), device),
+                    bias: Tensor::from_data(TensorData::new(biases, [g, 1, outs]), device),
                 }
             })
             .collect();
-        Ensemble {
+        Ok(Ensemble {
             layers,
-            sizes,
+            input_shape: input_shape.to_vec(),
+            inputs,
+            classes,
             device: device.clone(),
-        }
+        })
     }
 
     /// Number of models G.
@@ -200,12 +312,65 @@ impl Ensemble {
         self.layers[0].weight.dims()[0]
     }
 
-    fn forward(layers: &[Layer], x: Tensor<3>) -> Tensor<3> {
+    /// Forward pass of all models: `x` is `[G, B, inputs]`, the result `[G, B, classes]`.
+    fn forward(layers: &[Layer], input_shape: &[usize], x: Tensor<3>) -> Tensor<3> {
+        let [g, b, _] = x.dims();
         let last = layers.len() - 1;
-        layers.iter().enumerate().fold(x, |h, (i, layer)| {
-            let z = h.matmul(layer.weight.clone()) + layer.bias.clone();
-            if i < last { relu(z) } else { z }
-        })
+        let mut h = x;
+        let mut image: Option<Tensor<4>> = None;
+        if let Some(Layer {
+            op: Op::Conv { .. },
+            ..
+        }) = layers.first()
+        {
+            let &[c, height, width] = input_shape else {
+                unreachable!("checked at init")
+            };
+            // [G, B, C*H*W] -> [B, G*C, H, W]: model g's channels form group g.
+            let x5: Tensor<5> = h.clone().reshape([g, b, c, height, width]);
+            image = Some(x5.swap_dims(0, 1).reshape([
+                b as i64,
+                (g * c) as i64,
+                height as i64,
+                width as i64,
+            ]));
+        }
+        for (i, layer) in layers.iter().enumerate() {
+            match layer.op {
+                Op::Conv { cin, cout, kernel } => {
+                    let x4 = image.take().expect("convolutions come first");
+                    let weight: Tensor<4> =
+                        layer
+                            .weight
+                            .clone()
+                            .reshape([g * cout, cin, kernel, kernel]);
+                    let bias: Tensor<1> = layer.bias.clone().reshape([g * cout]);
+                    let pad = kernel / 2;
+                    let z = conv2d(
+                        x4,
+                        weight,
+                        Some(bias),
+                        ConvOptions::new([1, 1], [pad, pad], [1, 1], g),
+                    );
+                    let pooled = max_pool2d(relu(z), MaxPoolOptions::new([2, 2]));
+                    let next_is_dense =
+                        !matches!(layers.get(i + 1).map(|l| l.op), Some(Op::Conv { .. }));
+                    if next_is_dense {
+                        // [B, G*C, H', W'] -> [G, B, C*H'*W'].
+                        let [_, gc, ph, pw] = pooled.dims();
+                        let flat: Tensor<3> = pooled.reshape([b, g, gc / g * ph * pw]);
+                        h = flat.swap_dims(0, 1);
+                    } else {
+                        image = Some(pooled);
+                    }
+                }
+                Op::Dense => {
+                    let z = h.matmul(layer.weight.clone()) + layer.bias.clone();
+                    h = if i < last { relu(z) } else { z };
+                }
+            }
+        }
+        h
     }
 
     /// Trains member g on its rows of `features` (n x d, row-major) with `labels`.
@@ -216,11 +381,7 @@ impl Ensemble {
         members: &[Member],
         config: &TrainingConfig,
     ) -> Result<(), String> {
-        let (g, d, classes) = (
-            self.models(),
-            self.sizes[0],
-            *self.sizes.last().expect("layers"),
-        );
+        let (g, d, classes) = (self.models(), self.inputs, self.classes);
         if members.len() != g {
             return Err(format!("{} members for {g} models", members.len()));
         }
@@ -293,11 +454,12 @@ impl Ensemble {
                     .layers
                     .iter()
                     .map(|l| Layer {
+                        op: l.op,
                         weight: l.weight.clone().autodiff().require_grad(),
                         bias: l.bias.clone().autodiff().require_grad(),
                     })
                     .collect();
-                let logits = Self::forward(&params, x);
+                let logits = Self::forward(&params, &self.input_shape, x);
                 // Sum over models of each model's mean cross-entropy over its real samples.
                 let loss = (log_softmax(logits, 2) * target).sum().neg();
                 let grads = loss.backward();
@@ -384,11 +546,7 @@ impl Ensemble {
     /// Logits of every model on every row of `features` (n x d): `[G, n, C]`, row-major, in
     /// chunks of rows so that memory stays bounded.
     pub fn predict(&self, features: &[f32]) -> Vec<f32> {
-        let (g, d, classes) = (
-            self.models(),
-            self.sizes[0],
-            *self.sizes.last().expect("layers"),
-        );
+        let (g, d, classes) = (self.models(), self.inputs, self.classes);
         let n = features.len() / d;
         let mut out = vec![0f32; g * n * classes];
         const CHUNK: usize = 2048;
@@ -399,7 +557,7 @@ impl Ensemble {
                 &self.device,
             );
             let x = x.unsqueeze_dim::<3>(0).expand([g, rows, d]);
-            let logits = Self::forward(&self.layers, x).into_data();
+            let logits = Self::forward(&self.layers, &self.input_shape, x).into_data();
             let values = logits.as_slice::<f32>().expect("float32 logits");
             for m in 0..g {
                 let dst = (m * n + start) * classes;

@@ -2,9 +2,10 @@
 //!
 //! The model zoo on Burn and the batched ensemble that trains many shadow models in one pass.
 //!
-//! * [`Ensemble`]: G multilayer perceptrons (logistic regression with no hidden layer) with
-//!   stacked parameters, trained together, each exactly as if alone: its own initialisation,
-//!   subset, minibatch order and masked optimiser state.
+//! * [`Ensemble`]: G models of one architecture ([`MlpConfig`]: multilayer perceptron, or
+//!   logistic regression with no hidden layer; [`CnnConfig`]: LeNet-style convolutional network,
+//!   run as grouped convolutions) with stacked parameters, trained together, each exactly as if
+//!   alone: its own initialisation, subset, minibatch order and masked optimiser state.
 //! * [`BurnTrainer`]: plugs the ensemble into `memia-shadow`'s scheduler.
 //!
 //! Every entry point takes a Burn `Device`: `Device::flex()` (the default pure-Rust CPU
@@ -15,7 +16,9 @@
 mod ensemble;
 mod trainer;
 
-pub use ensemble::{Ensemble, Member, MlpConfig, Optimizer, Schedule, TrainingConfig};
+pub use ensemble::{
+    CnnConfig, Ensemble, Member, MlpConfig, ModelConfig, Optimizer, Schedule, TrainingConfig,
+};
 pub use trainer::BurnTrainer;
 
 /// Burn's device type, re-exported so that users need not depend on Burn directly.

@@ -6,7 +6,7 @@ use memia_data::Dataset;
 use memia_shadow::{ModelJob, ShadowTrainer};
 use ndarray::Array3;
 
-use crate::ensemble::{Ensemble, Member, MlpConfig, TrainingConfig};
+use crate::ensemble::{Ensemble, Member, ModelConfig, TrainingConfig};
 
 /// Trains shadow models of one architecture, `group_size` at a time, on `device`.
 ///
@@ -16,7 +16,7 @@ use crate::ensemble::{Ensemble, Member, MlpConfig, TrainingConfig};
 #[derive(Debug, Clone)]
 pub struct BurnTrainer {
     /// The network.
-    pub model: MlpConfig,
+    pub model: ModelConfig,
     /// The training procedure.
     pub training: TrainingConfig,
     /// Models trained together in one pass.
@@ -27,9 +27,9 @@ pub struct BurnTrainer {
 
 impl BurnTrainer {
     /// A trainer on Burn's default device (Flex on CPU unless `BURN_DEVICE` says otherwise).
-    pub fn new(model: MlpConfig, training: TrainingConfig, group_size: usize) -> Self {
+    pub fn new(model: impl Into<ModelConfig>, training: TrainingConfig, group_size: usize) -> Self {
         BurnTrainer {
-            model,
+            model: model.into(),
             training,
             group_size: group_size.max(1),
             device: Device::default(),
@@ -68,7 +68,13 @@ impl ShadowTrainer for BurnTrainer {
         }
         let labels = pool.labels();
         let seeds: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
-        let mut ensemble = Ensemble::init(&self.model, d, classes, &seeds, &self.device);
+        let mut ensemble = Ensemble::init(
+            &self.model,
+            pool.feature_shape(),
+            classes,
+            &seeds,
+            &self.device,
+        )?;
         let members: Vec<Member> = jobs
             .iter()
             .map(|j| Member {

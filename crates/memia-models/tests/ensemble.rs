@@ -2,7 +2,8 @@
 
 use memia_data::{Dataset, embedded};
 use memia_models::{
-    BurnTrainer, Device, Ensemble, Member, MlpConfig, Optimizer, Schedule, TrainingConfig,
+    BurnTrainer, CnnConfig, Device, Ensemble, Member, MlpConfig, ModelConfig, Optimizer, Schedule,
+    TrainingConfig,
 };
 use memia_shadow::{InclusionScheme, Plan, RunDir};
 
@@ -26,10 +27,10 @@ fn members() -> Vec<Member> {
         .collect()
 }
 
-fn train(members: &[Member], config: &TrainingConfig, model: &MlpConfig) -> Ensemble {
-    let (x, y, d) = digits();
+fn train(members: &[Member], config: &TrainingConfig, model: &ModelConfig) -> Ensemble {
+    let (x, y, _) = digits();
     let seeds: Vec<u64> = members.iter().map(|m| m.seed).collect();
-    let mut ensemble = Ensemble::init(model, d, 10, &seeds, &Device::flex());
+    let mut ensemble = Ensemble::init(model, &[1, 8, 8], 10, &seeds, &Device::flex()).unwrap();
     ensemble.train(&x, &y, members, config).unwrap();
     ensemble
 }
@@ -62,8 +63,17 @@ fn configs() -> Vec<TrainingConfig> {
 
 #[test]
 fn ensemble_equals_one_by_one_training() {
-    let model = MlpConfig::mlp(32);
-    for config in configs() {
+    let cnn: ModelConfig = CnnConfig {
+        channels: vec![4, 8],
+        kernel: 3,
+        hidden: vec![16],
+    }
+    .into();
+    for (model, config) in configs()
+        .into_iter()
+        .map(|c| (ModelConfig::from(MlpConfig::mlp(32)), c))
+        .chain(std::iter::once((cnn, configs()[0])))
+    {
         let all = members();
         let together = train(&all, &config, &model);
         for (m, member) in all.iter().enumerate() {
@@ -91,7 +101,7 @@ fn training_is_deterministic_and_learns() {
         learning_rate: 0.1,
         ..Default::default()
     };
-    let model = MlpConfig::mlp(64);
+    let model = MlpConfig::mlp(64).into();
     let (x, y, _) = digits();
     let a = train(&members(), &config, &model).predict(&x);
     let b = train(&members(), &config, &model).predict(&x);
@@ -115,15 +125,47 @@ fn training_is_deterministic_and_learns() {
 }
 
 #[test]
+fn a_small_cnn_learns_digits() {
+    let config = TrainingConfig {
+        epochs: 30,
+        batch_size: 64,
+        learning_rate: 0.05,
+        ..Default::default()
+    };
+    let model: ModelConfig = CnnConfig {
+        channels: vec![8, 16],
+        kernel: 3,
+        hidden: vec![32],
+    }
+    .into();
+    let (x, y, _) = digits();
+    let member = members()[2].clone();
+    let logits = train(std::slice::from_ref(&member), &config, &model).predict(&x);
+    let test: Vec<usize> = (0..1797).filter(|i| !member.train.contains(i)).collect();
+    let correct = test
+        .iter()
+        .filter(|&&i| {
+            let row = &logits[i * 10..(i + 1) * 10];
+            (0..10).fold(0, |b, c| if row[c] > row[b] { c } else { b }) as u32 == y[i]
+        })
+        .count();
+    let acc = correct as f64 / test.len() as f64;
+    assert!(acc > 0.8, "held-out accuracy {acc}");
+    let bad = Ensemble::init(&model, &[64], 10, &[1], &Device::flex());
+    assert!(bad.unwrap_err().contains("needs [C, H, W] samples"));
+}
+
+#[test]
 fn bad_settings_are_errors() {
     let (x, y, d) = digits();
     let mut e = Ensemble::init(
-        &MlpConfig::logistic_regression(),
-        d,
+        &MlpConfig::logistic_regression().into(),
+        &[d],
         10,
         &[1],
         &Device::flex(),
-    );
+    )
+    .unwrap();
     let bad = TrainingConfig {
         batch_size: 0,
         ..Default::default()
