@@ -15,6 +15,8 @@ use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use memia_core::rng::stream_rng;
+
+use crate::augment::{Augmentation, image_shape, transform};
 use rand::RngExt;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -148,6 +150,9 @@ pub struct TrainingConfig {
     pub optimizer: Optimizer,
     /// Learning-rate schedule.
     pub schedule: Schedule,
+    /// Training-time augmentation of image samples.
+    #[serde(default)]
+    pub augmentation: Augmentation,
 }
 
 impl Default for TrainingConfig {
@@ -159,6 +164,7 @@ impl Default for TrainingConfig {
             weight_decay: 5e-4,
             optimizer: Optimizer::Sgd { momentum: 0.9 },
             schedule: Schedule::Constant,
+            augmentation: Augmentation::default(),
         }
     }
 }
@@ -397,6 +403,16 @@ impl Ensemble {
         if let Some(m) = members.iter().position(|m| m.train.is_empty()) {
             return Err(format!("model {m} of the group has an empty training set"));
         }
+        let augment_shape = if config.augmentation.is_identity() {
+            None
+        } else {
+            Some(image_shape(&self.input_shape).ok_or_else(|| {
+                format!(
+                    "augmentation needs [C, H, W] samples, got shape {:?}",
+                    self.input_shape
+                )
+            })?)
+        };
         let b = config.batch_size;
         let steps_of: Vec<usize> = members.iter().map(|m| m.train.len().div_ceil(b)).collect();
         let total_steps: Vec<usize> = steps_of.iter().map(|s| s * config.epochs).collect();
@@ -429,6 +445,11 @@ impl Ensemble {
                     o
                 })
                 .collect();
+            // Each model's augmentation stream for this epoch, consumed in its sample order.
+            let mut augment_rngs: Vec<_> = members
+                .iter()
+                .map(|m| stream_rng(m.seed, 2_000_000 + epoch as u64))
+                .collect();
             for step in 0..group_steps {
                 // Host-side batch: inputs, one-hot targets weighted by 1/count, active mask.
                 let mut x = vec![0f32; g * b * d];
@@ -443,7 +464,19 @@ impl Ensemble {
                     let weight = 1.0 / rows.len() as f32;
                     for (r, &i) in rows.iter().enumerate() {
                         let dst = (m * b + r) * d;
-                        x[dst..dst + d].copy_from_slice(&features[i * d..(i + 1) * d]);
+                        let src = &features[i * d..(i + 1) * d];
+                        match augment_shape {
+                            Some(shape) => {
+                                let aug = &config.augmentation;
+                                let rng = &mut augment_rngs[m];
+                                let span = 2 * aug.max_shift as i32 + 1;
+                                let dx = rng.random_range(0..span) - aug.max_shift as i32;
+                                let dy = rng.random_range(0..span) - aug.max_shift as i32;
+                                let mirror = aug.flip && rng.random::<bool>();
+                                transform(src, &mut x[dst..dst + d], shape, mirror, dx, dy);
+                            }
+                            None => x[dst..dst + d].copy_from_slice(src),
+                        }
                         target[(m * b + r) * classes + labels[i] as usize] = weight;
                     }
                 }

@@ -13,9 +13,11 @@
 //! Nothing hard-codes one; `BURN_DEVICE` overrides `Device::default()`.
 #![warn(missing_docs)]
 
+mod augment;
 mod ensemble;
 mod trainer;
 
+pub use augment::{Augmentation, Query, apply_query};
 pub use ensemble::{
     CnnConfig, Ensemble, Member, MlpConfig, ModelConfig, Optimizer, Schedule, TrainingConfig,
 };

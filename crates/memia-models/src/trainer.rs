@@ -6,6 +6,7 @@ use memia_data::Dataset;
 use memia_shadow::{ModelJob, ShadowTrainer};
 use ndarray::Array3;
 
+use crate::augment::{Query, apply_query};
 use crate::ensemble::{Ensemble, Member, ModelConfig, TrainingConfig};
 
 /// Trains shadow models of one architecture, `group_size` at a time, on `device`.
@@ -21,6 +22,9 @@ pub struct BurnTrainer {
     pub training: TrainingConfig,
     /// Models trained together in one pass.
     pub group_size: usize,
+    /// Inputs the trained models are queried on (default: the plain input only); the logits
+    /// of each query form the A axis of the outputs.
+    pub queries: Vec<Query>,
     /// Where to train.
     pub device: Device,
 }
@@ -32,8 +36,15 @@ impl BurnTrainer {
             model: model.into(),
             training,
             group_size: group_size.max(1),
+            queries: vec![Query::Plain],
             device: Device::default(),
         }
+    }
+
+    /// Queries the models under these input transformations (for example plain and mirrored).
+    pub fn with_queries(mut self, queries: Vec<Query>) -> Self {
+        self.queries = queries;
+        self
     }
 
     /// The same trainer on another device.
@@ -45,11 +56,11 @@ impl BurnTrainer {
 
 impl ShadowTrainer for BurnTrainer {
     fn config(&self) -> serde_json::Value {
-        serde_json::json!({ "model": self.model, "training": self.training })
+        serde_json::json!({ "model": self.model, "training": self.training, "queries": self.queries })
     }
 
     fn queries(&self) -> usize {
-        1
+        self.queries.len()
     }
 
     fn group_size(&self) -> usize {
@@ -83,10 +94,22 @@ impl ShadowTrainer for BurnTrainer {
             })
             .collect();
         ensemble.train(&features, &labels, &members, &self.training)?;
-        let logits = ensemble.predict(&features);
-        Ok(logits
-            .chunks_exact(n * classes)
-            .map(|m| Array3::from_shape_vec((n, 1, classes), m.to_vec()).expect("n x 1 x C"))
+        if self.queries.is_empty() {
+            return Err("at least one query is needed".into());
+        }
+        // [query][model][sample][class] -> per model N x A x C.
+        let per_query: Vec<Vec<f32>> = self
+            .queries
+            .iter()
+            .map(|&q| Ok(ensemble.predict(&apply_query(&features, pool.feature_shape(), q)?)))
+            .collect::<Result<_, String>>()?;
+        let a = self.queries.len();
+        Ok((0..jobs.len())
+            .map(|m| {
+                Array3::from_shape_fn((n, a, classes), |(i, q, c)| {
+                    per_query[q][(m * n + i) * classes + c]
+                })
+            })
             .collect())
     }
 }

@@ -242,3 +242,77 @@ fn trains_a_plan_through_the_scheduler() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&dir1).unwrap();
 }
+
+#[test]
+fn augmented_training_is_per_model_and_queries_form_the_a_axis() {
+    use memia_models::{Augmentation, Query, apply_query};
+    let config = TrainingConfig {
+        epochs: 2,
+        batch_size: 64,
+        learning_rate: 0.05,
+        augmentation: Augmentation {
+            max_shift: 1,
+            flip: true,
+        },
+        ..Default::default()
+    };
+    let model: ModelConfig = MlpConfig::mlp(16).into();
+    let all = members();
+    let together = train(&all, &config, &model);
+    for (m, member) in all.iter().enumerate() {
+        let alone = train(std::slice::from_ref(member), &config, &model);
+        for (a, b) in together.parameters(m).iter().zip(alone.parameters(0)) {
+            let max = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(max < 1e-4, "augmented model {m} differs by {max}");
+        }
+    }
+    // Augmentation needs images.
+    let (x, y, d) = digits();
+    let mut flat = Ensemble::init(&model, &[d], 10, &[1], &Device::flex()).unwrap();
+    assert!(
+        flat.train(&x, &y, &all[..1], &config)
+            .unwrap_err()
+            .contains("needs [C, H, W]")
+    );
+
+    // Queries: the A axis holds the logits of each transformed input.
+    let pool = embedded::digits();
+    let trainer = BurnTrainer::new(
+        model,
+        TrainingConfig {
+            epochs: 1,
+            ..Default::default()
+        },
+        2,
+    )
+    .on(Device::flex())
+    .with_queries(vec![
+        Query::Plain,
+        Query::Mirror,
+        Query::Shift { dx: 1, dy: -1 },
+    ]);
+    use memia_shadow::ShadowTrainer;
+    assert_eq!(trainer.queries(), 3);
+    let jobs: Vec<memia_shadow::ModelJob> = all[..2]
+        .iter()
+        .enumerate()
+        .map(|(k, m)| memia_shadow::ModelJob {
+            index: k,
+            seed: m.seed,
+            train: m.train.clone(),
+        })
+        .collect();
+    let outputs = trainer.train_group(&pool, &jobs).unwrap();
+    assert_eq!(outputs[1].shape(), &[1797, 3, 10]);
+    let seeds: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
+    let mut e = Ensemble::init(&trainer.model, &[1, 8, 8], 10, &seeds, &Device::flex()).unwrap();
+    e.train(&x, &y, &all[..2], &trainer.training).unwrap();
+    let mirrored = e.predict(&apply_query(&x, &[1, 8, 8], Query::Mirror).unwrap());
+    for c in 0..10 {
+        assert_eq!(outputs[1][[5, 1, c]], mirrored[(1797 + 5) * 10 + c]);
+    }
+}
