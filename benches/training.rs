@@ -27,7 +27,7 @@ fn bench_training(c: &mut Criterion) {
         return;
     };
     let (n, d) = (mnist.len(), mnist.feature_len());
-    let features: Vec<f32> = (0..n).flat_map(|i| mnist.features(i).to_vec()).collect();
+    let features = mnist.to_row_major();
     let labels = mnist.labels();
     let (k, model) = (8, MlpConfig::mlp(128));
     let config = TrainingConfig {

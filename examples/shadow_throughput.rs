@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(10),
     )?;
     let (n, d) = (mnist.len(), mnist.feature_len());
-    let features: Vec<f32> = (0..n).flat_map(|i| mnist.features(i).to_vec()).collect();
+    let features = mnist.to_row_major();
     let labels = mnist.labels();
     let model = MlpConfig::mlp(128);
     let config = TrainingConfig {

@@ -40,4 +40,4 @@ pub use fsutil::atomic_write;
 pub use keep::KeepMatrix;
 pub use lira::{LiraImportOptions, LiraRun, import_lira_run};
 pub use logits::{Logits, check_labels, labels_from_i64};
-pub use signal::Signal;
+pub use signal::{Signal, logsumexp};

@@ -119,8 +119,9 @@ fn logsumexp_except(z: &[f32], skip: usize) -> f64 {
     m + others(z, skip).map(|v| (v - m).exp()).sum::<f64>().ln()
 }
 
+/// `log sum_j exp(z_j)` in f64, shifted by the maximum so that it never overflows.
 #[inline]
-fn logsumexp(z: &[f32]) -> f64 {
+pub fn logsumexp(z: &[f32]) -> f64 {
     let m = z
         .iter()
         .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));

@@ -34,6 +34,15 @@ pub trait Dataset: Send + Sync {
     /// Sample `i`'s label.
     fn label(&self, i: usize) -> u32;
 
+    /// All samples' values, row-major (N x `feature_len()`), e.g. for a training framework.
+    fn to_row_major(&self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.len() * self.feature_len());
+        for i in 0..self.len() {
+            out.extend_from_slice(self.features(i));
+        }
+        out
+    }
+
     /// All labels.
     fn labels(&self) -> Vec<u32> {
         (0..self.len()).map(|i| self.label(i)).collect()
@@ -124,14 +133,10 @@ impl InMemoryDataset {
 
     /// Copies any data set into memory.
     pub fn from_dataset(ds: &dyn Dataset) -> Self {
-        let mut features = Vec::with_capacity(ds.len() * ds.feature_len());
-        for i in 0..ds.len() {
-            features.extend_from_slice(ds.features(i));
-        }
         InMemoryDataset {
             name: ds.name().to_string(),
             shape: ds.feature_shape().to_vec(),
-            features,
+            features: ds.to_row_major(),
             labels: ds.labels(),
             classes: ds.classes(),
         }

@@ -3,7 +3,7 @@
 //! All scores here are oriented so that **higher means more outlying**, so they can be
 //! correlated with memorization or used as attack-candidate rankings interchangeably.
 
-use memia_core::{KeepMatrix, Logits};
+use memia_core::{KeepMatrix, Logits, logsumexp};
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
@@ -216,17 +216,6 @@ fn out_model_mean(
         })
         .collect::<Result<Vec<f64>>>()
         .map(Array1::from)
-}
-
-fn logsumexp(z: &[f32]) -> f64 {
-    let m = z
-        .iter()
-        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
-    m + z
-        .iter()
-        .map(|&v| (f64::from(v) - m).exp())
-        .sum::<f64>()
-        .ln()
 }
 
 /// `1 - MSP`: one minus the maximum softmax probability (Hendrycks & Gimpel 2017), averaged

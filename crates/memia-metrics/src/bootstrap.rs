@@ -116,15 +116,11 @@ pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::RngExt;
 
     fn data(n: usize) -> (Vec<f64>, Vec<bool>) {
-        let mut state = 7u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = memia_core::rng::seeded_rng(7);
+        let mut next = || rng.random::<f64>();
         let members: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
         let scores = members
             .iter()

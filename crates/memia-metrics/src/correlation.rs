@@ -205,6 +205,7 @@ fn merge_count(v: &mut [f64], buf: &mut [f64]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::RngExt;
 
     fn brute_tau_b(x: &[f64], y: &[f64]) -> f64 {
         let (mut c, mut d, mut tx, mut ty) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
@@ -229,13 +230,8 @@ mod tests {
 
     #[test]
     fn kendall_matches_pairwise_definition() {
-        let mut state = 5u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 33) % 6) as f64
-        };
+        let mut rng = memia_core::rng::seeded_rng(5);
+        let mut next = || f64::from(rng.random_range(0..6u32));
         for n in [3usize, 7, 50, 201] {
             let x: Vec<f64> = (0..n).map(|_| next()).collect();
             let y: Vec<f64> = x.iter().map(|v| v + next()).collect();

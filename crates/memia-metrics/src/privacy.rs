@@ -192,6 +192,7 @@ fn epsilon_from_rates(tpr: f64, fpr: f64, delta: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::RngExt;
 
     #[test]
     fn boundary_counts() {
@@ -237,13 +238,8 @@ mod tests {
 
     #[test]
     fn curve_scan_finds_the_best_threshold() {
-        let mut state = 3u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = memia_core::rng::seeded_rng(3);
+        let mut next = || rng.random::<f64>();
         let members: Vec<bool> = (0..3000).map(|i| i % 3 == 0).collect();
         let scores: Vec<f64> = members
             .iter()

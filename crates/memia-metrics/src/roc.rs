@@ -379,6 +379,7 @@ pub const STANDARD_FPRS: [f64; 5] = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::RngExt;
 
     fn brute_force_auc(scores: &[f64], members: &[bool]) -> f64 {
         let (mut num, mut den) = (0.0, 0.0);
@@ -447,13 +448,8 @@ mod tests {
 
     #[test]
     fn auc_matches_pairwise_count_with_ties() {
-        let mut state = 99u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            state >> 33
-        };
+        let mut rng = memia_core::rng::seeded_rng(99);
+        let mut next = || rng.random::<u64>() >> 33;
         for n in [2usize, 3, 10, 57, 300] {
             let scores: Vec<f64> = (0..n).map(|_| (next() % 7) as f64 * 0.5 - 1.0).collect();
             let mut members: Vec<bool> = (0..n).map(|_| next() % 3 == 0).collect();

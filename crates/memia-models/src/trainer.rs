@@ -72,11 +72,8 @@ impl ShadowTrainer for BurnTrainer {
         pool: &dyn Dataset,
         jobs: &[ModelJob],
     ) -> Result<Vec<Array3<f32>>, String> {
-        let (n, d, classes) = (pool.len(), pool.feature_len(), pool.classes());
-        let mut features = Vec::with_capacity(n * d);
-        for i in 0..n {
-            features.extend_from_slice(pool.features(i));
-        }
+        let (n, classes) = (pool.len(), pool.classes());
+        let features = pool.to_row_major();
         let labels = pool.labels();
         let seeds: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
         let mut ensemble = Ensemble::init(

@@ -9,11 +9,7 @@ use memia_shadow::{InclusionScheme, Plan, RunDir};
 
 fn digits() -> (Vec<f32>, Vec<u32>, usize) {
     let ds = embedded::digits();
-    let mut x = Vec::new();
-    for i in 0..ds.len() {
-        x.extend_from_slice(ds.features(i));
-    }
-    (x, ds.labels(), ds.feature_len())
+    (ds.to_row_major(), ds.labels(), ds.feature_len())
 }
 
 fn members() -> Vec<Member> {
@@ -74,21 +70,26 @@ fn ensemble_equals_one_by_one_training() {
         .map(|c| (ModelConfig::from(MlpConfig::mlp(32)), c))
         .chain(std::iter::once((cnn, configs()[0])))
     {
-        let all = members();
-        let together = train(&all, &config, &model);
-        for (m, member) in all.iter().enumerate() {
-            let alone = train(std::slice::from_ref(member), &config, &model);
-            for (a, b) in together.parameters(m).iter().zip(alone.parameters(0)) {
-                let max = a
-                    .iter()
-                    .zip(&b)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0f32, f32::max);
-                assert!(
-                    max < 1e-4,
-                    "{config:?} model {m}: parameters differ by {max}"
-                );
-            }
+        assert_group_equals_one_by_one(&config, &model);
+    }
+}
+
+/// Trains `members()` as one group and each alone, and compares every parameter.
+fn assert_group_equals_one_by_one(config: &TrainingConfig, model: &ModelConfig) {
+    let all = members();
+    let together = train(&all, config, model);
+    for (m, member) in all.iter().enumerate() {
+        let alone = train(std::slice::from_ref(member), config, model);
+        for (a, b) in together.parameters(m).iter().zip(alone.parameters(0)) {
+            let max = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                max < 1e-4,
+                "{config:?} model {m}: parameters differ by {max}"
+            );
         }
     }
 }
@@ -257,19 +258,8 @@ fn augmented_training_is_per_model_and_queries_form_the_a_axis() {
         ..Default::default()
     };
     let model: ModelConfig = MlpConfig::mlp(16).into();
+    assert_group_equals_one_by_one(&config, &model);
     let all = members();
-    let together = train(&all, &config, &model);
-    for (m, member) in all.iter().enumerate() {
-        let alone = train(std::slice::from_ref(member), &config, &model);
-        for (a, b) in together.parameters(m).iter().zip(alone.parameters(0)) {
-            let max = a
-                .iter()
-                .zip(&b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
-            assert!(max < 1e-4, "augmented model {m} differs by {max}");
-        }
-    }
     // Augmentation needs images.
     let (x, y, d) = digits();
     let mut flat = Ensemble::init(&model, &[d], 10, &[1], &Device::flex()).unwrap();

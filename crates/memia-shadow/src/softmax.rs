@@ -101,12 +101,9 @@ impl ShadowTrainer for SoftmaxRegression {
             ));
         }
         let (n, d) = (pool.len(), pool.feature_len());
-        let mut x = Array2::<f64>::zeros((n, d));
-        for (i, mut row) in x.outer_iter_mut().enumerate() {
-            row.iter_mut()
-                .zip(pool.features(i))
-                .for_each(|(a, &v)| *a = f64::from(v));
-        }
+        let x = Array2::from_shape_vec((n, d), pool.to_row_major())
+            .expect("n x d values")
+            .mapv(f64::from);
         let labels = pool.labels();
         Ok(jobs
             .par_iter()
