@@ -83,6 +83,29 @@ impl CnnConfig {
     }
 }
 
+/// A small residual network on `[C, H, W]` images, without normalisation layers (so that each
+/// model's computation stays independent of the others and of padding rows): a 3 x 3 stem,
+/// then per stage `blocks_per_stage` residual blocks of two 3 x 3 convolutions (the first block
+/// of every stage after the first halves the resolution, with a 1 x 1 projection shortcut),
+/// global average pooling and the output layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResNetConfig {
+    /// Channels of each stage.
+    pub widths: Vec<usize>,
+    /// Residual blocks per stage.
+    pub blocks_per_stage: usize,
+}
+
+impl ResNetConfig {
+    /// Three stages of 16, 32 and 64 channels, one block each (for 32 x 32 x 3 images).
+    pub fn small() -> Self {
+        ResNetConfig {
+            widths: vec![16, 32, 64],
+            blocks_per_stage: 1,
+        }
+    }
+}
+
 /// The architectures the ensemble trains.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,6 +114,14 @@ pub enum ModelConfig {
     Mlp(MlpConfig),
     /// A convolutional network on images (grouped convolutions across the models).
     Cnn(CnnConfig),
+    /// A small residual network on images.
+    ResNet(ResNetConfig),
+}
+
+impl From<ResNetConfig> for ModelConfig {
+    fn from(c: ResNetConfig) -> Self {
+        ModelConfig::ResNet(c)
+    }
 }
 
 impl From<MlpConfig> for ModelConfig {
@@ -174,14 +205,31 @@ impl Default for TrainingConfig {
 enum Op {
     /// `x W + b` with weights `[G, in, out]`, bias `[G, 1, out]`.
     Dense,
-    /// A grouped "same" convolution, ReLU and 2 x 2 max pooling, with weights
+    /// A grouped convolution with "same" padding (`kernel / 2`), weights
     /// `[G, out_channels, in_channels * kernel^2]` and bias `[G, 1, out_channels]` (reshaped to
-    /// the convolution's layout, models outermost, when applied).
+    /// the convolution's layout, models outermost, when applied), then what `role` says.
     Conv {
         cin: usize,
         cout: usize,
         kernel: usize,
+        stride: usize,
+        role: Role,
     },
+}
+
+/// Where a convolution sits in the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// ReLU, then 2 x 2 max pooling (LeNet-style stage).
+    Pooled,
+    /// ReLU (a ResNet stem).
+    Plain,
+    /// First convolution of a residual branch: remembers its input, then ReLU.
+    BranchStart,
+    /// Projection of the remembered input (1 x 1, strided) when the branch changes its shape.
+    Shortcut,
+    /// Last convolution of a residual branch: adds the remembered input, then ReLU.
+    BranchEnd,
 }
 
 /// One layer of G stacked models; every parameter has the models on its first axis.
@@ -231,6 +279,21 @@ impl Ensemble {
         device: &Device,
     ) -> Result<Self, String> {
         let inputs: usize = input_shape.iter().product();
+        let conv = |cin: usize, cout: usize, kernel: usize, stride: usize, role: Role| {
+            let op = Op::Conv {
+                cin,
+                cout,
+                kernel,
+                stride,
+                role,
+            };
+            (
+                op,
+                cin * kernel * kernel,
+                [cout, cin * kernel * kernel],
+                cout,
+            )
+        };
         // (op, fan_in, parameter shape per model)
         let mut plan: Vec<(Op, usize, [usize; 2], usize)> = Vec::new();
         let dense_from =
@@ -262,19 +325,43 @@ impl Ensemble {
                         ));
                     }
                     let k = cnn.kernel;
-                    plan.push((
-                        Op::Conv {
-                            cin: c,
-                            cout,
-                            kernel: k,
-                        },
-                        c * k * k,
-                        [cout, c * k * k],
-                        cout,
-                    ));
+                    plan.push(conv(c, cout, k, 1, Role::Pooled));
                     (c, h, w) = (cout, h / 2, w / 2);
                 }
                 dense_from(&mut plan, c * h * w, &cnn.hidden);
+            }
+            ModelConfig::ResNet(net) => {
+                let &[c, h, w] = input_shape else {
+                    return Err(format!(
+                        "a ResNet needs [C, H, W] samples, got shape {input_shape:?}"
+                    ));
+                };
+                let Some(&first) = net.widths.first() else {
+                    return Err("a ResNet needs at least one stage width".into());
+                };
+                if net.blocks_per_stage == 0 {
+                    return Err("a ResNet needs at least one block per stage".into());
+                }
+                if h >> (net.widths.len() - 1) == 0 || w >> (net.widths.len() - 1) == 0 {
+                    return Err(format!(
+                        "input {input_shape:?} is too small for {} stages",
+                        net.widths.len()
+                    ));
+                }
+                plan.push(conv(c, first, 3, 1, Role::Plain));
+                let mut width = first;
+                for (stage, &out) in net.widths.iter().enumerate() {
+                    for block in 0..net.blocks_per_stage {
+                        let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+                        plan.push(conv(width, out, 3, stride, Role::BranchStart));
+                        if stride != 1 || width != out {
+                            plan.push(conv(width, out, 1, stride, Role::Shortcut));
+                        }
+                        plan.push(conv(out, out, 3, 1, Role::BranchEnd));
+                        width = out;
+                    }
+                }
+                dense_from(&mut plan, width, &[]);
             }
         }
         let g = seeds.len();
@@ -324,6 +411,7 @@ impl Ensemble {
         let last = layers.len() - 1;
         let mut h = x;
         let mut image: Option<Tensor<4>> = None;
+        let mut skip: Option<Tensor<4>> = None;
         if let Some(Layer {
             op: Op::Conv { .. },
             ..
@@ -343,7 +431,13 @@ impl Ensemble {
         }
         for (i, layer) in layers.iter().enumerate() {
             match layer.op {
-                Op::Conv { cin, cout, kernel } => {
+                Op::Conv {
+                    cin,
+                    cout,
+                    kernel,
+                    stride,
+                    role,
+                } => {
                     let x4 = image.take().expect("convolutions come first");
                     let weight: Tensor<4> =
                         layer
@@ -352,22 +446,42 @@ impl Ensemble {
                             .reshape([g * cout, cin, kernel, kernel]);
                     let bias: Tensor<1> = layer.bias.clone().reshape([g * cout]);
                     let pad = kernel / 2;
-                    let z = conv2d(
-                        x4,
-                        weight,
-                        Some(bias),
-                        ConvOptions::new([1, 1], [pad, pad], [1, 1], g),
-                    );
-                    let pooled = max_pool2d(relu(z), MaxPoolOptions::new([2, 2]));
+                    let options = ConvOptions::new([stride, stride], [pad, pad], [1, 1], g);
+                    let out = match role {
+                        Role::Pooled => max_pool2d(
+                            relu(conv2d(x4, weight, Some(bias), options)),
+                            MaxPoolOptions::new([2, 2]),
+                        ),
+                        Role::Plain => relu(conv2d(x4, weight, Some(bias), options)),
+                        Role::BranchStart => {
+                            skip = Some(x4.clone());
+                            relu(conv2d(x4, weight, Some(bias), options))
+                        }
+                        Role::Shortcut => {
+                            let saved = skip.take().expect("a shortcut follows a branch start");
+                            skip = Some(conv2d(saved, weight, Some(bias), options));
+                            x4
+                        }
+                        Role::BranchEnd => {
+                            let saved = skip.take().expect("a branch end follows a branch start");
+                            relu(conv2d(x4, weight, Some(bias), options) + saved)
+                        }
+                    };
                     let next_is_dense =
                         !matches!(layers.get(i + 1).map(|l| l.op), Some(Op::Conv { .. }));
-                    if next_is_dense {
-                        // [B, G*C, H', W'] -> [G, B, C*H'*W'].
-                        let [_, gc, ph, pw] = pooled.dims();
-                        let flat: Tensor<3> = pooled.reshape([b, g, gc / g * ph * pw]);
+                    if !next_is_dense {
+                        image = Some(out);
+                    } else if role == Role::Pooled {
+                        // LeNet: flatten [B, G*C, H', W'] -> [G, B, C*H'*W'].
+                        let [_, gc, ph, pw] = out.dims();
+                        let flat: Tensor<3> = out.reshape([b, g, gc / g * ph * pw]);
                         h = flat.swap_dims(0, 1);
                     } else {
-                        image = Some(pooled);
+                        // ResNet: global average pooling -> [G, B, C].
+                        let [_, gc, _, _] = out.dims();
+                        let pooled: Tensor<4> = out.mean_dim(3).mean_dim(2);
+                        let flat: Tensor<3> = pooled.reshape([b, g, gc / g]);
+                        h = flat.swap_dims(0, 1);
                     }
                 }
                 Op::Dense => {

@@ -4,7 +4,8 @@
 //!
 //! * [`Ensemble`]: G models of one architecture ([`MlpConfig`]: multilayer perceptron, or
 //!   logistic regression with no hidden layer; [`CnnConfig`]: LeNet-style convolutional network,
-//!   run as grouped convolutions) with stacked parameters, trained together, each exactly as if
+//!   run as grouped convolutions; [`ResNetConfig`]: a small residual network) with stacked
+//!   parameters, trained together, each exactly as if
 //!   alone: its own initialisation, subset, minibatch order and masked optimiser state.
 //! * [`BurnTrainer`]: plugs the ensemble into `memia-shadow`'s scheduler.
 //!
@@ -19,7 +20,8 @@ mod trainer;
 
 pub use augment::{Augmentation, Query, apply_query};
 pub use ensemble::{
-    CnnConfig, Ensemble, Member, MlpConfig, ModelConfig, Optimizer, Schedule, TrainingConfig,
+    CnnConfig, Ensemble, Member, MlpConfig, ModelConfig, Optimizer, ResNetConfig, Schedule,
+    TrainingConfig,
 };
 pub use trainer::BurnTrainer;
 

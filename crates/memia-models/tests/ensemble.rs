@@ -2,8 +2,8 @@
 
 use memia_data::{Dataset, embedded};
 use memia_models::{
-    BurnTrainer, CnnConfig, Device, Ensemble, Member, MlpConfig, ModelConfig, Optimizer, Schedule,
-    TrainingConfig,
+    BurnTrainer, CnnConfig, Device, Ensemble, Member, MlpConfig, ModelConfig, Optimizer,
+    ResNetConfig, Schedule, TrainingConfig,
 };
 use memia_shadow::{InclusionScheme, Plan, RunDir};
 
@@ -69,6 +69,7 @@ fn ensemble_equals_one_by_one_training() {
         .into_iter()
         .map(|c| (ModelConfig::from(MlpConfig::mlp(32)), c))
         .chain(std::iter::once((cnn, configs()[0])))
+        .chain(std::iter::once((resnet(), configs()[1])))
     {
         assert_group_equals_one_by_one(&config, &model);
     }
@@ -122,6 +123,65 @@ fn training_is_deterministic_and_learns() {
     assert!(
         train_acc > 0.98 && test_acc > 0.85,
         "train {train_acc}, test {test_acc}"
+    );
+}
+
+fn resnet() -> ModelConfig {
+    ResNetConfig {
+        widths: vec![4, 8],
+        blocks_per_stage: 1,
+    }
+    .into()
+}
+
+#[test]
+fn a_small_resnet_learns_digits() {
+    let config = TrainingConfig {
+        epochs: 60,
+        batch_size: 64,
+        learning_rate: 2e-3,
+        optimizer: Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        },
+        ..Default::default()
+    };
+    let (x, y, _) = digits();
+    let member = members()[2].clone();
+    let logits = train(
+        std::slice::from_ref(&member),
+        &config,
+        &ResNetConfig {
+            widths: vec![8, 16],
+            blocks_per_stage: 1,
+        }
+        .into(),
+    )
+    .predict(&x);
+    let test: Vec<usize> = (0..1797).filter(|i| !member.train.contains(i)).collect();
+    let correct = test
+        .iter()
+        .filter(|&&i| {
+            let row = &logits[i * 10..(i + 1) * 10];
+            (0..10).fold(0, |b, c| if row[c] > row[b] { c } else { b }) as u32 == y[i]
+        })
+        .count();
+    let acc = correct as f64 / test.len() as f64;
+    assert!(acc > 0.8, "held-out accuracy {acc}");
+    assert!(
+        Ensemble::init(
+            &ResNetConfig {
+                widths: vec![],
+                blocks_per_stage: 1
+            }
+            .into(),
+            &[1, 8, 8],
+            10,
+            &[1],
+            &Device::flex()
+        )
+        .is_err()
     );
 }
 
