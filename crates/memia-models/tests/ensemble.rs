@@ -126,6 +126,19 @@ fn training_is_deterministic_and_learns() {
     );
 }
 
+/// Accuracy of one model's logits (`[N, 10]`, row-major) on the digits outside its training set.
+fn held_out_accuracy(logits: &[f32], member: &Member, y: &[u32]) -> f64 {
+    let test: Vec<usize> = (0..1797).filter(|i| !member.train.contains(i)).collect();
+    let correct = test
+        .iter()
+        .filter(|&&i| {
+            let row = &logits[i * 10..(i + 1) * 10];
+            (0..10).fold(0, |b, c| if row[c] > row[b] { c } else { b }) as u32 == y[i]
+        })
+        .count();
+    correct as f64 / test.len() as f64
+}
+
 fn resnet() -> ModelConfig {
     ResNetConfig {
         widths: vec![4, 8],
@@ -159,15 +172,7 @@ fn a_small_resnet_learns_digits() {
         .into(),
     )
     .predict(&x);
-    let test: Vec<usize> = (0..1797).filter(|i| !member.train.contains(i)).collect();
-    let correct = test
-        .iter()
-        .filter(|&&i| {
-            let row = &logits[i * 10..(i + 1) * 10];
-            (0..10).fold(0, |b, c| if row[c] > row[b] { c } else { b }) as u32 == y[i]
-        })
-        .count();
-    let acc = correct as f64 / test.len() as f64;
+    let acc = held_out_accuracy(&logits, &member, &y);
     assert!(acc > 0.8, "held-out accuracy {acc}");
     assert!(
         Ensemble::init(
@@ -202,15 +207,7 @@ fn a_small_cnn_learns_digits() {
     let (x, y, _) = digits();
     let member = members()[2].clone();
     let logits = train(std::slice::from_ref(&member), &config, &model).predict(&x);
-    let test: Vec<usize> = (0..1797).filter(|i| !member.train.contains(i)).collect();
-    let correct = test
-        .iter()
-        .filter(|&&i| {
-            let row = &logits[i * 10..(i + 1) * 10];
-            (0..10).fold(0, |b, c| if row[c] > row[b] { c } else { b }) as u32 == y[i]
-        })
-        .count();
-    let acc = correct as f64 / test.len() as f64;
+    let acc = held_out_accuracy(&logits, &member, &y);
     assert!(acc > 0.8, "held-out accuracy {acc}");
     let bad = Ensemble::init(&model, &[64], 10, &[1], &Device::flex());
     assert!(bad.unwrap_err().contains("needs [C, H, W] samples"));
