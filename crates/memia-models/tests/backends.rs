@@ -61,7 +61,7 @@ fn wgpu_matches_flex_when_an_adapter_exists() {
     // Hardware first, then a software adapter (lavapipe, from mesa-vulkan-drivers), which
     // wgpu's default selection skips.
     for kind in [DeviceKind::DefaultDevice, DeviceKind::Cpu] {
-        let device = Device::wgpu(kind);
+        let device = Device::wgpu(kind.clone());
         let probe = std::panic::catch_unwind(|| {
             Tensor::<1>::from_floats([1.0, 2.0], &device)
                 .sum()
