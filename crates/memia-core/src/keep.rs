@@ -166,31 +166,29 @@ impl KeepMatrix {
     /// The keep matrix of the models `models` (in that order), e.g. a subset of shadow models.
     /// Fails if the list is empty or an index is not below K.
     pub fn select_models(&self, models: &[usize]) -> Result<Self> {
-        if let Some(&bad) = models.iter().find(|&&k| k >= self.models()) {
-            return Err(CoreError::invalid(
-                "models",
-                format!(
-                    "model {bad} selected but the keep matrix has {}",
-                    self.models()
-                ),
-            ));
-        }
-        Self::from_array(self.keep.select(Axis(0), models))
+        self.select(Axis(0), models, "model")
     }
 
     /// The keep matrix restricted to the pool samples `samples` (in that order), e.g. the
     /// candidates of a focused audit. Fails if the list is empty or an index is not below N.
     pub fn select_samples(&self, samples: &[usize]) -> Result<Self> {
-        if let Some(&bad) = samples.iter().find(|&&i| i >= self.samples()) {
+        self.select(Axis(1), samples, "sample")
+    }
+
+    /// Rows (axis 0, models) or columns (axis 1, samples) by index, checked.
+    fn select(&self, axis: Axis, indices: &[usize], what: &'static str) -> Result<Self> {
+        let len = self.keep.len_of(axis);
+        if let Some(&bad) = indices.iter().find(|&&i| i >= len) {
             return Err(CoreError::invalid(
-                "samples",
-                format!(
-                    "sample {bad} selected but the keep matrix has {}",
-                    self.samples()
-                ),
+                if axis.index() == 0 {
+                    "models"
+                } else {
+                    "samples"
+                },
+                format!("{what} {bad} selected but the keep matrix has {len}"),
             ));
         }
-        Self::from_array(self.keep.select(Axis(1), samples))
+        Self::from_array(self.keep.select(axis, indices))
     }
 
     /// The whole K x N array.
