@@ -10,7 +10,7 @@ use crate::error::{Result, invalid};
 use crate::trainer::ShadowTrainer;
 
 /// How each model's training subset is drawn (see `memia_core::KeepMatrix`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum InclusionScheme {
     /// Every sample IN for exactly `floor(ratio * K)` models (the LiRA reference's scheme).
@@ -29,12 +29,34 @@ pub enum InclusionScheme {
         /// Subset fraction.
         ratio: f64,
     },
+    /// A keep matrix made elsewhere (an imported run), identified by the SHA-256 of its bits
+    /// (one byte per entry, row-major). It lives in the run's `keep.npy`; it cannot be extended.
+    Given {
+        /// SHA-256 of the keep matrix (see [`keep_sha256`]).
+        sha256: String,
+    },
+}
+
+/// SHA-256 of a keep matrix's entries (one byte, 0 or 1, per entry, models outermost) and its
+/// shape: the identity of a [`InclusionScheme::Given`] matrix.
+pub fn keep_sha256(keep: &KeepMatrix) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update((keep.models() as u64).to_le_bytes());
+    hasher.update((keep.samples() as u64).to_le_bytes());
+    for k in 0..keep.models() {
+        let row: Vec<u8> = keep.row(k).iter().map(|&b| u8::from(b)).collect();
+        hasher.update(&row);
+    }
+    hex(&hasher.finalize())
 }
 
 impl InclusionScheme {
     /// Whether models can be added later without changing the existing ones' subsets.
     pub fn extendable(&self) -> bool {
-        !matches!(self, InclusionScheme::Balanced { .. })
+        !matches!(
+            self,
+            InclusionScheme::Balanced { .. } | InclusionScheme::Given { .. }
+        )
     }
 
     /// The keep matrix for `models` models over `samples` samples.
@@ -46,6 +68,12 @@ impl InclusionScheme {
             InclusionScheme::Bernoulli { p } => KeepMatrix::bernoulli(models, samples, p, seed)?,
             InclusionScheme::FixedSize { ratio } => {
                 KeepMatrix::fixed_size(models, samples, ratio, seed)?
+            }
+            InclusionScheme::Given { .. } => {
+                return Err(invalid(
+                    "scheme",
+                    "a given keep matrix is not derived from a seed: it is read from the run's keep.npy",
+                ));
             }
         })
     }
@@ -137,7 +165,44 @@ impl Plan {
         Ok(plan)
     }
 
+    /// A plan for a keep matrix made elsewhere, for outputs produced elsewhere (an imported
+    /// run): `pool` describes the samples as far as they are known, `trainer` records where the
+    /// outputs came from. Its models are stored with [`crate::RunDir::store`], not trained.
+    pub fn given(
+        pool: PoolFingerprint,
+        keep: &KeepMatrix,
+        queries: usize,
+        trainer: serde_json::Value,
+    ) -> Result<Self> {
+        if keep.samples() != pool.samples {
+            return Err(invalid(
+                "keep",
+                format!(
+                    "covers {} samples, the pool has {}",
+                    keep.samples(),
+                    pool.samples
+                ),
+            ));
+        }
+        if queries == 0 {
+            return Err(invalid("queries", "at least one query is needed"));
+        }
+        Ok(Plan {
+            format: 1,
+            pool,
+            models: keep.models(),
+            scheme: InclusionScheme::Given {
+                sha256: keep_sha256(keep),
+            },
+            seed: 0,
+            queries,
+            trainer,
+        })
+    }
+
     /// The keep matrix (K x N) the plan determines.
+    ///
+    /// For [`InclusionScheme::Given`] plans it is not derivable: read it from the run directory.
     pub fn keep_matrix(&self) -> Result<KeepMatrix> {
         self.scheme
             .keep_matrix(self.models, self.pool.samples, self.seed)

@@ -23,7 +23,7 @@ use ndarray::{Array3, ArrayView3};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ShadowError, invalid, io};
-use crate::plan::{Plan, PoolFingerprint};
+use crate::plan::{InclusionScheme, Plan, PoolFingerprint, keep_sha256};
 use crate::trainer::{ModelJob, ShadowTrainer};
 
 /// `plan.json`: the plan with its hash.
@@ -116,8 +116,43 @@ impl RunDir {
             }
             return Ok(run);
         }
-        std::fs::create_dir_all(path.join("logits")).map_err(|e| io(&path, e))?;
         let keep = plan.keep_matrix()?;
+        Self::create_with_keep(path, plan, keep)
+    }
+
+    /// Creates the run directory of a [`Plan::given`] plan with its keep matrix, or opens it if
+    /// it already holds the same plan. Its models' outputs are then recorded with
+    /// [`RunDir::store`].
+    pub fn create_given(path: impl AsRef<Path>, plan: &Plan, keep: &KeepMatrix) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        match &plan.scheme {
+            InclusionScheme::Given { sha256 } if *sha256 == keep_sha256(keep) => {}
+            _ => {
+                return Err(invalid(
+                    "keep",
+                    "the plan does not record this keep matrix (build it with Plan::given)",
+                ));
+            }
+        }
+        if path.join("plan.json").exists() {
+            let run = Self::open(&path)?;
+            if run.hash != plan.content_hash() {
+                return Err(ShadowError::PlanMismatch {
+                    path,
+                    reason: format!(
+                        "holds a run of plan {} but this plan hashes to {}: use another directory",
+                        run.hash,
+                        plan.content_hash()
+                    ),
+                });
+            }
+            return Ok(run);
+        }
+        Self::create_with_keep(path, plan, keep.clone())
+    }
+
+    fn create_with_keep(path: PathBuf, plan: &Plan, keep: KeepMatrix) -> Result<Self> {
+        std::fs::create_dir_all(path.join("logits")).map_err(|e| io(&path, e))?;
         keep.save(path.join("keep.npy"))?;
         let run = RunDir {
             hash: plan.content_hash(),
@@ -150,7 +185,11 @@ impl RunDir {
             });
         }
         let keep = KeepMatrix::load(path.join("keep.npy"))?;
-        if keep != file.plan.keep_matrix()? {
+        let agrees = match &file.plan.scheme {
+            InclusionScheme::Given { sha256 } => *sha256 == keep_sha256(&keep),
+            _ => keep == file.plan.keep_matrix()?,
+        };
+        if !agrees {
             return Err(ShadowError::PlanMismatch {
                 path: path.join("keep.npy"),
                 reason: "differs from the keep matrix the plan determines".into(),
@@ -240,6 +279,12 @@ impl RunDir {
                 ),
             ));
         }
+        if let InclusionScheme::Given { .. } = self.plan.scheme {
+            return Err(invalid(
+                "plan",
+                "this run's outputs were made elsewhere (a given keep matrix): they are stored, not trained",
+            ));
+        }
         if PoolFingerprint::of(pool) != self.plan.pool {
             return Err(ShadowError::PlanMismatch {
                 path: self.path.clone(),
@@ -309,6 +354,19 @@ impl RunDir {
             skipped,
             elapsed: start.elapsed(),
         })
+    }
+
+    /// Records model `k`'s logits (N x A x C) produced elsewhere, for example by an imported
+    /// run, with the same checks and atomic write as trained models.
+    pub fn store(&self, k: usize, logits: ArrayView3<'_, f32>) -> Result<()> {
+        if k >= self.plan.models {
+            return Err(invalid(
+                "model",
+                format!("{k} is not one of the plan's {} models", self.plan.models),
+            ));
+        }
+        self.write_model(k, logits)?;
+        self.write_manifest()
     }
 
     fn write_model(&self, k: usize, logits: ArrayView3<'_, f32>) -> Result<()> {

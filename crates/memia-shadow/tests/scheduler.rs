@@ -211,7 +211,7 @@ fn shards_in_two_processes_equal_one_run() {
 fn extendable_plans_grow_without_retraining() {
     let tmp = tempfile::tempdir().unwrap();
     let scheme = InclusionScheme::FixedSize { ratio: 0.6 };
-    let small = Plan::new(&pool(), 3, scheme, 7, &trainer()).unwrap();
+    let small = Plan::new(&pool(), 3, scheme.clone(), 7, &trainer()).unwrap();
     let large = Plan::new(&pool(), 5, scheme, 7, &trainer()).unwrap();
     assert_eq!(
         small.content_hash(),
@@ -295,4 +295,57 @@ fn mismatches_are_refused_with_clear_errors() {
             .to_string()
             .contains("the file was edited")
     );
+}
+
+#[test]
+fn given_keep_matrices_store_outputs_made_elsewhere() {
+    use memia_core::KeepMatrix;
+    use memia_shadow::{PoolFingerprint, keep_sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let keep = KeepMatrix::bernoulli(3, 5, 0.5, 9).unwrap();
+    let pool = PoolFingerprint {
+        name: "imported".into(),
+        samples: 5,
+        classes: 2,
+        feature_shape: vec![],
+        sha256: "labels-only".into(),
+    };
+    let plan = Plan::given(pool, &keep, 1, serde_json::json!({"imported_from": "x"})).unwrap();
+    assert_eq!(
+        plan.scheme,
+        InclusionScheme::Given {
+            sha256: keep_sha256(&keep)
+        }
+    );
+    let run = RunDir::create_given(dir.path().join("run"), &plan, &keep).unwrap();
+    for k in 0..3 {
+        let logits = Array3::from_shape_fn((5, 1, 2), |(i, _, c)| (k * 10 + i + c) as f32);
+        run.store(k, logits.view()).unwrap();
+    }
+    let reopened = RunDir::open(dir.path().join("run")).unwrap();
+    assert_eq!(reopened.keep(), &keep);
+    let logits = reopened.logits().unwrap();
+    assert_eq!(logits.view()[[2, 4, 0, 1]], 25.0);
+    // Wrong shapes, models out of range, training and a swapped keep matrix are refused.
+    let err = run.store(0, Array3::zeros((5, 1, 3)).view()).unwrap_err();
+    assert!(err.to_string().contains("[5, 1, 2]"), "{err}");
+    assert!(run.store(3, Array3::zeros((5, 1, 2)).view()).is_err());
+    let err = run
+        .train(&trainer(), &pool_of(5), 0..3, |_| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("stored, not trained"), "{err}");
+    KeepMatrix::bernoulli(3, 5, 0.5, 10)
+        .unwrap()
+        .save(dir.path().join("run/keep.npy"))
+        .unwrap();
+    let err = RunDir::open(dir.path().join("run")).unwrap_err();
+    assert!(err.to_string().contains("keep.npy"), "{err}");
+    // A keep matrix the plan does not record is refused.
+    let other = KeepMatrix::bernoulli(3, 5, 0.5, 11).unwrap();
+    assert!(RunDir::create_given(dir.path().join("run2"), &plan, &other).is_err());
+}
+
+fn pool_of(n: usize) -> InMemoryDataset {
+    let digits = embedded::digits();
+    InMemoryDataset::from_dataset(&digits.subset((0..n).collect()).unwrap())
 }
