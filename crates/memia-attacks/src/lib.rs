@@ -12,6 +12,7 @@
 //! * [`Focused`] with [`CandidateRule`]: the memorization-aware attack, any of the above on the
 //!   samples chosen by memorization or privacy score.
 //! * [`theory`]: privacy score, Hellinger distances, the shadow-model budget planner.
+//! * [`AttackSpec`]: any of the above by name, with the signal it reads (for configuration files).
 //! * [`loo`]: leave-one-model-out evaluation as a function of the number of shadow models.
 //!
 //! ```
@@ -41,6 +42,7 @@ mod gaussian;
 mod lira;
 pub mod loo;
 mod rmia;
+mod spec;
 pub mod theory;
 
 use memia_core::KeepMatrix;
@@ -52,6 +54,7 @@ pub use focused::{CandidateRule, FittedFocused, Focused};
 pub use gaussian::{norm_logpdf, norm_logsf};
 pub use lira::{Center, FittedLira, LiraConfig, LiraMode, OfflineScore, STD_EPSILON, Variance};
 pub use rmia::{FittedRmia, RmiaConfig};
+pub use spec::{AttackSpec, FittedSpec};
 
 /// A membership test that learns from shadow models (LiRA, RMIA, thresholds).
 pub trait MembershipTest {

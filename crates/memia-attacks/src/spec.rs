@@ -1,0 +1,194 @@
+//! One serialisable description of "which attack, on which signal": what a configuration file
+//! or a command line names, dispatched to the attacks of this crate.
+
+use memia_core::{KeepMatrix, Signal};
+use ndarray::{Array1, ArrayView2, ArrayView3};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::{FittedTest, LiraConfig, MembershipTest, RmiaConfig, Threshold};
+
+/// An attack chosen by name, with the signal it reads from the logits.
+///
+/// In TOML: `method = "lira-online"` (with `global_variance = true`), `"lira-offline"`,
+/// `method = "rmia"` (with `gamma`, optional `offline_a`), `"loss"` or `"global"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum AttackSpec {
+    /// Online LiRA on `phi` (IN and OUT Gaussians).
+    LiraOnline {
+        /// One variance for all samples (better below ~64 shadow models).
+        #[serde(default)]
+        global_variance: bool,
+    },
+    /// Offline LiRA on `phi` (OUT Gaussian, one-sided tail).
+    LiraOffline {
+        /// One variance for all samples.
+        #[serde(default)]
+        global_variance: bool,
+    },
+    /// RMIA on the true-class probability.
+    Rmia {
+        /// Threshold on the pairwise likelihood ratio.
+        #[serde(default = "one")]
+        gamma: f64,
+        /// Offline approximation parameter; `None` is online RMIA.
+        #[serde(default)]
+        offline_a: Option<f64>,
+    },
+    /// The LOSS attack: minus the target's cross-entropy loss; uses no shadow model.
+    Loss,
+    /// The LiRA reference's global threshold on the target's `phi`; uses no shadow model.
+    Global,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for AttackSpec {
+    /// Online LiRA with a global variance: the strongest choice with few shadow models.
+    fn default() -> Self {
+        AttackSpec::LiraOnline {
+            global_variance: true,
+        }
+    }
+}
+
+impl AttackSpec {
+    /// The signal the attack reads (compute it with `memia_core::Logits::signals`).
+    pub fn signal(&self) -> Signal {
+        match self {
+            AttackSpec::LiraOnline { .. } | AttackSpec::LiraOffline { .. } | AttackSpec::Global => {
+                Signal::Phi
+            }
+            AttackSpec::Rmia { .. } => Signal::Probability,
+            AttackSpec::Loss => Signal::Loss,
+        }
+    }
+
+    /// A short human-readable name, e.g. "LiRA online (global variance)".
+    pub fn describe(&self) -> String {
+        let variance = |global: bool| if global { " (global variance)" } else { "" };
+        match self {
+            AttackSpec::LiraOnline { global_variance } => {
+                format!("LiRA online{}", variance(*global_variance))
+            }
+            AttackSpec::LiraOffline { global_variance } => {
+                format!("LiRA offline{}", variance(*global_variance))
+            }
+            AttackSpec::Rmia {
+                gamma,
+                offline_a: None,
+            } => format!("RMIA online (gamma {gamma})"),
+            AttackSpec::Rmia {
+                gamma,
+                offline_a: Some(a),
+            } => format!("RMIA offline (gamma {gamma}, a {a})"),
+            AttackSpec::Loss => "LOSS".into(),
+            AttackSpec::Global => "global threshold".into(),
+        }
+    }
+}
+
+/// A fitted [`AttackSpec`]: whichever attack it names.
+pub struct FittedSpec(Box<dyn FittedTest>);
+
+impl std::fmt::Debug for FittedSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FittedSpec")
+            .field("samples", &self.0.samples())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FittedTest for FittedSpec {
+    fn samples(&self) -> usize {
+        self.0.samples()
+    }
+
+    fn score(&self, target: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
+        self.0.score(target)
+    }
+}
+
+impl MembershipTest for AttackSpec {
+    type Fitted = FittedSpec;
+
+    /// Fits the named attack; `shadow` must hold [`AttackSpec::signal`] of the shadow models.
+    fn fit(&self, keep: &KeepMatrix, shadow: ArrayView3<'_, f64>) -> Result<FittedSpec> {
+        Ok(FittedSpec(match self {
+            AttackSpec::LiraOnline { global_variance } => Box::new(
+                LiraConfig::online()
+                    .with_global_variance(*global_variance)
+                    .fit(keep, shadow)?,
+            ),
+            AttackSpec::LiraOffline { global_variance } => Box::new(
+                LiraConfig::offline()
+                    .with_global_variance(*global_variance)
+                    .fit(keep, shadow)?,
+            ),
+            AttackSpec::Rmia { gamma, offline_a } => Box::new(
+                RmiaConfig {
+                    gamma: *gamma,
+                    offline_a: *offline_a,
+                    population: None,
+                }
+                .fit(keep, shadow)?,
+            ),
+            AttackSpec::Loss => Box::new(Threshold::loss().fit(keep, shadow)?),
+            AttackSpec::Global => Box::new(Threshold::global().fit(keep, shadow)?),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array3, Axis, s};
+
+    #[test]
+    fn dispatches_to_the_named_attack() {
+        let keep = KeepMatrix::balanced(8, 20, 3).unwrap();
+        let phi = Array3::from_shape_fn((8, 20, 1), |(k, i, _)| {
+            (i as f64) * 0.1 + if keep.get(k, i) { 1.0 } else { 0.0 } + (k % 3) as f64 * 0.05
+        });
+        let shadow_keep = keep.select_models(&(1..8).collect::<Vec<_>>()).unwrap();
+        let shadow = phi.slice(s![1.., .., ..]);
+        let target = phi.index_axis(Axis(0), 0);
+        let spec = AttackSpec::LiraOnline {
+            global_variance: true,
+        };
+        let direct = LiraConfig::online()
+            .with_global_variance(true)
+            .fit(&shadow_keep, shadow)
+            .unwrap()
+            .score(target)
+            .unwrap();
+        let via_spec = spec
+            .fit(&shadow_keep, shadow)
+            .unwrap()
+            .score(target)
+            .unwrap();
+        assert_eq!(direct, via_spec);
+        assert_eq!(spec.signal(), Signal::Phi);
+        assert_eq!(AttackSpec::Loss.signal(), Signal::Loss);
+    }
+
+    #[test]
+    fn parses_from_its_names() {
+        let spec: AttackSpec = serde_json::from_str(r#"{"method": "rmia", "gamma": 2.0}"#).unwrap();
+        assert_eq!(
+            spec,
+            AttackSpec::Rmia {
+                gamma: 2.0,
+                offline_a: None
+            }
+        );
+        assert_eq!(spec.signal(), Signal::Probability);
+        let err = serde_json::from_str::<AttackSpec>(r#"{"method": "lira-online", "globl": true}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("globl"), "{err}");
+        assert!(serde_json::from_str::<AttackSpec>(r#"{"method": "lira"}"#).is_err());
+    }
+}
