@@ -11,8 +11,10 @@ use ndarray::{Array1, ArrayView2, ArrayView3, Axis};
 use crate::error::{Result, check_shadow_shape, invalid};
 use crate::{FittedTest, MembershipTest};
 
-/// How to choose the candidates.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How to choose the candidates. In TOML: `memorization_at_least = 0.5`,
+/// `top_memorized = 100` or `privacy_score_at_least = 1.0`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CandidateRule {
     /// Samples whose memorization is at least the value.
     MemorizationAtLeast(f64),

@@ -83,6 +83,18 @@ impl Logits {
         self.data.index_axis(Axis(0), model)
     }
 
+    /// The logits of the models `models` (in that order), e.g. a target's shadow models.
+    /// Fails if the list is empty or an index is not below K.
+    pub fn select_models(&self, models: &[usize]) -> Result<Self> {
+        if let Some(&bad) = models.iter().find(|&&k| k >= self.models()) {
+            return Err(CoreError::invalid(
+                "models",
+                format!("model {bad} selected but the logits hold {}", self.models()),
+            ));
+        }
+        Self::new(self.data.select(Axis(0), models))
+    }
+
     /// Consumes the value, returning the array.
     pub fn into_array(self) -> Array4<f32> {
         self.data
@@ -202,6 +214,25 @@ pub fn labels_from_i64(values: &[i64], classes: usize) -> Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn select_models_picks_models() {
+        let logits = Logits::new(Array4::from_shape_fn((3, 2, 1, 2), |(k, i, _, c)| {
+            (k * 100 + i * 10 + c) as f32
+        }))
+        .unwrap();
+        let sub = logits.select_models(&[2, 0]).unwrap();
+        assert_eq!(sub.model(0), logits.model(2));
+        assert_eq!(sub.model(1), logits.model(0));
+        assert!(
+            logits
+                .select_models(&[3])
+                .unwrap_err()
+                .to_string()
+                .contains("model 3")
+        );
+        assert!(logits.select_models(&[]).is_err());
+    }
 
     fn small() -> Logits {
         Logits::new(Array4::from_shape_fn((3, 4, 2, 5), |(k, n, a, c)| {

@@ -8,7 +8,7 @@ use statrs::function::erf::erfc;
 use crate::error::{MetricsError, Result, check_finite, check_same_len};
 
 /// A correlation coefficient and its two-sided p-value under the null of no association.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(serde::Serialize, Debug, Clone, Copy, PartialEq)]
 pub struct Correlation {
     /// The coefficient, in [-1, 1].
     pub statistic: f64,

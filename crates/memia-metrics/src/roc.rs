@@ -356,8 +356,9 @@ impl RocCurve {
     }
 }
 
-/// The headline numbers of an attack, for tables and reports.
-#[derive(Debug, Clone, PartialEq)]
+/// The headline numbers of an attack, for tables and reports (serialises to JSON with
+/// `tpr_at_fpr` as a list of `{"fpr": .., "tpr": ..}` objects).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RocSummary {
     /// Area under the ROC curve.
     pub auroc: f64,
@@ -366,11 +367,29 @@ pub struct RocSummary {
     /// `max(TPR - FPR)`.
     pub advantage: f64,
     /// `(fpr, tpr)` pairs.
+    #[serde(serialize_with = "fpr_tpr_objects")]
     pub tpr_at_fpr: Vec<(f64, f64)>,
     /// Number of members.
     pub positives: u64,
     /// Number of non-members.
     pub negatives: u64,
+}
+
+fn fpr_tpr_objects<S: serde::Serializer>(
+    pairs: &[(f64, f64)],
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    #[derive(serde::Serialize)]
+    struct Point {
+        fpr: f64,
+        tpr: f64,
+    }
+    let mut seq = serializer.serialize_seq(Some(pairs.len()))?;
+    for &(fpr, tpr) in pairs {
+        seq.serialize_element(&Point { fpr, tpr })?;
+    }
+    seq.end()
 }
 
 /// The low false-positive rates at which membership attacks are usually reported.

@@ -1,0 +1,301 @@
+//! SVG plots drawn with plotters' SVG backend (text is left to the viewer's fonts, so no font
+//! library is needed).
+
+use memia_attacks::loo::LooReport;
+use memia_metrics::RocCurve;
+use plotters::prelude::*;
+
+use crate::error::{ReportError, Result};
+
+const SIZE: (u32, u32) = (640, 480);
+const FLOOR: f64 = 1e-5;
+/// Colours of successive series (colour-blind safe: Okabe-Ito).
+const PALETTE: [RGBColor; 5] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+];
+
+fn fail<E: std::fmt::Display>(name: &'static str) -> impl Fn(E) -> ReportError {
+    move |e| ReportError::Plot {
+        name,
+        reason: e.to_string(),
+    }
+}
+
+/// Log-log ROC curves (FPR and TPR from 1e-5 to 1; zero rates drawn at 1e-5), with the
+/// diagonal of a random guess. `curves` are named.
+pub fn roc(curves: &[(String, &RocCurve)]) -> Result<String> {
+    let err = fail("roc");
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("ROC of the attack on the target model", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d((FLOOR..1.0).log_scale(), (FLOOR..1.0).log_scale())
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc("false positive rate")
+            .y_desc("true positive rate")
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .draw()
+            .map_err(&err)?;
+        chart
+            .draw_series(LineSeries::new(
+                [(FLOOR, FLOOR), (1.0, 1.0)],
+                BLACK.mix(0.4).stroke_width(1),
+            ))
+            .map_err(&err)?
+            .label("random guess")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
+        for (i, (name, curve)) in curves.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let curve = curve.drop_intermediate();
+            let points: Vec<(f64, f64)> = curve
+                .fpr()
+                .iter()
+                .zip(curve.tpr())
+                .map(|(&f, &t)| (f.max(FLOOR), t.max(FLOOR)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(&err)?
+                .label(format!("{name} (AUROC {:.3})", curve.auc()))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
+/// A histogram of the finite `values` over `[lo, hi]` in `bins` bins.
+pub fn histogram(
+    values: &[f64],
+    (lo, hi): (f64, f64),
+    bins: usize,
+    title: &str,
+    x_label: &str,
+) -> Result<String> {
+    let err = fail("histogram");
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0usize; bins];
+    for &v in values.iter().filter(|v| v.is_finite()) {
+        let b = (((v - lo) / width).floor().max(0.0) as usize).min(bins - 1);
+        counts[b] += 1;
+    }
+    let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.05;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(lo..hi, 0.0..top)
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("samples")
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .draw()
+            .map_err(&err)?;
+        chart
+            .draw_series(counts.iter().enumerate().map(|(b, &c)| {
+                let x0 = lo + b as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], PALETTE[0].filled())
+            }))
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
+/// A scatter plot of the pairs where both values are finite; at most `max_points` of them
+/// (evenly strided) are drawn, so that the file stays small for large pools.
+pub fn scatter(
+    x: &[f64],
+    y: &[f64],
+    max_points: usize,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+) -> Result<String> {
+    let err = fail("scatter");
+    let pairs: Vec<(f64, f64)> = x
+        .iter()
+        .zip(y)
+        .map(|(&a, &b)| (a, b))
+        .filter(|(a, b)| a.is_finite() && b.is_finite())
+        .collect();
+    let stride = pairs.len().div_ceil(max_points.max(1)).max(1);
+    let shown: Vec<(f64, f64)> = pairs.iter().copied().step_by(stride).collect();
+    let range = |v: &mut dyn Iterator<Item = f64>| {
+        let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+            (l.min(x), h.max(x))
+        });
+        if lo.is_finite() && hi > lo {
+            let pad = (hi - lo) * 0.03;
+            (lo - pad)..(hi + pad)
+        } else if lo.is_finite() {
+            (lo - 1.0)..(lo + 1.0)
+        } else {
+            0.0..1.0
+        }
+    };
+    let xr = range(&mut shown.iter().map(|p| p.0));
+    let yr = range(&mut shown.iter().map(|p| p.1));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(xr, yr)
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()
+            .map_err(&err)?;
+        chart
+            .draw_series(
+                shown
+                    .iter()
+                    .map(|&p| Circle::new(p, 2, PALETTE[0].mix(0.5).filled())),
+            )
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
+/// TPR at 0.1% FPR and AUROC against the number of shadow models (log scale), one line per
+/// group of the leave-one-out report (mean over repeats), with the budget planner's prediction
+/// for the candidates as a vertical line when given.
+pub fn shadow_curve(report: &LooReport, planned: Option<u64>) -> Result<String> {
+    let err = fail("shadow_curve");
+    let mut groups: Vec<String> = Vec::new();
+    for r in &report.rows {
+        if !groups.contains(&r.group) {
+            groups.push(r.group.clone());
+        }
+    }
+    let series = |group: &str, value: &dyn Fn(&memia_attacks::loo::LooRow) -> f64| {
+        let mut counts: Vec<usize> = report
+            .rows
+            .iter()
+            .filter(|r| r.group == group)
+            .map(|r| r.shadow_models)
+            .collect();
+        counts.dedup();
+        counts
+            .into_iter()
+            .filter_map(|m| {
+                let v: Vec<f64> = report
+                    .rows
+                    .iter()
+                    .filter(|r| r.group == group && r.shadow_models == m)
+                    .map(value)
+                    .filter(|v| v.is_finite())
+                    .collect();
+                (!v.is_empty()).then(|| (m as f64, v.iter().sum::<f64>() / v.len() as f64))
+            })
+            .collect::<Vec<_>>()
+    };
+    let max_models = report
+        .rows
+        .iter()
+        .map(|r| r.shadow_models)
+        .max()
+        .unwrap_or(1)
+        .max(planned.unwrap_or(1) as usize)
+        .max(2) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let panels = root.split_evenly((1, 2));
+        let tpr_at = |r: &memia_attacks::loo::LooRow| {
+            r.tpr_at_fpr
+                .iter()
+                .find(|p| (p.0 - 1e-3).abs() < 1e-12)
+                .map_or(f64::NAN, |p| p.1)
+        };
+        let auroc = |r: &memia_attacks::loo::LooRow| r.auroc;
+        let metrics: [(&str, &dyn Fn(&memia_attacks::loo::LooRow) -> f64); 2] =
+            [("TPR at 0.1% FPR", &tpr_at), ("AUROC", &auroc)];
+        for (panel, (name, value)) in panels.iter().zip(metrics) {
+            let y0 = if name == "AUROC" { 0.4 } else { 0.0 };
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("{name} vs shadow models"), ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(45)
+                .y_label_area_size(50)
+                .build_cartesian_2d((1.0..max_models * 1.2).log_scale(), y0..1.02)
+                .map_err(&err)?;
+            chart
+                .configure_mesh()
+                .x_desc("shadow models")
+                .y_desc(name)
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .draw()
+                .map_err(&err)?;
+            for (i, g) in groups.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                let points = series(g, value);
+                chart
+                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                    .map_err(&err)?
+                    .label(g.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(&err)?;
+            }
+            if let Some(m) = planned {
+                chart
+                    .draw_series(LineSeries::new(
+                        [(m as f64, y0), (m as f64, 1.02)],
+                        BLACK.mix(0.5).stroke_width(1),
+                    ))
+                    .map_err(&err)?
+                    .label(format!("planner: {m} models (candidates)"))
+                    .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.5)));
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK)
+                .draw()
+                .map_err(&err)?;
+        }
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
