@@ -19,7 +19,7 @@ use crate::error::{Result, check_shadow, invalid};
 use crate::{FittedTest, MembershipTest};
 
 /// A named set of pool samples to report on separately (a memorization bin, the candidates).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EvalGroup {
     /// Name in the report.
     pub name: String,

@@ -188,20 +188,14 @@ fn read_labels(dir: &Path, samples: usize, classes: usize) -> Result<Option<Vec<
     if !path.is_file() {
         return Ok(None);
     }
-    let raw = read_npy_any(&path)?;
-    let values = raw.to_i64().ok_or_else(|| CoreError::DType {
-        location: path.display().to_string(),
-        found: raw.dtype().descr().to_string(),
-        expected: "an integer dtype".into(),
-    })?;
-    let values: Array1<i64> = into_dimension(values, &path.display().to_string())?;
+    let values = read_npy_any(&path)?.to_i64_vec(&path.display().to_string())?;
     if values.len() < samples {
         return Err(CoreError::LiraLayout {
             path,
             reason: format!("{} labels for {samples} samples", values.len()),
         });
     }
-    let labels = labels_from_i64(&values.as_slice().expect("fresh array")[..samples], classes)?;
+    let labels = labels_from_i64(&values[..samples], classes)?;
     Ok(Some(labels))
 }
 

@@ -263,6 +263,18 @@ impl AnyArray {
         for_each_variant!(self, a => a.shape())
     }
 
+    /// A one-dimensional integer array (class labels, indices) as `i64` values; an error naming
+    /// `location` for other dtypes or shapes.
+    pub fn to_i64_vec(&self, location: &str) -> Result<Vec<i64>> {
+        let values = self.to_i64().ok_or_else(|| CoreError::DType {
+            location: location.to_string(),
+            found: self.dtype().descr().to_string(),
+            expected: "an integer dtype".into(),
+        })?;
+        let values: ndarray::Array1<i64> = into_dimension(values, location)?;
+        Ok(values.into_raw_vec_and_offset().0)
+    }
+
     /// Integer arrays as `i64` (class labels, indices); `None` for float and bool arrays, and
     /// for `uint64` values above `i64::MAX`.
     pub fn to_i64(&self) -> Option<ArrayD<i64>> {

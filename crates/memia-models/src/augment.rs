@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// in each direction (uncovered pixels are zero) and, if `flip`, a horizontal mirror with
 /// probability 1/2. Drawn per sample from the model's own random stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Augmentation {
     /// Largest shift in pixels (0: none).
     pub max_shift: usize,

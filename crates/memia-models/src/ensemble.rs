@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 /// The network: a multilayer perceptron on flattened inputs. No hidden layer is multinomial
 /// logistic regression.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MlpConfig {
     /// Widths of the hidden layers (ReLU between layers).
     pub hidden: Vec<usize>,
@@ -63,6 +64,7 @@ impl MlpConfig {
 /// a `kernel` x `kernel` convolution with "same" padding, ReLU and 2 x 2 max pooling; then the
 /// `hidden` dense layers (ReLU) and the output layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CnnConfig {
     /// Output channels of each convolution.
     pub channels: Vec<usize>,
@@ -89,6 +91,7 @@ impl CnnConfig {
 /// of every stage after the first halves the resolution, with a 1 x 1 projection shortcut),
 /// global average pooling and the output layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResNetConfig {
     /// Channels of each stage.
     pub widths: Vec<usize>,
@@ -166,8 +169,10 @@ pub enum Schedule {
     Cosine,
 }
 
-/// How the models are trained.
+/// How the models are trained. Fields left out of a configuration file take their
+/// [`Default`] values.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainingConfig {
     /// Passes over each model's training subset.
     pub epochs: usize,
@@ -182,7 +187,6 @@ pub struct TrainingConfig {
     /// Learning-rate schedule.
     pub schedule: Schedule,
     /// Training-time augmentation of image samples.
-    #[serde(default)]
     pub augmentation: Augmentation,
 }
 

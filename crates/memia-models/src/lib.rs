@@ -15,10 +15,12 @@
 #![warn(missing_docs)]
 
 mod augment;
+mod device;
 mod ensemble;
 mod trainer;
 
 pub use augment::{Augmentation, Query, apply_query};
+pub use device::{device_by_name, device_names};
 pub use ensemble::{
     CnnConfig, Ensemble, Member, MlpConfig, ModelConfig, Optimizer, ResNetConfig, Schedule,
     TrainingConfig,

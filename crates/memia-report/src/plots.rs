@@ -1,7 +1,10 @@
 //! SVG plots drawn with plotters' SVG backend (text is left to the viewer's fonts, so no font
 //! library is needed).
 
-use memia_attacks::loo::LooReport;
+use memia_attacks::loo::{LooReport, LooRow};
+
+/// Reads one number off a leave-one-out row.
+type RowValue<'a> = &'a dyn Fn(&LooRow) -> f64;
 use memia_metrics::RocCurve;
 use plotters::prelude::*;
 
@@ -203,7 +206,7 @@ pub fn shadow_curve(report: &LooReport, planned: Option<u64>) -> Result<String> 
             groups.push(r.group.clone());
         }
     }
-    let series = |group: &str, value: &dyn Fn(&memia_attacks::loo::LooRow) -> f64| {
+    let series = |group: &str, value: RowValue<'_>| {
         let mut counts: Vec<usize> = report
             .rows
             .iter()
@@ -238,15 +241,14 @@ pub fn shadow_curve(report: &LooReport, planned: Option<u64>) -> Result<String> 
         let root = SVGBackend::with_string(&mut svg, (960, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
         let panels = root.split_evenly((1, 2));
-        let tpr_at = |r: &memia_attacks::loo::LooRow| {
+        let tpr_at = |r: &LooRow| {
             r.tpr_at_fpr
                 .iter()
                 .find(|p| (p.0 - 1e-3).abs() < 1e-12)
                 .map_or(f64::NAN, |p| p.1)
         };
-        let auroc = |r: &memia_attacks::loo::LooRow| r.auroc;
-        let metrics: [(&str, &dyn Fn(&memia_attacks::loo::LooRow) -> f64); 2] =
-            [("TPR at 0.1% FPR", &tpr_at), ("AUROC", &auroc)];
+        let auroc = |r: &LooRow| r.auroc;
+        let metrics: [(&str, RowValue<'_>); 2] = [("TPR at 0.1% FPR", &tpr_at), ("AUROC", &auroc)];
         for (panel, (name, value)) in panels.iter().zip(metrics) {
             let y0 = if name == "AUROC" { 0.4 } else { 0.0 };
             let mut chart = ChartBuilder::on(panel)
@@ -289,7 +291,11 @@ pub fn shadow_curve(report: &LooReport, planned: Option<u64>) -> Result<String> 
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
+                .position(if name == "AUROC" {
+                    SeriesLabelPosition::LowerRight
+                } else {
+                    SeriesLabelPosition::UpperLeft
+                })
                 .background_style(WHITE.mix(0.9))
                 .border_style(BLACK)
                 .draw()

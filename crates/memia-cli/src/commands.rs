@@ -1,0 +1,682 @@
+//! The subcommands.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use memia_attacks::loo::EvalGroup;
+use memia_attacks::{AttackSpec, CandidateRule, FittedTest, MembershipTest};
+use memia_core::npy::{read_npy, read_npy_any, write_npy};
+use memia_core::{LiraImportOptions, Logits, import_lira_run, labels_from_i64};
+use memia_memorization::{MemorizationConfig, Outcome};
+use memia_metrics::{Direction, RocCurve, STANDARD_FPRS, TprAtFpr};
+use memia_models::{BurnTrainer, CnnConfig, MlpConfig, ModelConfig, ResNetConfig, device_by_name};
+use memia_report::{Audit, AuditConfig, AuditInputs, headline};
+use memia_shadow::{InclusionScheme, Plan, PoolFingerprint, RunDir};
+use ndarray::{Array1, Array3, Axis};
+
+use crate::config::{DataSource, RunConfig};
+use crate::error::{CliError, Result};
+use crate::progress::{Progress, status};
+use crate::run_files::{self, LoadedRun, PoolInfo};
+use crate::{
+    AttackArgs, AttackMethodArgs, AuditArgs, Convention, DeviceArgs, ImportLiraArgs, MemorizeArgs,
+    Method, MetricsArgs, PlanArgs, ReportArgs, RunArgs, TrainArgs,
+};
+
+fn usage(message: impl Into<String>) -> CliError {
+    CliError::Usage(message.into())
+}
+
+/// `A:B` parts of a flag value like `balanced:0.5`.
+fn split_value(value: &str) -> (&str, Option<&str>) {
+    match value.split_once(':') {
+        Some((a, b)) => (a, Some(b)),
+        None => (value, None),
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T> {
+    text.trim()
+        .parse()
+        .map_err(|_| usage(format!("{flag}: '{text}' is not a valid number")))
+}
+
+fn parse_scheme(text: &str) -> Result<InclusionScheme> {
+    let (kind, arg) = split_value(text);
+    let value = |default: f64| arg.map_or(Ok(default), |a| parse_number("--scheme", a));
+    Ok(match kind {
+        "balanced" => InclusionScheme::Balanced { ratio: value(0.5)? },
+        "bernoulli" => InclusionScheme::Bernoulli { p: value(0.5)? },
+        "fixed" => InclusionScheme::FixedSize { ratio: value(0.5)? },
+        _ => {
+            return Err(usage(format!(
+                "--scheme: '{text}' is not balanced:RATIO, bernoulli:P or fixed:RATIO"
+            )));
+        }
+    })
+}
+
+fn parse_model(text: &str) -> Result<ModelConfig> {
+    let (kind, arg) = split_value(text);
+    Ok(match (kind, arg) {
+        ("logistic", None) => MlpConfig::logistic_regression().into(),
+        ("mlp", None) => MlpConfig::mlp(128).into(),
+        ("mlp", Some(widths)) => MlpConfig {
+            hidden: widths
+                .split(',')
+                .map(|w| parse_number("--model", w))
+                .collect::<Result<_>>()?,
+        }
+        .into(),
+        ("cnn", None) => CnnConfig::lenet().into(),
+        ("resnet", None) => ResNetConfig::small().into(),
+        _ => {
+            return Err(usage(format!(
+                "--model: '{text}' is not logistic, mlp:WIDTHS (e.g. mlp:256,128), cnn or resnet"
+            )));
+        }
+    })
+}
+
+fn parse_dataset(text: &str) -> Result<DataSource> {
+    let (kind, arg) = split_value(text);
+    Ok(match (kind, arg) {
+        ("digits", None) => DataSource::Digits,
+        ("idx", Some(files)) => {
+            let (images, labels) = files
+                .split_once(',')
+                .ok_or_else(|| usage(format!("--dataset: '{text}' should be idx:IMAGES,LABELS")))?;
+            DataSource::Idx {
+                images: absolute(Path::new(images))?,
+                labels: absolute(Path::new(labels))?,
+                classes: None,
+            }
+        }
+        ("npz", Some(path)) => DataSource::Npz {
+            path: absolute(Path::new(path))?,
+            x: "x".into(),
+            y: "y".into(),
+            classes: None,
+        },
+        _ => {
+            return Err(usage(format!(
+                "--dataset: '{text}' is not digits, idx:IMAGES,LABELS or npz:PATH"
+            )));
+        }
+    })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(crate::error::io(path))
+}
+
+fn parse_range(text: &str, models: usize) -> Result<Range<usize>> {
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| usage(format!("--models: '{text}' is not a range A..B")))?;
+    let start = if a.is_empty() {
+        0
+    } else {
+        parse_number("--models", a)?
+    };
+    let end = if b.is_empty() {
+        models
+    } else {
+        parse_number("--models", b)?
+    };
+    if start >= end || end > models {
+        return Err(usage(format!(
+            "--models: {start}..{end} is not a non-empty range within the run's {models} models (0..{models})"
+        )));
+    }
+    Ok(start..end)
+}
+
+fn trainer(config: &RunConfig, device: &DeviceArgs) -> Result<BurnTrainer> {
+    let name = device.device.as_deref().unwrap_or(&config.train.device);
+    let group = device.group_size.unwrap_or(config.train.group_size);
+    if group == 0 {
+        return Err(usage("--group-size must be at least 1"));
+    }
+    Ok(
+        BurnTrainer::new(config.model.clone(), config.training, group)
+            .with_queries(config.plan.queries.clone())
+            .on(device_by_name(name).map_err(usage)?),
+    )
+}
+
+/// Plans `config` into `dir` (or finds the same plan there).
+fn plan_into(config: &RunConfig, dir: &Path, quiet: bool) -> Result<()> {
+    let pool = crate::pool::build(&config.data, config.plan.seed)?;
+    crate::pool::check_shape(&pool.dataset, &config.model)?;
+    let trainer = trainer(
+        config,
+        &DeviceArgs {
+            device: Some("cpu".into()),
+            group_size: None,
+        },
+    )?;
+    let plan = Plan::new(
+        &pool.dataset,
+        config.plan.models,
+        config.plan.scheme.clone(),
+        config.plan.seed,
+        &trainer,
+    )?;
+    let existed = dir.join("plan.json").exists();
+    let run = RunDir::create(dir, &plan)?;
+    let canaries = pool.canaries();
+    let groups = if canaries.is_empty() {
+        Vec::new()
+    } else {
+        vec![EvalGroup {
+            name: "canaries".into(),
+            samples: canaries.clone(),
+        }]
+    };
+    let labels = memia_data::Dataset::labels(&pool.dataset);
+    run_files::write_extras(
+        dir,
+        Some(config),
+        &labels,
+        &PoolInfo {
+            provenance: Some(crate::pool::provenance_strings(&pool)),
+            groups,
+        },
+    )?;
+    status(
+        quiet,
+        format!(
+            "{} {} models on {} samples ({} canaries, {} classes, samples of shape {:?}) in {} (plan {})",
+            if existed {
+                "found the plan of"
+            } else {
+                "planned"
+            },
+            plan.models,
+            plan.pool.samples,
+            canaries.len(),
+            plan.pool.classes,
+            plan.pool.feature_shape,
+            run.path().display(),
+            &run.plan().content_hash()[..16]
+        ),
+    );
+    Ok(())
+}
+
+pub fn plan(args: &PlanArgs, quiet: bool) -> Result<()> {
+    let mut config = match &args.config {
+        Some(path) => RunConfig::load(path)?,
+        None => RunConfig::digits(),
+    };
+    if let Some(d) = &args.dataset {
+        config.data.source = parse_dataset(d)?;
+    }
+    if let Some(n) = args.samples {
+        config.data.samples = Some(n);
+    }
+    if let Some(k) = args.models {
+        config.plan.models = k;
+    }
+    if let Some(s) = &args.scheme {
+        config.plan.scheme = parse_scheme(s)?;
+    }
+    if let Some(m) = &args.model {
+        config.model = parse_model(m)?;
+    }
+    if let Some(e) = args.epochs {
+        config.training.epochs = e;
+    }
+    if let Some(s) = args.seed {
+        config.plan.seed = s;
+    }
+    plan_into(&config, &args.output, quiet)?;
+    status(
+        quiet,
+        format!("next: memia train {}", args.output.display()),
+    );
+    Ok(())
+}
+
+fn train_models(
+    run: &LoadedRun,
+    device: &DeviceArgs,
+    models: Option<&str>,
+    quiet: bool,
+) -> Result<()> {
+    let config = run.config.as_ref().ok_or_else(|| CliError::Run {
+        path: run.path(),
+        reason: "has no memia.toml (an imported run?): its outputs were not trained by memia"
+            .into(),
+    })?;
+    let k = run.dir.plan().models;
+    let range = match models {
+        Some(text) => parse_range(text, k)?,
+        None => 0..k,
+    };
+    let pool = crate::pool::build(&config.data, config.plan.seed)?;
+    if memia_data::Dataset::labels(&pool.dataset) != run.labels {
+        return Err(CliError::Run {
+            path: run.path(),
+            reason: "labels.npy differs from the pool the configuration builds".into(),
+        });
+    }
+    let trainer = trainer(config, device)?;
+    status(
+        quiet,
+        format!(
+            "training models {range:?} of {} on {:?}, {} at a time",
+            run.path().display(),
+            trainer.device,
+            trainer.group_size
+        ),
+    );
+    let mut bar = Progress::new("training", "models", range.len() as u64, quiet);
+    let report = run.dir.train(&trainer, &pool.dataset, range, |p| {
+        bar.update(p.done as u64, p.total as u64, p.remaining())
+    })?;
+    bar.finish();
+    let secs = report.elapsed.as_secs_f64();
+    status(
+        quiet,
+        format!(
+            "trained {} models in {secs:.1} s ({:.2} models/s); {} were already finished",
+            report.trained.len(),
+            report.trained.len() as f64 / secs.max(1e-9),
+            report.skipped.len()
+        ),
+    );
+    Ok(())
+}
+
+pub fn train(args: &TrainArgs, quiet: bool) -> Result<()> {
+    let run = run_files::open(&args.run)?;
+    train_models(&run, &args.device, args.models.as_deref(), quiet)
+}
+
+pub fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
+    let run = run_files::open(&args.run)?;
+    let logits = run.logits()?;
+    let mut config = MemorizationConfig::default();
+    if !args.strict {
+        config = config.allow_missing();
+    }
+    let outcome = if args.soft {
+        Outcome::Probability
+    } else {
+        Outcome::Correct
+    };
+    let mem = config.estimate_from_logits(run.dir.keep(), &logits, &run.labels, outcome)?;
+    match args.output.extension().and_then(|e| e.to_str()) {
+        Some("npz") => mem.save_npz(&args.output)?,
+        Some("npy") => write_npy(&args.output, &mem.score)?,
+        _ => {
+            return Err(usage(format!(
+                "--output {}: use a .npz (scores, standard errors, intervals) or .npy (scores) file",
+                args.output.display()
+            )));
+        }
+    }
+    let defined: Vec<f64> = mem
+        .score
+        .iter()
+        .copied()
+        .filter(|m| m.is_finite())
+        .collect();
+    status(
+        quiet,
+        format!(
+            "memorization of {} samples from {} models: mean {:.4}, {} at least 0.5, {} undetermined; written to {}",
+            mem.score.len(),
+            logits.models(),
+            defined.iter().sum::<f64>() / defined.len().max(1) as f64,
+            defined.iter().filter(|&&m| m >= 0.5).count(),
+            mem.score.len() - defined.len(),
+            args.output.display()
+        ),
+    );
+    Ok(())
+}
+
+fn attack_spec(args: &AttackMethodArgs, default: &AttackSpec) -> Result<AttackSpec> {
+    let Some(method) = args.method else {
+        if args.global_variance || args.offline_a.is_some() {
+            return Err(usage("--global-variance and --offline-a need --method"));
+        }
+        return Ok(default.clone());
+    };
+    if args.global_variance && !matches!(method, Method::LiraOnline | Method::LiraOffline) {
+        return Err(usage(
+            "--global-variance applies to lira-online and lira-offline",
+        ));
+    }
+    if args.offline_a.is_some() && method != Method::Rmia {
+        return Err(usage("--offline-a applies to rmia"));
+    }
+    Ok(match method {
+        Method::LiraOnline => AttackSpec::LiraOnline {
+            global_variance: args.global_variance,
+        },
+        Method::LiraOffline => AttackSpec::LiraOffline {
+            global_variance: args.global_variance,
+        },
+        Method::Rmia => AttackSpec::Rmia {
+            gamma: args.gamma,
+            offline_a: args.offline_a,
+        },
+        Method::Loss => AttackSpec::Loss,
+        Method::Global => AttackSpec::Global,
+    })
+}
+
+pub fn attack(args: &AttackArgs, quiet: bool) -> Result<()> {
+    let run = run_files::open(&args.run)?;
+    let spec = attack_spec(&args.method, &AttackSpec::default())?;
+    let logits = run.logits()?;
+    let keep = run.dir.keep();
+    let (shadow_keep, shadow_logits, target_logits) = match (args.target, &args.target_logits) {
+        (Some(t), None) => {
+            if t >= keep.models() {
+                return Err(usage(format!(
+                    "--target {t}: the run has models 0..{}",
+                    keep.models()
+                )));
+            }
+            let others: Vec<usize> = (0..keep.models()).filter(|&k| k != t).collect();
+            (
+                keep.select_models(&others)?,
+                logits.select_models(&others)?,
+                logits.select_models(&[t])?,
+            )
+        }
+        (None, Some(path)) => {
+            let target: Array3<f32> = read_npy(path)?;
+            let expected = [logits.samples(), logits.queries(), logits.classes()];
+            if target.shape() != expected {
+                return Err(usage(format!(
+                    "--target-logits {}: shape {:?}, the run's models give {expected:?} (samples x queries x classes)",
+                    path.display(),
+                    target.shape()
+                )));
+            }
+            (
+                keep.clone(),
+                logits.clone(),
+                Logits::from_models(&[target.view()])?,
+            )
+        }
+        (None, None) => {
+            return Err(usage(
+                "say which model to attack: --target K (a model of the run) or --target-logits FILE",
+            ));
+        }
+        (Some(_), Some(_)) => unreachable!("clap refuses both"),
+    };
+    let signal = spec.signal();
+    let shadow = shadow_logits.signals(&run.labels, signal)?;
+    let target = target_logits.signals(&run.labels, signal)?;
+    let scores = spec
+        .fit(&shadow_keep, shadow.view())?
+        .score(target.index_axis(Axis(0), 0))?;
+    write_npy(&args.output, &scores)?;
+    let judged = scores.iter().filter(|s| s.is_finite()).count();
+    let mut line = format!(
+        "{} with {} shadow models: {judged} of {} samples scored; written to {}",
+        spec.describe(),
+        shadow_keep.models(),
+        scores.len(),
+        args.output.display()
+    );
+    if let Some(t) = args.target {
+        let members: Array1<bool> = keep.row(t).to_owned();
+        if let Some(path) = &args.members_out {
+            write_npy(path, &members)?;
+        }
+        let (s, m): (Vec<f64>, Vec<bool>) = scores
+            .iter()
+            .zip(&members)
+            .filter(|(s, _)| s.is_finite())
+            .map(|(&s, &m)| (s, m))
+            .unzip();
+        if let Ok(roc) = RocCurve::new(&s, &m, Direction::HigherIsMember) {
+            line.push_str(&format!(
+                " (AUROC {:.4} against model {t}'s membership)",
+                roc.auc()
+            ));
+        }
+    } else if args.members_out.is_some() {
+        return Err(usage(
+            "--members-out needs --target (an external target's membership is not known)",
+        ));
+    }
+    status(quiet, line);
+    Ok(())
+}
+
+fn read_1d_f64(path: &Path) -> Result<Vec<f64>> {
+    let any = read_npy_any(path)?;
+    let location = path.display().to_string();
+    let values = any.to_f64().ok_or_else(|| {
+        usage(format!(
+            "{location}: scores must be a float array, found {}",
+            any.dtype().descr()
+        ))
+    })?;
+    if values.ndim() != 1 {
+        return Err(usage(format!(
+            "{location}: scores must be one-dimensional, found shape {:?}",
+            values.shape()
+        )));
+    }
+    Ok(values.into_raw_vec_and_offset().0)
+}
+
+fn read_membership(path: &Path) -> Result<Vec<bool>> {
+    let any = read_npy_any(path)?;
+    let location = path.display().to_string();
+    if let memia_core::npy::AnyArray::Bool(b) = &any {
+        if b.ndim() != 1 {
+            return Err(usage(format!(
+                "{location}: membership must be one-dimensional, found shape {:?}",
+                b.shape()
+            )));
+        }
+        return Ok(b.iter().copied().collect());
+    }
+    let values = any.to_i64_vec(&location)?;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| match v {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(usage(format!(
+                "{location}: membership must be 0 or 1, entry {i} is {v}"
+            ))),
+        })
+        .collect()
+}
+
+pub fn metrics(args: &MetricsArgs) -> Result<()> {
+    let scores = read_1d_f64(&args.scores)?;
+    let members = read_membership(&args.labels)?;
+    if scores.len() != members.len() {
+        return Err(usage(format!(
+            "{} holds {} scores but {} holds {} labels",
+            args.scores.display(),
+            scores.len(),
+            args.labels.display(),
+            members.len()
+        )));
+    }
+    let (s, m): (Vec<f64>, Vec<bool>) = scores
+        .iter()
+        .zip(&members)
+        .filter(|(s, _)| !s.is_nan())
+        .map(|(&s, &m)| (s, m))
+        .unzip();
+    let direction = if args.lower_is_member {
+        Direction::LowerIsMember
+    } else {
+        Direction::HigherIsMember
+    };
+    let convention = match args.convention {
+        Convention::LiraStrict => TprAtFpr::LiraStrict,
+        Convention::Interpolated => TprAtFpr::Interpolated,
+    };
+    let roc = RocCurve::new(&s, &m, direction)?;
+    let summary = roc.summary(&STANDARD_FPRS, convention)?;
+    let mut json = serde_json::to_value(&summary).expect("plain data serialises");
+    json["samples"] = scores.len().into();
+    json["unscored"] = (scores.len() - s.len()).into();
+    json["direction"] = format!("{direction:?}").into();
+    json["convention"] = format!("{convention:?}").into();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json).expect("serialises")
+    );
+    Ok(())
+}
+
+pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
+    let options = LiraImportOptions { epoch: args.epoch };
+    let imported = import_lira_run(&args.dir, &options)?;
+    let (k, n) = (imported.keep.models(), imported.keep.samples());
+    let classes = imported.logits.classes();
+    let labels = match (&args.labels, &imported.labels) {
+        (Some(path), _) => {
+            let raw = read_npy_any(path)?.to_i64_vec(&path.display().to_string())?;
+            if raw.len() < n {
+                return Err(usage(format!(
+                    "--labels {}: {} labels for {n} samples",
+                    path.display(),
+                    raw.len()
+                )));
+            }
+            labels_from_i64(&raw[..n], classes)?
+        }
+        (None, Some(labels)) => labels.clone(),
+        (None, None) => {
+            return Err(usage(format!(
+                "{} has no y_train.npy: give the pool's labels with --labels FILE.npy",
+                args.dir.display()
+            )));
+        }
+    };
+    let source = absolute(&args.dir)?;
+    let pool = PoolFingerprint {
+        name: format!("imported LiRA run {}", source.display()),
+        samples: n,
+        classes,
+        feature_shape: Vec::new(),
+        sha256: String::new(),
+    };
+    let trainer = serde_json::json!({
+        "imported_from": source,
+        "epoch": args.epoch,
+        "experiments": imported.experiments.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
+    });
+    let plan = Plan::given(pool, &imported.keep, imported.logits.queries(), trainer)?;
+    let run = RunDir::create_given(&args.output, &plan, &imported.keep)?;
+    let mut bar = Progress::new("storing", "models", k as u64, quiet);
+    for m in 0..k {
+        run.store(m, imported.logits.model(m))?;
+        bar.update(m as u64 + 1, k as u64, None);
+    }
+    bar.finish();
+    run_files::write_extras(&args.output, None, &labels, &PoolInfo::default())?;
+    status(
+        quiet,
+        format!(
+            "imported {k} models x {n} samples x {} queries x {classes} classes from {} into {}",
+            imported.logits.queries(),
+            args.dir.display(),
+            args.output.display()
+        ),
+    );
+    Ok(())
+}
+
+fn audit_config(run: &LoadedRun, args: &AuditArgs) -> Result<AuditConfig> {
+    let mut config = run
+        .config
+        .as_ref()
+        .map_or_else(AuditConfig::default, |c| c.audit.clone());
+    if let Some(t) = args.target {
+        config.target = t;
+    }
+    config.attack = attack_spec(&args.method, &config.attack)?;
+    if let Some(t) = args.threshold {
+        config.candidates = CandidateRule::MemorizationAtLeast(t);
+    }
+    if let Some(c) = args.curve_targets {
+        config.curve_targets = c;
+    }
+    Ok(config)
+}
+
+fn report_on(run: &LoadedRun, args: &AuditArgs, out: &Path, quiet: bool) -> Result<()> {
+    let config = audit_config(run, args)?;
+    let logits = run.logits()?;
+    let mut bar = Progress::new("shadow-model curve", "evaluations", 1, quiet);
+    let audit = Audit::run(
+        AuditInputs {
+            keep: run.dir.keep(),
+            logits: &logits,
+            labels: &run.labels,
+            provenance: run.pool.provenance.as_deref(),
+            groups: &run.pool.groups,
+        },
+        &config,
+        |done, total| bar.update(done as u64, total as u64, None),
+    )?;
+    bar.finish();
+    let files = audit.write(out)?;
+    if !quiet {
+        let s = &audit.summary;
+        eprintln!(
+            "{} on model {} with {} shadow models; {} candidates ({}):",
+            s.attack,
+            s.target,
+            s.models - 1,
+            s.memorization.candidates,
+            s.memorization.candidate_rule
+        );
+        eprintln!("  {}", headline("all samples", Some(&s.all)));
+        eprintln!("  {}", headline("candidates", s.candidates.as_ref()));
+        for (name, r) in &s.groups {
+            eprintln!("  {}", headline(name, r.as_ref()));
+        }
+        eprintln!("report: {}", files.index.display());
+    }
+    Ok(())
+}
+
+pub fn report(args: &ReportArgs, quiet: bool) -> Result<()> {
+    let run = run_files::open(&args.run)?;
+    report_on(&run, &args.audit, &args.output, quiet)
+}
+
+pub fn run(args: &RunArgs, quiet: bool) -> Result<()> {
+    let config = RunConfig::load(&args.config)?;
+    let dir = match &args.run {
+        Some(d) => d.clone(),
+        None => {
+            let stem = args
+                .config
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "memia".into());
+            args.config
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(format!("{stem}-run"))
+        }
+    };
+    plan_into(&config, &dir, quiet)?;
+    let run = run_files::open(&dir)?;
+    train_models(&run, &args.device, None, quiet)?;
+    let report_dir = args.report.clone().unwrap_or_else(|| dir.join("report"));
+    report_on(&run, &args.audit, &report_dir, quiet)
+}

@@ -1,0 +1,367 @@
+//! The run configuration (`CONFIG.toml`): data, plan, model, training, audit.
+//!
+//! ```toml
+//! [data]
+//! source = "idx"
+//! images = "$MEMIA_DATA_DIR/mnist-t10k-images-idx3-ubyte.gz"
+//! labels = "$MEMIA_DATA_DIR/mnist-t10k-labels-idx1-ubyte.gz"
+//! samples = 5000
+//!
+//! [data.canaries]
+//! kind = "out-of-distribution"
+//! count = 100
+//! labels = "random"
+//! data = { source = "idx", images = "...", labels = "..." }
+//!
+//! [plan]
+//! models = 16
+//! scheme = { kind = "balanced", ratio = 0.5 }
+//! seed = 2026
+//! queries = ["plain"]
+//!
+//! [model.mlp]
+//! hidden = [128]
+//!
+//! [training]
+//! epochs = 20
+//!
+//! [train]
+//! group_size = 8
+//! device = "cpu"
+//!
+//! [audit]
+//! attack = { method = "lira-online", global_variance = true }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use memia_models::{MlpConfig, ModelConfig, Query, TrainingConfig};
+use memia_report::AuditConfig;
+use memia_shadow::InclusionScheme;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CliError, Result};
+
+/// A data set from files, or the embedded digits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DataSource {
+    /// The UCI handwritten digits compiled into memia (1,797 8 x 8 images, 10 classes).
+    Digits,
+    /// An IDX image file and its label file (MNIST layout, gzipped or not).
+    Idx {
+        /// The images (n x rows x cols, u8).
+        images: PathBuf,
+        /// The labels (n, u8).
+        labels: PathBuf,
+        /// Number of classes (default: largest label + 1).
+        #[serde(default)]
+        classes: Option<usize>,
+    },
+    /// An `.npz` archive with features and integer labels.
+    Npz {
+        /// The archive.
+        path: PathBuf,
+        /// Key of the features.
+        #[serde(default = "default_x")]
+        x: String,
+        /// Key of the labels.
+        #[serde(default = "default_y")]
+        y: String,
+        /// Number of classes (default: largest label + 1).
+        #[serde(default)]
+        classes: Option<usize>,
+    },
+}
+
+fn default_x() -> String {
+    "x".into()
+}
+fn default_y() -> String {
+    "y".into()
+}
+
+/// The label a canary gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CanaryLabels {
+    /// Its own label.
+    Keep,
+    /// A random other class.
+    Random,
+    /// This class for every canary.
+    Fixed(u32),
+}
+
+/// Where canaries come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CanaryKind {
+    /// In-distribution samples not otherwise in the pool, relabelled.
+    Mislabeled,
+    /// Samples of another data set (`data`), converted to the pool's shape.
+    OutOfDistribution,
+}
+
+/// Canaries added to the pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryConfig {
+    /// Mislabeled in-distribution samples or out-of-distribution samples.
+    pub kind: CanaryKind,
+    /// How many.
+    pub count: usize,
+    /// Their labels in the pool.
+    #[serde(default = "random_labels")]
+    pub labels: CanaryLabels,
+    /// The out-of-distribution data set.
+    #[serde(default)]
+    pub data: Option<DataSource>,
+}
+
+fn random_labels() -> CanaryLabels {
+    CanaryLabels::Random
+}
+
+/// `[data]`: the pool. (Unknown keys are refused by the flattened source.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataConfig {
+    /// The in-distribution data set.
+    #[serde(flatten)]
+    pub source: DataSource,
+    /// A random subset of this many in-distribution samples (default: all).
+    #[serde(default)]
+    pub samples: Option<usize>,
+    /// Canaries.
+    #[serde(default)]
+    pub canaries: Option<CanaryConfig>,
+}
+
+/// `[plan]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlanConfig {
+    /// Number of shadow models K.
+    pub models: usize,
+    /// How each model's training subset is drawn.
+    pub scheme: InclusionScheme,
+    /// Master seed (pool draw, keep matrix, every model).
+    pub seed: u64,
+    /// Queries of the outputs (plain, mirror, shifts).
+    pub queries: Vec<Query>,
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        PlanConfig {
+            models: 16,
+            scheme: InclusionScheme::Balanced { ratio: 0.5 },
+            seed: 0,
+            queries: vec![Query::Plain],
+        }
+    }
+}
+
+/// `[train]`: how (not what) to train; not part of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSettings {
+    /// Models trained together in one batched pass.
+    pub group_size: usize,
+    /// Burn device name (`cpu`, `ndarray`, `wgpu`, `wgpu-cpu`).
+    pub device: String,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            group_size: 8,
+            device: "cpu".into(),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The pool.
+    pub data: DataConfig,
+    /// K, subsets, seed, queries.
+    #[serde(default)]
+    pub plan: PlanConfig,
+    /// The network.
+    #[serde(default = "default_model")]
+    pub model: ModelConfig,
+    /// The training procedure.
+    #[serde(default)]
+    pub training: TrainingConfig,
+    /// Group size and device.
+    #[serde(default)]
+    pub train: TrainSettings,
+    /// The audit of `memia report` and `memia run`.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+fn default_model() -> ModelConfig {
+    ModelConfig::Mlp(MlpConfig::mlp(128))
+}
+
+impl RunConfig {
+    /// The defaults on the embedded digits.
+    pub fn digits() -> Self {
+        RunConfig {
+            data: DataConfig {
+                source: DataSource::Digits,
+                samples: None,
+                canaries: None,
+            },
+            plan: PlanConfig::default(),
+            model: default_model(),
+            training: TrainingConfig::default(),
+            train: TrainSettings::default(),
+            audit: AuditConfig::default(),
+        }
+    }
+
+    /// Parses a configuration; relative data paths are resolved against `base` (the directory
+    /// of the file), and a leading `$MEMIA_DATA_DIR` is replaced by that variable's value.
+    pub fn parse(text: &str, origin: &Path, base: &Path) -> Result<Self> {
+        let mut config: RunConfig = toml::from_str(text).map_err(|e| CliError::Config {
+            path: origin.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        config.resolve_paths(base)?;
+        Ok(config)
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, path, base)
+    }
+
+    /// The configuration as TOML (with resolved, absolute paths).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configurations serialise")
+    }
+
+    fn resolve_paths(&mut self, base: &Path) -> Result<()> {
+        let mut sources = vec![&mut self.data.source];
+        if let Some(CanaryConfig { data: Some(d), .. }) = &mut self.data.canaries {
+            sources.push(d);
+        }
+        for source in sources {
+            match source {
+                DataSource::Digits => {}
+                DataSource::Idx { images, labels, .. } => {
+                    *images = resolve(images, base)?;
+                    *labels = resolve(labels, base)?;
+                }
+                DataSource::Npz { path, .. } => *path = resolve(path, base)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `$MEMIA_DATA_DIR/...` expanded, relative paths joined to `base`.
+fn resolve(path: &Path, base: &Path) -> Result<PathBuf> {
+    let text = path.to_string_lossy();
+    let expanded = if let Some(rest) = text.strip_prefix("$MEMIA_DATA_DIR") {
+        let dir = std::env::var_os("MEMIA_DATA_DIR").ok_or_else(|| {
+            CliError::Usage(format!(
+                "{text} uses $MEMIA_DATA_DIR, which is not set: point it at the directory of the data files"
+            ))
+        })?;
+        PathBuf::from(format!("{}{}", PathBuf::from(dir).display(), rest))
+    } else {
+        path.to_path_buf()
+    };
+    Ok(if expanded.is_absolute() {
+        expanded
+    } else {
+        base.join(expanded)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_configuration() {
+        let text = r#"
+            [data]
+            source = "idx"
+            images = "imgs.gz"
+            labels = "/abs/labels.gz"
+            samples = 100
+            [data.canaries]
+            kind = "out-of-distribution"
+            count = 10
+            labels = { fixed = 3 }
+            data = { source = "npz", path = "ood.npz" }
+            [plan]
+            models = 8
+            scheme = { kind = "bernoulli", p = 0.5 }
+            seed = 7
+            queries = ["plain", "mirror"]
+            [model.cnn]
+            channels = [6, 16]
+            kernel = 5
+            hidden = [120]
+            [training]
+            epochs = 3
+            optimizer = { kind = "adam", beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8 }
+            [audit]
+            target = 2
+            attack = { method = "rmia", gamma = 2.0 }
+            candidates = { top_memorized = 5 }
+        "#;
+        let c = RunConfig::parse(text, Path::new("c.toml"), Path::new("/base")).unwrap();
+        assert_eq!(
+            c.data.source,
+            DataSource::Idx {
+                images: "/base/imgs.gz".into(),
+                labels: "/abs/labels.gz".into(),
+                classes: None
+            }
+        );
+        let canaries = c.data.canaries.as_ref().unwrap();
+        assert_eq!(canaries.labels, CanaryLabels::Fixed(3));
+        assert_eq!(c.plan.models, 8);
+        assert_eq!(c.plan.queries, vec![Query::Plain, Query::Mirror]);
+        assert_eq!(c.training.epochs, 3);
+        assert_eq!(c.training.batch_size, TrainingConfig::default().batch_size);
+        assert_eq!(c.audit.target, 2);
+        // The serialised form parses back to the same value.
+        let again = RunConfig::parse(&c.to_toml(), Path::new("x"), Path::new("/")).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn typos_are_named() {
+        let err = RunConfig::parse(
+            "[data]\nsource = \"digits\"\n[plan]\nmodel = 3\n",
+            Path::new("c.toml"),
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("c.toml") && err.contains("model"), "{err}");
+        let err = RunConfig::parse(
+            "[data]\nsource = \"cifar\"\n",
+            Path::new("c.toml"),
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cifar"), "{err}");
+    }
+}

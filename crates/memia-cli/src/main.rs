@@ -1,0 +1,299 @@
+//! `memia`: memorization-aware membership inference from the command line.
+//!
+//! Each stage reads and writes open files (a run directory of `.npy` / JSON files, `.npy`
+//! score arrays), so it can be run, cached and replaced separately:
+//!
+//! ```text
+//! memia plan --config audit.toml -o RUN     plan: pool, keep matrix, model and training config
+//! memia train RUN                           train the models (resumable, shardable)
+//! memia memorize RUN -o mem.npz             memorization with standard errors
+//! memia attack RUN --target 0 -o s.npy      attack one model with the others as shadows
+//! memia metrics --scores s.npy --labels m.npy
+//! memia report RUN -o REPORT                summary.json, samples.csv, SVG plots, index.html
+//! memia run audit.toml                      all of it
+//! memia import-lira DIR -o RUN              a LiRA reference run becomes a memia run
+//! ```
+
+mod commands;
+mod config;
+mod error;
+mod pool;
+mod progress;
+mod run_files;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Memorization-aware membership inference: plan and train shadow models, estimate
+/// memorization, attack, measure and report.
+#[derive(Debug, Parser)]
+#[command(name = "memia", version, propagate_version = true, after_help = EXAMPLES)]
+struct Cli {
+    /// No progress bars or status lines (errors are still printed).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "Examples:
+  memia run examples/configs/digits.toml             plan, train and report in one go
+  memia plan --dataset digits --models 16 -o run     plan 16 MLPs on the embedded digits
+  memia train run --models 0..8                      train a shard of the plan
+  memia report run -o report                         write report/index.html
+
+The configuration format and the files are described in docs/cli.md.";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Plan a run: build the pool, draw the keep matrix, fix the model and training settings.
+    ///
+    /// Settings come from a configuration file (--config) or the defaults (the embedded
+    /// digits, 16 MLPs with 128 hidden units, balanced halves), and the flags override them.
+    /// Planning into a directory that holds the same plan is a no-op; one that holds another
+    /// plan is refused.
+    Plan(PlanArgs),
+    /// Train a run's models (all, or a shard with --models). Finished models are skipped, so an
+    /// interrupted run resumes where it stopped; several processes may train disjoint shards.
+    Train(TrainArgs),
+    /// Estimate every sample's memorization (Feldman-Zhang) with standard errors.
+    Memorize(MemorizeArgs),
+    /// Attack a target model with the run's other models as shadow models, or an external
+    /// target's logits with all of them.
+    Attack(AttackArgs),
+    /// Score an attack: AUROC, TPR at 1e-5 ... 1e-1 FPR, balanced accuracy and advantage as
+    /// JSON on standard output.
+    Metrics(MetricsArgs),
+    /// Import a LiRA reference run (experiment-*/keep.npy, experiment-*/logits/*.npy,
+    /// y_train.npy) as a memia run directory.
+    ImportLira(ImportLiraArgs),
+    /// Audit a trained run and write the report: summary.json, samples.csv, SVG plots and
+    /// index.html.
+    Report(ReportArgs),
+    /// Everything from a configuration file: plan, train, report.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// Configuration file (TOML); without it, the defaults on the embedded digits.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The run directory to create.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Data set: `digits`, `idx:IMAGES,LABELS` or `npz:PATH` (keys x and y).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Use a random subset of this many in-distribution samples.
+    #[arg(long)]
+    samples: Option<usize>,
+    /// Number of shadow models K.
+    #[arg(long)]
+    models: Option<usize>,
+    /// Inclusion scheme: `balanced:RATIO`, `bernoulli:P` or `fixed:RATIO`.
+    #[arg(long)]
+    scheme: Option<String>,
+    /// Architecture: `logistic`, `mlp:W1,W2,...`, `cnn` (LeNet-style) or `resnet` (small).
+    #[arg(long)]
+    model: Option<String>,
+    /// Training epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Master seed.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+struct DeviceArgs {
+    /// Burn device: `cpu` (Flex), `ndarray`, `wgpu`, `wgpu-cpu` (the last three need the
+    /// matching cargo feature).
+    #[arg(long)]
+    device: Option<String>,
+    /// Models trained together in one batched pass.
+    #[arg(long)]
+    group_size: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// The run directory.
+    run: PathBuf,
+    /// A shard: model indices `A..B` (end exclusive); default all.
+    #[arg(long)]
+    models: Option<String>,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Debug, Args)]
+struct MemorizeArgs {
+    /// The run directory.
+    run: PathBuf,
+    /// Output: `.npz` (mem, std_error, lower, upper, in/out means and counts) or `.npy`
+    /// (the scores only).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Soft memorization: true-class probability instead of 0/1 correctness.
+    #[arg(long)]
+    soft: bool,
+    /// Fail on samples without IN or OUT models instead of writing NaN for them.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Method {
+    LiraOnline,
+    LiraOffline,
+    Rmia,
+    Loss,
+    Global,
+}
+
+#[derive(Debug, Args)]
+struct AttackMethodArgs {
+    /// The attack.
+    #[arg(long, value_enum)]
+    method: Option<Method>,
+    /// LiRA: one variance for all samples (better below ~64 shadow models).
+    #[arg(long)]
+    global_variance: bool,
+    /// RMIA: threshold on the pairwise likelihood ratio.
+    #[arg(long, default_value_t = 1.0)]
+    gamma: f64,
+    /// RMIA offline with this approximation parameter a in [0, 1].
+    #[arg(long)]
+    offline_a: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+struct AttackArgs {
+    /// The run directory (its models are the shadow models).
+    run: PathBuf,
+    /// The target: a model of the run (the others become the shadow models).
+    #[arg(long, conflicts_with = "target_logits")]
+    target: Option<usize>,
+    /// The target: an external model's logits on the pool, N x A x C float32 `.npy`.
+    #[arg(long)]
+    target_logits: Option<PathBuf>,
+    #[command(flatten)]
+    method: AttackMethodArgs,
+    /// Output: N float64 scores (higher = more likely member; NaN = not judgeable).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// With --target: also write the target's true membership (N bool) here.
+    #[arg(long)]
+    members_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Convention {
+    /// As the LiRA reference: the TPR of the last curve point with FPR strictly below.
+    LiraStrict,
+    /// Linear interpolation of the curve (numpy.interp).
+    Interpolated,
+}
+
+#[derive(Debug, Args)]
+struct MetricsArgs {
+    /// Attack scores, 1-D float `.npy` (NaN entries are left out and counted).
+    #[arg(long)]
+    scores: PathBuf,
+    /// Membership, 1-D `.npy` of bool or 0/1 integers.
+    #[arg(long)]
+    labels: PathBuf,
+    /// Lower scores mean member (e.g. raw losses).
+    #[arg(long)]
+    lower_is_member: bool,
+    /// How TPR at a fixed FPR is read off the curve.
+    #[arg(long, value_enum, default_value = "lira-strict")]
+    convention: Convention,
+}
+
+#[derive(Debug, Args)]
+struct ImportLiraArgs {
+    /// The LiRA reference run (the directory holding experiment-*).
+    dir: PathBuf,
+    /// The memia run directory to create.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Use the logits of this epoch (default: each experiment's last).
+    #[arg(long)]
+    epoch: Option<u64>,
+    /// Labels (N integers, `.npy`) if the run has no y_train.npy.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct AuditArgs {
+    /// The target model (default: the configuration's, else 0).
+    #[arg(long)]
+    target: Option<usize>,
+    #[command(flatten)]
+    method: AttackMethodArgs,
+    /// Candidates: samples with memorization at least this.
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Target models in the shadow-model curve.
+    #[arg(long)]
+    curve_targets: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The run directory.
+    run: PathBuf,
+    /// The report directory.
+    #[arg(long, short)]
+    output: PathBuf,
+    #[command(flatten)]
+    audit: AuditArgs,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Configuration file (TOML).
+    config: PathBuf,
+    /// Run directory (default: CONFIG's name without .toml, plus `-run`, beside it).
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// Report directory (default: RUN/report).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArgs,
+    #[command(flatten)]
+    audit: AuditArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = cli.quiet;
+    let result = match cli.command {
+        Command::Plan(a) => commands::plan(&a, quiet),
+        Command::Train(a) => commands::train(&a, quiet),
+        Command::Memorize(a) => commands::memorize(&a, quiet),
+        Command::Attack(a) => commands::attack(&a, quiet),
+        Command::Metrics(a) => commands::metrics(&a),
+        Command::ImportLira(a) => commands::import_lira(&a, quiet),
+        Command::Report(a) => commands::report(&a, quiet),
+        Command::Run(a) => commands::run(&a, quiet),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Building the pool a configuration describes.
+
+use memia_data::idx::load_idx;
+use memia_data::numpy::load_npz;
+use memia_data::{
+    CanarySource, Dataset, InMemoryDataset, LabelPolicy, Pool, PoolBuilder, embedded,
+};
+
+use crate::config::{CanaryKind, CanaryLabels, DataConfig, DataSource};
+use crate::error::{CliError, Result};
+
+/// Loads a data set.
+pub fn load(source: &DataSource) -> Result<InMemoryDataset> {
+    Ok(match source {
+        DataSource::Digits => embedded::digits(),
+        DataSource::Idx {
+            images,
+            labels,
+            classes,
+        } => {
+            let name = images
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            load_idx(images, labels, &name, *classes)?
+        }
+        DataSource::Npz {
+            path,
+            x,
+            y,
+            classes,
+        } => load_npz(path, x, y, *classes)?,
+    })
+}
+
+/// The pool: the in-distribution subset plus canaries, with every sample's provenance.
+pub fn build(config: &DataConfig, seed: u64) -> Result<Pool> {
+    let base = load(&config.source)?;
+    let ood;
+    let mut builder = PoolBuilder::new(&base);
+    if let Some(n) = config.samples {
+        builder = builder.in_distribution(n);
+    }
+    if let Some(c) = &config.canaries {
+        let policy = match c.labels {
+            CanaryLabels::Keep => LabelPolicy::Keep,
+            CanaryLabels::Random => LabelPolicy::Random,
+            CanaryLabels::Fixed(l) => LabelPolicy::Fixed(l),
+        };
+        let source = match (c.kind, &c.data) {
+            (CanaryKind::Mislabeled, None) => CanarySource::Mislabeled,
+            (CanaryKind::Mislabeled, Some(_)) => {
+                return Err(CliError::Usage(
+                    "[data.canaries]: mislabeled canaries come from the pool's own data set; remove 'data' or use kind = \"out-of-distribution\"".into(),
+                ));
+            }
+            (CanaryKind::OutOfDistribution, Some(d)) => {
+                ood = load(d)?;
+                CanarySource::OutOfDistribution(&ood)
+            }
+            (CanaryKind::OutOfDistribution, None) => {
+                return Err(CliError::Usage(
+                    "[data.canaries]: out-of-distribution canaries need 'data' (their data set)"
+                        .into(),
+                ));
+            }
+        };
+        builder = builder.canaries(source, c.count, policy);
+    }
+    Ok(builder.build(seed)?)
+}
+
+/// One line per sample for reports: `source:index`, with ` canary` for canaries.
+pub fn provenance_strings(pool: &Pool) -> Vec<String> {
+    pool.provenance
+        .iter()
+        .map(|p| {
+            if p.canary {
+                format!("{}:{} canary", p.source, p.index)
+            } else {
+                format!("{}:{}", p.source, p.index)
+            }
+        })
+        .collect()
+}
+
+/// Checks that the pool suits the model before anything is planned.
+pub fn check_shape(pool: &dyn Dataset, model: &memia_models::ModelConfig) -> Result<()> {
+    use memia_models::ModelConfig;
+    let shape = pool.feature_shape();
+    if matches!(model, ModelConfig::Cnn(_) | ModelConfig::ResNet(_)) && shape.len() != 3 {
+        return Err(CliError::Usage(format!(
+            "a convolutional model needs image samples [channels, height, width]; '{}' has samples of shape {shape:?}",
+            pool.name()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! What the command line keeps in a run directory besides the scheduler's files:
+//!
+//! ```text
+//! RUN/memia.toml     the configuration the run was planned from (absent for imported runs)
+//! RUN/labels.npy     N int64: the pool's labels
+//! RUN/pool.json      per-sample provenance and named groups (e.g. the canaries)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use memia_attacks::loo::EvalGroup;
+use memia_core::npy::{read_npy_any, write_npy};
+use memia_core::{Logits, atomic_write, labels_from_i64};
+use memia_shadow::RunDir;
+use ndarray::Array1;
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunConfig;
+use crate::error::{CliError, Result, io};
+
+/// `pool.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolInfo {
+    /// One description per sample, when known.
+    pub provenance: Option<Vec<String>>,
+    /// Named sample sets reported separately.
+    pub groups: Vec<EvalGroup>,
+}
+
+/// A run directory opened by the command line.
+#[derive(Debug)]
+pub struct LoadedRun {
+    /// The scheduler's view.
+    pub dir: RunDir,
+    /// The pool's labels.
+    pub labels: Vec<u32>,
+    /// Provenance and groups.
+    pub pool: PoolInfo,
+    /// The configuration, for runs planned by `memia plan` or `memia run`.
+    pub config: Option<RunConfig>,
+}
+
+/// Writes the command line's files into `dir`.
+pub fn write_extras(
+    dir: &Path,
+    config: Option<&RunConfig>,
+    labels: &[u32],
+    pool: &PoolInfo,
+) -> Result<()> {
+    if let Some(config) = config {
+        let text = config.to_toml();
+        let path = dir.join("memia.toml");
+        atomic_write(&path, |f| std::io::Write::write_all(f, text.as_bytes()))?;
+    }
+    let labels: Array1<i64> = labels.iter().map(|&l| i64::from(l)).collect();
+    write_npy(dir.join("labels.npy"), &labels)?;
+    let text = serde_json::to_string(pool).expect("plain data serialises");
+    atomic_write(&dir.join("pool.json"), |f| {
+        std::io::Write::write_all(f, text.as_bytes())
+    })?;
+    Ok(())
+}
+
+fn run_error(path: &Path, reason: impl Into<String>) -> CliError {
+    CliError::Run {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Opens a run directory with its labels, pool information and configuration.
+pub fn open(path: &Path) -> Result<LoadedRun> {
+    if !path.join("plan.json").is_file() {
+        return Err(run_error(
+            path,
+            "not a run directory (no plan.json): create one with `memia plan` or `memia import-lira`",
+        ));
+    }
+    let dir = RunDir::open(path)?;
+    let samples = dir.plan().pool.samples;
+    let classes = dir.plan().pool.classes;
+    let labels_path = path.join("labels.npy");
+    if !labels_path.is_file() {
+        return Err(run_error(
+            path,
+            "labels.npy is missing (the run was not made by the memia command line?)",
+        ));
+    }
+    let raw = read_npy_any(&labels_path)?.to_i64_vec(&labels_path.display().to_string())?;
+    if raw.len() != samples {
+        return Err(run_error(
+            path,
+            format!(
+                "labels.npy holds {} labels, the plan has {samples} samples",
+                raw.len()
+            ),
+        ));
+    }
+    let labels = labels_from_i64(&raw, classes)?;
+    let pool_path = path.join("pool.json");
+    let pool: PoolInfo = match std::fs::read_to_string(&pool_path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| CliError::Config {
+            path: pool_path.clone(),
+            reason: e.to_string(),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => PoolInfo::default(),
+        Err(e) => return Err(io(&pool_path)(e)),
+    };
+    if let Some(p) = &pool.provenance
+        && p.len() != samples
+    {
+        return Err(run_error(
+            path,
+            format!(
+                "pool.json describes {} samples, the plan has {samples}",
+                p.len()
+            ),
+        ));
+    }
+    let config_path = path.join("memia.toml");
+    let config = if config_path.is_file() {
+        Some(RunConfig::load(&config_path)?)
+    } else {
+        None
+    };
+    Ok(LoadedRun {
+        dir,
+        labels,
+        pool,
+        config,
+    })
+}
+
+impl LoadedRun {
+    /// All models' logits; an error saying how to finish the run if some are missing.
+    pub fn logits(&self) -> Result<Logits> {
+        let done = self.dir.completed()?;
+        let missing: Vec<usize> = (0..done.len()).filter(|&k| !done[k]).collect();
+        if !missing.is_empty() {
+            return Err(run_error(
+                self.dir.path(),
+                format!(
+                    "{} of {} models are not trained yet (first: model {}): run `memia train {}`",
+                    missing.len(),
+                    done.len(),
+                    missing[0],
+                    self.dir.path().display()
+                ),
+            ));
+        }
+        Ok(self.dir.logits()?)
+    }
+
+    /// The run directory.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}

@@ -1,0 +1,518 @@
+//! End-to-end tests of the `memia` binary: every command on small data, the files and figures
+//! it writes, and its errors on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use memia_core::npy::{read_npy, write_npy};
+use memia_core::npz::NpzArchive;
+use memia_core::{KeepMatrix, Signal};
+use memia_metrics::{Direction, RocCurve};
+use ndarray::{Array1, Array3, Array4};
+
+fn memia(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memia"))
+        .args(args)
+        .current_dir(cwd)
+        .env("MEMIA_DATA_DIR", data_dir())
+        .output()
+        .expect("the memia binary runs")
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("MEMIA_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+}
+
+/// Runs a command that must succeed; returns its standard output.
+fn ok(args: &[&str], cwd: &Path) -> String {
+    let out = memia(args, cwd);
+    assert!(
+        out.status.success(),
+        "memia {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail; returns its standard error.
+fn fails(args: &[&str], cwd: &Path) -> String {
+    let out = memia(args, cwd);
+    assert!(!out.status.success(), "memia {args:?} should have failed");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.contains("panicked"), "memia {args:?} panicked:\n{err}");
+    err
+}
+
+const CONFIG: &str = r#"
+[data]
+source = "digits"
+samples = 600
+[data.canaries]
+kind = "mislabeled"
+count = 30
+[plan]
+models = 8
+seed = 11
+[model.mlp]
+hidden = [64]
+[training]
+epochs = 60
+batch_size = 64
+learning_rate = 0.1
+weight_decay = 0.0
+[audit]
+curve_targets = 4
+"#;
+
+#[test]
+fn the_pipeline_command_by_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("audit.toml"), CONFIG).unwrap();
+    ok(&["plan", "--config", "audit.toml", "-o", "run"], dir);
+    for f in [
+        "plan.json",
+        "keep.npy",
+        "manifest.json",
+        "memia.toml",
+        "labels.npy",
+        "pool.json",
+    ] {
+        assert!(dir.join("run").join(f).is_file(), "{f}");
+    }
+    let keep = KeepMatrix::load(dir.join("run/keep.npy")).unwrap();
+    assert_eq!((keep.models(), keep.samples()), (8, 630));
+
+    // A shard, then the rest: the shard's files are not rewritten.
+    ok(&["train", "run", "--models", "0..3"], dir);
+    let done: Vec<bool> = (0..8)
+        .map(|k| dir.join(format!("run/logits/model_{k:05}.npy")).exists())
+        .collect();
+    assert_eq!(done, [true, true, true, false, false, false, false, false]);
+    let first = std::fs::metadata(dir.join("run/logits/model_00000.npy"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let err = fails(&["memorize", "run", "-o", "mem.npz"], dir);
+    assert!(err.contains("5 of 8 models are not trained yet"), "{err}");
+    let out = memia(&["train", "run"], dir);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 were already finished"));
+    let again = std::fs::metadata(dir.join("run/logits/model_00000.npy"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(first, again);
+
+    // Memorization: the mislabeled canaries (the last 30 samples) are memorized.
+    ok(&["memorize", "run", "-o", "mem.npz"], dir);
+    let mut npz = NpzArchive::open(dir.join("mem.npz")).unwrap();
+    let mem: Array1<f64> = npz.read("mem").unwrap();
+    let se: Array1<f64> = npz.read("std_error").unwrap();
+    assert_eq!((mem.len(), se.len()), (630, 630));
+    let canary_mean = mem.slice(ndarray::s![600..]).mean().unwrap();
+    let other_mean = mem.slice(ndarray::s![..600]).mean().unwrap();
+    assert!(
+        canary_mean > 0.6 && other_mean < 0.15 && canary_mean > 4.0 * other_mean,
+        "{canary_mean} {other_mean}"
+    );
+    ok(&["memorize", "run", "-o", "mem.npy", "--soft"], dir);
+    assert_eq!(
+        read_npy::<f64, ndarray::Ix1>(dir.join("mem.npy"))
+            .unwrap()
+            .len(),
+        630
+    );
+
+    // Attack model 2 with the others; metrics agree with the ROC computed here.
+    ok(
+        &[
+            "attack",
+            "run",
+            "--target",
+            "2",
+            "--method",
+            "lira-online",
+            "--global-variance",
+            "-o",
+            "scores.npy",
+            "--members-out",
+            "members.npy",
+        ],
+        dir,
+    );
+    let scores: Array1<f64> = read_npy(dir.join("scores.npy")).unwrap();
+    let members: Array1<bool> = read_npy(dir.join("members.npy")).unwrap();
+    assert_eq!(members, keep.row(2));
+    let json = ok(
+        &[
+            "metrics",
+            "--scores",
+            "scores.npy",
+            "--labels",
+            "members.npy",
+        ],
+        dir,
+    );
+    let metrics: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let roc = RocCurve::new(
+        scores.as_slice().unwrap(),
+        members.as_slice().unwrap(),
+        Direction::HigherIsMember,
+    )
+    .unwrap();
+    assert_eq!(metrics["auroc"].as_f64().unwrap(), roc.auc());
+    assert_eq!(metrics["tpr_at_fpr"].as_array().unwrap().len(), 5);
+    assert_eq!(metrics["samples"], 630);
+    assert!(metrics["auroc"].as_f64().unwrap() > 0.5);
+    for method in ["lira-offline", "rmia", "loss", "global"] {
+        ok(
+            &[
+                "attack", "run", "--target", "1", "--method", method, "-o", "s2.npy",
+            ],
+            dir,
+        );
+        let s: Array1<f64> = read_npy(dir.join("s2.npy")).unwrap();
+        assert_eq!(s.len(), 630, "{method}");
+    }
+    // An external target: model 2's logits file, attacked with all 8 models as shadows.
+    ok(
+        &[
+            "attack",
+            "run",
+            "--target-logits",
+            "run/logits/model_00002.npy",
+            "-o",
+            "ext.npy",
+        ],
+        dir,
+    );
+    assert_eq!(
+        read_npy::<f64, ndarray::Ix1>(dir.join("ext.npy"))
+            .unwrap()
+            .len(),
+        630
+    );
+
+    // The report.
+    ok(&["report", "run", "-o", "report", "--target", "2"], dir);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["target"], 2);
+    assert_eq!(summary["all"]["auroc"].as_f64().unwrap(), roc.auc());
+    let canaries = &summary["groups"][0];
+    assert_eq!(canaries[0], "canaries");
+    assert!(canaries[1]["auroc"].as_f64().unwrap() > 0.9, "{canaries}");
+    let csv = std::fs::read_to_string(dir.join("report/samples.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 631);
+    assert!(csv.lines().last().unwrap().contains("canary"));
+}
+
+#[test]
+fn run_does_everything_and_the_report_renders_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("audit.toml"), CONFIG).unwrap();
+    ok(&["run", "audit.toml", "-q"], dir);
+    let report = dir.join("audit-run/report");
+    for f in [
+        "summary.json",
+        "samples.csv",
+        "roc.svg",
+        "memorization.svg",
+        "privacy_vs_memorization.svg",
+        "shadow_models.svg",
+        "index.html",
+    ] {
+        assert!(report.join(f).is_file(), "{f}");
+    }
+    // Rerunning finds everything done.
+    let out = memia(&["run", "audit.toml"], dir);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trained 0 models"));
+
+    let Some(chromium) = chromium() else {
+        assert!(
+            std::env::var_os("MEMIA_REQUIRE_CHROMIUM").is_none(),
+            "MEMIA_REQUIRE_CHROMIUM is set but no chromium was found"
+        );
+        eprintln!("chromium not found: the screenshot test is skipped (install Debian's chromium)");
+        return;
+    };
+    let (blue, orange) = palette_pixels(&screenshot(&chromium, &report.join("index.html")));
+    eprintln!("plot pixels in the screenshot: {blue} blue, {orange} orange");
+    // The ROC, histogram, scatter and curve plots draw in blue, the candidates' lines in
+    // orange: a page whose images failed to load has neither colour.
+    assert!(
+        blue > 2000,
+        "only {blue} plot-blue pixels: the plots did not render"
+    );
+    assert!(orange > 100, "only {orange} plot-orange pixels");
+    // The same page without its SVG files: the check notices.
+    let bare = dir.join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    std::fs::copy(report.join("index.html"), bare.join("index.html")).unwrap();
+    let (blue, orange) = palette_pixels(&screenshot(&chromium, &bare.join("index.html")));
+    eprintln!("without the SVG files: {blue} blue, {orange} orange");
+    assert!(blue < 200 && orange < 100, "{blue} {orange} without plots");
+}
+
+/// A 1400 x 1800 headless screenshot of `page`.
+fn screenshot(chromium: &Path, page: &Path) -> PathBuf {
+    let shot = page.with_extension("png");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1400,1800",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shot.is_file(), "chromium wrote no screenshot");
+    shot
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| {
+            std::env::var_os("PATH")
+                .map(|p| {
+                    std::env::split_paths(&p)
+                        .map(|d| d.join(name))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .find(|p| p.is_file())
+}
+
+/// Pixels of the plots' first two colours, (0, 114, 178) and (213, 94, 0), within a tolerance
+/// for antialiasing.
+fn palette_pixels(path: &Path) -> (usize, usize) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let near = |p: &[u8], c: [u8; 3]| p.iter().zip(c).all(|(&a, b)| a.abs_diff(b) < 24);
+    let (mut blue, mut orange) = (0, 0);
+    for p in buf[..info.buffer_size()].chunks(channels) {
+        if near(&p[..3], [0, 114, 178]) {
+            blue += 1;
+        } else if near(&p[..3], [213, 94, 0]) {
+            orange += 1;
+        }
+    }
+    (blue, orange)
+}
+
+/// A LiRA reference run on disk: `experiment-*/keep.npy`, `logits/0000000010.npy`.
+fn write_lira_run(root: &Path, keep: &KeepMatrix, logits: &Array4<f32>, labels: &[i64]) {
+    for k in 0..keep.models() {
+        let exp = root.join(format!("experiment-{k}_{}", keep.models()));
+        std::fs::create_dir_all(exp.join("logits")).unwrap();
+        write_npy(exp.join("keep.npy"), &keep.row(k).to_owned()).unwrap();
+        let (n, a, c) = (logits.dim().1, logits.dim().2, logits.dim().3);
+        let model = logits
+            .index_axis(ndarray::Axis(0), k)
+            .to_owned()
+            .into_shape_with_order((n, 1, a, c))
+            .unwrap();
+        write_npy(exp.join("logits/0000000010.npy"), &model).unwrap();
+    }
+    write_npy(root.join("y_train.npy"), &Array1::from(labels.to_vec())).unwrap();
+}
+
+#[test]
+fn import_lira_then_attack_and_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (k, n) = (6, 120);
+    let keep = KeepMatrix::balanced(k, n, 4).unwrap();
+    let labels: Vec<i64> = (0..n as i64).map(|i| i % 4).collect();
+    let logits = Array4::from_shape_fn((k, n, 2, 4), |(m, i, a, c)| {
+        let boost = if keep.get(m, i) { 2.0 } else { 0.0 };
+        let noise = ((m * 31 + i * 17 + a * 7 + c * 3) % 11) as f32 * 0.1;
+        if c as i64 == labels[i] {
+            1.0 + boost + noise
+        } else {
+            noise
+        }
+    });
+    write_lira_run(&dir.join("lira"), &keep, &logits, &labels);
+    ok(&["import-lira", "lira", "-o", "run"], dir);
+    let imported = KeepMatrix::load(dir.join("run/keep.npy")).unwrap();
+    assert_eq!(imported, keep);
+    let model3: Array3<f32> = read_npy(dir.join("run/logits/model_00003.npy")).unwrap();
+    assert_eq!(model3, logits.index_axis(ndarray::Axis(0), 3));
+    ok(
+        &[
+            "attack",
+            "run",
+            "--target",
+            "0",
+            "--method",
+            "lira-online",
+            "-o",
+            "s.npy",
+        ],
+        dir,
+    );
+    let scores: Array1<f64> = read_npy(dir.join("s.npy")).unwrap();
+    // The same attack through the library.
+    use memia_attacks::{FittedTest, LiraConfig, MembershipTest};
+    let l = memia_core::Logits::new(logits.clone()).unwrap();
+    let u: Vec<u32> = labels.iter().map(|&x| x as u32).collect();
+    let phi = l.signals(&u, Signal::Phi).unwrap();
+    let others: Vec<usize> = (1..k).collect();
+    let direct = LiraConfig::online()
+        .fit(
+            &keep.select_models(&others).unwrap(),
+            phi.select(ndarray::Axis(0), &others).view(),
+        )
+        .unwrap()
+        .score(phi.index_axis(ndarray::Axis(0), 0))
+        .unwrap();
+    assert_eq!(scores, direct);
+    ok(
+        &["report", "run", "-o", "report", "--curve-targets", "2"],
+        dir,
+    );
+    assert!(dir.join("report/index.html").is_file());
+    // An imported run is not trained.
+    let err = fails(&["train", "run"], dir);
+    assert!(err.contains("no memia.toml"), "{err}");
+}
+
+#[test]
+fn bad_inputs_fail_with_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let err = fails(&["train", "nowhere"], dir);
+    assert!(
+        err.contains("nowhere") && err.contains("not a run directory"),
+        "{err}"
+    );
+    let err = fails(&["plan", "-o", "run", "--scheme", "halves"], dir);
+    assert!(err.contains("--scheme: 'halves'"), "{err}");
+    let err = fails(&["plan", "-o", "run", "--model", "transformer"], dir);
+    assert!(err.contains("--model: 'transformer'"), "{err}");
+    let err = fails(
+        &["plan", "-o", "run", "--dataset", "idx:missing.gz,labels.gz"],
+        dir,
+    );
+    assert!(err.contains("missing.gz"), "{err}");
+    std::fs::write(
+        dir.join("typo.toml"),
+        "[data]\nsource = \"digits\"\n[plan]\nmodles = 4\n",
+    )
+    .unwrap();
+    let err = fails(&["plan", "-c", "typo.toml", "-o", "run"], dir);
+    assert!(err.contains("typo.toml") && err.contains("modles"), "{err}");
+    let err = fails(
+        &[
+            "plan",
+            "-o",
+            "run",
+            "--model",
+            "cnn",
+            "--dataset",
+            "npz:x.npz",
+        ],
+        dir,
+    );
+    assert!(err.contains("x.npz"), "{err}");
+
+    // A run of one plan refuses another plan.
+    ok(
+        &[
+            "plan", "-o", "run", "--models", "4", "--epochs", "5", "--seed", "1",
+        ],
+        dir,
+    );
+    let err = fails(
+        &[
+            "plan", "-o", "run", "--models", "4", "--epochs", "5", "--seed", "2",
+        ],
+        dir,
+    );
+    assert!(err.contains("hashes to"), "{err}");
+    let err = fails(&["train", "run", "--models", "2..9"], dir);
+    assert!(err.contains("2..9") && err.contains("4 models"), "{err}");
+    let err = fails(&["train", "run", "--device", "tpu"], dir);
+    assert!(err.contains("unknown device 'tpu'"), "{err}");
+    let err = fails(&["attack", "run", "--target", "0", "-o", "s.npy"], dir);
+    assert!(err.contains("not trained yet"), "{err}");
+    ok(&["train", "run", "-q"], dir);
+    let err = fails(&["attack", "run", "-o", "s.npy"], dir);
+    assert!(err.contains("--target K"), "{err}");
+    let err = fails(&["attack", "run", "--target", "4", "-o", "s.npy"], dir);
+    assert!(err.contains("--target 4"), "{err}");
+    write_npy(dir.join("wrong.npy"), &Array3::<f32>::zeros((5, 1, 10))).unwrap();
+    let err = fails(
+        &[
+            "attack",
+            "run",
+            "--target-logits",
+            "wrong.npy",
+            "-o",
+            "s.npy",
+        ],
+        dir,
+    );
+    assert!(
+        err.contains("[5, 1, 10]") && err.contains("[1797, 1, 10]"),
+        "{err}"
+    );
+    let err = fails(&["memorize", "run", "-o", "mem.txt"], dir);
+    assert!(err.contains(".npz"), "{err}");
+
+    // metrics: mismatched lengths, bad labels, wrong dtype.
+    write_npy(dir.join("s.npy"), &Array1::from(vec![0.1, 0.2, 0.3])).unwrap();
+    write_npy(dir.join("m2.npy"), &Array1::from(vec![true, false])).unwrap();
+    let err = fails(&["metrics", "--scores", "s.npy", "--labels", "m2.npy"], dir);
+    assert!(
+        err.contains("3 scores") && err.contains("2 labels"),
+        "{err}"
+    );
+    write_npy(dir.join("m3.npy"), &Array1::from(vec![0i64, 2, 1])).unwrap();
+    let err = fails(&["metrics", "--scores", "s.npy", "--labels", "m3.npy"], dir);
+    assert!(err.contains("entry 1 is 2"), "{err}");
+    let err = fails(
+        &["metrics", "--scores", "m3.npy", "--labels", "m3.npy"],
+        dir,
+    );
+    assert!(err.contains("float"), "{err}");
+    std::fs::write(dir.join("trunc.npy"), b"\x93NUMPY\x01\x00").unwrap();
+    let err = fails(
+        &["metrics", "--scores", "trunc.npy", "--labels", "m3.npy"],
+        dir,
+    );
+    assert!(err.contains("trunc.npy"), "{err}");
+
+    // A tampered run: labels of the wrong length; an edited plan.
+    write_npy(dir.join("run/labels.npy"), &Array1::from(vec![0i64; 10])).unwrap();
+    let err = fails(&["report", "run", "-o", "rep"], dir);
+    assert!(err.contains("10 labels") && err.contains("1797"), "{err}");
+    let plan = std::fs::read_to_string(dir.join("run/plan.json")).unwrap();
+    std::fs::write(
+        dir.join("run/plan.json"),
+        plan.replace("\"seed\": 1", "\"seed\": 5"),
+    )
+    .unwrap();
+    let err = fails(&["report", "run", "-o", "rep"], dir);
+    assert!(err.contains("edited"), "{err}");
+    let err = fails(&["import-lira", "nothing-here", "-o", "imp"], dir);
+    assert!(err.contains("nothing-here"), "{err}");
+}
