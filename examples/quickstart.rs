@@ -3,8 +3,9 @@
 //! Part 1 runs the whole pipeline on real data compiled into memia: the UCI handwritten digits
 //! plus 50 mislabeled canaries form the pool; 16 shadow MLPs are planned and trained with the
 //! batched Burn ensemble (into a run directory, resumable); Feldman-Zhang memorization comes
-//! from the same models; a leave-one-model-out LiRA evaluation compares all samples, the
-//! canaries and the memorization-selected candidates as the number of shadow models grows.
+//! from the same models; the audit attacks one model with the others (online LiRA), compares
+//! all samples, the canaries and the memorization-selected candidates as the number of shadow
+//! models grows, and writes a report (summary.json, samples.csv, SVG plots, index.html).
 //!
 //! Part 2 runs the audit's statistics on generated shadow outputs whose answer is known in
 //! closed form: memorization, the budget planner, leave-one-out LiRA, and a single target's
@@ -23,13 +24,13 @@ use memia::attacks::loo::{EvalGroup, LooConfig, leave_one_out};
 use memia::attacks::theory::BudgetPlan;
 use memia::attacks::{CandidateRule, FittedTest, LiraConfig, MembershipTest};
 use memia::core::KeepMatrix;
-use memia::core::Signal;
 use memia::core::rng::stream_rng;
 use memia::data::{CanarySource, Dataset, LabelPolicy, PoolBuilder, embedded};
 use memia::memorization::MemorizationConfig;
 use memia::memorization::Outcome;
 use memia::metrics::{Bootstrap, Direction, RocCurve, Statistic, TprAtFpr};
 use memia::models::{BurnTrainer, MlpConfig, TrainingConfig};
+use memia::report::{Audit, AuditConfig, AuditInputs, headline};
 use memia::shadow::{InclusionScheme, Plan, RunDir};
 use ndarray::{Array2, Array3, Axis, s};
 use rand::RngExt;
@@ -123,32 +124,54 @@ fn digits_audit() -> Result<(), Box<dyn std::error::Error>> {
         candidates.len(),
         candidates.iter().filter(|i| canaries.contains(i)).count()
     );
-    let phi = logits.signals(&labels, Signal::Phi)?;
-    let config = LooConfig {
-        shadow_counts: Some(vec![2, 4, 8, models - 1]),
-        groups: vec![
-            EvalGroup {
-                name: "canaries".into(),
-                samples: canaries.clone(),
-            },
-            EvalGroup {
-                name: "candidates".into(),
-                samples: candidates,
-            },
-        ],
-        seed: SEED,
-        ..Default::default()
-    };
-    let loo = leave_one_out(
-        &LiraConfig::online().with_global_variance(true),
-        run.keep(),
-        phi.view(),
-        &config,
+    // The audit: model 0 as the target, the other 15 as its shadow models, and every model in
+    // turn for the curve against the number of shadow models; then the report.
+    let provenance: Vec<String> = pool
+        .provenance
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}{}",
+                p.source,
+                p.index,
+                if p.canary { " canary" } else { "" }
+            )
+        })
+        .collect();
+    let groups = [EvalGroup {
+        name: "canaries".into(),
+        samples: canaries.clone(),
+    }];
+    let audit = Audit::run(
+        AuditInputs {
+            keep: run.keep(),
+            logits: &logits,
+            labels: &labels,
+            provenance: Some(&provenance),
+            groups: &groups,
+        },
+        &AuditConfig {
+            shadow_counts: Some(vec![2, 4, 8, models - 1]),
+            seed: SEED,
+            ..Default::default()
+        },
         |_, _| {},
     )?;
+    let s = &audit.summary;
     println!(
-        "leave-one-model-out, online LiRA (global variance), every model as the target:\n{loo}"
+        "{} on model 0 with {} shadow models:",
+        s.attack,
+        s.models - 1
     );
+    println!("  {}", headline("all samples", Some(&s.all)));
+    println!("  {}", headline("candidates", s.candidates.as_ref()));
+    println!("  {}", headline("canaries", s.groups[0].1.as_ref()));
+    println!(
+        "leave-one-model-out ({} targets), by number of shadow models:\n{}",
+        audit.config.curve_targets, s.shadow_curve
+    );
+    let files = audit.write(dir.join("report"))?;
+    println!("report: {}", files.index.display());
     println!("part 1 took {:.1} s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -10,7 +10,13 @@
 //! * [`memorization`] (`memia-memorization`): Feldman-Zhang memorization and influence with
 //!   error bars, outlierness baselines, candidate selection;
 //! * [`attacks`] (`memia-attacks`): LiRA variants, RMIA, LOSS, global threshold, privacy score,
-//!   Hellinger distances, the shadow-model budget planner, leave-one-model-out evaluation.
+//!   Hellinger distances, the shadow-model budget planner, leave-one-model-out evaluation;
+//! * [`data`] (`memia-data`): the `Dataset` trait, IDX / CIFAR / npz loaders, the embedded
+//!   digits, long-tail data, pools with canaries;
+//! * [`shadow`] (`memia-shadow`): the shadow-model scheduler (content-hashed plans, resumable,
+//!   sharded runs);
+//! * [`models`] (`memia-models`): the Burn model zoo and the batched ensemble trainer;
+//! * [`report`] (`memia-report`): the audit of a run as JSON, CSV, SVG plots and HTML.
 //!
 //! ```
 //! use memia::metrics::{Direction, RocCurve};
@@ -27,4 +33,5 @@ pub use memia_data as data;
 pub use memia_memorization as memorization;
 pub use memia_metrics as metrics;
 pub use memia_models as models;
+pub use memia_report as report;
 pub use memia_shadow as shadow;
