@@ -244,6 +244,18 @@ struct Layer {
     bias: Tensor<3>,
 }
 
+/// How a step's updates apply to the models of the group.
+enum Masks {
+    /// Every model steps, at the same rate.
+    Uniform {
+        /// The learning rate.
+        rate: f32,
+    },
+    /// `mask` is 1 for models that step and 0 for idle ones; `rate` is each model's rate (0
+    /// for idle ones), both `[G, 1, 1]`.
+    PerModel { mask: Tensor<3>, rate: Tensor<3> },
+}
+
 /// Per-parameter optimiser state: `first` is momentum (SGD) or the first moment (Adam).
 #[derive(Debug, Clone)]
 struct State {
@@ -631,8 +643,17 @@ impl Ensemble {
                 for m in 0..g {
                     taken[m] += active[m] as usize;
                 }
-                let mask = self.per_model(&active);
-                let rate = self.per_model(&rates);
+                // Most steps update every model at one rate: then plain scalar arithmetic, without
+                // the masks' extra passes over the parameters (same values: x * 1 + y * 0 = x).
+                let masks =
+                    if active.iter().all(|&a| a == 1.0) && rates.iter().all(|&r| r == rates[0]) {
+                        Masks::Uniform { rate: rates[0] }
+                    } else {
+                        Masks::PerModel {
+                            mask: self.per_model(&active),
+                            rate: self.per_model(&rates),
+                        }
+                    };
                 let corrections = self.bias_corrections(&taken, config);
                 for ((layer, param), (ws, bs)) in
                     self.layers.iter_mut().zip(&params).zip(state.iter_mut())
@@ -646,8 +667,7 @@ impl Ensemble {
                         layer.weight.clone(),
                         gw,
                         ws,
-                        &mask,
-                        &rate,
+                        &masks,
                         corrections.as_ref(),
                         config,
                     );
@@ -655,8 +675,7 @@ impl Ensemble {
                         layer.bias.clone(),
                         gb,
                         bs,
-                        &mask,
-                        &rate,
+                        &masks,
                         corrections.as_ref(),
                         config,
                     );
@@ -736,25 +755,43 @@ impl Ensemble {
     }
 }
 
-/// One masked optimiser step on a stacked parameter (PyTorch's SGD / Adam formulas, with the
-/// L2 penalty added to the gradient). `mask` is 1 for models that take this step, else 0;
-/// `rate` is the per-model learning rate, already 0 where masked.
+/// One optimiser step on a stacked parameter (PyTorch's SGD / Adam formulas, with the L2
+/// penalty added to the gradient), for the models `masks` says step; idle models keep their
+/// parameters and optimiser state.
 fn update(
     param: Tensor<3>,
     grad: Tensor<3>,
     state: &mut State,
-    mask: &Tensor<3>,
-    rate: &Tensor<3>,
+    masks: &Masks,
     corrections: Option<&(Tensor<3>, Tensor<3>)>,
     config: &TrainingConfig,
 ) -> Tensor<3> {
-    let grad = grad + param.clone() * config.weight_decay;
-    let keep = mask.clone().neg() + 1.0; // 1 where the model is idle this step
+    let grad = if config.weight_decay == 0.0 {
+        grad
+    } else {
+        grad + param.clone() * config.weight_decay
+    };
+    // Keeps the new optimiser state of the models that step, the old one of idle models.
+    let select = |new: Tensor<3>, old: Tensor<3>| match masks {
+        Masks::Uniform { .. } => new,
+        Masks::PerModel { mask, .. } => {
+            let idle = mask.clone().neg() + 1.0;
+            new * mask.clone() + old * idle
+        }
+    };
+    let scaled = |step: Tensor<3>| match masks {
+        Masks::Uniform { rate } => step * *rate,
+        Masks::PerModel { rate, .. } => step * rate.clone(),
+    };
     match config.optimizer {
         Optimizer::Sgd { momentum } => {
-            let velocity = state.first.clone() * momentum + grad;
-            state.first = velocity.clone() * mask.clone() + state.first.clone() * keep;
-            param - velocity * rate.clone()
+            let velocity = if momentum == 0.0 {
+                grad
+            } else {
+                state.first.clone() * momentum + grad
+            };
+            state.first = select(velocity, state.first.clone());
+            param - scaled(state.first.clone())
         }
         Optimizer::Adam {
             beta1,
@@ -764,10 +801,10 @@ fn update(
             let (c1, c2) = corrections.expect("Adam has bias corrections");
             let first = state.first.clone() * beta1 + grad.clone() * (1.0 - beta1);
             let second = state.second.clone() * beta2 + grad.clone() * grad * (1.0 - beta2);
-            state.first = first * mask.clone() + state.first.clone() * keep.clone();
-            state.second = second * mask.clone() + state.second.clone() * keep;
+            state.first = select(first, state.first.clone());
+            state.second = select(second, state.second.clone());
             let denom = (state.second.clone() / c2.clone()).sqrt() + epsilon;
-            param - (state.first.clone() / c1.clone()) / denom * rate.clone()
+            param - scaled((state.first.clone() / c1.clone()) / denom)
         }
     }
 }
