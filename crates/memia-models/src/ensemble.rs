@@ -245,6 +245,7 @@ struct Layer {
 }
 
 /// How a step's updates apply to the models of the group.
+#[allow(clippy::large_enum_variant)] // one short-lived value per training step
 enum Masks {
     /// Every model steps, at the same rate.
     Uniform {
