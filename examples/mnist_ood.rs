@@ -92,18 +92,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         SEED,
         &trainer,
     )?;
-    let run_dir = std::env::temp_dir()
-        .join("memia-mnist-ood")
-        .join(&plan.content_hash()[..16]);
-    let run = RunDir::create(&run_dir, &plan)?;
+    let run = RunDir::create_in(std::env::temp_dir().join("memia-mnist-ood"), &plan)?;
+    let run_dir = run.path().to_path_buf();
     let t = Instant::now();
     let trained = run.train(&trainer, &pool.dataset, 0..MODELS, |p| {
-        eprint!(
-            "\r  trained {}/{} models, {:.2} models/s   ",
-            p.done,
-            p.total,
-            p.models_per_second()
-        )
+        eprint!("\r  {p}   ")
     })?;
     eprintln!();
     println!(
@@ -179,18 +172,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             samples: random,
         },
     ];
-    let provenance: Vec<String> = pool
-        .provenance
-        .iter()
-        .map(|p| {
-            format!(
-                "{}:{}{}",
-                p.source,
-                p.index,
-                if p.canary { " canary" } else { "" }
-            )
-        })
-        .collect();
+    let provenance: Vec<String> = pool.provenance.iter().map(ToString::to_string).collect();
     let t = Instant::now();
     let audit = Audit::run(
         AuditInputs {

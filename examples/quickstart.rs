@@ -79,23 +79,16 @@ fn digits_audit() -> Result<(), Box<dyn std::error::Error>> {
         SEED,
         &trainer,
     )?;
-    let dir = std::env::temp_dir()
-        .join("memia-quickstart")
-        .join(&plan.content_hash()[..16]);
     println!(
         "--- part 1: {} digits + {} mislabeled canaries, {models} shadow MLPs (64-128-10) on {:?} ---",
         pool.dataset.len() - canaries.len(),
         canaries.len(),
         trainer.device
     );
-    let run = RunDir::create(&dir, &plan)?;
+    let run = RunDir::create_in(std::env::temp_dir().join("memia-quickstart"), &plan)?;
+    let dir = run.path().to_path_buf();
     let report = run.train(&trainer, &pool.dataset, 0..models, |p| {
-        eprint!(
-            "\r  trained {}/{} models, {:.1} models/s   ",
-            p.done,
-            p.total,
-            p.models_per_second()
-        )
+        eprint!("\r  {p}   ")
     })?;
     eprintln!();
     println!(
@@ -126,18 +119,7 @@ fn digits_audit() -> Result<(), Box<dyn std::error::Error>> {
     );
     // The audit: model 0 as the target, the other 15 as its shadow models, and every model in
     // turn for the curve against the number of shadow models; then the report.
-    let provenance: Vec<String> = pool
-        .provenance
-        .iter()
-        .map(|p| {
-            format!(
-                "{}:{}{}",
-                p.source,
-                p.index,
-                if p.canary { " canary" } else { "" }
-            )
-        })
-        .collect();
+    let provenance: Vec<String> = pool.provenance.iter().map(ToString::to_string).collect();
     let groups = [EvalGroup {
         name: "canaries".into(),
         samples: canaries.clone(),

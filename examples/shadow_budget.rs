@@ -56,18 +56,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         SEED,
         &trainer,
     )?;
-    let dir = std::env::temp_dir()
-        .join("memia-shadow-budget")
-        .join(&plan.content_hash()[..16]);
-    let run = RunDir::create(&dir, &plan)?;
+    let run = RunDir::create_in(std::env::temp_dir().join("memia-shadow-budget"), &plan)?;
+    let dir = run.path().to_path_buf();
     let t = Instant::now();
     let report = run.train(&trainer, &pool.dataset, 0..MODELS, |p| {
-        eprint!(
-            "\r  trained {}/{} models, {:.2} models/s   ",
-            p.done,
-            p.total,
-            p.models_per_second()
-        )
+        eprint!("\r  {p}   ")
     })?;
     eprintln!();
     println!(

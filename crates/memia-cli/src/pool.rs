@@ -72,16 +72,7 @@ pub fn build(config: &DataConfig, seed: u64) -> Result<Pool> {
 
 /// One line per sample for reports: `source:index`, with ` canary` for canaries.
 pub fn provenance_strings(pool: &Pool) -> Vec<String> {
-    pool.provenance
-        .iter()
-        .map(|p| {
-            if p.canary {
-                format!("{}:{} canary", p.source, p.index)
-            } else {
-                format!("{}:{}", p.source, p.index)
-            }
-        })
-        .collect()
+    pool.provenance.iter().map(ToString::to_string).collect()
 }
 
 /// Checks that the pool suits the model before anything is planned.

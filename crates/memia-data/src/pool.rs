@@ -55,6 +55,17 @@ pub struct Provenance {
     pub original_label: u32,
 }
 
+impl std::fmt::Display for Provenance {
+    /// `source:index`, followed by ` canary` for canaries (e.g. `notmnist:17 canary`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.source, self.index)?;
+        if self.canary {
+            f.write_str(" canary")?;
+        }
+        Ok(())
+    }
+}
+
 /// A pool and the provenance of each of its samples.
 #[derive(Debug, Clone)]
 pub struct Pool {

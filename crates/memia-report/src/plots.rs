@@ -21,6 +21,21 @@ const PALETTE: [RGBColor; 5] = [
     RGBColor(230, 159, 0),
 ];
 
+/// A chart builder with the report's caption font, margins and label areas.
+fn framed<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: impl AsRef<str>,
+    font_size: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(title, ("sans-serif", font_size))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(60);
+    builder
+}
+
 fn fail<E: std::fmt::Display>(name: &'static str) -> impl Fn(E) -> ReportError {
     move |e| ReportError::Plot {
         name,
@@ -36,11 +51,7 @@ pub fn roc(curves: &[(String, &RocCurve)]) -> Result<String> {
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("ROC of the attack on the target model", ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
+        let mut chart = framed(&root, "ROC of the attack on the target model", 20)
             .build_cartesian_2d((FLOOR..1.0).log_scale(), (FLOOR..1.0).log_scale())
             .map_err(&err)?;
         chart
@@ -108,11 +119,7 @@ pub fn histogram(
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
+        let mut chart = framed(&root, title, 20)
             .build_cartesian_2d(lo..hi, 0.0..top)
             .map_err(&err)?;
         chart
@@ -170,11 +177,7 @@ pub fn scatter(
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
+        let mut chart = framed(&root, title, 20)
             .build_cartesian_2d(xr, yr)
             .map_err(&err)?;
         chart
@@ -251,11 +254,7 @@ pub fn shadow_curve(report: &LooReport, planned: Option<u64>) -> Result<String> 
         let metrics: [(&str, RowValue<'_>); 2] = [("TPR at 0.1% FPR", &tpr_at), ("AUROC", &auroc)];
         for (panel, (name, value)) in panels.iter().zip(metrics) {
             let y0 = if name == "AUROC" { 0.4 } else { 0.0 };
-            let mut chart = ChartBuilder::on(panel)
-                .caption(format!("{name} vs shadow models"), ("sans-serif", 18))
-                .margin(12)
-                .x_label_area_size(45)
-                .y_label_area_size(50)
+            let mut chart = framed(panel, format!("{name} vs shadow models"), 18)
                 .build_cartesian_2d((1.0..max_models * 1.2).log_scale(), y0..1.02)
                 .map_err(&err)?;
             chart

@@ -68,6 +68,23 @@ impl Progress {
     }
 }
 
+impl std::fmt::Display for Progress {
+    /// `trained 8/16 models, 1.52 models/s, about 5 s left`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "trained {}/{} models, {:.2} models/s",
+            self.done,
+            self.total,
+            self.models_per_second()
+        )?;
+        if let Some(left) = self.remaining().filter(|_| self.done < self.total) {
+            write!(f, ", about {:.0} s left", left.as_secs_f64())?;
+        }
+        Ok(())
+    }
+}
+
 /// What a `train` call did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainReport {
@@ -93,31 +110,17 @@ impl RunDir {
     /// A directory holding a different plan (another hash) is refused.
     pub fn create(path: impl AsRef<Path>, plan: &Plan) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        if path.join("plan.json").exists() {
-            let run = Self::open(&path)?;
-            if run.hash != plan.content_hash() {
-                return Err(ShadowError::PlanMismatch {
-                    path,
-                    reason: format!(
-                        "holds a run of plan {} but this plan hashes to {}: use another directory, or the plan that made it",
-                        run.hash,
-                        plan.content_hash()
-                    ),
-                });
-            }
-            if run.plan.models != plan.models {
-                return Err(ShadowError::PlanMismatch {
-                    path,
-                    reason: format!(
-                        "holds {} models, this plan {}: use RunDir::extend to add models",
-                        run.plan.models, plan.models
-                    ),
-                });
-            }
+        if let Some(run) = Self::open_same(&path, plan)? {
             return Ok(run);
         }
         let keep = plan.keep_matrix()?;
         Self::create_with_keep(path, plan, keep)
+    }
+
+    /// [`RunDir::create`] in `root/<the first 16 hex digits of the plan's hash>`: one directory
+    /// per plan under a common root, found again by the same plan.
+    pub fn create_in(root: impl AsRef<Path>, plan: &Plan) -> Result<Self> {
+        Self::create(root.as_ref().join(&plan.content_hash()[..16]), plan)
     }
 
     /// Creates the run directory of a [`Plan::given`] plan with its keep matrix, or opens it if
@@ -134,21 +137,36 @@ impl RunDir {
                 ));
             }
         }
-        if path.join("plan.json").exists() {
-            let run = Self::open(&path)?;
-            if run.hash != plan.content_hash() {
-                return Err(ShadowError::PlanMismatch {
-                    path,
-                    reason: format!(
-                        "holds a run of plan {} but this plan hashes to {}: use another directory",
-                        run.hash,
-                        plan.content_hash()
-                    ),
-                });
-            }
+        if let Some(run) = Self::open_same(&path, plan)? {
             return Ok(run);
         }
         Self::create_with_keep(path, plan, keep.clone())
+    }
+
+    /// The run in `path` if there is one: it must hold `plan` (same hash, same model count).
+    fn open_same(path: &Path, plan: &Plan) -> Result<Option<Self>> {
+        if !path.join("plan.json").exists() {
+            return Ok(None);
+        }
+        let run = Self::open(path)?;
+        let mismatch = |reason: String| ShadowError::PlanMismatch {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if run.hash != plan.content_hash() {
+            return Err(mismatch(format!(
+                "holds a run of plan {} but this plan hashes to {}: use another directory, or the plan that made it",
+                run.hash,
+                plan.content_hash()
+            )));
+        }
+        if run.plan.models != plan.models {
+            return Err(mismatch(format!(
+                "holds {} models, this plan {}: use RunDir::extend to add models",
+                run.plan.models, plan.models
+            )));
+        }
+        Ok(Some(run))
     }
 
     fn create_with_keep(path: PathBuf, plan: &Plan, keep: KeepMatrix) -> Result<Self> {
@@ -470,5 +488,26 @@ impl RunDir {
         Ok(atomic_write(&self.path.join("manifest.json"), |f| {
             std::io::Write::write_all(f, text.as_bytes())
         })?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_reads_as_a_line() {
+        let p = Progress {
+            done: 4,
+            total: 16,
+            skipped: 0,
+            elapsed: Duration::from_secs(2),
+        };
+        assert_eq!(
+            p.to_string(),
+            "trained 4/16 models, 2.00 models/s, about 6 s left"
+        );
+        let finished = Progress { done: 16, ..p };
+        assert_eq!(finished.to_string(), "trained 16/16 models, 8.00 models/s");
     }
 }
