@@ -75,19 +75,13 @@ fn from_arrays(
             .map(|&v| v as f32)
             .collect(),
     };
-    let labels = y.to_i64().ok_or_else(|| DataError::Format {
-        location: y_location.to_string(),
-        reason: format!(
-            "labels have dtype '{}', expected integers",
-            y.dtype().descr()
-        ),
-    })?;
-    if labels.ndim() != 1 || labels.len() != shape[0] {
+    let labels = y.to_i64_vec(y_location)?;
+    if labels.len() != shape[0] {
         return Err(format_error(
             y_location,
             format!(
-                "labels of shape {:?} for {} samples (expected ({},))",
-                labels.shape(),
+                "{} labels for {} samples (expected ({},))",
+                labels.len(),
                 shape[0],
                 shape[0]
             ),

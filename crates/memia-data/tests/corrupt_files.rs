@@ -212,7 +212,7 @@ fn npz_data_sets() {
         ),
         (4, &[2, 2][..], 3, 0.2)
     );
-    assert!(message(load_npz(&path, "x", "bad_y", None)).contains("expected integers"));
+    assert!(message(load_npz(&path, "x", "bad_y", None)).contains("an integer dtype"));
     assert!(message(load_npz(&path, "x", "short_y", None)).contains("for 4 samples"));
     assert!(message(load_npz(&path, "x", "missing", None)).contains("no array named 'missing'"));
     assert!(

@@ -52,13 +52,9 @@ pub fn read_published(path: impl AsRef<Path>) -> Result<PublishedMemorization> {
         });
     }
     let labels = if names.iter().any(|n| n == "tr_labels") {
-        let raw = npz.read_any("tr_labels")?;
-        let values = raw.to_i64().ok_or_else(|| CoreError::DType {
-            location: location("tr_labels"),
-            found: raw.dtype().descr().to_string(),
-            expected: "an integer dtype".into(),
-        })?;
-        let values: Array1<i64> = into_dimension(values, &location("tr_labels"))?;
+        let values = npz
+            .read_any("tr_labels")?
+            .to_i64_vec(&location("tr_labels"))?;
         if values.len() != memorization.len() {
             return Err(CoreError::Shape {
                 location: location("tr_labels"),
@@ -68,10 +64,7 @@ pub fn read_published(path: impl AsRef<Path>) -> Result<PublishedMemorization> {
             .into());
         }
         let classes = values.iter().copied().max().unwrap_or(0).max(0) as usize + 1;
-        Some(labels_from_i64(
-            values.as_slice().expect("fresh array"),
-            classes,
-        )?)
+        Some(labels_from_i64(&values, classes)?)
     } else {
         None
     };

@@ -19,6 +19,7 @@ pub fn device_names() -> Vec<&'static str> {
 /// adapter such as lavapipe), both with the `wgpu` feature. Unknown names, and names of
 /// backends this build lacks, are an error that lists the available ones.
 pub fn device_by_name(name: &str) -> Result<Device, String> {
+    #[cfg(not(all(feature = "ndarray", feature = "wgpu")))]
     let unavailable = |feature: &str| {
         Err(format!(
             "device '{name}' needs memia built with the '{feature}' feature; this build has: {}",
