@@ -68,7 +68,7 @@ fn wgpu_matches_flex_when_an_adapter_exists() {
                 .into_scalar::<f32>()
         });
         match probe {
-            Ok(v) if v == 3.0 => {
+            Ok(3.0) => {
                 eprintln!("wgpu adapter {kind:?} found: comparing one epoch with Flex");
                 assert_close(&reference, &train_on(&device), "wgpu");
                 return;
