@@ -156,7 +156,8 @@ enum Method {
 
 #[derive(Debug, Args)]
 struct AttackMethodArgs {
-    /// The attack.
+    /// The attack (default: lira-online with a global variance; for `report`, the
+    /// configuration's `[audit] attack`).
     #[arg(long, value_enum)]
     method: Option<Method>,
     /// LiRA: one variance for all samples (better below ~64 shadow models).
