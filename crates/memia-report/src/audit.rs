@@ -224,6 +224,13 @@ impl Audit {
             )))
         };
         let everyone: Vec<usize> = (0..n).collect();
+        if !scores.iter().any(|s| s.is_finite()) {
+            return Err(ReportError::Invalid(format!(
+                "{} judged no sample with the {} shadow models of target {t} (online LiRA and RMIA need IN and OUT shadow models of each sample): use more models or an offline attack",
+                config.attack.describe(),
+                k - 1
+            )));
+        }
         let (all, all_roc) = summarize(&everyone)?.ok_or_else(|| {
             ReportError::Invalid(format!(
                 "target model {t} has only members or only non-members among the judged samples"

@@ -167,6 +167,26 @@ fn bad_inputs_are_named() {
     assert!(run(&keep, &labels[1..], &AuditConfig::default()).contains("399 labels"));
     let small = KeepMatrix::balanced(2, N, 1).unwrap();
     assert!(run(&small, &labels, &AuditConfig::default()).contains("2 x 400"));
+    let two = KeepMatrix::balanced(2, N, 1).unwrap();
+    let two_logits =
+        Logits::new(logits.view().slice(ndarray::s![..2, .., .., ..]).to_owned()).unwrap();
+    let err = Audit::run(
+        AuditInputs {
+            keep: &two,
+            logits: &two_logits,
+            labels: &labels,
+            provenance: None,
+            groups: &[],
+        },
+        &AuditConfig::default(),
+        |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("judged no sample with the 1 shadow models"),
+        "{err}"
+    );
     let mut bad = labels.clone();
     bad[7] = 3;
     let msg = run(&keep, &bad, &AuditConfig::default());
