@@ -197,11 +197,20 @@ impl Audit {
         let memorization = MemorizationConfig::default()
             .allow_missing()
             .estimate_from_logits(&shadow_keep, &shadow_logits, labels, Outcome::Correct)?;
-        let phi = shadow_logits.signals(labels, Signal::Phi)?;
-        let privacy = privacy_score(&shadow_keep, phi.view())?;
+        // `phi` of every model: the privacy score reads the shadows' rows, and LiRA and the
+        // global threshold attack it too.
+        let phi = logits.signals(labels, Signal::Phi)?;
+        let shadow_phi = phi.select(Axis(0), &shadows);
+        let privacy = privacy_score(&shadow_keep, shadow_phi.view())?;
         let candidates = config.candidates.select(&memorization, Some(&privacy))?;
 
-        let signal = logits.signals(labels, config.attack.signal())?;
+        let other_signal;
+        let signal = if config.attack.signal() == Signal::Phi {
+            &phi
+        } else {
+            other_signal = logits.signals(labels, config.attack.signal())?;
+            &other_signal
+        };
         let fitted = config
             .attack
             .fit(&shadow_keep, signal.select(Axis(0), &shadows).view())?;
