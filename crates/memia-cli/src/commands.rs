@@ -7,6 +7,7 @@ use memia_attacks::loo::EvalGroup;
 use memia_attacks::{AttackSpec, CandidateRule, FittedTest, MembershipTest};
 use memia_core::npy::{read_npy, read_npy_any, write_npy};
 use memia_core::{LiraImportOptions, Logits, import_lira_run, labels_from_i64};
+use memia_data::Pool;
 use memia_memorization::{MemorizationConfig, Outcome};
 use memia_metrics::{Direction, RocCurve, STANDARD_FPRS, TprAtFpr};
 use memia_models::{BurnTrainer, CnnConfig, MlpConfig, ModelConfig, ResNetConfig, device_by_name};
@@ -132,30 +133,31 @@ fn parse_range(text: &str, models: usize) -> Result<Range<usize>> {
     Ok(start..end)
 }
 
-fn trainer(config: &RunConfig, device: &DeviceArgs) -> Result<BurnTrainer> {
-    let name = device.device.as_deref().unwrap_or(&config.train.device);
-    let group = device.group_size.unwrap_or(config.train.group_size);
+/// The configuration's model and training settings (what enters the plan), `group_size`
+/// overriding the configuration's, on Burn's default device.
+fn settings(config: &RunConfig, group_size: Option<usize>) -> Result<BurnTrainer> {
+    let group = group_size.unwrap_or(config.train.group_size);
     if group == 0 {
         return Err(usage("--group-size must be at least 1"));
     }
     Ok(
         BurnTrainer::new(config.model.clone(), config.training, group)
-            .with_queries(config.plan.queries.clone())
-            .on(device_by_name(name).map_err(usage)?),
+            .with_queries(config.plan.queries.clone()),
     )
 }
 
-/// Plans `config` into `dir` (or finds the same plan there).
-fn plan_into(config: &RunConfig, dir: &Path, quiet: bool) -> Result<()> {
+/// [`settings`] on the device the flags or the configuration name.
+fn trainer(config: &RunConfig, device: &DeviceArgs) -> Result<BurnTrainer> {
+    let name = device.device.as_deref().unwrap_or(&config.train.device);
+    Ok(settings(config, device.group_size)?.on(device_by_name(name).map_err(usage)?))
+}
+
+/// Plans `config` into `dir` (or finds the same plan there); returns the pool it built.
+fn plan_into(config: &RunConfig, dir: &Path, quiet: bool) -> Result<Pool> {
     let pool = crate::pool::build(&config.data, config.plan.seed)?;
     crate::pool::check_shape(&pool.dataset, &config.model)?;
-    let trainer = trainer(
-        config,
-        &DeviceArgs {
-            device: Some("cpu".into()),
-            group_size: None,
-        },
-    )?;
+    // Only the settings enter the plan; the device is chosen when training.
+    let trainer = settings(config, None)?;
     let plan = Plan::new(
         &pool.dataset,
         config.plan.models,
@@ -202,7 +204,7 @@ fn plan_into(config: &RunConfig, dir: &Path, quiet: bool) -> Result<()> {
             &run.plan().content_hash()[..16]
         ),
     );
-    Ok(())
+    Ok(pool)
 }
 
 pub fn plan(args: &PlanArgs, quiet: bool) -> Result<()> {
@@ -239,10 +241,13 @@ pub fn plan(args: &PlanArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+/// Trains `models` (a range `A..B`, default all) of `run`; `pool` is the run's pool when the
+/// caller has just built it, else it is built from the run's configuration.
 fn train_models(
     run: &LoadedRun,
     device: &DeviceArgs,
     models: Option<&str>,
+    pool: Option<Pool>,
     quiet: bool,
 ) -> Result<()> {
     let config = run.config.as_ref().ok_or_else(|| CliError::Run {
@@ -255,7 +260,10 @@ fn train_models(
         Some(text) => parse_range(text, k)?,
         None => 0..k,
     };
-    let pool = crate::pool::build(&config.data, config.plan.seed)?;
+    let pool = match pool {
+        Some(pool) => pool,
+        None => crate::pool::build(&config.data, config.plan.seed)?,
+    };
     if memia_data::Dataset::labels(&pool.dataset) != run.labels {
         return Err(CliError::Run {
             path: run.path(),
@@ -292,7 +300,7 @@ fn train_models(
 
 pub fn train(args: &TrainArgs, quiet: bool) -> Result<()> {
     let run = run_files::open(&args.run)?;
-    train_models(&run, &args.device, args.models.as_deref(), quiet)
+    train_models(&run, &args.device, args.models.as_deref(), None, quiet)
 }
 
 pub fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
@@ -674,9 +682,9 @@ pub fn run(args: &RunArgs, quiet: bool) -> Result<()> {
                 .join(format!("{stem}-run"))
         }
     };
-    plan_into(&config, &dir, quiet)?;
+    let pool = plan_into(&config, &dir, quiet)?;
     let run = run_files::open(&dir)?;
-    train_models(&run, &args.device, None, quiet)?;
+    train_models(&run, &args.device, None, Some(pool), quiet)?;
     let report_dir = args.report.clone().unwrap_or_else(|| dir.join("report"));
     report_on(&run, &args.audit, &report_dir, quiet)
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use memia_attacks::loo::EvalGroup;
 use memia_core::npy::{read_npy_any, write_npy};
 use memia_core::{Logits, atomic_write, labels_from_i64};
-use memia_shadow::RunDir;
+use memia_shadow::{RunDir, ShadowError};
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
 
@@ -134,21 +134,21 @@ pub fn open(path: &Path) -> Result<LoadedRun> {
 impl LoadedRun {
     /// All models' logits; an error saying how to finish the run if some are missing.
     pub fn logits(&self) -> Result<Logits> {
-        let done = self.dir.completed()?;
-        let missing: Vec<usize> = (0..done.len()).filter(|&k| !done[k]).collect();
-        if !missing.is_empty() {
-            return Err(run_error(
-                self.dir.path(),
+        match self.dir.logits() {
+            Err(ShadowError::Incomplete {
+                path,
+                missing,
+                models,
+                first,
+            }) => Err(run_error(
+                &path,
                 format!(
-                    "{} of {} models are not trained yet (first: model {}): run `memia train {}`",
-                    missing.len(),
-                    done.len(),
-                    missing[0],
-                    self.dir.path().display()
+                    "{missing} of {models} models are not trained yet (first: model {first}): run `memia train {}`",
+                    path.display()
                 ),
-            ));
+            )),
+            other => Ok(other?),
         }
-        Ok(self.dir.logits()?)
     }
 
     /// The run directory.
