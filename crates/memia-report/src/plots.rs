@@ -36,6 +36,22 @@ fn framed<'a, 'b, DB: DrawingBackend>(
     builder
 }
 
+/// The series' legend in the report's style, at `position`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+}
+
 fn fail<E: std::fmt::Display>(name: &'static str) -> impl Fn(E) -> ReportError {
     move |e| ReportError::Plot {
         name,
@@ -87,13 +103,7 @@ pub fn roc(curves: &[(String, &RocCurve)]) -> Result<String> {
                     PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(&err)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(&err)?;
         root.present().map_err(&err)?;
     }
     Ok(svg)
@@ -288,17 +298,12 @@ pub fn shadow_curve(report: &LooReport, planned: Option<u64>) -> Result<String> 
                     .label(format!("planner: {m} models (candidates)"))
                     .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.5)));
             }
-            chart
-                .configure_series_labels()
-                .position(if name == "AUROC" {
-                    SeriesLabelPosition::LowerRight
-                } else {
-                    SeriesLabelPosition::UpperLeft
-                })
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .draw()
-                .map_err(&err)?;
+            let position = if name == "AUROC" {
+                SeriesLabelPosition::LowerRight
+            } else {
+                SeriesLabelPosition::UpperLeft
+            };
+            legend(&mut chart, position).map_err(&err)?;
         }
         root.present().map_err(&err)?;
     }
