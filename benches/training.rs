@@ -1,6 +1,6 @@
 //! Shadow-model training throughput (criterion): MLP 784-128-10, SGD with momentum, batch 128,
-//! one epoch on 5,000-sample subsets of the MNIST test set, K = 8 models as one batched ensemble
-//! and one by one. The example `shadow_throughput` prints models/s and GFLOP/s for K = 8 and 32.
+//! one epoch on 5,000-sample subsets of the MNIST test set, K = 8 models as one ensemble and one
+//! by one, with memia's fused CPU kernels (the default on Flex) and with Burn's operations. The example `shadow_throughput` prints models/s and GFLOP/s for K = 8 and 32.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use memia::core::KeepMatrix;
 use memia::data::Dataset;
 use memia::data::idx::load_idx;
-use memia::models::{Device, Ensemble, Member, MlpConfig, TrainingConfig};
+use memia::models::{Device, Engine, Ensemble, Member, MlpConfig, TrainingConfig};
 
 fn bench_training(c: &mut Criterion) {
     let dir = std::env::var_os("MEMIA_DATA_DIR")
@@ -47,13 +47,19 @@ fn bench_training(c: &mut Criterion) {
     let mut group = c.benchmark_group("train_mlp_784_128_10_k8");
     group.sample_size(10);
     group.throughput(Throughput::Elements(k as u64));
-    for (name, size) in [("ensemble", k), ("one_by_one", 1)] {
+    for (name, size, engine) in [
+        ("ensemble", k, Engine::Auto),
+        ("one_by_one", 1, Engine::Auto),
+        ("burn_ensemble", k, Engine::Burn),
+        ("burn_one_by_one", 1, Engine::Burn),
+    ] {
         group.bench_function(name, |b| {
             b.iter(|| {
                 for chunk in members.chunks(size) {
                     let seeds: Vec<u64> = chunk.iter().map(|m| m.seed).collect();
-                    let mut e =
-                        Ensemble::init(&model.clone().into(), &[d], 10, &seeds, &device).unwrap();
+                    let mut e = Ensemble::init(&model.clone().into(), &[d], 10, &seeds, &device)
+                        .unwrap()
+                        .with_engine(engine);
                     e.train(&features, &labels, chunk, &config).unwrap();
                 }
             })

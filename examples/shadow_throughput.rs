@@ -12,7 +12,7 @@ use std::time::Instant;
 use memia::core::KeepMatrix;
 use memia::data::Dataset;
 use memia::data::idx::load_idx;
-use memia::models::{Device, Ensemble, Member, MlpConfig, TrainingConfig};
+use memia::models::{Device, Engine, Ensemble, Member, MlpConfig, TrainingConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
@@ -41,8 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "device {device:?}; MLP {d}-128-10, batch 128, 1 epoch on 5,000-sample subsets of MNIST test ({n} samples)"
     );
     println!(
-        "{:>4} {:>12} {:>10} {:>10} {:>9}",
-        "K", "mode", "seconds", "models/s", "GFLOP/s"
+        "{:>4} {:>6} {:>13} {:>9} {:>10} {:>9}",
+        "K", "engine", "mode", "seconds", "models/s", "GFLOP/s"
     );
     for k in [8usize, 32] {
         let keep = KeepMatrix::fixed_size(k, n, 0.5, 1)?;
@@ -54,34 +54,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let steps: usize = members.iter().map(|m| m.train.len().div_ceil(128)).sum();
         let flops = 6.0 * 128.0 * model.forward_macs(d, 10) as f64 * steps as f64;
-        let modes: Vec<(String, usize)> = [k, 8, 1]
-            .into_iter()
-            .filter(|&g| g <= k)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .rev()
-            .map(|g| {
-                (
-                    if g == 1 {
-                        "one-by-one".to_string()
-                    } else {
-                        format!("groups of {g}")
-                    },
-                    g,
-                )
-            })
-            .collect();
-        for (mode, group) in modes {
+        // (engine, models per ensemble): memia's default (the fused CPU kernels on Flex), then
+        // Burn's tensor operations for comparison.
+        let mut modes = vec![(Engine::Auto, k)];
+        if k != 8 {
+            modes.push((Engine::Auto, 8));
+        }
+        modes.extend([(Engine::Auto, 1), (Engine::Burn, 8), (Engine::Burn, 1)]);
+        for (engine, group) in modes {
             let start = Instant::now();
+            let mut fused = false;
             for chunk in members.chunks(group) {
                 let seeds: Vec<u64> = chunk.iter().map(|m| m.seed).collect();
                 let mut ensemble =
-                    Ensemble::init(&model.clone().into(), &[d], 10, &seeds, &device)?;
+                    Ensemble::init(&model.clone().into(), &[d], 10, &seeds, &device)?
+                        .with_engine(engine);
+                fused = ensemble.uses_fused_kernels();
                 ensemble.train(&features, &labels, chunk, &config)?;
             }
             let secs = start.elapsed().as_secs_f64();
+            let mode = match group {
+                1 => "one by one".to_string(),
+                g => format!("groups of {g}"),
+            };
+            let engine = if fused { "fused" } else { "burn" };
             println!(
-                "{k:>4} {mode:>12} {secs:>10.2} {:>10.2} {:>9.1}",
+                "{k:>4} {engine:>6} {mode:>13} {secs:>9.2} {:>10.2} {:>9.1}",
                 k as f64 / secs,
                 flops / secs / 1e9
             );

@@ -149,7 +149,9 @@ fn settings(config: &RunConfig, group_size: Option<usize>) -> Result<BurnTrainer
 /// [`settings`] on the device the flags or the configuration name.
 fn trainer(config: &RunConfig, device: &DeviceArgs) -> Result<BurnTrainer> {
     let name = device.device.as_deref().unwrap_or(&config.train.device);
-    Ok(settings(config, device.group_size)?.on(device_by_name(name).map_err(usage)?))
+    Ok(settings(config, device.group_size)?
+        .on(device_by_name(name).map_err(usage)?)
+        .with_engine(device.engine.unwrap_or(config.train.engine)))
 }
 
 /// Plans `config` into `dir` (or finds the same plan there); returns the pool it built.
@@ -274,9 +276,14 @@ fn train_models(
     status(
         quiet,
         format!(
-            "training models {range:?} of {} on {:?}, {} at a time",
+            "training models {range:?} of {} on {:?} ({}), {} at a time",
             run.path().display(),
             trainer.device,
+            if trainer.uses_fused_kernels() {
+                "memia's fused CPU kernels"
+            } else {
+                "Burn's operations"
+            },
             trainer.group_size
         ),
     );

@@ -28,6 +28,7 @@
 //! [train]
 //! group_size = 8
 //! device = "cpu"
+//! engine = "auto"
 //!
 //! [audit]
 //! attack = { method = "lira-online", global_variance = true }
@@ -35,7 +36,7 @@
 
 use std::path::{Path, PathBuf};
 
-use memia_models::{MlpConfig, ModelConfig, Query, TrainingConfig};
+use memia_models::{Engine, MlpConfig, ModelConfig, Query, TrainingConfig};
 use memia_report::AuditConfig;
 use memia_shadow::InclusionScheme;
 use serde::{Deserialize, Serialize};
@@ -170,6 +171,8 @@ pub struct TrainSettings {
     pub group_size: usize,
     /// Burn device name (`cpu`, `ndarray`, `wgpu`, `wgpu-cpu`).
     pub device: String,
+    /// `auto` (memia's fused CPU kernels where they apply) or `burn`.
+    pub engine: Engine,
 }
 
 impl Default for TrainSettings {
@@ -177,6 +180,7 @@ impl Default for TrainSettings {
         TrainSettings {
             group_size: 8,
             device: "cpu".into(),
+            engine: Engine::Auto,
         }
     }
 }

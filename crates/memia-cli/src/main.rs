@@ -116,6 +116,10 @@ struct DeviceArgs {
     /// Models trained together in one batched pass.
     #[arg(long)]
     group_size: Option<usize>,
+    /// `auto` (memia's fused CPU kernels for MLPs on `cpu`, Burn otherwise) or `burn` (Burn's
+    /// operations always).
+    #[arg(long)]
+    engine: Option<memia_models::Engine>,
 }
 
 #[derive(Debug, Args)]

@@ -14,9 +14,10 @@ use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
-use memia_core::rng::stream_rng;
+use memia_core::rng::{MemiaRng, stream_rng};
 
 use crate::augment::{Augmentation, image_shape, transform};
+use crate::fused::{self, DenseParams};
 use rand::RngExt;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -264,6 +265,52 @@ struct State {
     second: Tensor<3>,
 }
 
+/// Which code trains and queries an ensemble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// The fastest path for the device and model: memia's fused CPU kernels for dense models
+    /// (MLPs, logistic regression) on the Flex device, Burn's tensor operations otherwise.
+    #[default]
+    Auto,
+    /// Burn's tensor operations and autodiff on every device (to compare backends, or to check
+    /// the fused kernels).
+    Burn,
+}
+
+impl Engine {
+    /// Whether this engine runs memia's fused CPU kernels for a model on `device`.
+    pub fn uses_fused_kernels(self, model: &ModelConfig, device: &Device) -> bool {
+        self.fuses(matches!(model, ModelConfig::Mlp(_)), device)
+    }
+
+    fn fuses(self, dense: bool, device: &Device) -> bool {
+        self == Engine::Auto && dense && *device == Device::flex()
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Engine::Auto => "auto",
+            Engine::Burn => "burn",
+        })
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+
+    /// `auto` or `burn`.
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "auto" => Ok(Engine::Auto),
+            "burn" => Ok(Engine::Burn),
+            _ => Err(format!("unknown engine '{name}' (auto or burn)")),
+        }
+    }
+}
+
 /// G models of one architecture with stacked parameters.
 #[derive(Debug, Clone)]
 pub struct Ensemble {
@@ -272,6 +319,7 @@ pub struct Ensemble {
     inputs: usize,
     classes: usize,
     device: Device,
+    engine: Engine,
 }
 
 /// The data one model trains on.
@@ -414,12 +462,81 @@ impl Ensemble {
             inputs,
             classes,
             device: device.clone(),
+            engine: Engine::Auto,
         })
     }
 
     /// Number of models G.
     pub fn models(&self) -> usize {
         self.layers[0].weight.dims()[0]
+    }
+
+    /// The same ensemble, trained and queried by `engine`.
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Whether [`Ensemble::train`] and [`Ensemble::predict`] run memia's fused CPU kernels
+    /// (otherwise Burn's operations on the device).
+    pub fn uses_fused_kernels(&self) -> bool {
+        self.fused_sizes().is_some()
+    }
+
+    /// The layer sizes (input to classes) when the fused kernels apply.
+    fn fused_sizes(&self) -> Option<Vec<usize>> {
+        let dense = self.layers.iter().all(|l| l.op == Op::Dense);
+        if !self.engine.fuses(dense, &self.device) {
+            return None;
+        }
+        let mut sizes = vec![self.inputs];
+        sizes.extend(self.layers.iter().map(|l| l.weight.dims()[2]));
+        Some(sizes)
+    }
+
+    /// Every model's parameters copied to the host.
+    fn host_parameters(&self) -> Vec<DenseParams> {
+        let host = |t: &Tensor<3>| -> Vec<f32> {
+            t.clone()
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("float32 parameters")
+        };
+        let layers: Vec<(Vec<f32>, Vec<f32>)> = self
+            .layers
+            .iter()
+            .map(|l| (host(&l.weight), host(&l.bias)))
+            .collect();
+        let g = self.models();
+        (0..g)
+            .map(|m| DenseParams {
+                layers: layers
+                    .iter()
+                    .map(|(w, b)| {
+                        let (wn, bn) = (w.len() / g, b.len() / g);
+                        (
+                            w[m * wn..(m + 1) * wn].to_vec(),
+                            b[m * bn..(m + 1) * bn].to_vec(),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Stacks host parameters back into the layers' tensors.
+    fn set_host_parameters(&mut self, models: &[DenseParams]) {
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let stack = |pick: &dyn Fn(&DenseParams) -> &Vec<f32>, dims: [usize; 3]| {
+                let values: Vec<f32> = models
+                    .iter()
+                    .flat_map(|m| pick(m).iter().copied())
+                    .collect();
+                Tensor::<3>::from_data(TensorData::new(values, dims), &self.device)
+            };
+            layer.weight = stack(&|m| &m.layers[l].0, layer.weight.dims());
+            layer.bias = stack(&|m| &m.layers[l].1, layer.bias.dims());
+        }
     }
 
     /// Forward pass of all models: `x` is `[G, B, inputs]`, the result `[G, B, classes]`.
@@ -531,19 +648,68 @@ impl Ensemble {
                 "batch size, epochs and learning rate must be positive: {config:?}"
             ));
         }
-        if let Some(m) = members.iter().position(|m| m.train.is_empty()) {
-            return Err(format!("model {m} of the group has an empty training set"));
+        let n = labels.len();
+        if features.len() != n * d {
+            return Err(format!(
+                "{} feature values for {n} labels of {d} features each",
+                features.len()
+            ));
         }
-        let augment_shape = if config.augmentation.is_identity() {
+        if let Some(i) = labels.iter().position(|&y| y as usize >= classes) {
+            return Err(format!(
+                "label {} of sample {i} is out of range for {classes} classes",
+                labels[i]
+            ));
+        }
+        for (m, member) in members.iter().enumerate() {
+            if member.train.is_empty() {
+                return Err(format!("model {m} of the group has an empty training set"));
+            }
+            if let Some(&i) = member.train.iter().find(|&&i| i >= n) {
+                return Err(format!(
+                    "model {m} of the group trains on row {i} of {n} samples"
+                ));
+            }
+        }
+        let augment = if config.augmentation.is_identity() {
             None
         } else {
-            Some(image_shape(&self.input_shape).ok_or_else(|| {
+            let shape = image_shape(&self.input_shape).ok_or_else(|| {
                 format!(
                     "augmentation needs [C, H, W] samples, got shape {:?}",
                     self.input_shape
                 )
-            })?)
+            })?;
+            Some((shape, &config.augmentation))
         };
+        if let Some(sizes) = self.fused_sizes() {
+            let mut models = self.host_parameters();
+            fused::train(
+                &mut models,
+                &sizes,
+                features,
+                labels,
+                members,
+                config,
+                augment,
+            );
+            self.set_host_parameters(&models);
+            return Ok(());
+        }
+        self.train_burn(features, labels, members, config, augment)
+    }
+
+    /// The Burn path of [`Ensemble::train`] (arguments checked): one autodiff step of all G
+    /// models per minibatch, masked optimiser.
+    fn train_burn(
+        &mut self,
+        features: &[f32],
+        labels: &[u32],
+        members: &[Member],
+        config: &TrainingConfig,
+        augment: Option<([usize; 3], &Augmentation)>,
+    ) -> Result<(), String> {
+        let (g, d, classes) = (self.models(), self.inputs, self.classes);
         let b = config.batch_size;
         let steps_of: Vec<usize> = members.iter().map(|m| m.train.len().div_ceil(b)).collect();
         let total_steps: Vec<usize> = steps_of.iter().map(|s| s * config.epochs).collect();
@@ -568,48 +734,30 @@ impl Ensemble {
         let mut taken = vec![0usize; g]; // steps done per model
         let autodiff = self.device.clone().autodiff();
         for epoch in 0..config.epochs {
-            let orders: Vec<Vec<usize>> = members
+            let mut streams: Vec<EpochStreams> = members
                 .iter()
-                .map(|m| {
-                    let mut o = m.train.clone();
-                    o.shuffle(&mut stream_rng(m.seed, 1_000_000 + epoch as u64));
-                    o
-                })
-                .collect();
-            // Each model's augmentation stream for this epoch, consumed in its sample order.
-            let mut augment_rngs: Vec<_> = members
-                .iter()
-                .map(|m| stream_rng(m.seed, 2_000_000 + epoch as u64))
+                .map(|m| EpochStreams::new(m, epoch))
                 .collect();
             for step in 0..group_steps {
                 // Host-side batch: inputs, one-hot targets weighted by 1/count, active mask.
                 let mut x = vec![0f32; g * b * d];
                 let mut target = vec![0f32; g * b * classes];
                 let mut active = vec![0f32; g];
-                for (m, order) in orders.iter().enumerate() {
+                for (m, streams) in streams.iter_mut().enumerate() {
                     if step >= steps_of[m] {
                         continue;
                     }
                     active[m] = 1.0;
+                    let order = std::mem::take(&mut streams.order);
                     let rows = &order[step * b..((step + 1) * b).min(order.len())];
                     let weight = 1.0 / rows.len() as f32;
                     for (r, &i) in rows.iter().enumerate() {
                         let dst = (m * b + r) * d;
                         let src = &features[i * d..(i + 1) * d];
-                        match augment_shape {
-                            Some(shape) => {
-                                let aug = &config.augmentation;
-                                let rng = &mut augment_rngs[m];
-                                let span = 2 * aug.max_shift as i32 + 1;
-                                let dx = rng.random_range(0..span) - aug.max_shift as i32;
-                                let dy = rng.random_range(0..span) - aug.max_shift as i32;
-                                let mirror = aug.flip && rng.random::<bool>();
-                                transform(src, &mut x[dst..dst + d], shape, mirror, dx, dy);
-                            }
-                            None => x[dst..dst + d].copy_from_slice(src),
-                        }
+                        streams.write_sample(src, &mut x[dst..dst + d], augment);
                         target[(m * b + r) * classes + labels[i] as usize] = weight;
                     }
+                    streams.order = order;
                 }
                 let x = Tensor::<3>::from_data(TensorData::new(x, [g, b, d]), &autodiff);
                 let target =
@@ -630,15 +778,7 @@ impl Ensemble {
 
                 let rates: Vec<f32> = (0..g)
                     .map(|m| {
-                        let lr = match config.schedule {
-                            Schedule::Constant => config.learning_rate,
-                            Schedule::Cosine => {
-                                let t = taken[m] as f64 / total_steps[m] as f64;
-                                0.5 * config.learning_rate
-                                    * (1.0 + (std::f64::consts::PI * t).cos())
-                            }
-                        };
-                        (lr * f64::from(active[m])) as f32
+                        (step_rate(config, taken[m], total_steps[m]) * f64::from(active[m])) as f32
                     })
                     .collect();
                 for m in 0..g {
@@ -704,10 +844,7 @@ impl Ensemble {
             Optimizer::Sgd { .. } => None,
             Optimizer::Adam { beta1, beta2, .. } => {
                 let c = |beta: f64| -> Vec<f32> {
-                    taken
-                        .iter()
-                        .map(|&t| (1.0 - beta.powi(t.max(1) as i32)) as f32)
-                        .collect()
+                    taken.iter().map(|&t| adam_correction(beta, t)).collect()
                 };
                 Some((self.per_model(&c(beta1)), self.per_model(&c(beta2))))
             }
@@ -717,6 +854,9 @@ impl Ensemble {
     /// Logits of every model on every row of `features` (n x d): `[G, n, C]`, row-major, in
     /// chunks of rows so that memory stays bounded.
     pub fn predict(&self, features: &[f32]) -> Vec<f32> {
+        if let Some(sizes) = self.fused_sizes() {
+            return fused::predict(&self.host_parameters(), &sizes, features);
+        }
         let (g, d, classes) = (self.models(), self.inputs, self.classes);
         let n = features.len() / d;
         let mut out = vec![0f32; g * n * classes];
@@ -754,6 +894,62 @@ impl Ensemble {
             })
             .collect()
     }
+}
+
+/// A model's random streams for one epoch: its minibatch order (its training rows shuffled)
+/// and its augmentation stream, consumed in that order. Both engines read them.
+pub(crate) struct EpochStreams {
+    /// The model's training rows in this epoch's order.
+    pub order: Vec<usize>,
+    augment: MemiaRng,
+}
+
+impl EpochStreams {
+    pub(crate) fn new(member: &Member, epoch: usize) -> Self {
+        let mut order = member.train.clone();
+        order.shuffle(&mut stream_rng(member.seed, 1_000_000 + epoch as u64));
+        EpochStreams {
+            order,
+            augment: stream_rng(member.seed, 2_000_000 + epoch as u64),
+        }
+    }
+
+    /// Writes one training sample into `dst`: copied, or randomly shifted and flipped when
+    /// `augment` gives the image shape and the augmentation.
+    pub(crate) fn write_sample(
+        &mut self,
+        src: &[f32],
+        dst: &mut [f32],
+        augment: Option<([usize; 3], &Augmentation)>,
+    ) {
+        match augment {
+            Some((shape, aug)) => {
+                let rng = &mut self.augment;
+                let span = 2 * aug.max_shift as i32 + 1;
+                let dx = rng.random_range(0..span) - aug.max_shift as i32;
+                let dy = rng.random_range(0..span) - aug.max_shift as i32;
+                let mirror = aug.flip && rng.random::<bool>();
+                transform(src, dst, shape, mirror, dx, dy);
+            }
+            None => dst.copy_from_slice(src),
+        }
+    }
+}
+
+/// The learning rate of a model's step after `taken` of its `total` steps.
+pub(crate) fn step_rate(config: &TrainingConfig, taken: usize, total: usize) -> f64 {
+    match config.schedule {
+        Schedule::Constant => config.learning_rate,
+        Schedule::Cosine => {
+            let t = taken as f64 / total as f64;
+            0.5 * config.learning_rate * (1.0 + (std::f64::consts::PI * t).cos())
+        }
+    }
+}
+
+/// Adam's bias correction `1 - beta^t` after `t` steps.
+pub(crate) fn adam_correction(beta: f64, t: usize) -> f32 {
+    (1.0 - beta.powi(t.max(1) as i32)) as f32
 }
 
 /// One optimiser step on a stacked parameter (PyTorch's SGD / Adam formulas, with the L2

@@ -17,12 +17,13 @@
 mod augment;
 mod device;
 mod ensemble;
+mod fused;
 mod trainer;
 
 pub use augment::{Augmentation, Query, apply_query};
 pub use device::{device_by_name, device_names};
 pub use ensemble::{
-    CnnConfig, Ensemble, Member, MlpConfig, ModelConfig, Optimizer, ResNetConfig, Schedule,
+    CnnConfig, Engine, Ensemble, Member, MlpConfig, ModelConfig, Optimizer, ResNetConfig, Schedule,
     TrainingConfig,
 };
 pub use trainer::BurnTrainer;

@@ -7,13 +7,13 @@ use memia_shadow::{ModelJob, ShadowTrainer};
 use ndarray::Array3;
 
 use crate::augment::{Query, apply_query};
-use crate::ensemble::{Ensemble, Member, ModelConfig, TrainingConfig};
+use crate::ensemble::{Engine, Ensemble, Member, ModelConfig, TrainingConfig};
 
 /// Trains shadow models of one architecture, `group_size` at a time, on `device`.
 ///
-/// The device is not part of the plan: the same plan may be trained on any device (outputs are
-/// bit-identical across runs on the CPU backends, and equal within float tolerance across
-/// devices).
+/// Neither the device nor the engine is part of the plan: the same plan may be trained on any
+/// device (outputs are bit-identical across runs on one machine with the CPU backends, and equal
+/// within float tolerance across devices and engines).
 #[derive(Debug, Clone)]
 pub struct BurnTrainer {
     /// The network.
@@ -27,6 +27,8 @@ pub struct BurnTrainer {
     pub queries: Vec<Query>,
     /// Where to train.
     pub device: Device,
+    /// Which code trains (default: the fused CPU kernels where they apply).
+    pub engine: Engine,
 }
 
 impl BurnTrainer {
@@ -38,6 +40,7 @@ impl BurnTrainer {
             group_size: group_size.max(1),
             queries: vec![Query::Plain],
             device: Device::default(),
+            engine: Engine::Auto,
         }
     }
 
@@ -51,6 +54,17 @@ impl BurnTrainer {
     pub fn on(mut self, device: Device) -> Self {
         self.device = device;
         self
+    }
+
+    /// The same trainer with another engine.
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Whether it trains with memia's fused CPU kernels (else Burn's operations on the device).
+    pub fn uses_fused_kernels(&self) -> bool {
+        self.engine.uses_fused_kernels(&self.model, &self.device)
     }
 }
 
@@ -82,7 +96,8 @@ impl ShadowTrainer for BurnTrainer {
             classes,
             &seeds,
             &self.device,
-        )?;
+        )?
+        .with_engine(self.engine);
         let members: Vec<Member> = jobs
             .iter()
             .map(|j| Member {

@@ -4,9 +4,10 @@
 #![cfg(any(feature = "ndarray", feature = "wgpu"))]
 
 use memia_data::{Dataset, embedded};
-use memia_models::{Device, Ensemble, Member, MlpConfig, TrainingConfig};
+use memia_models::{Device, Engine, Ensemble, Member, MlpConfig, TrainingConfig};
 
-/// Two models, one epoch on the digits, returning their parameters.
+/// Two models, one epoch on the digits, returning their parameters (Burn's operations on every
+/// device: the fused CPU kernels are compared with Burn in `tests/ensemble.rs`).
 fn train_on(device: &Device) -> Vec<Vec<f32>> {
     let ds = embedded::digits();
     let (x, y) = (ds.to_row_major(), ds.labels());
@@ -26,7 +27,9 @@ fn train_on(device: &Device) -> Vec<Vec<f32>> {
         learning_rate: 0.05,
         ..Default::default()
     };
-    let mut e = Ensemble::init(&MlpConfig::mlp(32).into(), &[64], 10, &[1, 2], device).unwrap();
+    let mut e = Ensemble::init(&MlpConfig::mlp(32).into(), &[64], 10, &[1, 2], device)
+        .unwrap()
+        .with_engine(Engine::Burn);
     e.train(&x, &y, &members, &config).unwrap();
     (0..2).flat_map(|m| e.parameters(m)).collect()
 }

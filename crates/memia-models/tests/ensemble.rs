@@ -2,7 +2,7 @@
 
 use memia_data::{Dataset, embedded};
 use memia_models::{
-    BurnTrainer, CnnConfig, Device, Ensemble, Member, MlpConfig, ModelConfig, Optimizer,
+    BurnTrainer, CnnConfig, Device, Engine, Ensemble, Member, MlpConfig, ModelConfig, Optimizer,
     ResNetConfig, Schedule, TrainingConfig,
 };
 use memia_shadow::{InclusionScheme, Plan, RunDir};
@@ -24,11 +24,31 @@ fn members() -> Vec<Member> {
 }
 
 fn train(members: &[Member], config: &TrainingConfig, model: &ModelConfig) -> Ensemble {
+    train_with(members, config, model, Engine::Auto)
+}
+
+fn train_with(
+    members: &[Member],
+    config: &TrainingConfig,
+    model: &ModelConfig,
+    engine: Engine,
+) -> Ensemble {
     let (x, y, _) = digits();
     let seeds: Vec<u64> = members.iter().map(|m| m.seed).collect();
-    let mut ensemble = Ensemble::init(model, &[1, 8, 8], 10, &seeds, &Device::flex()).unwrap();
+    let mut ensemble = Ensemble::init(model, &[1, 8, 8], 10, &seeds, &Device::flex())
+        .unwrap()
+        .with_engine(engine);
     ensemble.train(&x, &y, members, config).unwrap();
     ensemble
+}
+
+/// Largest absolute difference between two equally long slices.
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
 }
 
 fn configs() -> Vec<TrainingConfig> {
@@ -75,24 +95,88 @@ fn ensemble_equals_one_by_one_training() {
     }
 }
 
-/// Trains `members()` as one group and each alone, and compares every parameter.
+/// Trains `members()` as one group and each alone, and compares every parameter, with both
+/// engines. The fused kernels run each model's arithmetic alone, so there the group is
+/// bit-identical to one-by-one training; Burn's batched operations agree within float tolerance.
 fn assert_group_equals_one_by_one(config: &TrainingConfig, model: &ModelConfig) {
     let all = members();
-    let together = train(&all, config, model);
-    for (m, member) in all.iter().enumerate() {
-        let alone = train(std::slice::from_ref(member), config, model);
-        for (a, b) in together.parameters(m).iter().zip(alone.parameters(0)) {
-            let max = a
-                .iter()
-                .zip(&b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
-            assert!(
-                max < 1e-4,
-                "{config:?} model {m}: parameters differ by {max}"
-            );
+    for engine in [Engine::Auto, Engine::Burn] {
+        let together = train_with(&all, config, model, engine);
+        for (m, member) in all.iter().enumerate() {
+            let alone = train_with(std::slice::from_ref(member), config, model, engine);
+            for (a, b) in together.parameters(m).iter().zip(alone.parameters(0)) {
+                if together.uses_fused_kernels() {
+                    assert!(
+                        a == &b,
+                        "{config:?} model {m}: fused group differs from alone"
+                    );
+                } else {
+                    let max = max_difference(a, &b);
+                    assert!(
+                        max < 1e-4,
+                        "{engine:?} {config:?} model {m}: parameters differ by {max}"
+                    );
+                }
+            }
         }
     }
+}
+
+/// memia's fused CPU kernels and Burn's operations train the same models: same initialisation,
+/// minibatches, augmentation, schedule and optimiser, equal parameters and logits within float
+/// tolerance (the two sum in different orders).
+#[test]
+fn fused_kernels_match_burn() {
+    let (x, _, _) = digits();
+    let augmented = TrainingConfig {
+        augmentation: memia_models::Augmentation {
+            max_shift: 1,
+            flip: true,
+        },
+        ..configs()[1]
+    };
+    let models: Vec<ModelConfig> = vec![
+        MlpConfig::mlp(32).into(),
+        MlpConfig::logistic_regression().into(),
+        MlpConfig {
+            hidden: vec![24, 16],
+        }
+        .into(),
+    ];
+    let mut cases: Vec<(ModelConfig, TrainingConfig)> = configs()
+        .into_iter()
+        .map(|c| (models[0].clone(), c))
+        .collect();
+    cases.push((models[1].clone(), configs()[0]));
+    cases.push((models[2].clone(), configs()[2]));
+    cases.push((models[2].clone(), augmented));
+    let mut differs = false;
+    for (model, config) in cases {
+        let fused = train_with(&members(), &config, &model, Engine::Auto);
+        let burn = train_with(&members(), &config, &model, Engine::Burn);
+        assert!(fused.uses_fused_kernels() && !burn.uses_fused_kernels());
+        for m in 0..members().len() {
+            for (a, b) in fused.parameters(m).iter().zip(burn.parameters(m)) {
+                let max = max_difference(a, &b);
+                assert!(max < 1e-4, "{model:?} {config:?} model {m}: {max}");
+                differs |= a != &b;
+            }
+        }
+        let max = max_difference(&fused.predict(&x), &burn.predict(&x));
+        assert!(max < 1e-3, "{model:?} {config:?}: logits differ by {max}");
+        eprintln!("{model:?} {config:?}: logits within {max}");
+    }
+    // Not the same code: the engines round differently.
+    assert!(differs, "the fused kernels gave Burn's exact bits");
+    // Convolutional networks, and other devices, take Burn's path.
+    let cnn = Ensemble::init(
+        &CnnConfig::lenet().into(),
+        &[1, 28, 28],
+        10,
+        &[1],
+        &Device::flex(),
+    );
+    assert!(!cnn.unwrap().uses_fused_kernels());
 }
 
 #[test]
@@ -246,6 +330,22 @@ fn bad_settings_are_errors() {
         e.train(&x, &y, &[empty], &TrainingConfig::default())
             .unwrap_err()
             .contains("empty training set")
+    );
+    let config = TrainingConfig::default();
+    let beyond = Member {
+        seed: 1,
+        train: vec![3, 1797],
+    };
+    let err = e.train(&x, &y, &[beyond], &config).unwrap_err();
+    assert!(err.contains("row 1797 of 1797 samples"), "{err}");
+    let mut eleven = y.clone();
+    eleven[7] = 10;
+    let err = e.train(&x, &eleven, &members()[..1], &config).unwrap_err();
+    assert!(err.contains("label 10 of sample 7"), "{err}");
+    let err = e.train(&x[1..], &y, &members()[..1], &config).unwrap_err();
+    assert!(
+        err.contains("115007 feature values for 1797 labels"),
+        "{err}"
     );
 }
 

@@ -1,0 +1,419 @@
+//! memia's fused CPU kernels for dense ensembles (multilayer perceptrons and logistic
+//! regression), used on the Flex device.
+//!
+//! Burn runs a training step as a few dozen tensor operations; each is a pass over memory that
+//! allocates its output and waits for the previous one, and for the small dense models an audit
+//! trains by the hundred those passes cost as much as the matrix products themselves (see
+//! docs/PERFORMANCE.md). Here one model's whole step runs on one core: the minibatch is gathered
+//! into a reused buffer, the forward and backward products go to the `gemm` crate (the one
+//! behind Flex's matmul, with its AVX-512 kernels), the softmax cross-entropy gradient is one
+//! pass over the logits, and the optimiser is one pass over each parameter. The models of a
+//! group train concurrently, one per core at a time; a group smaller than the thread pool
+//! splits each product across the cores instead. Each model's arithmetic is sequential and in a
+//! fixed order, so results are bit-identical from run to run, whatever the group.
+//!
+//! The formulas are the Burn path's (`Ensemble::train` with `Engine::Burn`): the same
+//! initialisation, minibatch orders, augmentation streams, learning-rate schedule and optimiser;
+//! the tests compare the two engines.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::augment::Augmentation;
+use crate::ensemble::{
+    EpochStreams, Member, Optimizer, TrainingConfig, adam_correction, step_rate,
+};
+
+/// One model's parameters, layer by layer: weights `in x out` (row-major) and bias `out`.
+#[derive(Debug, Clone)]
+pub(crate) struct DenseParams {
+    pub layers: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+/// How the products of one model run: on the calling thread when the models keep the cores
+/// busy, split across the pool when they do not.
+fn parallelism(models: usize) -> Parallelism {
+    let threads = rayon::current_num_threads();
+    if models >= threads || threads == 1 {
+        Parallelism::None
+    } else {
+        Parallelism::Rayon(threads)
+    }
+}
+
+/// Trains every model on its member's rows of `features` (n x sizes[0], row-major).
+/// `sizes` are the layer sizes from input to classes; `augment` the image shape and
+/// augmentation when images are augmented.
+pub(crate) fn train(
+    models: &mut [DenseParams],
+    sizes: &[usize],
+    features: &[f32],
+    labels: &[u32],
+    members: &[Member],
+    config: &TrainingConfig,
+    augment: Option<([usize; 3], &Augmentation)>,
+) {
+    let par = parallelism(models.len());
+    models
+        .par_iter_mut()
+        .zip(members.par_iter())
+        .for_each(|(model, member)| {
+            train_one(model, sizes, features, labels, member, config, augment, par)
+        });
+}
+
+/// Logits of every model on every row of `features`: `[G, n, C]`, row-major.
+pub(crate) fn predict(models: &[DenseParams], sizes: &[usize], features: &[f32]) -> Vec<f32> {
+    let (d, classes) = (sizes[0], sizes[sizes.len() - 1]);
+    let n = features.len() / d;
+    let mut out = vec![0f32; models.len() * n * classes];
+    if n == 0 {
+        return out;
+    }
+    let par = parallelism(models.len());
+    const CHUNK: usize = 1024;
+    out.par_chunks_mut(n * classes)
+        .zip(models.par_iter())
+        .for_each(|(out, model)| {
+            let mut acts = Activations::new(sizes, CHUNK.min(n));
+            for (rows, dst) in features
+                .chunks(CHUNK * d)
+                .zip(out.chunks_mut(CHUNK * classes))
+            {
+                let r = rows.len() / d;
+                acts.layers[0][..rows.len()].copy_from_slice(rows);
+                acts.forward(model, sizes, r, par);
+                dst.copy_from_slice(&acts.logits[..r * classes]);
+            }
+        });
+    out
+}
+
+/// Buffers for one model's minibatch: each layer's input (the first is the minibatch, the
+/// others post-ReLU activations) and the logits.
+struct Activations {
+    layers: Vec<Vec<f32>>,
+    logits: Vec<f32>,
+}
+
+impl Activations {
+    fn new(sizes: &[usize], rows: usize) -> Self {
+        let last = sizes.len() - 1;
+        Activations {
+            layers: sizes[..last]
+                .iter()
+                .map(|&w| vec![0f32; rows * w])
+                .collect(),
+            logits: vec![0f32; rows * sizes[last]],
+        }
+    }
+
+    /// Forward pass of the first `r` rows of `layers[0]`.
+    fn forward(&mut self, model: &DenseParams, sizes: &[usize], r: usize, par: Parallelism) {
+        let last = sizes.len() - 2;
+        for (l, (weight, bias)) in model.layers.iter().enumerate() {
+            let (inputs, outputs) = (sizes[l], sizes[l + 1]);
+            let (before, after) = self.layers.split_at_mut(l + 1);
+            let src = &before[l][..r * inputs];
+            let dst = if l == last {
+                &mut self.logits[..r * outputs]
+            } else {
+                &mut after[0][..r * outputs]
+            };
+            for row in dst.chunks_exact_mut(outputs) {
+                row.copy_from_slice(bias);
+            }
+            matmul(
+                dst,
+                true,
+                src,
+                false,
+                weight,
+                false,
+                [r, outputs, inputs],
+                par,
+            );
+            if l < last {
+                dst.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+        }
+    }
+}
+
+/// A model's gradients and optimiser state, shaped like its parameters.
+struct Slots {
+    grads: Vec<(Vec<f32>, Vec<f32>)>,
+    first: Vec<(Vec<f32>, Vec<f32>)>,
+    second: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+#[allow(clippy::too_many_arguments)] // one model's share of `train`
+fn train_one(
+    model: &mut DenseParams,
+    sizes: &[usize],
+    features: &[f32],
+    labels: &[u32],
+    member: &Member,
+    config: &TrainingConfig,
+    augment: Option<([usize; 3], &Augmentation)>,
+    par: Parallelism,
+) {
+    let (d, b, last) = (sizes[0], config.batch_size, sizes.len() - 2);
+    let classes = sizes[last + 1];
+    let zeros = |model: &DenseParams| -> Vec<(Vec<f32>, Vec<f32>)> {
+        model
+            .layers
+            .iter()
+            .map(|(w, bias)| (vec![0f32; w.len()], vec![0f32; bias.len()]))
+            .collect()
+    };
+    let adam = matches!(config.optimizer, Optimizer::Adam { .. });
+    let mut slots = Slots {
+        grads: zeros(model),
+        first: zeros(model),
+        second: if adam { zeros(model) } else { Vec::new() },
+    };
+    let mut acts = Activations::new(sizes, b);
+    let widest = sizes[1..].iter().copied().max().unwrap_or(0);
+    let (mut delta, mut delta_below) = (vec![0f32; b * widest], vec![0f32; b * widest]);
+    let total_steps = member.train.len().div_ceil(b) * config.epochs;
+    let mut taken = 0usize;
+    for epoch in 0..config.epochs {
+        let mut streams = EpochStreams::new(member, epoch);
+        let order = std::mem::take(&mut streams.order);
+        for rows in order.chunks(b) {
+            let r = rows.len();
+            for (dst, &i) in acts.layers[0].chunks_exact_mut(d).zip(rows) {
+                streams.write_sample(&features[i * d..(i + 1) * d], dst, augment);
+            }
+            acts.forward(model, sizes, r, par);
+
+            // Gradient of the mean cross-entropy over the r rows with respect to the logits.
+            let weight = 1.0 / r as f32;
+            for ((z, dz), &i) in acts
+                .logits
+                .chunks_exact(classes)
+                .zip(delta.chunks_exact_mut(classes))
+                .zip(rows)
+            {
+                let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for (e, &v) in dz.iter_mut().zip(z) {
+                    *e = (v - max).exp();
+                    sum += *e;
+                }
+                for e in dz.iter_mut() {
+                    *e = *e / sum * weight;
+                }
+                dz[labels[i] as usize] -= weight;
+            }
+
+            // Backward, last layer first.
+            for l in (0..=last).rev() {
+                let (inputs, outputs) = (sizes[l], sizes[l + 1]);
+                let dz = &delta[..r * outputs];
+                let (gw, gb) = &mut slots.grads[l];
+                let input = &acts.layers[l][..r * inputs];
+                matmul(gw, false, input, true, dz, false, [inputs, outputs, r], par);
+                gb.copy_from_slice(&dz[..outputs]);
+                for row in dz.chunks_exact(outputs).skip(1) {
+                    gb.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+                }
+                if l > 0 {
+                    let below = &mut delta_below[..r * inputs];
+                    let weight = &model.layers[l].0;
+                    matmul(
+                        below,
+                        false,
+                        dz,
+                        false,
+                        weight,
+                        true,
+                        [r, inputs, outputs],
+                        par,
+                    );
+                    // ReLU: no gradient where the activation was clamped.
+                    below
+                        .iter_mut()
+                        .zip(input)
+                        .for_each(|(g, &a)| *g = if a > 0.0 { *g } else { 0.0 });
+                    std::mem::swap(&mut delta, &mut delta_below);
+                }
+            }
+
+            let rate = step_rate(config, taken, total_steps) as f32;
+            taken += 1;
+            for (l, (weight, bias)) in model.layers.iter_mut().enumerate() {
+                let (gw, gb) = &slots.grads[l];
+                let (fw, fb) = &mut slots.first[l];
+                let mut sgd = (Vec::new(), Vec::new());
+                let (sw, sb) = slots.second.get_mut(l).unwrap_or(&mut sgd);
+                optimizer_step(weight, gw, fw, sw, rate, taken, config);
+                optimizer_step(bias, gb, fb, sb, rate, taken, config);
+            }
+        }
+    }
+}
+
+/// One optimiser step on one parameter, in one pass: the L2 penalty added to the gradient,
+/// then PyTorch's SGD (heavy-ball momentum, no dampening) or Adam after `taken` steps
+/// (`second` is empty for SGD).
+fn optimizer_step(
+    param: &mut [f32],
+    grad: &[f32],
+    first: &mut [f32],
+    second: &mut [f32],
+    rate: f32,
+    taken: usize,
+    config: &TrainingConfig,
+) {
+    let decay = config.weight_decay as f32;
+    let decayed = |g: f32, p: f32| if decay == 0.0 { g } else { g + p * decay };
+    match config.optimizer {
+        Optimizer::Sgd { momentum } => {
+            let momentum = momentum as f32;
+            for ((p, &g), v) in param.iter_mut().zip(grad).zip(first.iter_mut()) {
+                let g = decayed(g, *p);
+                *v = if momentum == 0.0 {
+                    g
+                } else {
+                    *v * momentum + g
+                };
+                *p -= *v * rate;
+            }
+        }
+        Optimizer::Adam {
+            beta1,
+            beta2,
+            epsilon,
+        } => {
+            let (c1, c2) = (adam_correction(beta1, taken), adam_correction(beta2, taken));
+            let (b1, b2, eps) = (beta1 as f32, beta2 as f32, epsilon as f32);
+            let (keep1, keep2) = ((1.0 - beta1) as f32, (1.0 - beta2) as f32);
+            for (((p, &g), m), s) in param
+                .iter_mut()
+                .zip(grad)
+                .zip(first.iter_mut())
+                .zip(second.iter_mut())
+            {
+                let g = decayed(g, *p);
+                *m = *m * b1 + g * keep1;
+                *s = *s * b2 + g * g * keep2;
+                let denom = (*s / c2).sqrt() + eps;
+                *p -= (*m / c1) / denom * rate;
+            }
+        }
+    }
+}
+
+/// `dst (m x n) = [dst +] a (m x k) * b (k x n)`, all row-major; `a_t` / `b_t` say that the
+/// operand is stored transposed (`k x m`, `n x k`).
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    dst: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    [m, n, k]: [usize; 3],
+    par: Parallelism,
+) {
+    assert!(
+        dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n,
+        "matmul operands too small"
+    );
+    let (a_rs, a_cs) = if a_t { (1, m) } else { (k, 1) };
+    let (b_rs, b_cs) = if b_t { (1, k) } else { (n, 1) };
+    // SAFETY: the assertion above keeps every index the strides reach inside the slices, and
+    // `dst` does not alias `a` or `b` (a mutable and two shared borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The naive triple loop.
+    fn reference(a: &[f32], b: &[f32], [m, n, k]: [usize; 3]) -> Vec<f32> {
+        let mut c = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|t| a[i * k + t] * b[t * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        (0..cols * rows)
+            .map(|i| x[(i % rows) * cols + i / rows])
+            .collect()
+    }
+
+    #[test]
+    fn matmul_handles_transposed_operands_and_accumulation() {
+        let [m, n, k] = [5, 3, 4];
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.71).cos()).collect();
+        let want = reference(&a, &b, [m, n, k]);
+        let (at, bt) = (transpose(&a, m, k), transpose(&b, k, n));
+        for (lhs, a_t, rhs, b_t) in [
+            (&a, false, &b, false),
+            (&at, true, &b, false),
+            (&a, false, &bt, true),
+            (&at, true, &bt, true),
+        ] {
+            let mut c = vec![f32::NAN; m * n];
+            matmul(
+                &mut c,
+                false,
+                lhs,
+                a_t,
+                rhs,
+                b_t,
+                [m, n, k],
+                Parallelism::None,
+            );
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - y).abs() < 1e-5, "{a_t} {b_t}: {x} vs {y}");
+            }
+            let mut acc = vec![1f32; m * n];
+            matmul(
+                &mut acc,
+                true,
+                lhs,
+                a_t,
+                rhs,
+                b_t,
+                [m, n, k],
+                Parallelism::None,
+            );
+            for (x, y) in acc.iter().zip(&want) {
+                assert!((x - (y + 1.0)).abs() < 1e-5);
+            }
+        }
+    }
+}
