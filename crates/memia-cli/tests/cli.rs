@@ -85,8 +85,14 @@ fn the_pipeline_command_by_command() {
     let keep = KeepMatrix::load(dir.join("run/keep.npy")).unwrap();
     assert_eq!((keep.models(), keep.samples()), (8, 630));
 
-    // A shard, then the rest: the shard's files are not rewritten.
-    ok(&["train", "run", "--models", "0..3"], dir);
+    // A shard with Burn's operations, then the rest with the fused kernels (the default): the
+    // engine is not part of the plan, and the shard's files are not rewritten.
+    let out = memia(
+        &["train", "run", "--models", "0..3", "--engine", "burn"],
+        dir,
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(Burn's operations)"));
     let done: Vec<bool> = (0..8)
         .map(|k| dir.join(format!("run/logits/model_{k:05}.npy")).exists())
         .collect();
@@ -98,7 +104,9 @@ fn the_pipeline_command_by_command() {
     let err = fails(&["memorize", "run", "-o", "mem.npz"], dir);
     assert!(err.contains("5 of 8 models are not trained yet"), "{err}");
     let out = memia(&["train", "run"], dir);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("3 were already finished"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("3 were already finished"), "{stderr}");
+    assert!(stderr.contains("(memia's fused CPU kernels)"), "{stderr}");
     let again = std::fs::metadata(dir.join("run/logits/model_00000.npy"))
         .unwrap()
         .modified()
@@ -452,6 +460,8 @@ fn bad_inputs_fail_with_clear_errors() {
     assert!(err.contains("2..9") && err.contains("4 models"), "{err}");
     let err = fails(&["train", "run", "--device", "tpu"], dir);
     assert!(err.contains("unknown device 'tpu'"), "{err}");
+    let err = fails(&["train", "run", "--engine", "gpu"], dir);
+    assert!(err.contains("unknown engine 'gpu'"), "{err}");
     let err = fails(&["attack", "run", "--target", "0", "-o", "s.npy"], dir);
     assert!(err.contains("not trained yet"), "{err}");
     ok(&["train", "run", "-q"], dir);

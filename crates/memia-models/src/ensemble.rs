@@ -852,12 +852,19 @@ impl Ensemble {
     }
 
     /// Logits of every model on every row of `features` (n x d): `[G, n, C]`, row-major, in
-    /// chunks of rows so that memory stays bounded.
-    pub fn predict(&self, features: &[f32]) -> Vec<f32> {
-        if let Some(sizes) = self.fused_sizes() {
-            return fused::predict(&self.host_parameters(), &sizes, features);
-        }
+    /// chunks of rows so that memory stays bounded. A length that is not a multiple of d is an
+    /// error.
+    pub fn predict(&self, features: &[f32]) -> Result<Vec<f32>, String> {
         let (g, d, classes) = (self.models(), self.inputs, self.classes);
+        if !features.len().is_multiple_of(d) {
+            return Err(format!(
+                "{} feature values are not rows of {d} features",
+                features.len()
+            ));
+        }
+        if let Some(sizes) = self.fused_sizes() {
+            return Ok(fused::predict(&self.host_parameters(), &sizes, features));
+        }
         let n = features.len() / d;
         let mut out = vec![0f32; g * n * classes];
         const CHUNK: usize = 2048;
@@ -876,7 +883,7 @@ impl Ensemble {
                     .copy_from_slice(&values[m * rows * classes..(m + 1) * rows * classes]);
             }
         }
-        out
+        Ok(out)
     }
 
     /// Parameters of model `m`, layer by layer (weights `in x out` then bias `out`), for tests.

@@ -386,33 +386,14 @@ mod tests {
             (&a, false, &bt, true),
             (&at, true, &bt, true),
         ] {
-            let mut c = vec![f32::NAN; m * n];
-            matmul(
-                &mut c,
-                false,
-                lhs,
-                a_t,
-                rhs,
-                b_t,
-                [m, n, k],
-                Parallelism::None,
-            );
-            for (x, y) in c.iter().zip(&want) {
-                assert!((x - y).abs() < 1e-5, "{a_t} {b_t}: {x} vs {y}");
-            }
-            let mut acc = vec![1f32; m * n];
-            matmul(
-                &mut acc,
-                true,
-                lhs,
-                a_t,
-                rhs,
-                b_t,
-                [m, n, k],
-                Parallelism::None,
-            );
-            for (x, y) in acc.iter().zip(&want) {
-                assert!((x - (y + 1.0)).abs() < 1e-5);
+            // Overwritten (the NaNs must go), then accumulated onto ones.
+            for (start, accumulate, offset) in [(f32::NAN, false, 0.0), (1.0, true, 1.0)] {
+                let mut c = vec![start; m * n];
+                let par = Parallelism::None;
+                matmul(&mut c, accumulate, lhs, a_t, rhs, b_t, [m, n, k], par);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - (y + offset)).abs() < 1e-5, "{a_t} {b_t}: {x} vs {y}");
+                }
             }
         }
     }

@@ -113,7 +113,7 @@ impl ShadowTrainer for BurnTrainer {
         let per_query: Vec<Vec<f32>> = self
             .queries
             .iter()
-            .map(|&q| Ok(ensemble.predict(&apply_query(&features, pool.feature_shape(), q)?)))
+            .map(|&q| ensemble.predict(&apply_query(&features, pool.feature_shape(), q)?))
             .collect::<Result<_, String>>()?;
         let a = self.queries.len();
         Ok((0..jobs.len())

@@ -162,7 +162,7 @@ fn fused_kernels_match_burn() {
                 differs |= a != &b;
             }
         }
-        let max = max_difference(&fused.predict(&x), &burn.predict(&x));
+        let max = max_difference(&fused.predict(&x).unwrap(), &burn.predict(&x).unwrap());
         assert!(max < 1e-3, "{model:?} {config:?}: logits differ by {max}");
         eprintln!("{model:?} {config:?}: logits within {max}");
     }
@@ -189,8 +189,8 @@ fn training_is_deterministic_and_learns() {
     };
     let model = MlpConfig::mlp(64).into();
     let (x, y, _) = digits();
-    let a = train(&members(), &config, &model).predict(&x);
-    let b = train(&members(), &config, &model).predict(&x);
+    let a = train(&members(), &config, &model).predict(&x).unwrap();
+    let b = train(&members(), &config, &model).predict(&x).unwrap();
     assert_eq!(a, b, "bit-identical logits");
     // Model 2 trained on 420 digits: it fits them and generalises to the rest.
     let logits = &a[2 * 1797 * 10..3 * 1797 * 10];
@@ -255,7 +255,8 @@ fn a_small_resnet_learns_digits() {
         }
         .into(),
     )
-    .predict(&x);
+    .predict(&x)
+    .unwrap();
     let acc = held_out_accuracy(&logits, &member, &y);
     assert!(acc > 0.8, "held-out accuracy {acc}");
     assert!(
@@ -290,7 +291,9 @@ fn a_small_cnn_learns_digits() {
     .into();
     let (x, y, _) = digits();
     let member = members()[2].clone();
-    let logits = train(std::slice::from_ref(&member), &config, &model).predict(&x);
+    let logits = train(std::slice::from_ref(&member), &config, &model)
+        .predict(&x)
+        .unwrap();
     let acc = held_out_accuracy(&logits, &member, &y);
     assert!(acc > 0.8, "held-out accuracy {acc}");
     let bad = Ensemble::init(&model, &[64], 10, &[1], &Device::flex());
@@ -347,6 +350,12 @@ fn bad_settings_are_errors() {
         err.contains("115007 feature values for 1797 labels"),
         "{err}"
     );
+    for engine in [Engine::Auto, Engine::Burn] {
+        let e = e.clone().with_engine(engine);
+        let err = e.predict(&x[1..]).unwrap_err();
+        assert!(err.contains("not rows of 64 features"), "{err}");
+        assert_eq!(e.predict(&x[..128]).unwrap().len(), 20);
+    }
 }
 
 #[test]
@@ -458,7 +467,9 @@ fn augmented_training_is_per_model_and_queries_form_the_a_axis() {
     let seeds: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
     let mut e = Ensemble::init(&trainer.model, &[1, 8, 8], 10, &seeds, &Device::flex()).unwrap();
     e.train(&x, &y, &all[..2], &trainer.training).unwrap();
-    let mirrored = e.predict(&apply_query(&x, &[1, 8, 8], Query::Mirror).unwrap());
+    let mirrored = e
+        .predict(&apply_query(&x, &[1, 8, 8], Query::Mirror).unwrap())
+        .unwrap();
     for c in 0..10 {
         assert_eq!(outputs[1][[5, 1, c]], mirrored[(1797 + 5) * 10 + c]);
     }
