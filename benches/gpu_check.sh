@@ -61,7 +61,7 @@ device)
   BURN_DEVICE=wgpu timeout 240 .devcarry/bin/shadow_throughput 2>&1 | tee "$out/throughput.txt"
   echo "== throughput on Flex (all cores)"
   BURN_DEVICE=flex timeout 60 .devcarry/bin/shadow_throughput 2>&1 | tee "$out/throughput_cpu.txt"
-  kill "$smi"
+  kill "$smi" 2>/dev/null || true
   ;;
 *)
   echo "usage: $0 prepare|device" >&2
