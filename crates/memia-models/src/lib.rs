@@ -10,7 +10,7 @@
 //! * [`Engine`]: on the Flex device, MLPs and logistic regressions train with memia's fused CPU
 //!   kernels by default (`gemm` products, one-pass loss gradient and optimiser, the group's
 //!   models concurrently, one per core): the same training as Burn's operations (equal within
-//!   float tolerance), about 2.5x faster. `Engine::Burn` keeps Burn's operations; CNNs, ResNets
+//!   float tolerance), 2.5 - 3x faster. `Engine::Burn` keeps Burn's operations; CNNs, ResNets
 //!   and other devices always use them.
 //! * [`BurnTrainer`]: plugs the ensemble into `memia-shadow`'s scheduler.
 //!
