@@ -734,30 +734,26 @@ impl Ensemble {
         let mut taken = vec![0usize; g]; // steps done per model
         let autodiff = self.device.clone().autodiff();
         for epoch in 0..config.epochs {
-            let mut streams: Vec<EpochStreams> = members
-                .iter()
-                .map(|m| EpochStreams::new(m, epoch))
-                .collect();
+            let (orders, mut writers): (Vec<_>, Vec<_>) =
+                members.iter().map(|m| epoch_streams(m, epoch)).unzip();
             for step in 0..group_steps {
                 // Host-side batch: inputs, one-hot targets weighted by 1/count, active mask.
                 let mut x = vec![0f32; g * b * d];
                 let mut target = vec![0f32; g * b * classes];
                 let mut active = vec![0f32; g];
-                for (m, streams) in streams.iter_mut().enumerate() {
+                for (m, (order, writer)) in orders.iter().zip(&mut writers).enumerate() {
                     if step >= steps_of[m] {
                         continue;
                     }
                     active[m] = 1.0;
-                    let order = std::mem::take(&mut streams.order);
                     let rows = &order[step * b..((step + 1) * b).min(order.len())];
                     let weight = 1.0 / rows.len() as f32;
                     for (r, &i) in rows.iter().enumerate() {
                         let dst = (m * b + r) * d;
                         let src = &features[i * d..(i + 1) * d];
-                        streams.write_sample(src, &mut x[dst..dst + d], augment);
+                        writer.write_sample(src, &mut x[dst..dst + d], augment);
                         target[(m * b + r) * classes + labels[i] as usize] = weight;
                     }
-                    streams.order = order;
                 }
                 let x = Tensor::<3>::from_data(TensorData::new(x, [g, b, d]), &autodiff);
                 let target =
@@ -903,24 +899,24 @@ impl Ensemble {
     }
 }
 
-/// A model's random streams for one epoch: its minibatch order (its training rows shuffled)
-/// and its augmentation stream, consumed in that order. Both engines read them.
-pub(crate) struct EpochStreams {
-    /// The model's training rows in this epoch's order.
-    pub order: Vec<usize>,
+/// A model's minibatch order for one epoch (its training rows shuffled) and the sampler that
+/// writes its samples in that order, drawing augmentations from the model's own stream. Both
+/// engines read them.
+pub(crate) fn epoch_streams(member: &Member, epoch: usize) -> (Vec<usize>, SampleWriter) {
+    let mut order = member.train.clone();
+    order.shuffle(&mut stream_rng(member.seed, 1_000_000 + epoch as u64));
+    let writer = SampleWriter {
+        augment: stream_rng(member.seed, 2_000_000 + epoch as u64),
+    };
+    (order, writer)
+}
+
+/// Writes a model's training samples, augmented from its own random stream.
+pub(crate) struct SampleWriter {
     augment: MemiaRng,
 }
 
-impl EpochStreams {
-    pub(crate) fn new(member: &Member, epoch: usize) -> Self {
-        let mut order = member.train.clone();
-        order.shuffle(&mut stream_rng(member.seed, 1_000_000 + epoch as u64));
-        EpochStreams {
-            order,
-            augment: stream_rng(member.seed, 2_000_000 + epoch as u64),
-        }
-    }
-
+impl SampleWriter {
     /// Writes one training sample into `dst`: copied, or randomly shifted and flipped when
     /// `augment` gives the image shape and the augmentation.
     pub(crate) fn write_sample(

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use crate::augment::Augmentation;
 use crate::ensemble::{
-    EpochStreams, Member, Optimizer, TrainingConfig, adam_correction, step_rate,
+    Member, Optimizer, TrainingConfig, adam_correction, epoch_streams, step_rate,
 };
 
 /// One model's parameters, layer by layer: weights `in x out` (row-major) and bias `out`.
@@ -179,12 +179,11 @@ fn train_one(
     let total_steps = member.train.len().div_ceil(b) * config.epochs;
     let mut taken = 0usize;
     for epoch in 0..config.epochs {
-        let mut streams = EpochStreams::new(member, epoch);
-        let order = std::mem::take(&mut streams.order);
+        let (order, mut writer) = epoch_streams(member, epoch);
         for rows in order.chunks(b) {
             let r = rows.len();
             for (dst, &i) in acts.layers[0].chunks_exact_mut(d).zip(rows) {
-                streams.write_sample(&features[i * d..(i + 1) * d], dst, augment);
+                writer.write_sample(&features[i * d..(i + 1) * d], dst, augment);
             }
             acts.forward(model, sizes, r, par);
 
