@@ -32,12 +32,13 @@ impl CandidateRule {
         memorization: &Memorization,
         privacy_score: Option<&Array1<f64>>,
     ) -> Result<Vec<usize>> {
-        let scores = memorization.score.as_slice().expect("fresh array");
+        // Any memory layout of the caller's arrays (strided, reversed) is accepted.
+        let scores = memorization.score.to_vec();
         let mut chosen = match *self {
             CandidateRule::MemorizationAtLeast(t) => {
-                memia_memorization::select::above_threshold(scores, t)
+                memia_memorization::select::above_threshold(&scores, t)
             }
-            CandidateRule::TopMemorized(k) => memia_memorization::select::top_k(scores, k),
+            CandidateRule::TopMemorized(k) => memia_memorization::select::top_k(&scores, k),
             CandidateRule::PrivacyScoreAtLeast(t) => {
                 let d = privacy_score
                     .ok_or_else(|| invalid("privacy_score", "the rule needs privacy scores"))?;
@@ -47,7 +48,7 @@ impl CandidateRule {
                         format!("{} scores for {} samples", d.len(), scores.len()),
                     ));
                 }
-                memia_memorization::select::above_threshold(d.as_slice().expect("contiguous"), t)
+                memia_memorization::select::above_threshold(&d.to_vec(), t)
             }
         };
         chosen.sort_unstable();
@@ -190,6 +191,27 @@ mod tests {
             CandidateRule::PrivacyScoreAtLeast(1.0)
                 .select(&mem, None)
                 .is_err()
+        );
+        // The caller's arrays in any layout: reversed (negative stride) and strided views.
+        let mut reversed = mem.clone();
+        reversed.score = Array1::from(mem.score.iter().rev().copied().collect::<Vec<f64>>());
+        reversed.score.invert_axis(ndarray::Axis(0)); // back in order, negatively strided
+        assert_eq!(reversed.score, mem.score);
+        assert!(reversed.score.as_slice().is_none());
+        assert_eq!(
+            CandidateRule::MemorizationAtLeast(0.5)
+                .select(&reversed, None)
+                .unwrap(),
+            vec![0, 2]
+        );
+        let wide = Array1::from(vec![0.1, 9.0, 2.0, 9.0, 0.3, 9.0, 5.0, 9.0]);
+        let strided = wide.slice_move(ndarray::s![..;2]);
+        assert!(strided.as_slice().is_none());
+        assert_eq!(
+            CandidateRule::PrivacyScoreAtLeast(1.0)
+                .select(&mem, Some(&strided))
+                .unwrap(),
+            vec![1, 3]
         );
     }
 }

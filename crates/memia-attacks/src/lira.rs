@@ -3,6 +3,7 @@
 //! `research/mi_lira_2021/plot.py`), each named.
 
 use memia_core::KeepMatrix;
+use memia_metrics::median;
 use ndarray::{Array1, Array2, ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
@@ -415,23 +416,9 @@ fn center_and_std(values: &mut [f64], center: Center) -> (f64, f64, f64) {
     let std = (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64).sqrt();
     let c = match center {
         Center::Mean => mean,
-        Center::Median => median(values),
+        Center::Median => median(values).unwrap_or(f64::NAN),
     };
     (c, std, mean)
-}
-
-/// numpy's median; reorders `values` (non-empty).
-pub(crate) fn median(values: &mut [f64]) -> f64 {
-    let n = values.len();
-    let mid = n / 2;
-    let (lower, upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
-    let upper = *upper;
-    if n % 2 == 1 {
-        upper
-    } else {
-        let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (below + upper) / 2.0
-    }
 }
 
 /// LiRA fitted to shadow observations: per sample and query, the IN and OUT Gaussians.
@@ -504,9 +491,10 @@ mod tests {
 
     #[test]
     fn median_matches_numpy() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&mut [5.0]), 5.0);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&mut [5.0]), Some(5.0));
+        assert_eq!(median(&mut []), None);
     }
 
     #[test]

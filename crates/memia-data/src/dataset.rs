@@ -152,13 +152,37 @@ impl InMemoryDataset {
         &self.features
     }
 
-    /// All values, mutable (for in-place preprocessing).
-    pub fn as_mut_slice(&mut self) -> &mut [f32] {
-        &mut self.features
+    /// Transforms every sample in place (for preprocessing), then checks the values as
+    /// [`InMemoryDataset::new`] does: a non-finite value is an error naming its sample, and the
+    /// data set is consumed, so that no half-transformed copy remains in use.
+    pub fn map_samples(mut self, mut f: impl FnMut(&mut [f32])) -> Result<Self> {
+        let d = self.feature_len();
+        self.features.chunks_exact_mut(d).for_each(&mut f);
+        if let Some(pos) = self.features.iter().position(|v| !v.is_finite()) {
+            return Err(invalid(
+                "features",
+                format!(
+                    "{}: the transformation made value {} of sample {} non-finite",
+                    self.name,
+                    self.features[pos],
+                    pos / d
+                ),
+            ));
+        }
+        Ok(self)
     }
 
     /// Changes the per-sample shape to another of the same size (e.g. flattening).
     pub fn reshape(&mut self, shape: Vec<usize>) -> Result<()> {
+        if shape.is_empty() {
+            return Err(invalid(
+                "shape",
+                format!(
+                    "{}: an empty sample shape (samples have at least one axis)",
+                    self.name
+                ),
+            ));
+        }
         if shape.iter().product::<usize>() != self.feature_len() {
             return Err(invalid(
                 "shape",
@@ -305,5 +329,25 @@ mod tests {
         let mut ds = tiny();
         ds.reshape(vec![2]).unwrap();
         assert!(ds.reshape(vec![3]).is_err());
+        // `new` refuses an empty sample shape; so does `reshape`, even of one-value samples.
+        let mut single = InMemoryDataset::new("s", vec![1], vec![0.5, 1.5], vec![0, 0], 1).unwrap();
+        assert!(InMemoryDataset::new("s", vec![], vec![0.5, 1.5], vec![0, 0], 1).is_err());
+        let err = single.reshape(vec![]).unwrap_err();
+        assert!(err.to_string().contains("empty sample shape"), "{err}");
+        assert_eq!(single.feature_shape(), &[1]);
+    }
+
+    #[test]
+    fn transformed_samples_stay_finite() {
+        let halved = tiny().map_samples(|x| x.iter_mut().for_each(|v| *v /= 2.0));
+        assert_eq!(halved.unwrap().features(2), &[2.0, 2.5]);
+        // A transformation that makes NaN is refused with the sample named, not kept.
+        let err = tiny()
+            .map_samples(|x| x[0] = if x[0] == 4.0 { f32::NAN } else { x[0] })
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("value NaN of sample 2 non-finite"),
+            "{err}"
+        );
     }
 }

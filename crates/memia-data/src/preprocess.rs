@@ -50,24 +50,28 @@ impl Normalization {
         })
     }
 
-    /// Standardises `ds` in place: `(x - mean) / std` per channel.
-    pub fn apply(&self, ds: &mut InMemoryDataset) -> Result<()> {
+    /// Standardises `ds`: `(x - mean) / std` per channel. A result that is not finite (a zero
+    /// or NaN `std` set by hand) is an error, and `ds` is consumed rather than left half done.
+    pub fn apply(&self, ds: InMemoryDataset) -> Result<InMemoryDataset> {
         let c = channels(ds.feature_shape());
-        if c != self.mean.len() {
+        if c != self.mean.len() || c != self.std.len() {
             return Err(invalid(
                 "normalization",
-                format!("fitted on {} channels, data set has {c}", self.mean.len()),
+                format!(
+                    "fitted on {} channels ({} deviations), data set has {c}",
+                    self.mean.len(),
+                    self.std.len()
+                ),
             ));
         }
         let per = ds.feature_len() / c;
-        for sample in ds.as_mut_slice().chunks_exact_mut(per * c) {
+        ds.map_samples(|sample| {
             for (ch, block) in sample.chunks_exact_mut(per).enumerate() {
                 block
                     .iter_mut()
                     .for_each(|v| *v = (*v - self.mean[ch]) / self.std[ch]);
             }
-        }
-        Ok(())
+        })
     }
 }
 
@@ -163,7 +167,7 @@ mod tests {
 
     #[test]
     fn normalisation_standardises_each_channel() {
-        let mut ds = InMemoryDataset::new(
+        let ds = InMemoryDataset::new(
             "x",
             vec![2, 1, 2],
             vec![0.0, 2.0, 10.0, 10.0, 4.0, 6.0, 30.0, 30.0],
@@ -173,7 +177,7 @@ mod tests {
         .unwrap();
         let norm = Normalization::fit(&ds).unwrap();
         assert_eq!(norm.mean, vec![3.0, 20.0]);
-        norm.apply(&mut ds).unwrap();
+        let mut ds = norm.apply(ds).unwrap();
         let ch0: Vec<f32> = [0usize, 1, 4, 5]
             .iter()
             .map(|&i| ds.as_slice()[i])
@@ -183,6 +187,12 @@ mod tests {
         assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5);
         flatten(&mut ds);
         assert_eq!(ds.feature_shape(), &[4]);
+        let zero = Normalization {
+            mean: vec![0.0],
+            std: vec![0.0],
+        };
+        let err = zero.apply(ds).unwrap_err();
+        assert!(err.to_string().contains("non-finite"), "{err}");
     }
 
     #[test]

@@ -38,3 +38,4 @@ pub use correlation::{Correlation, average_ranks, kendall_tau_b, pearson, spearm
 pub use error::{MetricsError, Result};
 pub use privacy::{EpsilonBound, Interval, clopper_pearson, epsilon_lower_bound};
 pub use roc::{Direction, RocCurve, RocSummary, STANDARD_FPRS, TprAtFpr, auroc};
+pub use sort::median;

@@ -60,6 +60,24 @@ pub(crate) fn radix_sort(keys: &mut Vec<u64>) {
     }
 }
 
+/// The median as numpy computes it (the mean of the two middle values for an even count);
+/// `None` for no values. Reorders `values`; NaN sorts last (as `f64::total_cmp` orders it).
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let mid = n / 2;
+    let (lower, upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
+    let upper = *upper;
+    Some(if n % 2 == 1 {
+        upper
+    } else {
+        let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (below + upper) / 2.0
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

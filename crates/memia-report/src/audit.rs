@@ -6,7 +6,7 @@ use memia_attacks::{AttackSpec, CandidateRule, FittedTest, MembershipTest};
 use memia_core::{KeepMatrix, Logits, Signal};
 use memia_memorization::{Memorization, MemorizationConfig, Outcome};
 use memia_metrics::{
-    Correlation, Direction, RocCurve, RocSummary, STANDARD_FPRS, TprAtFpr, spearman,
+    Correlation, Direction, RocCurve, RocSummary, STANDARD_FPRS, TprAtFpr, median, spearman,
 };
 use ndarray::{Array1, Axis};
 use serde::{Deserialize, Serialize};
@@ -82,10 +82,11 @@ pub struct MemorizationSummary {
 pub struct BudgetSummary {
     /// Error probability the budget is for.
     pub delta: f64,
-    /// Median shadow models needed by the candidates (None: no candidate is attackable).
-    pub candidates_median: Option<u64>,
+    /// Median shadow models needed by the candidates (the mean of the middle two for an even
+    /// count; None: no candidate is attackable).
+    pub candidates_median: Option<f64>,
     /// Median over all samples whose memorization is positive.
-    pub all_median: Option<u64>,
+    pub all_median: Option<f64>,
 }
 
 /// Everything `summary.json` holds.
@@ -272,15 +273,11 @@ impl Audit {
         let correlation = spearman(&mx, &py).ok();
 
         let budget = BudgetPlan::from_memorization(&memorization, config.delta)?;
-        let median_models = |set: &mut dyn Iterator<Item = usize>| {
-            let mut v: Vec<u64> = set.filter_map(|i| budget.models_needed[i]).collect();
-            v.sort_unstable();
-            v.get(v.len() / 2).copied()
-        };
+        let needed = &budget.models_needed;
         let budget_summary = BudgetSummary {
             delta: config.delta,
-            candidates_median: median_models(&mut candidates.iter().copied()),
-            all_median: median_models(&mut (0..n).filter(|&i| memorization.score[i] > 0.0)),
+            candidates_median: median_models(needed, candidates.iter().copied()),
+            all_median: median_models(needed, (0..n).filter(|&i| memorization.score[i] > 0.0)),
         };
 
         let mut curve_groups = Vec::new();
@@ -303,13 +300,12 @@ impl Audit {
             progress(d, t)
         })?;
 
-        let mut sorted_se: Vec<f64> = memorization
+        let mut finite_se: Vec<f64> = memorization
             .std_error
             .iter()
             .copied()
             .filter(|x| x.is_finite())
             .collect();
-        sorted_se.sort_by(f64::total_cmp);
         let defined: Vec<f64> = memorization
             .score
             .iter()
@@ -328,10 +324,7 @@ impl Audit {
                 undetermined: n - defined.len(),
                 candidate_rule: describe_rule(&config.candidates),
                 candidates: candidates.len(),
-                median_std_error: sorted_se
-                    .get(sorted_se.len() / 2)
-                    .copied()
-                    .unwrap_or(f64::NAN),
+                median_std_error: median(&mut finite_se).unwrap_or(f64::NAN),
             },
             all,
             candidates: candidate_summary,
@@ -362,5 +355,26 @@ pub fn describe_rule(rule: &CandidateRule) -> String {
         CandidateRule::MemorizationAtLeast(t) => format!("memorization >= {t}"),
         CandidateRule::TopMemorized(k) => format!("the {k} most memorized samples"),
         CandidateRule::PrivacyScoreAtLeast(t) => format!("privacy score >= {t}"),
+    }
+}
+
+/// The median of the shadow models the samples `set` need (those the planner can attack).
+fn median_models(needed: &[Option<u64>], set: impl Iterator<Item = usize>) -> Option<f64> {
+    let mut models: Vec<f64> = set.filter_map(|i| needed[i]).map(|m| m as f64).collect();
+    median(&mut models)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_budget_of_an_even_count_is_the_middle_mean() {
+        let needed = [Some(4), None, Some(8), Some(100), Some(6)];
+        // 4 and 8: 6 (not the upper middle value, 8).
+        assert_eq!(median_models(&needed, [0, 1, 2].into_iter()), Some(6.0));
+        assert_eq!(median_models(&needed, [0, 2, 4].into_iter()), Some(6.0));
+        assert_eq!(median_models(&needed, 0..5), Some(7.0));
+        assert_eq!(median_models(&needed, [1].into_iter()), None);
     }
 }

@@ -211,7 +211,7 @@ pub fn scatter(
 /// TPR at 0.1% FPR and AUROC against the number of shadow models (log scale), one line per
 /// group of the leave-one-out report (mean over repeats), with the budget planner's prediction
 /// for the candidates as a vertical line when given.
-pub fn shadow_curve(report: &LooReport, planned: Option<u64>) -> Result<String> {
+pub fn shadow_curve(report: &LooReport, planned: Option<f64>) -> Result<String> {
     let err = fail("shadow_curve");
     let mut groups: Vec<String> = Vec::new();
     for r in &report.rows {
@@ -247,7 +247,7 @@ pub fn shadow_curve(report: &LooReport, planned: Option<u64>) -> Result<String> 
         .map(|r| r.shadow_models)
         .max()
         .unwrap_or(1)
-        .max(planned.unwrap_or(1) as usize)
+        .max(planned.unwrap_or(1.0).ceil() as usize)
         .max(2) as f64;
     let mut svg = String::new();
     {
@@ -291,7 +291,7 @@ pub fn shadow_curve(report: &LooReport, planned: Option<u64>) -> Result<String> 
             if let Some(m) = planned {
                 chart
                     .draw_series(LineSeries::new(
-                        [(m as f64, y0), (m as f64, 1.02)],
+                        [(m, y0), (m, 1.02)],
                         BLACK.mix(0.5).stroke_width(1),
                     ))
                     .map_err(&err)?

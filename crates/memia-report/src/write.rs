@@ -144,7 +144,7 @@ impl Audit {
             )?,
             plots::scatter(
                 &mem,
-                self.privacy_score.as_slice().expect("fresh array"),
+                &self.privacy_score.to_vec(), // public field: any layout
                 SCATTER_POINTS,
                 &format!("Memorization vs privacy score (Spearman {rho})"),
                 (
@@ -210,7 +210,7 @@ impl Audit {
             };
             let _ = writeln!(table, "<tr><td>{}</td>{cells}</tr>", html_escape(&name));
         }
-        let budget = |m: Option<u64>| m.map_or("not attackable".to_string(), |m| m.to_string());
+        let budget = |m: Option<f64>| m.map_or("not attackable".to_string(), |m| m.to_string());
         let figures: String = PLOTS
             .iter()
             .map(|(file, title)| {

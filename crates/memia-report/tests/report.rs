@@ -104,7 +104,7 @@ fn the_audit_equals_direct_computation_and_writes_every_file() {
             .statistic
             > 0.3
     );
-    assert!(audit.summary.budget.candidates_median.unwrap() <= 16);
+    assert!(audit.summary.budget.candidates_median.unwrap() <= 16.0);
     let mem_in = (0..MEMORIZED).map(|i| audit.memorization.score[i]);
     assert!(
         mem_in.clone().all(|m| m == 1.0),
