@@ -19,7 +19,10 @@ use crate::{FittedTest, MembershipTest};
 pub struct RmiaConfig {
     /// Threshold on the pairwise likelihood ratio, > 0 (the paper uses 1 to 2).
     pub gamma: f64,
-    /// `None`: online, `p(x)` is the mean over all shadow models (IN and OUT).
+    /// `None`: online, `p(x)` is the mean of the IN models' mean and the OUT models' mean, as
+    /// the RMIA paper's code weighs them (with a balanced keep matrix a member target leaves
+    /// one IN model fewer than a non-member, so a plain mean over all models would itself
+    /// depend on membership); the one side's mean where the other has no model.
     /// `Some(a)`: offline, from the OUT models only, with the paper's linear approximation
     /// `p(x) = ((1 + a) p_OUT(x) + (1 - a)) / 2`, `a` in [0, 1].
     pub offline_a: Option<f64>,
@@ -99,6 +102,14 @@ impl MembershipTest for RmiaConfig {
                         format!("index {bad} is not below N = {n}"),
                     ));
                 }
+                // Twice listed, a sample would be compared with itself once it is left out.
+                let mut listed = vec![false; n];
+                if let Some(&twice) = p.iter().find(|&&i| std::mem::replace(&mut listed[i], true)) {
+                    return Err(invalid(
+                        "population",
+                        format!("index {twice} is listed more than once"),
+                    ));
+                }
                 p.clone()
             }
             None => (0..n).collect(),
@@ -106,20 +117,22 @@ impl MembershipTest for RmiaConfig {
         let reference: Vec<f64> = (0..n)
             .into_par_iter()
             .map(|i| {
-                let (mut sum, mut count) = (0.0, 0usize);
+                // [OUT, IN]: sum of the models' query-averaged probabilities, and their count.
+                let mut sides = [(0.0, 0usize); 2];
                 for m in 0..k {
-                    if self.offline_a.is_none() || !keep.get(m, i) {
-                        sum += (0..a).map(|q| shadow[[m, i, q]]).sum::<f64>() / a as f64;
-                        count += 1;
-                    }
+                    let side = &mut sides[usize::from(keep.get(m, i))];
+                    side.0 += (0..a).map(|q| shadow[[m, i, q]]).sum::<f64>() / a as f64;
+                    side.1 += 1;
                 }
-                if count == 0 {
-                    return f64::NAN;
-                }
-                let p = sum / count as f64;
+                let mean = |(sum, count): (f64, usize)| (count > 0).then(|| sum / count as f64);
+                let (p_out, p_in) = (mean(sides[0]), mean(sides[1]));
                 match self.offline_a {
-                    None => p,
-                    Some(a) => ((1.0 + a) * p + (1.0 - a)) / 2.0,
+                    None => match (p_in, p_out) {
+                        (Some(p_in), Some(p_out)) => (p_in + p_out) / 2.0,
+                        (Some(p), None) | (None, Some(p)) => p,
+                        (None, None) => f64::NAN,
+                    },
+                    Some(a) => p_out.map_or(f64::NAN, |p| ((1.0 + a) * p + (1.0 - a)) / 2.0),
                 }
             })
             .collect();
@@ -211,19 +224,18 @@ mod tests {
         target: &Array2<f64>,
     ) -> Vec<f64> {
         let (k, n, a) = shadow.dim();
-        let p_ref = |i: usize| {
-            let models: Vec<usize> = (0..k)
-                .filter(|&m| config.offline_a.is_none() || !keep.get(m, i))
-                .collect();
-            let p = models
+        // The mean over the models whose membership of sample i is `member`.
+        let side = |i: usize, member: bool| {
+            let models: Vec<usize> = (0..k).filter(|&m| keep.get(m, i) == member).collect();
+            models
                 .iter()
                 .map(|&m| (0..a).map(|q| shadow[[m, i, q]]).sum::<f64>() / a as f64)
                 .sum::<f64>()
-                / models.len() as f64;
-            match config.offline_a {
-                None => p,
-                Some(a) => ((1.0 + a) * p + (1.0 - a)) / 2.0,
-            }
+                / models.len() as f64
+        };
+        let p_ref = |i: usize| match config.offline_a {
+            None => (side(i, true) + side(i, false)) / 2.0,
+            Some(a) => ((1.0 + a) * side(i, false) + (1.0 - a)) / 2.0,
         };
         let p_t = |i: usize| target.row(i).sum() / a as f64;
         (0..n)
@@ -269,6 +281,40 @@ mod tests {
         }
     }
 
+    /// Online, IN and OUT weigh equally: a sample's reference probability (and so its score)
+    /// depends on its IN and OUT signals, not on how many of its shadow models are IN.
+    #[test]
+    fn online_reference_weighs_in_and_out_equally() {
+        // Six models; sample 0 is IN for 1 of them, sample 1 for 5, sample 2 for 3. Every IN
+        // model gives 0.9, every OUT model 0.3.
+        let rows = [
+            [true, false, false],
+            [false, true, true],
+            [false, true, true],
+        ];
+        let keep = Array2::from_shape_fn((6, 3), |(m, i)| match m {
+            0..3 => rows[m][i],
+            _ => i > 0 && !(i == 2 && m > 3),
+        });
+        let keep = KeepMatrix::from_array(keep).unwrap();
+        assert_eq!(
+            (keep.in_count(0), keep.in_count(1), keep.in_count(2)),
+            (1, 5, 3)
+        );
+        let shadow = Array3::from_shape_fn(
+            (6, 3, 1),
+            |(m, i, _)| if keep.get(m, i) { 0.9 } else { 0.3 },
+        );
+        let fitted = RmiaConfig::online(1.0).fit(&keep, shadow.view()).unwrap();
+        for i in 0..3 {
+            assert!((fitted.reference_probability[i] - 0.6).abs() < 1e-15);
+        }
+        // Equal target outputs then give equal scores, whatever the IN counts.
+        let scores = fitted.score(array![[0.8], [0.8], [0.8]].view()).unwrap();
+        assert_eq!(scores[0], scores[1]);
+        assert_eq!(scores[1], scores[2]);
+    }
+
     #[test]
     fn rejects_bad_settings_and_non_probabilities() {
         let keep = KeepMatrix::balanced(2, 3, 0).unwrap();
@@ -284,6 +330,15 @@ mod tests {
                 .with_population(vec![3])
                 .fit(&keep, shadow.view())
                 .is_err()
+        );
+        // A population that lists a sample twice would compare it with itself.
+        let err = RmiaConfig::online(1.0)
+            .with_population(vec![0, 2, 0])
+            .fit(&keep, shadow.view())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("index 0 is listed more than once"),
+            "{err}"
         );
         let err = RmiaConfig::online(1.0)
             .fit(&keep, Array3::from_elem((2, 3, 1), 2.0).view())

@@ -13,6 +13,8 @@ pub enum Signal {
     /// `phi` as the LiRA reference's `score.py` computes it: shift by the max and exponentiate
     /// in float32, normalise in float64, then `log(p_y + 1e-45) - log(sum_{j != y} p_j + 1e-45)`.
     /// Saturates near +-103.6 where float32 underflows; use it to reproduce reference scores.
+    /// Equal to `score.py` within about 2e-7, not bit for bit: numpy's float32 `exp` and Rust's
+    /// (libm's `expf`) differ by one unit in the last place on many inputs.
     PhiReference,
     /// `z_y - max_{j != y} z_j` (Carlini et al.'s hinge, a cheap proxy for `phi`).
     Hinge,

@@ -31,8 +31,11 @@ pub enum TprAtFpr {
     /// Linear interpolation of the ROC polyline at `t` (`numpy.interp(t, fpr, tpr)` on the full
     /// curve); where the curve is vertical at `t`, the upper end.
     Interpolated,
-    /// The LiRA reference's `tpr[np.where(fpr < t)[0][-1]]`: the TPR of the largest threshold
-    /// whose FPR is strictly below `t`. An operating point that an attacker can actually choose.
+    /// The LiRA reference's `tpr[np.where(fpr < t)[0][-1]]` on scikit-learn's default curve
+    /// (`roc_curve` with `drop_intermediate=True`): the TPR of the largest kept threshold whose
+    /// FPR is strictly below `t`. An operating point that an attacker can actually choose. Ties
+    /// that put several thresholds on one straight segment make it differ from the full curve's
+    /// reading: the intermediate points are not on the reference's curve.
     LiraStrict,
 }
 
@@ -280,7 +283,10 @@ impl RocCurve {
                         reason: format!("{fpr} is not in (0, 1]"),
                     });
                 }
-                let i = self.fpr.partition_point(|&f| f < fpr) - 1;
+                let mut i = self.fpr.partition_point(|&f| f < fpr) - 1;
+                while self.is_intermediate(i) {
+                    i -= 1; // point 0 is never intermediate
+                }
                 Ok(self.tpr[i])
             }
         }
@@ -305,33 +311,27 @@ impl RocCurve {
             .fold(f64::NEG_INFINITY, f64::max)
     }
 
-    /// The curve without the points that lie on a straight horizontal or vertical run, as
-    /// scikit-learn's `roc_curve(..., drop_intermediate=True)` (its default) returns it.
-    /// AUC, balanced accuracy, advantage and [`TprAtFpr::LiraStrict`] are unchanged by this.
-    pub fn drop_intermediate(&self) -> RocCurve {
-        // scikit-learn drops before prepending its (0, 0) point; so do we.
-        let n = self.len() - 1;
-        if n <= 2 {
-            return self.clone();
+    /// Whether point `m` lies inside a straight run of the curve (horizontal, vertical or
+    /// diagonal, as ties make), so that scikit-learn's `drop_intermediate=True` drops it.
+    /// scikit-learn decides before prepending its (0, 0) point, so the first threshold's point
+    /// and the last are always kept, and so is (0, 0).
+    fn is_intermediate(&self, m: usize) -> bool {
+        if m < 2 || m + 1 >= self.len() {
+            return false;
         }
-        let (t, f) = (&self.true_positives[1..], &self.false_positives[1..]);
-        let second_diff =
-            |v: &[u64], i: usize| v[i + 2] as i128 - 2 * v[i + 1] as i128 + v[i] as i128;
-        let mut keep = vec![0usize];
-        keep.extend(
-            (0..n - 2)
-                .filter(|&i| second_diff(t, i) != 0 || second_diff(f, i) != 0)
-                .map(|i| i + 1),
-        );
-        keep.push(n - 1);
-        let pick_u = |v: &[u64]| {
-            std::iter::once(0)
-                .chain(keep.iter().map(|&i| v[i + 1]))
-                .collect()
-        };
-        let thresholds = std::iter::once(self.thresholds[0])
-            .chain(keep.iter().map(|&i| self.thresholds[i + 1]))
+        let second_diff = |v: &[u64]| v[m + 1] as i128 - 2 * v[m] as i128 + v[m - 1] as i128;
+        second_diff(&self.true_positives) == 0 && second_diff(&self.false_positives) == 0
+    }
+
+    /// The curve without the points that lie inside a straight run, as scikit-learn's
+    /// `roc_curve(..., drop_intermediate=True)` (its default) returns it. AUC, balanced
+    /// accuracy and advantage are unchanged by this; [`TprAtFpr::LiraStrict`] reads this curve.
+    pub fn drop_intermediate(&self) -> RocCurve {
+        let keep: Vec<usize> = (0..self.len())
+            .filter(|&m| !self.is_intermediate(m))
             .collect();
+        let pick_u = |v: &[u64]| keep.iter().map(|&m| v[m]).collect();
+        let thresholds = keep.iter().map(|&m| self.thresholds[m]).collect();
         Self::from_counts(
             pick_u(&self.true_positives),
             pick_u(&self.false_positives),
