@@ -12,7 +12,7 @@ use std::time::Instant;
 use memia::core::KeepMatrix;
 use memia::data::Dataset;
 use memia::data::idx::load_idx;
-use memia::models::{Device, Engine, Ensemble, Member, MlpConfig, TrainingConfig};
+use memia::models::{Device, Engine, Ensemble, Member, MlpConfig, ModelError, TrainingConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
@@ -64,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if Engine::Auto.uses_fused_kernels(&model.clone().into(), &device) {
             modes.extend([(Engine::Burn, 8), (Engine::Burn, 1)]);
         }
-        let train = |engine: Engine, chunk: &[Member]| -> Result<bool, String> {
+        let train = |engine: Engine, chunk: &[Member]| -> Result<bool, ModelError> {
             let seeds: Vec<u64> = chunk.iter().map(|m| m.seed).collect();
             let mut ensemble = Ensemble::init(&model.clone().into(), &[d], 10, &seeds, &device)?
                 .with_engine(engine);

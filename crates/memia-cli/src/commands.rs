@@ -12,7 +12,7 @@ use memia_memorization::{MemorizationConfig, Outcome};
 use memia_metrics::{Direction, RocCurve, STANDARD_FPRS, TprAtFpr};
 use memia_models::{BurnTrainer, CnnConfig, MlpConfig, ModelConfig, ResNetConfig, device_by_name};
 use memia_report::{Audit, AuditConfig, AuditInputs, headline};
-use memia_shadow::{InclusionScheme, Plan, PoolFingerprint, RunDir};
+use memia_shadow::{InclusionScheme, Plan, PoolFingerprint, Producer, RunDir};
 use ndarray::{Array1, Array3, Axis};
 
 use crate::config::{DataSource, RunConfig};
@@ -150,7 +150,7 @@ fn settings(config: &RunConfig, group_size: Option<usize>) -> Result<BurnTrainer
 fn trainer(config: &RunConfig, device: &DeviceArgs) -> Result<BurnTrainer> {
     let name = device.device.as_deref().unwrap_or(&config.train.device);
     Ok(settings(config, device.group_size)?
-        .on(device_by_name(name).map_err(usage)?)
+        .on(device_by_name(name).map_err(|e| usage(e.to_string()))?)
         .with_engine(device.engine.unwrap_or(config.train.engine)))
 }
 
@@ -302,6 +302,17 @@ fn train_models(
             report.skipped.len()
         ),
     );
+    let producers = run.dir.producers()?;
+    if producers.len() > 1 {
+        let each: Vec<String> = producers.iter().map(|p| format!("  {p}")).collect();
+        eprintln!(
+            "warning: run {} mixes {} producers; each one's models are reproducible bit for bit, \
+             models of different producers agree only within float tolerance (docs/guide.md):\n{}",
+            run.path().display(),
+            producers.len(),
+            each.join("\n")
+        );
+    }
     Ok(())
 }
 
@@ -594,9 +605,10 @@ pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
     });
     let plan = Plan::given(pool, &imported.keep, imported.logits.queries(), trainer)?;
     let run = RunDir::create_given(&args.output, &plan, &imported.keep)?;
+    let producer = Producer::new("memia import-lira").with("source", source.display().to_string());
     let mut bar = Progress::new("storing", "models", k as u64, quiet);
     for m in 0..k {
-        run.store(m, imported.logits.model(m))?;
+        run.store(m, imported.logits.model(m), &producer)?;
         bar.update(m as u64 + 1, k as u64, None);
     }
     bar.finish();

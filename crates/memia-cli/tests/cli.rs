@@ -107,6 +107,21 @@ fn the_pipeline_command_by_command() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("3 were already finished"), "{stderr}");
     assert!(stderr.contains("(memia's fused CPU kernels)"), "{stderr}");
+    // The run now mixes two engines: memia train says so, and the manifest records who made
+    // which model.
+    assert!(stderr.contains("mixes 2 producers"), "{stderr}");
+    assert!(
+        stderr.contains("models 0..3 by memia-models BurnTrainer")
+            && stderr.contains("engine burn"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("models 3..8 by memia-models BurnTrainer"),
+        "{stderr}"
+    );
+    let manifest = std::fs::read_to_string(dir.join("run/manifest.json")).unwrap();
+    assert!(manifest.contains("\"engine\": \"fused\""), "{manifest}");
+    assert!(manifest.contains("\"engine\": \"burn\""), "{manifest}");
     let again = std::fs::metadata(dir.join("run/logits/model_00000.npy"))
         .unwrap()
         .modified()

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{ModelError, Result};
+
 /// Random training-time augmentation of `[C, H, W]` images: a shift by up to `max_shift` pixels
 /// in each direction (uncovered pixels are zero) and, if `flip`, a horizontal mirror with
 /// probability 1/2. Drawn per sample from the model's own random stream.
@@ -76,12 +78,14 @@ pub(crate) fn image_shape(shape: &[usize]) -> Option<[usize; 3]> {
 }
 
 /// Applies a query to every row of `features` (n x d) of sample shape `shape`.
-pub fn apply_query(features: &[f32], shape: &[usize], query: Query) -> Result<Vec<f32>, String> {
+pub fn apply_query(features: &[f32], shape: &[usize], query: Query) -> Result<Vec<f32>> {
     if query == Query::Plain {
         return Ok(features.to_vec());
     }
-    let img = image_shape(shape)
-        .ok_or_else(|| format!("query {query:?} needs [C, H, W] samples, got shape {shape:?}"))?;
+    let img = image_shape(shape).ok_or_else(|| ModelError::NotAnImage {
+        what: format!("query {query:?}"),
+        shape: shape.to_vec(),
+    })?;
     let d: usize = img.iter().product();
     let (mirror, dx, dy) = match query {
         Query::Mirror => (true, 0, 0),

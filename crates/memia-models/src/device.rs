@@ -2,6 +2,8 @@
 
 use burn::tensor::Device;
 
+use crate::error::{ModelError, Result};
+
 /// The device names [`device_by_name`] understands in this build.
 pub fn device_names() -> Vec<&'static str> {
     let mut names = vec!["cpu", "flex"];
@@ -18,13 +20,16 @@ pub fn device_names() -> Vec<&'static str> {
 /// (with the `ndarray` feature), `wgpu` (the best GPU adapter) or `wgpu-cpu` (a software
 /// adapter such as lavapipe), both with the `wgpu` feature. Unknown names, and names of
 /// backends this build lacks, are an error that lists the available ones.
-pub fn device_by_name(name: &str) -> Result<Device, String> {
+pub fn device_by_name(name: &str) -> Result<Device> {
+    let error = |reason: String| ModelError::Device {
+        reason,
+        available: device_names(),
+    };
     #[cfg(not(all(feature = "ndarray", feature = "wgpu")))]
     let unavailable = |feature: &str| {
-        Err(format!(
-            "device '{name}' needs memia built with the '{feature}' feature; this build has: {}",
-            device_names().join(", ")
-        ))
+        Err(error(format!(
+            "device '{name}' needs memia built with the '{feature}' feature"
+        )))
     };
     match name {
         "cpu" | "flex" => Ok(Device::flex()),
@@ -39,10 +44,7 @@ pub fn device_by_name(name: &str) -> Result<Device, String> {
         "wgpu-cpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::Cpu)),
         #[cfg(not(feature = "wgpu"))]
         "wgpu" | "wgpu-cpu" => unavailable("wgpu"),
-        _ => Err(format!(
-            "unknown device '{name}'; this build has: {}",
-            device_names().join(", ")
-        )),
+        _ => Err(error(format!("unknown device '{name}'"))),
     }
 }
 
@@ -53,7 +55,7 @@ mod tests {
     #[test]
     fn names_resolve_or_explain() {
         assert!(device_by_name("cpu").is_ok());
-        let err = device_by_name("tpu").unwrap_err();
+        let err = device_by_name("tpu").unwrap_err().to_string();
         assert!(
             err.contains("unknown device 'tpu'") && err.contains("flex"),
             "{err}"
@@ -62,6 +64,7 @@ mod tests {
             assert!(
                 device_by_name("wgpu")
                     .unwrap_err()
+                    .to_string()
                     .contains("'wgpu' feature")
             );
         }

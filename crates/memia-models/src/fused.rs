@@ -12,7 +12,7 @@
 //! splits each product across the cores instead. Each model's arithmetic is sequential and in a
 //! fixed order, so results are bit-identical from run to run, whatever the group.
 //!
-//! The formulas are the Burn path's (`Ensemble::train` with `Engine::Burn`): the same
+//! The formulas are Burn's engine's (`crate::burn_engine`, `Engine::Burn`): the same
 //! initialisation, minibatch orders, augmentation streams, learning-rate schedule and optimiser;
 //! the tests compare the two engines.
 
@@ -20,9 +20,8 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::augment::Augmentation;
-use crate::ensemble::{
-    Member, Optimizer, TrainingConfig, adam_correction, epoch_streams, step_rate,
-};
+use crate::config::{Member, Optimizer, TrainingConfig};
+use crate::schedule::{adam_correction, epoch_streams, step_rate};
 
 /// One model's parameters, layer by layer: weights `in x out` (row-major) and bias `out`.
 #[derive(Debug, Clone)]

@@ -1,19 +1,49 @@
 //! The scheduler's view of the model zoo: a [`ShadowTrainer`] that trains groups of models as
-//! one [`Ensemble`] on a Burn device.
+//! one [`Ensemble`] on a Burn device, and what it records as each model's producer.
 
 use burn::tensor::Device;
 use memia_data::Dataset;
-use memia_shadow::{ModelJob, ShadowTrainer};
+use memia_shadow::{ModelJob, Producer, ShadowTrainer, TrainerError, TrainingSession};
 use ndarray::Array3;
 
 use crate::augment::{Query, apply_query};
-use crate::ensemble::{Engine, Ensemble, Member, ModelConfig, TrainingConfig};
+use crate::config::{Engine, Member, ModelConfig, TrainingConfig};
+use crate::ensemble::Ensemble;
+use crate::error::{Result, invalid_setting};
 
 /// Trains shadow models of one architecture, `group_size` at a time, on `device`.
 ///
 /// Neither the device nor the engine is part of the plan: the same plan may be trained on any
-/// device (outputs are bit-identical across runs on one machine with the CPU backends, and equal
-/// within float tolerance across devices and engines).
+/// device, and every model file records its [`Producer`] (engine, device, CPU kernels, memia
+/// version), so that a run that mixes them says so.
+///
+/// **Determinism contract** (what is bit for bit, and what only within float tolerance):
+///
+/// | engine (who runs it) | same models, same groups | other groups or shards | across producers |
+/// |---|---|---|---|
+/// | fused CPU kernels (`Engine::Auto`, MLP or logistic regression on Flex) | identical | identical: each model's arithmetic runs alone | equal within float tolerance (1e-4 on parameters, tested against Burn's engine); other CPU kernels (AVX-512 / AVX2) may round differently |
+/// | Burn's operations (`Engine::Burn`, CNNs, ResNets, other devices) | identical on the CPU backends | within float tolerance (1e-4 MLP, 1e-3 ResNet, tested): batched products sum in another order | within float tolerance (tested on NdArray and wgpu against Flex) |
+///
+/// So a run trained by one producer is reproducible bit for bit; shards of a fused run equal
+/// the single run byte for byte; shards of a Burn-engine run differ from it in the last bits.
+///
+/// ```
+/// use memia_data::embedded;
+/// use memia_models::{BurnTrainer, MlpConfig, TrainingConfig};
+/// use memia_shadow::{InclusionScheme, Plan, RunDir, ShadowTrainer};
+///
+/// let pool = embedded::digits();
+/// let training = TrainingConfig { epochs: 2, ..Default::default() };
+/// let trainer = BurnTrainer::new(MlpConfig::mlp(16), training, 4);
+/// let plan = Plan::new(&pool, 4, InclusionScheme::Balanced { ratio: 0.5 }, 0, &trainer)?;
+/// let dir = tempfile::tempdir().unwrap();
+/// let run = RunDir::create(dir.path().join("run"), &plan)?;
+/// run.train(&trainer, &pool, 0..4, |_| {})?;
+/// assert_eq!(run.logits()?.models(), 4);
+/// let producers = run.producers()?;                  // one producer: the fused kernels
+/// assert_eq!(producers[0].producer, Some(trainer.producer()));
+/// # Ok::<(), memia_shadow::ShadowError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct BurnTrainer {
     /// The network.
@@ -66,6 +96,120 @@ impl BurnTrainer {
     pub fn uses_fused_kernels(&self) -> bool {
         self.engine.uses_fused_kernels(&self.model, &self.device)
     }
+
+    /// Checks the settings that do not depend on the pool: the architecture, the training
+    /// procedure, at least one query.
+    pub fn check(&self) -> Result<()> {
+        self.model.check()?;
+        self.training.check()?;
+        if self.queries.is_empty() {
+            return Err(invalid_setting("queries", "at least one query is needed"));
+        }
+        Ok(())
+    }
+
+    /// Prepares training on `pool`: its features in row-major order and transformed by every
+    /// query, once for all the groups to come.
+    pub fn prepare<'a>(&'a self, pool: &'a dyn Dataset) -> Result<PreparedPool<'a>> {
+        self.check()?;
+        let features = pool.to_row_major();
+        let queried = self
+            .queries
+            .iter()
+            .map(|&q| match q {
+                Query::Plain => Ok(None),
+                _ => apply_query(&features, pool.feature_shape(), q).map(Some),
+            })
+            .collect::<Result<_>>()?;
+        Ok(PreparedPool {
+            trainer: self,
+            pool,
+            labels: pool.labels(),
+            features,
+            queried,
+        })
+    }
+}
+
+/// The name of the CPU kernels the `gemm` crate selects at run time on this machine (they
+/// round differently, so they are part of a model's producer).
+pub fn cpu_kernels() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            "x86-64 AVX-512"
+        } else if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            "x86-64 AVX2+FMA"
+        } else {
+            "x86-64 SSE2"
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        "aarch64 NEON"
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        std::env::consts::ARCH
+    }
+}
+
+/// A pool prepared for a [`BurnTrainer`] (see [`BurnTrainer::prepare`]): trains groups of
+/// models without converting the pool again.
+pub struct PreparedPool<'a> {
+    trainer: &'a BurnTrainer,
+    pool: &'a dyn Dataset,
+    features: Vec<f32>,
+    labels: Vec<u32>,
+    /// Per query, the transformed features (`None`: the plain features).
+    queried: Vec<Option<Vec<f32>>>,
+}
+
+impl PreparedPool<'_> {
+    /// Trains each job's model and returns its logits on every pool sample, N x A x C.
+    pub fn train(&self, jobs: &[ModelJob]) -> Result<Vec<Array3<f32>>> {
+        let t = self.trainer;
+        let (n, classes) = (self.pool.len(), self.pool.classes());
+        let seeds: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
+        let mut ensemble = Ensemble::init(
+            &t.model,
+            self.pool.feature_shape(),
+            classes,
+            &seeds,
+            &t.device,
+        )?
+        .with_engine(t.engine);
+        let members: Vec<Member> = jobs
+            .iter()
+            .map(|j| Member {
+                seed: j.seed,
+                train: j.train.clone(),
+            })
+            .collect();
+        ensemble.train(&self.features, &self.labels, &members, &t.training)?;
+        // [query][model][sample][class] -> per model N x A x C.
+        let per_query: Vec<Vec<f32>> = self
+            .queried
+            .iter()
+            .map(|q| ensemble.predict(q.as_deref().unwrap_or(&self.features)))
+            .collect::<Result<_>>()?;
+        let a = per_query.len();
+        Ok((0..jobs.len())
+            .map(|m| {
+                Array3::from_shape_fn((n, a, classes), |(i, q, c)| {
+                    per_query[q][(m * n + i) * classes + c]
+                })
+            })
+            .collect())
+    }
+}
+
+impl TrainingSession for PreparedPool<'_> {
+    fn train_group(&mut self, jobs: &[ModelJob]) -> Result<Vec<Array3<f32>>, TrainerError> {
+        Ok(self.train(jobs)?)
+    }
 }
 
 impl ShadowTrainer for BurnTrainer {
@@ -81,47 +225,34 @@ impl ShadowTrainer for BurnTrainer {
         self.group_size
     }
 
+    /// `memia-models BurnTrainer` with its engine (`fused` or `burn`), device, CPU kernels and
+    /// memia version.
+    fn producer(&self) -> Producer {
+        let engine = if self.uses_fused_kernels() {
+            "fused"
+        } else {
+            "burn"
+        };
+        Producer::new("memia-models BurnTrainer")
+            .with("engine", engine)
+            .with("device", format!("{:?}", self.device))
+            .with("cpu_kernels", cpu_kernels())
+            .with("memia", env!("CARGO_PKG_VERSION"))
+    }
+
+    /// Prepares the pool and trains one group (a scheduler prepares once per run instead).
     fn train_group(
         &self,
         pool: &dyn Dataset,
         jobs: &[ModelJob],
-    ) -> Result<Vec<Array3<f32>>, String> {
-        let (n, classes) = (pool.len(), pool.classes());
-        let features = pool.to_row_major();
-        let labels = pool.labels();
-        let seeds: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
-        let mut ensemble = Ensemble::init(
-            &self.model,
-            pool.feature_shape(),
-            classes,
-            &seeds,
-            &self.device,
-        )?
-        .with_engine(self.engine);
-        let members: Vec<Member> = jobs
-            .iter()
-            .map(|j| Member {
-                seed: j.seed,
-                train: j.train.clone(),
-            })
-            .collect();
-        ensemble.train(&features, &labels, &members, &self.training)?;
-        if self.queries.is_empty() {
-            return Err("at least one query is needed".into());
-        }
-        // [query][model][sample][class] -> per model N x A x C.
-        let per_query: Vec<Vec<f32>> = self
-            .queries
-            .iter()
-            .map(|&q| ensemble.predict(&apply_query(&features, pool.feature_shape(), q)?))
-            .collect::<Result<_, String>>()?;
-        let a = self.queries.len();
-        Ok((0..jobs.len())
-            .map(|m| {
-                Array3::from_shape_fn((n, a, classes), |(i, q, c)| {
-                    per_query[q][(m * n + i) * classes + c]
-                })
-            })
-            .collect())
+    ) -> Result<Vec<Array3<f32>>, TrainerError> {
+        Ok(self.prepare(pool)?.train(jobs)?)
+    }
+
+    fn session<'a>(
+        &'a self,
+        pool: &'a dyn Dataset,
+    ) -> Result<Option<Box<dyn TrainingSession + 'a>>, TrainerError> {
+        Ok(Some(Box::new(self.prepare(pool)?)))
     }
 }

@@ -31,7 +31,7 @@ fn train_on(device: &Device) -> Vec<Vec<f32>> {
         .unwrap()
         .with_engine(Engine::Burn);
     e.train(&x, &y, &members, &config).unwrap();
-    (0..2).flat_map(|m| e.parameters(m)).collect()
+    (0..2).flat_map(|m| e.parameters(m).unwrap()).collect()
 }
 
 fn assert_close(reference: &[Vec<f32>], other: &[Vec<f32>], what: &str) {

@@ -104,7 +104,12 @@ fn assert_group_equals_one_by_one(config: &TrainingConfig, model: &ModelConfig) 
         let together = train_with(&all, config, model, engine);
         for (m, member) in all.iter().enumerate() {
             let alone = train_with(std::slice::from_ref(member), config, model, engine);
-            for (a, b) in together.parameters(m).iter().zip(alone.parameters(0)) {
+            for (a, b) in together
+                .parameters(m)
+                .unwrap()
+                .iter()
+                .zip(alone.parameters(0).unwrap())
+            {
                 if together.uses_fused_kernels() {
                     assert!(
                         a == &b,
@@ -156,7 +161,12 @@ fn fused_kernels_match_burn() {
         let burn = train_with(&members(), &config, &model, Engine::Burn);
         assert!(fused.uses_fused_kernels() && !burn.uses_fused_kernels());
         for m in 0..members().len() {
-            for (a, b) in fused.parameters(m).iter().zip(burn.parameters(m)) {
+            for (a, b) in fused
+                .parameters(m)
+                .unwrap()
+                .iter()
+                .zip(burn.parameters(m).unwrap())
+            {
                 let max = max_difference(a, &b);
                 assert!(max < 1e-4, "{model:?} {config:?} model {m}: {max}");
                 differs |= a != &b;
@@ -297,7 +307,12 @@ fn a_small_cnn_learns_digits() {
     let acc = held_out_accuracy(&logits, &member, &y);
     assert!(acc > 0.8, "held-out accuracy {acc}");
     let bad = Ensemble::init(&model, &[64], 10, &[1], &Device::flex());
-    assert!(bad.unwrap_err().contains("needs [C, H, W] samples"));
+    assert!(error(bad).contains("a CNN needs [C, H, W] samples"));
+}
+
+/// The error message of a call that must fail.
+fn error<T: std::fmt::Debug>(result: Result<T, memia_models::ModelError>) -> String {
+    result.unwrap_err().to_string()
 }
 
 #[test]
@@ -311,51 +326,160 @@ fn bad_settings_are_errors() {
         &Device::flex(),
     )
     .unwrap();
-    let bad = TrainingConfig {
-        batch_size: 0,
-        ..Default::default()
-    };
-    assert!(
-        e.train(&x, &y, &members()[..1], &bad)
-            .unwrap_err()
-            .contains("must be positive")
-    );
-    assert!(
-        e.train(&x, &y, &members(), &TrainingConfig::default())
-            .unwrap_err()
-            .contains("4 members for 1 models")
-    );
+    let cases: Vec<(TrainingConfig, &str)> = vec![
+        (
+            TrainingConfig {
+                batch_size: 0,
+                ..Default::default()
+            },
+            "invalid batch_size: must be at least 1",
+        ),
+        (
+            TrainingConfig {
+                epochs: 0,
+                ..Default::default()
+            },
+            "invalid epochs: must be at least 1",
+        ),
+        (
+            TrainingConfig {
+                learning_rate: f64::NAN,
+                ..Default::default()
+            },
+            "invalid learning_rate: NaN must be positive",
+        ),
+        (
+            TrainingConfig {
+                learning_rate: -0.1,
+                ..Default::default()
+            },
+            "invalid learning_rate: -0.1",
+        ),
+        (
+            TrainingConfig {
+                weight_decay: -1.0,
+                ..Default::default()
+            },
+            "invalid weight_decay",
+        ),
+        (
+            TrainingConfig {
+                optimizer: Optimizer::Sgd { momentum: f64::NAN },
+                ..Default::default()
+            },
+            "invalid momentum: NaN is not in [0, 1)",
+        ),
+        (
+            TrainingConfig {
+                optimizer: Optimizer::Adam {
+                    beta1: 0.9,
+                    beta2: 1.0,
+                    epsilon: 1e-8,
+                },
+                ..Default::default()
+            },
+            "invalid beta2",
+        ),
+        (
+            TrainingConfig {
+                optimizer: Optimizer::Adam {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    epsilon: 0.0,
+                },
+                ..Default::default()
+            },
+            "invalid epsilon",
+        ),
+    ];
+    for (config, expected) in cases {
+        let err = error(e.train(&x, &y, &members()[..1], &config));
+        assert!(err.contains(expected), "{err} (expected {expected})");
+    }
+    let err = error(e.train(&x, &y, &members(), &TrainingConfig::default()));
+    assert!(err.contains("4 members for 1 models"), "{err}");
     let empty = Member {
         seed: 1,
         train: vec![],
     };
-    assert!(
-        e.train(&x, &y, &[empty], &TrainingConfig::default())
-            .unwrap_err()
-            .contains("empty training set")
-    );
+    let err = error(e.train(&x, &y, &[empty], &TrainingConfig::default()));
+    assert!(err.contains("empty training set"), "{err}");
     let config = TrainingConfig::default();
     let beyond = Member {
         seed: 1,
         train: vec![3, 1797],
     };
-    let err = e.train(&x, &y, &[beyond], &config).unwrap_err();
+    let err = error(e.train(&x, &y, &[beyond], &config));
     assert!(err.contains("row 1797 of 1797 samples"), "{err}");
     let mut eleven = y.clone();
     eleven[7] = 10;
-    let err = e.train(&x, &eleven, &members()[..1], &config).unwrap_err();
+    let err = error(e.train(&x, &eleven, &members()[..1], &config));
     assert!(err.contains("label 10 of sample 7"), "{err}");
-    let err = e.train(&x[1..], &y, &members()[..1], &config).unwrap_err();
+    let err = error(e.train(&x[1..], &y, &members()[..1], &config));
     assert!(
         err.contains("115007 feature values for 1797 labels"),
         "{err}"
     );
     for engine in [Engine::Auto, Engine::Burn] {
         let e = e.clone().with_engine(engine);
-        let err = e.predict(&x[1..]).unwrap_err();
+        let err = error(e.predict(&x[1..]));
         assert!(err.contains("not rows of 64 features"), "{err}");
         assert_eq!(e.predict(&x[..128]).unwrap().len(), 20);
     }
+    let err = error(e.parameters(1));
+    assert!(
+        err.contains("1 is not one of the ensemble's 1 models"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_architectures_and_empty_ensembles_are_errors() {
+    let init = |model: ModelConfig, shape: &[usize], classes: usize, seeds: &[u64]| {
+        error(Ensemble::init(
+            &model,
+            shape,
+            classes,
+            seeds,
+            &Device::flex(),
+        ))
+    };
+    // No models: an error, not a panic when training.
+    let err = init(MlpConfig::mlp(8).into(), &[64], 10, &[]);
+    assert!(err.contains("at least one model"), "{err}");
+    let err = init(MlpConfig::mlp(0).into(), &[64], 10, &[1]);
+    assert!(err.contains("include a width of 0"), "{err}");
+    let err = init(MlpConfig::mlp(8).into(), &[64], 1, &[1]);
+    assert!(err.contains("at least 2"), "{err}");
+    let err = init(MlpConfig::mlp(8).into(), &[], 10, &[1]);
+    assert!(err.contains("has no values"), "{err}");
+    let cnn = |channels: Vec<usize>, kernel: usize| -> ModelConfig {
+        CnnConfig {
+            channels,
+            kernel,
+            hidden: vec![8],
+        }
+        .into()
+    };
+    let err = init(cnn(vec![4, 0], 3), &[1, 8, 8], 10, &[1]);
+    assert!(err.contains("channels [4, 0]"), "{err}");
+    let err = init(cnn(vec![4], 4), &[1, 8, 8], 10, &[1]);
+    assert!(err.contains("must be odd"), "{err}");
+    let err = init(cnn(vec![4, 4, 4, 4], 3), &[1, 8, 8], 10, &[1]);
+    assert!(err.contains("too small for 4 pooling stages"), "{err}");
+    let resnet = |widths: Vec<usize>, blocks_per_stage: usize| -> ModelConfig {
+        ResNetConfig {
+            widths,
+            blocks_per_stage,
+        }
+        .into()
+    };
+    let err = init(resnet(vec![], 1), &[1, 8, 8], 10, &[1]);
+    assert!(err.contains("at least one stage"), "{err}");
+    let err = init(resnet(vec![4], 0), &[1, 8, 8], 10, &[1]);
+    assert!(err.contains("at least one block"), "{err}");
+    let err = init(resnet(vec![4], 1), &[64], 10, &[1]);
+    assert!(err.contains("a ResNet needs [C, H, W] samples"), "{err}");
 }
 
 #[test]
@@ -429,11 +553,8 @@ fn augmented_training_is_per_model_and_queries_form_the_a_axis() {
     // Augmentation needs images.
     let (x, y, d) = digits();
     let mut flat = Ensemble::init(&model, &[d], 10, &[1], &Device::flex()).unwrap();
-    assert!(
-        flat.train(&x, &y, &all[..1], &config)
-            .unwrap_err()
-            .contains("needs [C, H, W]")
-    );
+    let err = error(flat.train(&x, &y, &all[..1], &config));
+    assert!(err.contains("augmentation needs [C, H, W]"), "{err}");
 
     // Queries: the A axis holds the logits of each transformed input.
     let pool = embedded::digits();
@@ -473,4 +594,64 @@ fn augmented_training_is_per_model_and_queries_form_the_a_axis() {
     for c in 0..10 {
         assert_eq!(outputs[1][[5, 1, c]], mirrored[(1797 + 5) * 10 + c]);
     }
+}
+
+/// The determinism contract of Burn's engine (CNNs, ResNets, `Engine::Burn`): the same models in
+/// the same groups give the same bits, run after run.
+#[test]
+fn burn_engine_is_bit_identical_for_the_same_groups() {
+    let config = TrainingConfig {
+        epochs: 1,
+        batch_size: 64,
+        learning_rate: 0.05,
+        ..Default::default()
+    };
+    let model: ModelConfig = CnnConfig {
+        channels: vec![4],
+        kernel: 3,
+        hidden: vec![16],
+    }
+    .into();
+    let (x, _, _) = digits();
+    let a = train(&members()[..2], &config, &model).predict(&x).unwrap();
+    let b = train(&members()[..2], &config, &model).predict(&x).unwrap();
+    assert!(a == b, "Burn's engine is not reproducible for one grouping");
+}
+
+#[test]
+fn a_trainer_without_queries_fails_before_training() {
+    use memia_shadow::ShadowTrainer;
+    let pool = embedded::digits();
+    let trainer =
+        BurnTrainer::new(MlpConfig::mlp(8), TrainingConfig::default(), 1).with_queries(vec![]);
+    let job = memia_shadow::ModelJob {
+        index: 0,
+        seed: 1,
+        train: (0..100).collect(),
+    };
+    let started = std::time::Instant::now();
+    let err = trainer.train_group(&pool, &[job]).unwrap_err().to_string();
+    assert!(
+        err.contains("invalid queries: at least one query is needed"),
+        "{err}"
+    );
+    assert!(trainer.check().is_err());
+    // Refused when checked, not after ten epochs of training.
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn the_producer_names_the_engine_device_and_kernels() {
+    use memia_shadow::ShadowTrainer;
+    let fused =
+        BurnTrainer::new(MlpConfig::mlp(8), TrainingConfig::default(), 1).on(Device::flex());
+    let burn = fused.clone().with_engine(Engine::Burn);
+    let (pf, pb) = (fused.producer(), burn.producer());
+    assert_eq!(pf.trainer, "memia-models BurnTrainer");
+    assert_eq!(pf.details["engine"], "fused");
+    assert_eq!(pb.details["engine"], "burn");
+    assert_eq!(pf.details["cpu_kernels"], memia_models::cpu_kernels());
+    assert_eq!(pf.details["memia"], env!("CARGO_PKG_VERSION"));
+    assert!(!pf.details["device"].is_empty());
+    assert_ne!(pf, pb);
 }

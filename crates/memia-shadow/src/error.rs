@@ -47,12 +47,23 @@ pub enum ShadowError {
         reason: String,
     },
 
-    /// The trainer failed on a model.
-    #[error("training model {model} failed: {reason}")]
+    /// The trainer failed on a group of models, or returned outputs that cannot be right (wrong
+    /// shape, non-finite logits). The trainer's own error is the `source`.
+    #[error("training {} failed", model_list(models))]
     Trainer {
+        /// The plan's indices of the models of the group.
+        models: Vec<usize>,
+        /// What went wrong.
+        #[source]
+        source: crate::TrainerError,
+    },
+
+    /// A model's logits cannot be right: wrong shape or non-finite values.
+    #[error("model {model}'s logits: {reason}")]
+    BadLogits {
         /// The model index.
         model: usize,
-        /// The trainer's message.
+        /// What is wrong.
         reason: String,
     },
 
@@ -72,6 +83,22 @@ pub enum ShadowError {
 
 /// Short for `Result<T, ShadowError>`.
 pub type Result<T, E = ShadowError> = std::result::Result<T, E>;
+
+/// `model 3` or `models 3, 4, 5`.
+fn model_list(models: &[usize]) -> String {
+    let list: Vec<String> = models.iter().map(usize::to_string).collect();
+    match list.len() {
+        1 => format!("model {}", list[0]),
+        _ => format!("models {}", list.join(", ")),
+    }
+}
+
+pub(crate) fn trainer(models: &[usize], source: impl Into<crate::TrainerError>) -> ShadowError {
+    ShadowError::Trainer {
+        models: models.to_vec(),
+        source: source.into(),
+    }
+}
 
 pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> ShadowError {
     ShadowError::InvalidArgument {

@@ -152,6 +152,12 @@ impl Plan {
         if pool.is_empty() {
             return Err(invalid("pool", format!("{} is empty", pool.name())));
         }
+        if trainer.queries() == 0 {
+            return Err(invalid(
+                "queries",
+                "the trainer queries its models on no input: at least one query is needed",
+            ));
+        }
         let plan = Plan {
             format: 1,
             pool: PoolFingerprint::of(pool),

@@ -5,7 +5,9 @@
 //!   plan.json               the plan and its content hash
 //!   keep.npy                K x N bool
 //!   logits/model_00000.npy  N x A x C float32, written to a temporary name, then renamed
-//!   manifest.json           which models are complete (rebuilt from the logits files)
+//!   logits/model_00000.json what produced it (written just before the logits)
+//!   manifest.json           which models are complete and what produced them (rebuilt from
+//!                           the files in logits/)
 //! ```
 //!
 //! The logits files are the ground truth: a model is complete exactly when its file exists, so
@@ -22,9 +24,9 @@ use memia_data::Dataset;
 use ndarray::{Array3, ArrayView3};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, ShadowError, invalid, io};
+use crate::error::{Result, ShadowError, invalid, io, trainer as trainer_error};
 use crate::plan::{InclusionScheme, Plan, PoolFingerprint, keep_sha256};
-use crate::trainer::{ModelJob, ShadowTrainer};
+use crate::trainer::{ModelJob, Producer, ShadowTrainer};
 
 /// `plan.json`: the plan with its hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +41,48 @@ struct Manifest {
     content_hash: String,
     models: usize,
     complete: Vec<usize>,
+    /// The distinct producers of the complete models, each with the models it produced.
+    #[serde(default)]
+    producers: Vec<ProducedModels>,
+}
+
+/// One producer and the models it produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducedModels {
+    /// What produced them; `None` for models whose producer was not recorded (written by an
+    /// older memia, or copied into the run by hand).
+    pub producer: Option<Producer>,
+    /// Their indices, ascending.
+    pub models: Vec<usize>,
+}
+
+impl std::fmt::Display for ProducedModels {
+    /// `models 0..3, 5 by memia-models BurnTrainer (engine fused, ...)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut runs: Vec<String> = Vec::new();
+        let mut models = self.models.iter().copied().peekable();
+        while let Some(start) = models.next() {
+            let mut end = start + 1;
+            while models.next_if_eq(&end).is_some() {
+                end += 1;
+            }
+            runs.push(if end == start + 1 {
+                start.to_string()
+            } else {
+                format!("{start}..{end}")
+            });
+        }
+        let noun = if self.models.len() == 1 {
+            "model"
+        } else {
+            "models"
+        };
+        write!(f, "{noun} {} by ", runs.join(", "))?;
+        match &self.producer {
+            Some(p) => write!(f, "{p}"),
+            None => f.write_str("an unrecorded producer"),
+        }
+    }
 }
 
 /// Progress of a `train` call, reported after every group.
@@ -326,7 +370,15 @@ impl RunDir {
         let (todo, skipped): (Vec<usize>, Vec<usize>) = models.partition(|&k| !done[k]);
         let start = Instant::now();
         let group = trainer.group_size().max(1);
+        let producer = trainer.producer();
         let mut trained = Vec::with_capacity(todo.len());
+        let mut session = if todo.is_empty() {
+            None
+        } else {
+            trainer
+                .session(pool)
+                .map_err(|source| trainer_error(&todo, source))?
+        };
         for chunk in todo.chunks(group) {
             let jobs: Vec<ModelJob> = chunk
                 .iter()
@@ -338,25 +390,23 @@ impl RunDir {
                         .collect(),
                 })
                 .collect();
-            let outputs =
-                trainer
-                    .train_group(pool, &jobs)
-                    .map_err(|reason| ShadowError::Trainer {
-                        model: chunk[0],
-                        reason,
-                    })?;
+            let outputs = match session.as_mut() {
+                Some(session) => session.train_group(&jobs),
+                None => trainer.train_group(pool, &jobs),
+            }
+            .map_err(|source| trainer_error(chunk, source))?;
             if outputs.len() != jobs.len() {
-                return Err(ShadowError::Trainer {
-                    model: chunk[0],
-                    reason: format!(
-                        "returned {} outputs for {} models",
+                return Err(trainer_error(
+                    chunk,
+                    format!(
+                        "the trainer returned {} outputs for {} models",
                         outputs.len(),
                         jobs.len()
                     ),
-                });
+                ));
             }
             for (&k, logits) in chunk.iter().zip(&outputs) {
-                self.write_model(k, logits.view())?;
+                self.write_model(k, logits.view(), &producer)?;
                 trained.push(k);
             }
             self.write_manifest()?;
@@ -375,37 +425,79 @@ impl RunDir {
     }
 
     /// Records model `k`'s logits (N x A x C) produced elsewhere, for example by an imported
-    /// run, with the same checks and atomic write as trained models.
-    pub fn store(&self, k: usize, logits: ArrayView3<'_, f32>) -> Result<()> {
+    /// run, with the same checks and atomic write as trained models, and what produced them.
+    pub fn store(&self, k: usize, logits: ArrayView3<'_, f32>, producer: &Producer) -> Result<()> {
         if k >= self.plan.models {
             return Err(invalid(
                 "model",
                 format!("{k} is not one of the plan's {} models", self.plan.models),
             ));
         }
-        self.write_model(k, logits)?;
+        self.write_model(k, logits, producer)?;
         self.write_manifest()
     }
 
-    fn write_model(&self, k: usize, logits: ArrayView3<'_, f32>) -> Result<()> {
+    /// Path of the record of what produced model `k`'s logits.
+    fn producer_path(&self, k: usize) -> PathBuf {
+        self.logits_path(k).with_extension("json")
+    }
+
+    /// Checks and writes model `k`'s logits, its producer first: a model whose logits exist
+    /// always has the record of the run that wrote them.
+    fn write_model(
+        &self,
+        k: usize,
+        logits: ArrayView3<'_, f32>,
+        producer: &Producer,
+    ) -> Result<()> {
+        let bad = |reason: String| ShadowError::BadLogits { model: k, reason };
         if logits.shape() != self.expected_shape() {
-            return Err(ShadowError::Trainer {
-                model: k,
-                reason: format!(
-                    "logits of shape {:?}, expected {:?} (samples x queries x classes)",
-                    logits.shape(),
-                    self.expected_shape()
-                ),
-            });
+            return Err(bad(format!(
+                "shape {:?}, expected {:?} (samples x queries x classes)",
+                logits.shape(),
+                self.expected_shape()
+            )));
         }
         if let Some(v) = logits.iter().find(|v| !v.is_finite()) {
-            return Err(ShadowError::Trainer {
-                model: k,
-                reason: format!("non-finite logit {v} (training diverged?)"),
-            });
+            return Err(bad(format!("non-finite logit {v} (training diverged?)")));
         }
+        let text = serde_json::to_string_pretty(producer).expect("producers serialise");
+        atomic_write(&self.producer_path(k), |f| {
+            std::io::Write::write_all(f, text.as_bytes())
+        })?;
         write_npy(self.logits_path(k), &logits)?;
         Ok(())
+    }
+
+    /// What produced each complete model, grouped by producer (in order of their first model).
+    /// One entry means the run is of one producer; more mean it mixes them, and its outputs
+    /// are only as comparable as those producers' (see each trainer's determinism contract).
+    pub fn producers(&self) -> Result<Vec<ProducedModels>> {
+        let mut groups: Vec<ProducedModels> = Vec::new();
+        for (k, done) in self.completed()?.into_iter().enumerate() {
+            if !done {
+                continue;
+            }
+            let path = self.producer_path(k);
+            let producer = match std::fs::read_to_string(&path) {
+                Ok(text) => Some(serde_json::from_str::<Producer>(&text).map_err(|e| {
+                    ShadowError::Json {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    }
+                })?),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io(&path, e)),
+            };
+            match groups.iter_mut().find(|g| g.producer == producer) {
+                Some(group) => group.models.push(k),
+                None => groups.push(ProducedModels {
+                    producer,
+                    models: vec![k],
+                }),
+            }
+        }
+        Ok(groups)
     }
 
     /// All models' logits, K x N x A x C; fails if any model is missing.
@@ -470,19 +562,19 @@ impl RunDir {
         })?)
     }
 
-    /// Rewrites `manifest.json` from the logits files present.
+    /// Rewrites `manifest.json` from the files present in `logits/`.
     fn write_manifest(&self) -> Result<()> {
-        let complete: Vec<usize> = self
-            .completed()?
+        let producers = self.producers()?;
+        let mut complete: Vec<usize> = producers
             .iter()
-            .enumerate()
-            .filter(|(_, d)| **d)
-            .map(|(k, _)| k)
+            .flat_map(|g| g.models.iter().copied())
             .collect();
+        complete.sort_unstable();
         let manifest = Manifest {
             content_hash: self.hash.clone(),
             models: self.plan.models,
             complete,
+            producers,
         };
         let text = serde_json::to_string_pretty(&manifest).expect("manifests serialise");
         Ok(atomic_write(&self.path.join("manifest.json"), |f| {
@@ -494,6 +586,23 @@ impl RunDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn produced_models_read_as_ranges() {
+        let group = ProducedModels {
+            producer: Some(Producer::new("t").with("engine", "fused")),
+            models: vec![0, 1, 2, 5, 7, 8],
+        };
+        assert_eq!(
+            group.to_string(),
+            "models 0..3, 5, 7..9 by t (engine fused)"
+        );
+        let one = ProducedModels {
+            producer: None,
+            models: vec![4],
+        };
+        assert_eq!(one.to_string(), "model 4 by an unrecorded producer");
+    }
 
     #[test]
     fn progress_reads_as_a_line() {

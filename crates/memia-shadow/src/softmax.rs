@@ -9,7 +9,7 @@ use ndarray::{Array2, Array3, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::trainer::{ModelJob, ShadowTrainer};
+use crate::trainer::{ModelJob, ShadowTrainer, TrainerError};
 
 /// Multinomial logistic regression: `logits = x W + b`, trained to minimise the mean
 /// cross-entropy plus `l2 / 2 |W|^2`.
@@ -93,17 +93,16 @@ impl ShadowTrainer for SoftmaxRegression {
         &self,
         pool: &dyn Dataset,
         jobs: &[ModelJob],
-    ) -> Result<Vec<Array3<f32>>, String> {
+    ) -> Result<Vec<Array3<f32>>, TrainerError> {
         if !(self.learning_rate > 0.0 && self.l2 >= 0.0) {
             return Err(format!(
                 "learning rate {} and l2 {} must be positive and non-negative",
                 self.learning_rate, self.l2
-            ));
+            )
+            .into());
         }
         let (n, d) = (pool.len(), pool.feature_len());
-        let x = Array2::from_shape_vec((n, d), pool.to_row_major())
-            .expect("n x d values")
-            .mapv(f64::from);
+        let x = Array2::from_shape_vec((n, d), pool.to_row_major())?.mapv(f64::from);
         let labels = pool.labels();
         Ok(jobs
             .par_iter()

@@ -1,7 +1,11 @@
-//! The trait a model family implements to be trained by the scheduler.
+//! The trait a model family implements to be trained by the scheduler, and the record of what
+//! produced each model's outputs.
+
+use std::collections::BTreeMap;
 
 use memia_data::Dataset;
 use ndarray::Array3;
+use serde::{Deserialize, Serialize};
 
 /// One model to train.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,10 +18,17 @@ pub struct ModelJob {
     pub train: Vec<usize>,
 }
 
+/// Any error a trainer reports. The scheduler keeps it as the `source` of
+/// [`crate::ShadowError::Trainer`], so that the whole chain of causes can be printed.
+pub type TrainerError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A model family and its training procedure, as the scheduler sees it.
 ///
-/// Implementations must be deterministic: the same jobs on the same pool give the same outputs,
-/// bit for bit on CPU, whatever the grouping.
+/// **Determinism.** An implementation must give the same outputs, bit for bit, for the same
+/// jobs trained in the same groups on the same pool by the same [`Producer`]. Whether outputs
+/// also stay the same across groupings (and so across shards, which regroup models), devices
+/// or CPUs is the implementation's to state in its documentation; the scheduler records each
+/// model's producer beside its logits so that a run that mixes producers can say so.
 pub trait ShadowTrainer: Send + Sync {
     /// The model and training settings, as JSON; they enter the plan and its hash.
     fn config(&self) -> serde_json::Value;
@@ -30,11 +41,80 @@ pub trait ShadowTrainer: Send + Sync {
         1
     }
 
+    /// What produces the outputs, beyond the plan's settings (default: the type's name). It
+    /// is recorded with every model this trainer writes.
+    fn producer(&self) -> Producer {
+        Producer::new(std::any::type_name::<Self>())
+    }
+
     /// Trains each job's model on its training set and returns, per job and in order, its
     /// logits on every pool sample: N x A x C.
     fn train_group(
         &self,
         pool: &dyn Dataset,
         jobs: &[ModelJob],
-    ) -> Result<Vec<Array3<f32>>, String>;
+    ) -> Result<Vec<Array3<f32>>, TrainerError>;
+
+    /// Prepares training on `pool` once per `RunDir::train` call, for trainers with work that
+    /// depends only on the pool (converting its layout, transforming it for the queries): the
+    /// session keeps the result and trains every group. `None` (the default) trains each group
+    /// with [`ShadowTrainer::train_group`].
+    fn session<'a>(
+        &'a self,
+        pool: &'a dyn Dataset,
+    ) -> Result<Option<Box<dyn TrainingSession + 'a>>, TrainerError> {
+        let _ = pool;
+        Ok(None)
+    }
+}
+
+/// A trainer prepared for one pool (see [`ShadowTrainer::session`]).
+pub trait TrainingSession {
+    /// As [`ShadowTrainer::train_group`], on the pool the session was prepared for.
+    fn train_group(&mut self, jobs: &[ModelJob]) -> Result<Vec<Array3<f32>>, TrainerError>;
+}
+
+/// Who produced a model's outputs: the trainer, and what else can change their last bits
+/// without changing the plan (an engine, a device, CPU kernels, a version). Recorded beside
+/// each model's logits file and gathered in `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Producer {
+    /// The trainer or source, e.g. `memia-models BurnTrainer`.
+    pub trainer: String,
+    /// Named details, e.g. `engine = fused`, `device = Flex`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
+}
+
+impl Producer {
+    /// A producer with no details.
+    pub fn new(trainer: impl Into<String>) -> Self {
+        Producer {
+            trainer: trainer.into(),
+            details: BTreeMap::new(),
+        }
+    }
+
+    /// The same producer with one more detail.
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.details.insert(key.into(), value.into());
+        self
+    }
+}
+
+impl std::fmt::Display for Producer {
+    /// `memia-models BurnTrainer (device Flex, engine fused)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.trainer)?;
+        if !self.details.is_empty() {
+            let details: Vec<String> = self
+                .details
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            write!(f, " ({})", details.join(", "))?;
+        }
+        Ok(())
+    }
 }

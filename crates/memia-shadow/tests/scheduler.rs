@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use memia_data::{Dataset, InMemoryDataset, embedded};
 use memia_shadow::{
-    InclusionScheme, ModelJob, Plan, RunDir, ShadowError, ShadowTrainer, SoftmaxRegression,
+    InclusionScheme, ModelJob, Plan, Producer, RunDir, ShadowError, ShadowTrainer,
+    SoftmaxRegression, TrainerError,
 };
 use ndarray::Array3;
 
@@ -43,7 +44,7 @@ impl ShadowTrainer for Slow {
         &self,
         pool: &dyn Dataset,
         jobs: &[ModelJob],
-    ) -> Result<Vec<Array3<f32>>, String> {
+    ) -> Result<Vec<Array3<f32>>, TrainerError> {
         std::thread::sleep(Duration::from_millis(300));
         self.0.train_group(pool, jobs)
     }
@@ -320,16 +321,21 @@ fn given_keep_matrices_store_outputs_made_elsewhere() {
     let run = RunDir::create_given(dir.path().join("run"), &plan, &keep).unwrap();
     for k in 0..3 {
         let logits = Array3::from_shape_fn((5, 1, 2), |(i, _, c)| (k * 10 + i + c) as f32);
-        run.store(k, logits.view()).unwrap();
+        run.store(k, logits.view(), &imported()).unwrap();
     }
     let reopened = RunDir::open(dir.path().join("run")).unwrap();
     assert_eq!(reopened.keep(), &keep);
     let logits = reopened.logits().unwrap();
     assert_eq!(logits.view()[[2, 4, 0, 1]], 25.0);
     // Wrong shapes, models out of range, training and a swapped keep matrix are refused.
-    let err = run.store(0, Array3::zeros((5, 1, 3)).view()).unwrap_err();
+    let err = run
+        .store(0, Array3::zeros((5, 1, 3)).view(), &imported())
+        .unwrap_err();
     assert!(err.to_string().contains("[5, 1, 2]"), "{err}");
-    assert!(run.store(3, Array3::zeros((5, 1, 2)).view()).is_err());
+    assert!(
+        run.store(3, Array3::zeros((5, 1, 2)).view(), &imported())
+            .is_err()
+    );
     let err = run
         .train(&trainer(), &pool_of(5), 0..3, |_| {})
         .unwrap_err();
@@ -345,7 +351,161 @@ fn given_keep_matrices_store_outputs_made_elsewhere() {
     assert!(RunDir::create_given(dir.path().join("run2"), &plan, &other).is_err());
 }
 
+fn imported() -> Producer {
+    Producer::new("import").with("source", "test")
+}
+
 fn pool_of(n: usize) -> InMemoryDataset {
     let digits = embedded::digits();
     InMemoryDataset::from_dataset(&digits.subset((0..n).collect()).unwrap())
+}
+
+/// A trainer that prepares the pool once per `train` call (counted), fails on request, and
+/// says who it is.
+struct Prepared {
+    inner: SoftmaxRegression,
+    sessions: std::sync::atomic::AtomicUsize,
+    fail: bool,
+}
+
+struct PreparedSession<'a> {
+    trainer: &'a Prepared,
+    pool: &'a dyn Dataset,
+}
+
+impl memia_shadow::TrainingSession for PreparedSession<'_> {
+    fn train_group(&mut self, jobs: &[ModelJob]) -> Result<Vec<Array3<f32>>, TrainerError> {
+        if self.trainer.fail {
+            let cause = std::io::Error::other("the GPU fell off the bus");
+            return Err(Box::new(cause));
+        }
+        self.trainer.inner.train_group(self.pool, jobs)
+    }
+}
+
+impl ShadowTrainer for Prepared {
+    fn config(&self) -> serde_json::Value {
+        self.inner.config()
+    }
+    fn queries(&self) -> usize {
+        1
+    }
+    fn group_size(&self) -> usize {
+        2
+    }
+    fn producer(&self) -> Producer {
+        Producer::new("prepared").with("engine", "test")
+    }
+    fn train_group(
+        &self,
+        _pool: &dyn Dataset,
+        _jobs: &[ModelJob],
+    ) -> Result<Vec<Array3<f32>>, TrainerError> {
+        unreachable!("training goes through the session")
+    }
+    fn session<'a>(
+        &'a self,
+        pool: &'a dyn Dataset,
+    ) -> Result<Option<Box<dyn memia_shadow::TrainingSession + 'a>>, TrainerError> {
+        self.sessions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Some(Box::new(PreparedSession {
+            trainer: self,
+            pool,
+        })))
+    }
+}
+
+#[test]
+fn sessions_are_prepared_once_per_call_and_producers_are_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan(5);
+    let run = RunDir::create(tmp.path().join("run"), &plan).unwrap();
+    // Models 0..2 by SoftmaxRegression itself, 2..6 by the prepared trainer (three groups).
+    run.train(&trainer(), &pool(), 0..2, |_| {}).unwrap();
+    let prepared = Prepared {
+        inner: trainer(),
+        sessions: Default::default(),
+        fail: false,
+    };
+    run.train(&prepared, &pool(), 0..MODELS, |_| {}).unwrap();
+    assert_eq!(
+        prepared.sessions.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one session for the call's two groups"
+    );
+    // Nothing left to train: no session at all.
+    run.train(&prepared, &pool(), 0..MODELS, |_| {}).unwrap();
+    assert_eq!(
+        prepared.sessions.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    let producers = run.producers().unwrap();
+    assert_eq!(producers.len(), 2, "{producers:?}");
+    assert_eq!(producers[0].models, vec![0, 1]);
+    assert_eq!(
+        producers[0].producer.as_ref().unwrap().trainer,
+        "memia_shadow::softmax::SoftmaxRegression"
+    );
+    assert_eq!(producers[1].models, vec![2, 3, 4, 5]);
+    assert_eq!(
+        producers[1].producer.as_ref().unwrap().to_string(),
+        "prepared (engine test)"
+    );
+    let manifest = std::fs::read_to_string(tmp.path().join("run/manifest.json")).unwrap();
+    assert!(manifest.contains("\"trainer\": \"prepared\""), "{manifest}");
+    // A logits file without its record (copied in by hand) has an unknown producer.
+    std::fs::remove_file(tmp.path().join("run/logits/model_00003.json")).unwrap();
+    let producers = run.producers().unwrap();
+    assert_eq!(producers.len(), 3);
+    assert_eq!(producers[2].producer, None);
+    assert_eq!(producers[2].models, vec![3]);
+    // The same outputs whichever trainer wrote them: the session changes nothing.
+    let expected = reference_run(&tmp.path().join("ref"), &plan);
+    assert_eq!(files(&run), expected);
+}
+
+#[test]
+fn a_trainer_error_is_the_source_of_the_scheduler_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = RunDir::create(tmp.path().join("run"), &plan(6)).unwrap();
+    let failing = Prepared {
+        inner: trainer(),
+        sessions: Default::default(),
+        fail: true,
+    };
+    let err = run.train(&failing, &pool(), 1..MODELS, |_| {}).unwrap_err();
+    assert_eq!(err.to_string(), "training models 1, 2 failed");
+    let source = std::error::Error::source(&err).expect("the trainer's error is kept");
+    assert_eq!(source.to_string(), "the GPU fell off the bus");
+    assert!(run.completed().unwrap().iter().all(|&d| !d));
+}
+
+#[test]
+fn a_plan_without_queries_is_refused() {
+    struct NoQueries;
+    impl ShadowTrainer for NoQueries {
+        fn config(&self) -> serde_json::Value {
+            serde_json::json!({})
+        }
+        fn queries(&self) -> usize {
+            0
+        }
+        fn train_group(
+            &self,
+            _pool: &dyn Dataset,
+            _jobs: &[ModelJob],
+        ) -> Result<Vec<Array3<f32>>, TrainerError> {
+            unreachable!()
+        }
+    }
+    let err = Plan::new(
+        &pool(),
+        2,
+        InclusionScheme::Balanced { ratio: 0.5 },
+        0,
+        &NoQueries,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("at least one query"), "{err}");
 }

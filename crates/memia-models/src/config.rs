@@ -1,0 +1,340 @@
+//! The settings of a model zoo run: the architectures ([`ModelConfig`]), the training procedure
+//! ([`TrainingConfig`] with its [`Optimizer`] and [`Schedule`]), what one model trains on
+//! ([`Member`]) and which code trains it ([`Engine`]). Plain serialisable data: they enter a
+//! plan's hash as JSON; the ensemble checks them when it trains.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::augment::Augmentation;
+use crate::error::{ModelError, architecture, invalid_setting};
+
+/// The network: a multilayer perceptron on flattened inputs. No hidden layer is multinomial
+/// logistic regression.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpConfig {
+    /// Widths of the hidden layers (ReLU between layers).
+    pub hidden: Vec<usize>,
+}
+
+impl MlpConfig {
+    /// Logistic regression (no hidden layer).
+    pub fn logistic_regression() -> Self {
+        MlpConfig { hidden: Vec::new() }
+    }
+
+    /// One hidden layer of `width` units.
+    pub fn mlp(width: usize) -> Self {
+        MlpConfig {
+            hidden: vec![width],
+        }
+    }
+
+    /// Layer sizes from input to output.
+    pub fn sizes(&self, inputs: usize, classes: usize) -> Vec<usize> {
+        std::iter::once(inputs)
+            .chain(self.hidden.iter().copied())
+            .chain(std::iter::once(classes))
+            .collect()
+    }
+
+    /// Multiply-adds of one forward pass of one sample.
+    pub fn forward_macs(&self, inputs: usize, classes: usize) -> usize {
+        self.sizes(inputs, classes)
+            .windows(2)
+            .map(|w| w[0] * w[1])
+            .sum()
+    }
+}
+
+/// A small convolutional network (LeNet-style) on `[C, H, W]` images: per entry of `channels`,
+/// a `kernel` x `kernel` convolution with "same" padding, ReLU and 2 x 2 max pooling; then the
+/// `hidden` dense layers (ReLU) and the output layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CnnConfig {
+    /// Output channels of each convolution.
+    pub channels: Vec<usize>,
+    /// Odd kernel size.
+    pub kernel: usize,
+    /// Widths of the dense hidden layers.
+    pub hidden: Vec<usize>,
+}
+
+impl CnnConfig {
+    /// LeNet-style: convolutions of 6 and 16 channels, kernel 5, dense 120 and 84.
+    pub fn lenet() -> Self {
+        CnnConfig {
+            channels: vec![6, 16],
+            kernel: 5,
+            hidden: vec![120, 84],
+        }
+    }
+}
+
+/// A small residual network on `[C, H, W]` images, without normalisation layers (so that each
+/// model's computation stays independent of the others and of padding rows): a 3 x 3 stem,
+/// then per stage `blocks_per_stage` residual blocks of two 3 x 3 convolutions (the first block
+/// of every stage after the first halves the resolution, with a 1 x 1 projection shortcut),
+/// global average pooling and the output layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResNetConfig {
+    /// Channels of each stage.
+    pub widths: Vec<usize>,
+    /// Residual blocks per stage.
+    pub blocks_per_stage: usize,
+}
+
+impl ResNetConfig {
+    /// Three stages of 16, 32 and 64 channels, one block each (for 32 x 32 x 3 images).
+    pub fn small() -> Self {
+        ResNetConfig {
+            widths: vec![16, 32, 64],
+            blocks_per_stage: 1,
+        }
+    }
+}
+
+/// The architectures the ensemble trains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// A multilayer perceptron on flattened inputs.
+    Mlp(MlpConfig),
+    /// A convolutional network on images (grouped convolutions across the models).
+    Cnn(CnnConfig),
+    /// A small residual network on images.
+    ResNet(ResNetConfig),
+}
+
+impl ModelConfig {
+    /// Checks what does not depend on the data: no layer, stage or channel count of zero, an
+    /// odd kernel, at least one ResNet stage and block. The sample shape is checked when the
+    /// ensemble is built.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let zero = |what: &str, widths: &[usize]| {
+            if widths.contains(&0) {
+                Err(architecture(format!(
+                    "{what} {widths:?} include a width of 0"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            ModelConfig::Mlp(mlp) => zero("hidden layers", &mlp.hidden),
+            ModelConfig::Cnn(cnn) => {
+                zero("channels", &cnn.channels)?;
+                zero("hidden layers", &cnn.hidden)?;
+                if cnn.kernel % 2 == 0 {
+                    return Err(architecture(format!(
+                        "kernel size {} must be odd (\"same\" padding)",
+                        cnn.kernel
+                    )));
+                }
+                Ok(())
+            }
+            ModelConfig::ResNet(net) => {
+                if net.widths.is_empty() {
+                    return Err(architecture("a ResNet needs at least one stage width"));
+                }
+                zero("stage widths", &net.widths)?;
+                if net.blocks_per_stage == 0 {
+                    return Err(architecture("a ResNet needs at least one block per stage"));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl From<ResNetConfig> for ModelConfig {
+    fn from(c: ResNetConfig) -> Self {
+        ModelConfig::ResNet(c)
+    }
+}
+
+impl From<MlpConfig> for ModelConfig {
+    fn from(c: MlpConfig) -> Self {
+        ModelConfig::Mlp(c)
+    }
+}
+
+impl From<CnnConfig> for ModelConfig {
+    fn from(c: CnnConfig) -> Self {
+        ModelConfig::Cnn(c)
+    }
+}
+
+/// The optimiser (both in PyTorch's formulation; L2 weight decay added to the gradient).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Optimizer {
+    /// SGD with (heavy-ball) momentum, no dampening.
+    Sgd {
+        /// Momentum factor (0 for plain SGD).
+        momentum: f64,
+    },
+    /// Adam.
+    Adam {
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Added to the denominator.
+        epsilon: f64,
+    },
+}
+
+/// Learning-rate schedule over a model's own steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// The same rate throughout.
+    Constant,
+    /// Cosine decay from the rate to 0 over the model's training steps.
+    Cosine,
+}
+
+/// How the models are trained. Fields left out of a configuration file take their
+/// [`Default`] values.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Passes over each model's training subset.
+    pub epochs: usize,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Step size.
+    pub learning_rate: f64,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f64,
+    /// SGD with momentum or Adam.
+    pub optimizer: Optimizer,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Training-time augmentation of image samples.
+    pub augmentation: Augmentation,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            epochs: 10,
+            batch_size: 128,
+            learning_rate: 0.1,
+            weight_decay: 5e-4,
+            optimizer: Optimizer::Sgd { momentum: 0.9 },
+            schedule: Schedule::Constant,
+            augmentation: Augmentation::default(),
+        }
+    }
+}
+
+impl TrainingConfig {
+    /// Checks every setting: positive epochs, batch size and learning rate, finite
+    /// non-negative weight decay, momentum in [0, 1), Adam's betas in [0, 1) and a positive
+    /// epsilon. Each error names the setting.
+    pub fn check(&self) -> Result<(), ModelError> {
+        if self.epochs == 0 {
+            return Err(invalid_setting("epochs", "must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid_setting("batch_size", "must be at least 1"));
+        }
+        let positive = |name, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(invalid_setting(
+                    name,
+                    format!("{v} must be positive and finite"),
+                ))
+            }
+        };
+        let fraction = |name, v: f64| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(invalid_setting(name, format!("{v} is not in [0, 1)")))
+            }
+        };
+        positive("learning_rate", self.learning_rate)?;
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(invalid_setting(
+                "weight_decay",
+                format!("{} must be finite and not negative", self.weight_decay),
+            ));
+        }
+        match self.optimizer {
+            Optimizer::Sgd { momentum } => fraction("momentum", momentum),
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            } => {
+                fraction("beta1", beta1)?;
+                fraction("beta2", beta2)?;
+                positive("epsilon", epsilon)
+            }
+        }
+    }
+}
+
+/// The data one model trains on.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Seed of its initialisation and minibatch order.
+    pub seed: u64,
+    /// Row indices of its training samples in the feature matrix.
+    pub train: Vec<usize>,
+}
+
+/// Which code trains and queries an ensemble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// The fastest path for the device and model: memia's fused CPU kernels for dense models
+    /// (MLPs, logistic regression) on the Flex device, Burn's tensor operations otherwise.
+    #[default]
+    Auto,
+    /// Burn's tensor operations and autodiff on every device (to compare backends, or to check
+    /// the fused kernels).
+    Burn,
+}
+
+impl Engine {
+    /// Whether this engine runs memia's fused CPU kernels for a model on `device`.
+    pub fn uses_fused_kernels(self, model: &ModelConfig, device: &Device) -> bool {
+        self.fuses(matches!(model, ModelConfig::Mlp(_)), device)
+    }
+
+    /// Whether the fused kernels run a network that is `dense` (only dense layers) on `device`.
+    pub(crate) fn fuses(self, dense: bool, device: &Device) -> bool {
+        self == Engine::Auto && dense && *device == Device::flex()
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Engine::Auto => "auto",
+            Engine::Burn => "burn",
+        })
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = ModelError;
+
+    /// `auto` or `burn`.
+    fn from_str(name: &str) -> Result<Self, ModelError> {
+        match name {
+            "auto" => Ok(Engine::Auto),
+            "burn" => Ok(Engine::Burn),
+            _ => Err(ModelError::UnknownEngine(name.to_string())),
+        }
+    }
+}
