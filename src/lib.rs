@@ -15,7 +15,9 @@
 //!   digits, long-tail data, pools with canaries;
 //! * [`shadow`] (`memia-shadow`): the shadow-model scheduler (content-hashed plans, resumable,
 //!   sharded runs);
-//! * [`models`] (`memia-models`): the Burn model zoo and the batched ensemble trainer;
+//! * `models` (`memia-models`, the default feature `models`): the Burn model zoo and the batched
+//!   ensemble trainer. Without it (`memia = { version = "0.1", default-features = false }`)
+//!   nothing of Burn is compiled: the statistics work on logits from any framework;
 //! * [`report`] (`memia-report`): the audit of a run as JSON, CSV, SVG plots and HTML.
 //!
 //! ```
@@ -32,6 +34,13 @@ pub use memia_core as core;
 pub use memia_data as data;
 pub use memia_memorization as memorization;
 pub use memia_metrics as metrics;
+#[cfg(feature = "models")]
 pub use memia_models as models;
 pub use memia_report as report;
 pub use memia_shadow as shadow;
+
+/// The README's Rust examples, compiled (and run where they are not `no_run`) as doctests so
+/// that they cannot go stale.
+#[cfg(all(doctest, feature = "models"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
