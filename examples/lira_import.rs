@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use memia::attacks::loo::{EvalGroup, LooConfig, leave_one_out};
-use memia::attacks::{AttackSpec, CandidateRule};
+use memia::attacks::{AttackSpec, CandidateRule, LiraSignal, OfflineScore};
 use memia::core::npy::write_npy;
 use memia::core::rng::stream_rng;
 use memia::core::{KeepMatrix, LiraImportOptions, import_lira_run};
@@ -73,12 +73,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for attack in [
         AttackSpec::LiraOnline {
             global_variance: false,
+            reference_compatible: false,
+            signal: LiraSignal::Phi,
         },
-        AttackSpec::LiraOnline {
-            global_variance: true,
+        AttackSpec::default(), // online, global variance
+        AttackSpec::LiraOffline {
+            global_variance: false,
+            score: OfflineScore::Tail,
+            reference_compatible: false,
+            signal: LiraSignal::Phi,
         },
         AttackSpec::LiraOffline {
             global_variance: false,
+            score: OfflineScore::LogDensity,
+            reference_compatible: true,
+            signal: LiraSignal::PhiReference,
         },
         AttackSpec::Global,
     ] {

@@ -54,7 +54,7 @@ pub use focused::{CandidateRule, FittedFocused, Focused};
 pub use gaussian::{norm_logpdf, norm_logsf};
 pub use lira::{Center, FittedLira, LiraConfig, LiraMode, OfflineScore, STD_EPSILON, Variance};
 pub use rmia::{FittedRmia, RmiaConfig};
-pub use spec::{AttackSpec, FittedSpec};
+pub use spec::{AttackSpec, FittedSpec, LiraSignal};
 
 /// A membership test that learns from shadow models (LiRA, RMIA, thresholds).
 pub trait MembershipTest {

@@ -25,10 +25,14 @@ pub enum LiraMode {
 }
 
 /// The two offline scores in use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum OfflineScore {
     /// The paper's one-sided test: how far `x` lies in the OUT distribution's upper tail,
     /// scored as `-log P[Z > x]`, `Z ~ N(mu_out, sd_out)`. Members have higher confidence.
+    #[default]
     Tail,
     /// The reference code's `generate_ours_offline`: `-log N(x; mu_out, sd_out)`, the
     /// two-sided surprise of `x` under OUT (it also flags unusually *low* confidence).

@@ -6,11 +6,15 @@ use ndarray::{Array1, ArrayView2, ArrayView3};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::{FittedTest, LiraConfig, MembershipTest, RmiaConfig, Threshold};
+use crate::{
+    FittedTest, LiraConfig, LiraMode, MembershipTest, OfflineScore, RmiaConfig, Threshold,
+};
 
 /// An attack chosen by name, with the signal it reads from the logits.
 ///
-/// In TOML: `method = "lira-online"` (with `global_variance = true`), `"lira-offline"`,
+/// In TOML: `method = "lira-online"` (with `global_variance = true`), `"lira-offline"` (with
+/// `score = "tail"` or `"log-density"`), both with `reference_compatible = true` and
+/// `signal = "phi-reference"` to reproduce the LiRA reference's `plot.py` / `score.py`;
 /// `method = "rmia"` (with `gamma`, optional `offline_a`), `"loss"` or `"global"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "kebab-case", deny_unknown_fields)]
@@ -20,12 +24,29 @@ pub enum AttackSpec {
         /// One variance for all samples (better below ~64 shadow models).
         #[serde(default)]
         global_variance: bool,
+        /// The reference's `generate_ours`, quirks included
+        /// ([`LiraConfig::reference_compatible`]).
+        #[serde(default)]
+        reference_compatible: bool,
+        /// Which `phi` it reads.
+        #[serde(default)]
+        signal: LiraSignal,
     },
-    /// Offline LiRA on `phi` (OUT Gaussian, one-sided tail).
+    /// Offline LiRA on `phi` (OUT Gaussian).
     LiraOffline {
         /// One variance for all samples.
         #[serde(default)]
         global_variance: bool,
+        /// The paper's one-sided tail (default) or the reference code's log-density.
+        #[serde(default)]
+        score: OfflineScore,
+        /// The reference's `generate_ours_offline`, quirks included
+        /// ([`LiraConfig::reference_compatible`]).
+        #[serde(default)]
+        reference_compatible: bool,
+        /// Which `phi` it reads.
+        #[serde(default)]
+        signal: LiraSignal,
     },
     /// RMIA on the true-class probability.
     Rmia {
@@ -46,11 +67,33 @@ fn one() -> f64 {
     1.0
 }
 
+/// The `phi` a LiRA attack reads. In TOML and on the command line: `phi` or `phi-reference`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LiraSignal {
+    /// `Signal::Phi`: exact, unbounded.
+    #[default]
+    Phi,
+    /// `Signal::PhiReference`: the reference `score.py`'s arithmetic (float32, `+1e-45`).
+    PhiReference,
+}
+
+impl From<LiraSignal> for Signal {
+    fn from(s: LiraSignal) -> Signal {
+        match s {
+            LiraSignal::Phi => Signal::Phi,
+            LiraSignal::PhiReference => Signal::PhiReference,
+        }
+    }
+}
+
 impl Default for AttackSpec {
     /// Online LiRA with a global variance: the strongest choice with few shadow models.
     fn default() -> Self {
         AttackSpec::LiraOnline {
             global_variance: true,
+            reference_compatible: false,
+            signal: LiraSignal::Phi,
         }
     }
 }
@@ -59,9 +102,10 @@ impl AttackSpec {
     /// The signal the attack reads (compute it with `memia_core::Logits::signals`).
     pub fn signal(&self) -> Signal {
         match self {
-            AttackSpec::LiraOnline { .. } | AttackSpec::LiraOffline { .. } | AttackSpec::Global => {
-                Signal::Phi
+            AttackSpec::LiraOnline { signal, .. } | AttackSpec::LiraOffline { signal, .. } => {
+                Signal::from(*signal)
             }
+            AttackSpec::Global => Signal::Phi,
             AttackSpec::Rmia { .. } => Signal::Probability,
             AttackSpec::Loss => Signal::Loss,
         }
@@ -69,14 +113,50 @@ impl AttackSpec {
 
     /// A short human-readable name, e.g. "LiRA online (global variance)".
     pub fn describe(&self) -> String {
-        let variance = |global: bool| if global { " (global variance)" } else { "" };
+        // The settings that differ from the paper's defaults, in parentheses.
+        let lira = |name: &str, global: bool, score: Option<OfflineScore>, compat: bool, signal| {
+            let mut notes = Vec::new();
+            if global {
+                notes.push("global variance");
+            }
+            if score == Some(OfflineScore::LogDensity) {
+                notes.push("log-density score");
+            }
+            if compat {
+                notes.push("reference-compatible");
+            }
+            if signal == LiraSignal::PhiReference {
+                notes.push("phi-reference");
+            }
+            match notes.is_empty() {
+                true => format!("LiRA {name}"),
+                false => format!("LiRA {name} ({})", notes.join(", ")),
+            }
+        };
         match self {
-            AttackSpec::LiraOnline { global_variance } => {
-                format!("LiRA online{}", variance(*global_variance))
-            }
-            AttackSpec::LiraOffline { global_variance } => {
-                format!("LiRA offline{}", variance(*global_variance))
-            }
+            AttackSpec::LiraOnline {
+                global_variance,
+                reference_compatible,
+                signal,
+            } => lira(
+                "online",
+                *global_variance,
+                None,
+                *reference_compatible,
+                *signal,
+            ),
+            AttackSpec::LiraOffline {
+                global_variance,
+                score,
+                reference_compatible,
+                signal,
+            } => lira(
+                "offline",
+                *global_variance,
+                Some(*score),
+                *reference_compatible,
+                *signal,
+            ),
             AttackSpec::Rmia {
                 gamma,
                 offline_a: None,
@@ -118,15 +198,29 @@ impl MembershipTest for AttackSpec {
     /// Fits the named attack; `shadow` must hold [`AttackSpec::signal`] of the shadow models.
     fn fit(&self, keep: &KeepMatrix, shadow: ArrayView3<'_, f64>) -> Result<FittedSpec> {
         Ok(FittedSpec(match self {
-            AttackSpec::LiraOnline { global_variance } => Box::new(
+            AttackSpec::LiraOnline {
+                global_variance,
+                reference_compatible,
+                ..
+            } => Box::new(
                 LiraConfig::online()
                     .with_global_variance(*global_variance)
+                    .reference_compatible(*reference_compatible)
                     .fit(keep, shadow)?,
             ),
-            AttackSpec::LiraOffline { global_variance } => Box::new(
-                LiraConfig::offline()
-                    .with_global_variance(*global_variance)
-                    .fit(keep, shadow)?,
+            AttackSpec::LiraOffline {
+                global_variance,
+                score,
+                reference_compatible,
+                ..
+            } => Box::new(
+                LiraConfig {
+                    mode: LiraMode::Offline(*score),
+                    ..LiraConfig::online()
+                }
+                .with_global_variance(*global_variance)
+                .reference_compatible(*reference_compatible)
+                .fit(keep, shadow)?,
             ),
             AttackSpec::Rmia { gamma, offline_a } => Box::new(
                 RmiaConfig {
@@ -158,6 +252,8 @@ mod tests {
         let target = phi.index_axis(Axis(0), 0);
         let spec = AttackSpec::LiraOnline {
             global_variance: true,
+            reference_compatible: false,
+            signal: LiraSignal::Phi,
         };
         let direct = LiraConfig::online()
             .with_global_variance(true)
@@ -190,5 +286,29 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("globl"), "{err}");
         assert!(serde_json::from_str::<AttackSpec>(r#"{"method": "lira"}"#).is_err());
+        // The reference's variants by name.
+        let spec: AttackSpec = serde_json::from_str(
+            r#"{"method": "lira-offline", "score": "log-density", "reference_compatible": true,
+                "signal": "phi-reference"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            spec,
+            AttackSpec::LiraOffline {
+                global_variance: false,
+                score: OfflineScore::LogDensity,
+                reference_compatible: true,
+                signal: LiraSignal::PhiReference,
+            }
+        );
+        assert_eq!(spec.signal(), Signal::PhiReference);
+        assert_eq!(
+            spec.describe(),
+            "LiRA offline (log-density score, reference-compatible, phi-reference)"
+        );
+        assert_eq!(
+            AttackSpec::default().describe(),
+            "LiRA online (global variance)"
+        );
     }
 }

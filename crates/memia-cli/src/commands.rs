@@ -4,7 +4,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use memia_attacks::loo::EvalGroup;
-use memia_attacks::{AttackSpec, CandidateRule, FittedTest, MembershipTest};
+use memia_attacks::{
+    AttackSpec, CandidateRule, FittedTest, LiraSignal, MembershipTest, OfflineScore,
+};
 use memia_core::npy::{read_npy, read_npy_any, write_npy};
 use memia_core::{LiraImportOptions, Logits, import_lira_run, labels_from_i64};
 use memia_data::Pool;
@@ -21,7 +23,7 @@ use crate::progress::{Progress, status};
 use crate::run_files::{self, LoadedRun, PoolInfo};
 use crate::{
     AttackArgs, AttackMethodArgs, AuditArgs, Convention, DeviceArgs, ImportLiraArgs, MemorizeArgs,
-    Method, MetricsArgs, PlanArgs, ReportArgs, RunArgs, TrainArgs,
+    Method, MetricsArgs, OfflineScoreArg, PlanArgs, ReportArgs, RunArgs, SignalArg, TrainArgs,
 };
 
 fn usage(message: impl Into<String>) -> CliError {
@@ -366,26 +368,52 @@ pub fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
 }
 
 fn attack_spec(args: &AttackMethodArgs, default: &AttackSpec) -> Result<AttackSpec> {
+    let lira_flags = [
+        ("--global-variance", args.global_variance),
+        ("--reference-compatible", args.reference_compatible),
+        ("--signal", args.signal.is_some()),
+        ("--offline-score", args.offline_score.is_some()),
+    ];
     let Some(method) = args.method else {
-        if args.global_variance || args.offline_a.is_some() {
-            return Err(usage("--global-variance and --offline-a need --method"));
+        if let Some((flag, _)) = lira_flags
+            .iter()
+            .chain(&[("--offline-a", args.offline_a.is_some())])
+            .find(|(_, given)| *given)
+        {
+            return Err(usage(format!("{flag} needs --method")));
         }
         return Ok(default.clone());
     };
-    if args.global_variance && !matches!(method, Method::LiraOnline | Method::LiraOffline) {
-        return Err(usage(
-            "--global-variance applies to lira-online and lira-offline",
-        ));
+    let lira = matches!(method, Method::LiraOnline | Method::LiraOffline);
+    if let Some((flag, _)) = lira_flags.iter().find(|(_, given)| *given && !lira) {
+        return Err(usage(format!(
+            "{flag} applies to lira-online and lira-offline"
+        )));
+    }
+    if args.offline_score.is_some() && method != Method::LiraOffline {
+        return Err(usage("--offline-score applies to lira-offline"));
     }
     if args.offline_a.is_some() && method != Method::Rmia {
         return Err(usage("--offline-a applies to rmia"));
     }
+    let signal = match args.signal {
+        Some(SignalArg::PhiReference) => LiraSignal::PhiReference,
+        Some(SignalArg::Phi) | None => LiraSignal::Phi,
+    };
     Ok(match method {
         Method::LiraOnline => AttackSpec::LiraOnline {
             global_variance: args.global_variance,
+            reference_compatible: args.reference_compatible,
+            signal,
         },
         Method::LiraOffline => AttackSpec::LiraOffline {
             global_variance: args.global_variance,
+            score: match args.offline_score {
+                Some(OfflineScoreArg::LogDensity) => OfflineScore::LogDensity,
+                Some(OfflineScoreArg::Tail) | None => OfflineScore::Tail,
+            },
+            reference_compatible: args.reference_compatible,
+            signal,
         },
         Method::Rmia => AttackSpec::Rmia {
             gamma: args.gamma,

@@ -173,6 +173,33 @@ struct AttackMethodArgs {
     /// RMIA offline with this approximation parameter a in [0, 1].
     #[arg(long)]
     offline_a: Option<f64>,
+    /// LiRA offline: the paper's one-sided tail (default) or the reference code's log-density
+    /// (`generate_ours_offline`).
+    #[arg(long, value_enum)]
+    offline_score: Option<OfflineScoreArg>,
+    /// LiRA: reproduce the reference's `plot.py` exactly, quirks included (IN/OUT cut to the
+    /// smallest counts, its global variance).
+    #[arg(long)]
+    reference_compatible: bool,
+    /// LiRA: the phi read from the logits: exact, or the reference `score.py`'s arithmetic.
+    #[arg(long, value_enum)]
+    signal: Option<SignalArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OfflineScoreArg {
+    /// -log P[Z > x] under the OUT Gaussian (the paper).
+    Tail,
+    /// -log N(x; OUT) (the reference code).
+    LogDensity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SignalArg {
+    /// z_y - logsumexp of the other logits, exact.
+    Phi,
+    /// As the LiRA reference's score.py computes it (float32 exp, +1e-45).
+    PhiReference,
 }
 
 #[derive(Debug, Args)]

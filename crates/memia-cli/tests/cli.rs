@@ -541,3 +541,149 @@ fn bad_inputs_fail_with_clear_errors() {
     let err = fails(&["import-lira", "nothing-here", "-o", "imp"], dir);
     assert!(err.contains("nothing-here"), "{err}");
 }
+
+/// The LiRA reference's four variants from the command line, on the fixture of
+/// `crates/memia-attacks/tests/fixtures/make_lira_reference.py` (its `plot.py` formulas). The
+/// fixture holds `phi` directly; here it becomes two-class logits `[phi, 0]` with label 0, whose
+/// `phi` is the fixture's value rounded to float32, so the scores agree within float32 rounding.
+#[test]
+fn the_reference_variants_from_the_command_line() {
+    use memia_core::npz::NpzArchive;
+    use ndarray::{Ix1, Ix2, Ix3};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut npz = NpzArchive::open(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../memia-attacks/tests/fixtures/lira_reference.npz"),
+    )
+    .unwrap();
+    let keep = KeepMatrix::from_array(npz.read::<bool, Ix2>("keep").unwrap()).unwrap();
+    let phi: Array3<f64> = npz.read::<f64, Ix3>("scores").unwrap();
+    let (k, n, a) = phi.dim();
+    let logits = Array4::from_shape_fn((k, n, a, 2), |(m, i, q, c)| {
+        if c == 0 { phi[[m, i, q]] as f32 } else { 0.0 }
+    });
+    write_lira_run(&dir.join("lira"), &keep, &logits, &vec![0; n]);
+    ok(&["import-lira", "lira", "-o", "run", "-q"], dir);
+    let target = (k - 1).to_string();
+    let cases: [(&str, &[&str]); 4] = [
+        ("ref_online", &["--method", "lira-online"]),
+        (
+            "ref_online_fixed",
+            &["--method", "lira-online", "--global-variance"],
+        ),
+        (
+            "ref_offline",
+            &["--method", "lira-offline", "--offline-score", "log-density"],
+        ),
+        (
+            "ref_offline_fixed",
+            &[
+                "--method",
+                "lira-offline",
+                "--offline-score",
+                "log-density",
+                "--global-variance",
+            ],
+        ),
+    ];
+    for (name, flags) in cases {
+        let mut args = vec!["attack", "run", "--target", &target, "-o", "s.npy"];
+        args.extend(flags);
+        args.push("--reference-compatible");
+        ok(&args, dir);
+        let ours: Array1<f64> = read_npy(dir.join("s.npy")).unwrap();
+        let reference = npz.read::<f64, Ix1>(name).unwrap();
+        let worst = ours
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a + b).abs() / b.abs().max(1.0)) // memia's score = -prediction
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-4, "{name}: relative difference {worst}");
+        // Without --reference-compatible the command line scores memia's variants, which
+        // differ on this fixture (the reference's quirks change the numbers).
+        args.pop();
+        ok(&args, dir);
+        let own: Array1<f64> = read_npy(dir.join("s.npy")).unwrap();
+        let gap = own
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a + b).abs())
+            .fold(0.0, f64::max);
+        assert!(gap > 1e-3, "{name}: the flag changed nothing ({gap})");
+    }
+    // The reference's signal: phi as score.py computes it, equal here within float32 rounding.
+    ok(
+        &[
+            "attack",
+            "run",
+            "--target",
+            &target,
+            "--method",
+            "lira-online",
+            "--reference-compatible",
+            "--signal",
+            "phi-reference",
+            "-o",
+            "r.npy",
+        ],
+        dir,
+    );
+    let with_reference_signal: Array1<f64> = read_npy(dir.join("r.npy")).unwrap();
+    let reference = npz.read::<f64, Ix1>("ref_online").unwrap();
+    for (a, b) in with_reference_signal.iter().zip(&reference) {
+        assert!((a + b).abs() < 1e-2 * b.abs().max(1.0), "{a} vs {}", -b);
+    }
+    // The flags are LiRA's, and need a method.
+    let err = fails(
+        &[
+            "attack",
+            "run",
+            "--target",
+            "0",
+            "--signal",
+            "phi-reference",
+            "-o",
+            "x.npy",
+        ],
+        dir,
+    );
+    assert!(err.contains("--signal needs --method"), "{err}");
+    let err = fails(
+        &[
+            "attack",
+            "run",
+            "--target",
+            "0",
+            "--method",
+            "rmia",
+            "--reference-compatible",
+            "-o",
+            "x.npy",
+        ],
+        dir,
+    );
+    assert!(
+        err.contains("--reference-compatible applies to lira-online and lira-offline"),
+        "{err}"
+    );
+    let err = fails(
+        &[
+            "attack",
+            "run",
+            "--target",
+            "0",
+            "--method",
+            "lira-online",
+            "--offline-score",
+            "tail",
+            "-o",
+            "x.npy",
+        ],
+        dir,
+    );
+    assert!(
+        err.contains("--offline-score applies to lira-offline"),
+        "{err}"
+    );
+}
