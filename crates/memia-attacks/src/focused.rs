@@ -32,6 +32,11 @@ impl CandidateRule {
         memorization: &Memorization,
         privacy_score: Option<&Array1<f64>>,
     ) -> Result<Vec<usize>> {
+        if let CandidateRule::MemorizationAtLeast(t) | CandidateRule::PrivacyScoreAtLeast(t) = *self
+            && t.is_nan()
+        {
+            return Err(invalid("candidates", "a threshold of NaN selects nothing"));
+        }
         // Any memory layout of the caller's arrays (strided, reversed) is accepted.
         let scores = memorization.score.to_vec();
         let mut chosen = match *self {
@@ -203,6 +208,11 @@ mod tests {
                 .select(&reversed, None)
                 .unwrap(),
             vec![0, 2]
+        );
+        assert!(
+            CandidateRule::MemorizationAtLeast(f64::NAN)
+                .select(&mem, None)
+                .is_err()
         );
         let wide = Array1::from(vec![0.1, 9.0, 2.0, 9.0, 0.3, 9.0, 5.0, 9.0]);
         let strided = wide.slice_move(ndarray::s![..;2]);

@@ -84,7 +84,7 @@ fn parse_model(text: &str) -> Result<ModelConfig> {
 fn parse_dataset(text: &str) -> Result<DataSource> {
     let (kind, arg) = split_value(text);
     Ok(match (kind, arg) {
-        ("digits", None) => DataSource::Digits,
+        ("digits", None) => DataSource::Digits {},
         ("idx", Some(files)) => {
             let (images, labels) = files
                 .split_once(',')
@@ -140,6 +140,7 @@ fn parse_range(text: &str, models: usize) -> Result<Range<usize>> {
 fn settings(config: &RunConfig, group_size: Option<usize>) -> Result<BurnTrainer> {
     let group = group_size.unwrap_or(config.train.group_size);
     if group == 0 {
+        // The configuration's own value is checked when it is parsed.
         return Err(usage("--group-size must be at least 1"));
     }
     Ok(
@@ -156,19 +157,31 @@ fn trainer(config: &RunConfig, device: &DeviceArgs) -> Result<BurnTrainer> {
         .with_engine(device.engine.unwrap_or(config.train.engine)))
 }
 
-/// Plans `config` into `dir` (or finds the same plan there); returns the pool it built.
-fn plan_into(config: &RunConfig, dir: &Path, quiet: bool) -> Result<Pool> {
+/// Plans `config` (read from `origin`, with the flags applied) into `dir` (or finds the same
+/// plan there); returns the pool it built. Every setting is checked against the pool here, so
+/// that `train` does not find it wrong after a plan was made.
+fn plan_into(config: &RunConfig, origin: &Path, dir: &Path, quiet: bool) -> Result<Pool> {
     let pool = crate::pool::build(&config.data, config.plan.seed)?;
     crate::pool::check_shape(&pool.dataset, &config.model)?;
     // Only the settings enter the plan; the device is chosen when training.
     let trainer = settings(config, None)?;
+    trainer
+        .check_pool(&pool.dataset)
+        .map_err(|e| CliError::Config {
+            path: origin.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     let plan = Plan::new(
         &pool.dataset,
         config.plan.models,
         config.plan.scheme.clone(),
         config.plan.seed,
         &trainer,
-    )?;
+    )
+    .map_err(|e| CliError::Config {
+        path: origin.to_path_buf(),
+        reason: format!("[plan] {e}"),
+    })?;
     let existed = dir.join("plan.json").exists();
     let run = RunDir::create(dir, &plan)?;
     let canaries = pool.canaries();
@@ -220,6 +233,9 @@ pub fn plan(args: &PlanArgs, quiet: bool) -> Result<()> {
         config.data.source = parse_dataset(d)?;
     }
     if let Some(n) = args.samples {
+        if n == 0 {
+            return Err(usage("--samples must be at least 1"));
+        }
         config.data.samples = Some(n);
     }
     if let Some(k) = args.models {
@@ -237,7 +253,11 @@ pub fn plan(args: &PlanArgs, quiet: bool) -> Result<()> {
     if let Some(s) = args.seed {
         config.plan.seed = s;
     }
-    plan_into(&config, &args.output, quiet)?;
+    let origin = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("(the default configuration and the flags)"));
+    plan_into(&config, &origin, &args.output, quiet)?;
     status(
         quiet,
         format!("next: memia train {}", args.output.display()),
@@ -663,6 +683,11 @@ fn audit_config(run: &LoadedRun, args: &AuditArgs) -> Result<AuditConfig> {
     }
     config.attack = attack_spec(&args.method, &config.attack)?;
     if let Some(t) = args.threshold {
+        if !(-1.0..=1.0).contains(&t) {
+            return Err(usage(format!(
+                "--threshold {t}: memorization thresholds are numbers in [-1, 1]"
+            )));
+        }
         config.candidates = CandidateRule::MemorizationAtLeast(t);
     }
     if let Some(c) = args.curve_targets {
@@ -729,7 +754,7 @@ pub fn run(args: &RunArgs, quiet: bool) -> Result<()> {
                 .join(format!("{stem}-run"))
         }
     };
-    let pool = plan_into(&config, &dir, quiet)?;
+    let pool = plan_into(&config, &args.config, &dir, quiet)?;
     let run = run_files::open(&dir)?;
     train_models(&run, &args.device, None, Some(pool), quiet)?;
     let report_dir = args.report.clone().unwrap_or_else(|| dir.join("report"));

@@ -48,7 +48,8 @@ use crate::error::{CliError, Result};
 #[serde(tag = "source", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum DataSource {
     /// The UCI handwritten digits compiled into memia (1,797 8 x 8 images, 10 classes).
-    Digits,
+    /// (A struct variant with no field, so that unknown keys beside it are refused too.)
+    Digits {},
     /// An IDX image file and its label file (MNIST layout, gzipped or not).
     Idx {
         /// The images (n x rows x cols, u8).
@@ -217,7 +218,7 @@ impl RunConfig {
     pub fn digits() -> Self {
         RunConfig {
             data: DataConfig {
-                source: DataSource::Digits,
+                source: DataSource::Digits {},
                 samples: None,
                 canaries: None,
             },
@@ -232,11 +233,27 @@ impl RunConfig {
     /// Parses a configuration; relative data paths are resolved against `base` (the directory
     /// of the file), and a leading `$MEMIA_DATA_DIR` is replaced by that variable's value.
     pub fn parse(text: &str, origin: &Path, base: &Path) -> Result<Self> {
-        let mut config: RunConfig = toml::from_str(text).map_err(|e| CliError::Config {
+        let error = |reason: String| CliError::Config {
             path: origin.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let mut config: RunConfig = toml::from_str(text).map_err(|e| error(e.to_string()))?;
         config.resolve_paths(base)?;
+        // What needs no data is checked now; the rest when the plan is made.
+        config
+            .model
+            .check()
+            .map_err(|e| error(format!("[model] {e}")))?;
+        config
+            .training
+            .check()
+            .map_err(|e| error(format!("[training] {e}")))?;
+        if config.train.group_size == 0 {
+            return Err(error("[train] group_size: must be at least 1".into()));
+        }
+        if config.data.samples == Some(0) {
+            return Err(error("[data] samples: must be at least 1".into()));
+        }
         Ok(config)
     }
 
@@ -262,7 +279,7 @@ impl RunConfig {
         }
         for source in sources {
             match source {
-                DataSource::Digits => {}
+                DataSource::Digits {} => {}
                 DataSource::Idx { images, labels, .. } => {
                     *images = resolve(images, base)?;
                     *labels = resolve(labels, base)?;
@@ -287,11 +304,10 @@ fn resolve(path: &Path, base: &Path) -> Result<PathBuf> {
     } else {
         path.to_path_buf()
     };
-    Ok(if expanded.is_absolute() {
-        expanded
-    } else {
-        base.join(expanded)
-    })
+    // Absolute, so that the run's copy of the configuration (memia.toml) finds the files from
+    // wherever a later command runs.
+    let joined = base.join(expanded);
+    std::path::absolute(&joined).map_err(crate::error::io(&joined))
 }
 
 #[cfg(test)]
@@ -367,5 +383,37 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("cifar"), "{err}");
+        // Unknown keys beside every source, and misspelt tables, are refused.
+        for (text, key) in [
+            ("[data]\nsource = \"digits\"\nsampels = 10\n", "sampels"),
+            (
+                "[data]\nsource = \"digits\"\n[data.canary]\nkind = \"mislabeled\"\ncount = 5\n",
+                "canary",
+            ),
+            (
+                "[data]\nsource = \"npz\"\npath = \"d.npz\"\nclases = 3\n",
+                "clases",
+            ),
+        ] {
+            let err = RunConfig::parse(text, Path::new("c.toml"), Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("c.toml") && err.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let c = RunConfig::parse(
+            "[data]\nsource = \"npz\"\npath = \"data.npz\"\n",
+            Path::new("sub/c.toml"),
+            Path::new("sub"),
+        )
+        .unwrap();
+        let DataSource::Npz { path, .. } = &c.data.source else {
+            panic!("an npz source")
+        };
+        assert!(path.is_absolute(), "{}", path.display());
+        assert_eq!(path, &std::env::current_dir().unwrap().join("sub/data.npz"));
     }
 }

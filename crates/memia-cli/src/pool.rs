@@ -12,7 +12,7 @@ use crate::error::{CliError, Result};
 /// Loads a data set.
 pub fn load(source: &DataSource) -> Result<InMemoryDataset> {
     Ok(match source {
-        DataSource::Digits => embedded::digits(),
+        DataSource::Digits {} => embedded::digits(),
         DataSource::Idx {
             images,
             labels,

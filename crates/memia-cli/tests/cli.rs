@@ -220,6 +220,8 @@ fn the_pipeline_command_by_command() {
 
     // The report.
     ok(&["report", "run", "-o", "report", "--target", "2"], dir);
+    let err = fails(&["report", "run", "-o", "r2", "--threshold", "nan"], dir);
+    assert!(err.contains("--threshold NaN"), "{err}");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report/summary.json")).unwrap())
             .unwrap();
@@ -686,4 +688,84 @@ fn the_reference_variants_from_the_command_line() {
         err.contains("--offline-score applies to lira-offline"),
         "{err}"
     );
+}
+
+/// Every setting is checked when the plan is made (not by `train` after it): each bad value is
+/// refused by `memia plan` with the file and the setting named, and no struct is dumped.
+#[test]
+fn plan_refuses_bad_settings_naming_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cases = [
+        ("[model.mlp]\nhidden = [0]", "include a width of 0"),
+        ("[training]\nepochs = 0", "[training] invalid epochs"),
+        (
+            "[training]\nbatch_size = 0",
+            "[training] invalid batch_size",
+        ),
+        (
+            "[training]\nlearning_rate = nan",
+            "invalid learning_rate: NaN",
+        ),
+        (
+            "[training]\nlearning_rate = -1.0",
+            "invalid learning_rate: -1",
+        ),
+        (
+            "[training]\nlearning_rate = inf",
+            "invalid learning_rate: inf",
+        ),
+        ("[training]\nweight_decay = -0.5", "invalid weight_decay"),
+        ("[training]\nweight_decay = nan", "invalid weight_decay"),
+        (
+            "[training]\noptimizer = { kind = \"sgd\", momentum = nan }",
+            "invalid momentum",
+        ),
+        (
+            "[training]\noptimizer = { kind = \"adam\", beta1 = 1.5, beta2 = 0.999, epsilon = 1e-8 }",
+            "invalid beta1",
+        ),
+        (
+            "[training]\naugmentation = { max_shift = 8 }",
+            "8 pixels would shift a 8 x 8 image",
+        ),
+        (
+            "[plan]\nqueries = [\"plain\", { shift = { dx = 9, dy = 0 } }]",
+            "shift (9, 0) moves a 8 x 8 image",
+        ),
+        ("[train]\ngroup_size = 0", "[train] group_size"),
+        (
+            "[plan]\nscheme = { kind = \"bernoulli\", p = 0.0 }",
+            "leaves no model on one side",
+        ),
+        (
+            "[plan]\nscheme = { kind = \"fixed_size\", ratio = 1.0 }",
+            "leaves no model on one side",
+        ),
+        ("[plan]\nmodels = 1", "gives model 0 an empty training set"),
+        ("samples = 0", "[data] samples"),
+    ];
+    for (i, (settings, expected)) in cases.iter().enumerate() {
+        let data = format!("[data]\nsource = \"digits\"\n{settings}\n");
+        let name = format!("c{i}.toml");
+        std::fs::write(dir.join(&name), data).unwrap();
+        let err = fails(&["plan", "--config", &name, "-o", &format!("run{i}")], dir);
+        assert!(
+            err.contains(expected) && err.contains(&name),
+            "{settings}: {err}"
+        );
+        assert!(
+            !err.contains("Config {") && !err.contains("TrainingConfig"),
+            "{err}"
+        );
+        assert!(
+            !dir.join(format!("run{i}/plan.json")).exists(),
+            "{settings}"
+        );
+    }
+    // Flags are checked too, and named as flags.
+    let err = fails(&["plan", "-o", "r", "--epochs", "0"], dir);
+    assert!(err.contains("invalid epochs"), "{err}");
+    let err = fails(&["plan", "-o", "r", "--samples", "0"], dir);
+    assert!(err.contains("--samples must be at least 1"), "{err}");
 }

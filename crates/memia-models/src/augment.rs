@@ -21,6 +21,26 @@ impl Augmentation {
     pub fn is_identity(&self) -> bool {
         self.max_shift == 0 && !self.flip
     }
+
+    /// Checks it against the samples' shape: an augmentation needs `[C, H, W]` images, and a
+    /// shift smaller than the image. Returns the image shape when it augments.
+    pub fn check(&self, shape: &[usize]) -> Result<Option<[usize; 3]>> {
+        if self.is_identity() {
+            return Ok(None);
+        }
+        let image = image_for("augmentation", shape)?;
+        let [_, h, w] = image;
+        if self.max_shift >= h.min(w) {
+            return Err(ModelError::InvalidSetting {
+                name: "augmentation.max_shift",
+                reason: format!(
+                    "{} pixels would shift a {h} x {w} image out of sight",
+                    self.max_shift
+                ),
+            });
+        }
+        Ok(Some(image))
+    }
 }
 
 /// An input transformation under which the trained models are queried; LiRA averages its
@@ -69,11 +89,35 @@ pub(crate) fn transform(
     }
 }
 
-/// The image shape of a sample shape, if it is one.
-pub(crate) fn image_shape(shape: &[usize]) -> Option<[usize; 3]> {
+/// The image shape of a sample shape, or an error saying that `what` needs images.
+pub(crate) fn image_for(what: &str, shape: &[usize]) -> Result<[usize; 3]> {
     match *shape {
-        [c, h, w] => Some([c, h, w]),
-        _ => None,
+        [c, h, w] => Ok([c, h, w]),
+        _ => Err(ModelError::NotAnImage {
+            what: what.to_string(),
+            shape: shape.to_vec(),
+        }),
+    }
+}
+
+impl Query {
+    /// Checks it against the samples' shape: mirrors and shifts need `[C, H, W]` images, and a
+    /// shift smaller than the image.
+    pub fn check(&self, shape: &[usize]) -> Result<()> {
+        let Query::Shift { dx, dy } = *self else {
+            if *self == Query::Mirror {
+                image_for("query Mirror", shape)?;
+            }
+            return Ok(());
+        };
+        let [_, h, w] = image_for(&format!("query {self:?}"), shape)?;
+        if dx.unsigned_abs() as usize >= w || dy.unsigned_abs() as usize >= h {
+            return Err(ModelError::InvalidSetting {
+                name: "queries",
+                reason: format!("shift ({dx}, {dy}) moves a {h} x {w} image out of sight"),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -82,10 +126,8 @@ pub fn apply_query(features: &[f32], shape: &[usize], query: Query) -> Result<Ve
     if query == Query::Plain {
         return Ok(features.to_vec());
     }
-    let img = image_shape(shape).ok_or_else(|| ModelError::NotAnImage {
-        what: format!("query {query:?}"),
-        shape: shape.to_vec(),
-    })?;
+    query.check(shape)?;
+    let img = image_for(&format!("query {query:?}"), shape)?;
     let d: usize = img.iter().product();
     let (mirror, dx, dy) = match query {
         Query::Mirror => (true, 0, 0),

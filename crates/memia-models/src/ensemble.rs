@@ -9,7 +9,6 @@ use burn::tensor::{Device, Tensor, TensorData};
 use memia_core::rng::stream_rng;
 use rand::RngExt;
 
-use crate::augment::image_shape;
 use crate::burn_engine::{Layer, Op, Role, Stacked};
 use crate::config::{Engine, Member, ModelConfig, TrainingConfig};
 use crate::error::{ModelError, Result, architecture, invalid_data, invalid_setting};
@@ -59,95 +58,7 @@ impl Ensemble {
                 "an ensemble needs at least one model (no seed given)",
             ));
         }
-        if input_shape.is_empty() || input_shape.contains(&0) {
-            return Err(architecture(format!(
-                "sample shape {input_shape:?} has no values"
-            )));
-        }
-        if classes < 2 {
-            return Err(invalid_setting(
-                "classes",
-                format!("{classes} classes: a classifier needs at least 2"),
-            ));
-        }
-        config.check()?;
-        let inputs: usize = input_shape.iter().product();
-        let conv = |cin: usize, cout: usize, kernel: usize, stride: usize, role: Role| {
-            let op = Op::Conv {
-                cin,
-                cout,
-                kernel,
-                stride,
-                role,
-            };
-            (
-                op,
-                cin * kernel * kernel,
-                [cout, cin * kernel * kernel],
-                cout,
-            )
-        };
-        // (op, fan_in, parameter shape per model)
-        let mut plan: Vec<(Op, usize, [usize; 2], usize)> = Vec::new();
-        let dense_from =
-            |plan: &mut Vec<(Op, usize, [usize; 2], usize)>, mut width: usize, hidden: &[usize]| {
-                for &h in hidden.iter().chain(std::iter::once(&classes)) {
-                    plan.push((Op::Dense, width, [width, h], h));
-                    width = h;
-                }
-            };
-        match config {
-            ModelConfig::Mlp(mlp) => dense_from(&mut plan, inputs, &mlp.hidden),
-            ModelConfig::Cnn(cnn) => {
-                let &[mut c, mut h, mut w] = input_shape else {
-                    return Err(ModelError::NotAnImage {
-                        what: "a CNN".into(),
-                        shape: input_shape.to_vec(),
-                    });
-                };
-                for &cout in &cnn.channels {
-                    if h < 2 || w < 2 {
-                        return Err(architecture(format!(
-                            "input {input_shape:?} is too small for {} pooling stages",
-                            cnn.channels.len()
-                        )));
-                    }
-                    let k = cnn.kernel;
-                    plan.push(conv(c, cout, k, 1, Role::Pooled));
-                    (c, h, w) = (cout, h / 2, w / 2);
-                }
-                dense_from(&mut plan, c * h * w, &cnn.hidden);
-            }
-            ModelConfig::ResNet(net) => {
-                let &[c, h, w] = input_shape else {
-                    return Err(ModelError::NotAnImage {
-                        what: "a ResNet".into(),
-                        shape: input_shape.to_vec(),
-                    });
-                };
-                let first = net.widths[0]; // at least one stage: checked above
-                if h >> (net.widths.len() - 1) == 0 || w >> (net.widths.len() - 1) == 0 {
-                    return Err(architecture(format!(
-                        "input {input_shape:?} is too small for {} stages",
-                        net.widths.len()
-                    )));
-                }
-                plan.push(conv(c, first, 3, 1, Role::Plain));
-                let mut width = first;
-                for (stage, &out) in net.widths.iter().enumerate() {
-                    for block in 0..net.blocks_per_stage {
-                        let stride = if stage > 0 && block == 0 { 2 } else { 1 };
-                        plan.push(conv(width, out, 3, stride, Role::BranchStart));
-                        if stride != 1 || width != out {
-                            plan.push(conv(width, out, 1, stride, Role::Shortcut));
-                        }
-                        plan.push(conv(out, out, 3, 1, Role::BranchEnd));
-                        width = out;
-                    }
-                }
-                dense_from(&mut plan, width, &[]);
-            }
-        }
+        let plan = layer_plan(config, input_shape, classes)?;
         let g = seeds.len();
         let layers = plan
             .into_iter()
@@ -183,6 +94,16 @@ impl Ensemble {
             },
             engine: Engine::Auto,
         })
+    }
+
+    /// Checks, without building anything, that `config` can be built on samples of
+    /// `input_shape` with `classes` classes: what [`Ensemble::init`] would refuse.
+    pub fn check_architecture(
+        config: &ModelConfig,
+        input_shape: &[usize],
+        classes: usize,
+    ) -> Result<()> {
+        layer_plan(config, input_shape, classes).map(drop)
     }
 
     /// Number of models G.
@@ -293,16 +214,10 @@ impl Ensemble {
                 ));
             }
         }
-        let augment = if config.augmentation.is_identity() {
-            None
-        } else {
-            let shape =
-                image_shape(&self.net.input_shape).ok_or_else(|| ModelError::NotAnImage {
-                    what: "augmentation".into(),
-                    shape: self.net.input_shape.clone(),
-                })?;
-            Some((shape, &config.augmentation))
-        };
+        let augment = config
+            .augmentation
+            .check(&self.net.input_shape)?
+            .map(|shape| (shape, &config.augmentation));
         if let Some(sizes) = self.fused_sizes() {
             let mut models = self.host_parameters()?;
             fused::train(
@@ -356,6 +271,107 @@ impl Ensemble {
             .map(|t| model_slice(t, g, m))
             .collect())
     }
+}
+
+/// One layer of the plan: what it computes, its fan-in (for the initial weights' bound), the
+/// shape of one model's weights and its number of outputs (the bias length).
+type LayerSpec = (Op, usize, [usize; 2], usize);
+
+/// The layers of `config` on samples of `input_shape` with `classes` outputs, checked: the
+/// architecture's own settings, and that it can be built on such samples.
+fn layer_plan(
+    config: &ModelConfig,
+    input_shape: &[usize],
+    classes: usize,
+) -> Result<Vec<LayerSpec>> {
+    if input_shape.is_empty() || input_shape.contains(&0) {
+        return Err(architecture(format!(
+            "sample shape {input_shape:?} has no values"
+        )));
+    }
+    if classes < 2 {
+        return Err(invalid_setting(
+            "classes",
+            format!("{classes} classes: a classifier needs at least 2"),
+        ));
+    }
+    config.check()?;
+    let inputs: usize = input_shape.iter().product();
+    let conv = |cin: usize, cout: usize, kernel: usize, stride: usize, role: Role| {
+        let op = Op::Conv {
+            cin,
+            cout,
+            kernel,
+            stride,
+            role,
+        };
+        (
+            op,
+            cin * kernel * kernel,
+            [cout, cin * kernel * kernel],
+            cout,
+        )
+    };
+    let mut plan: Vec<LayerSpec> = Vec::new();
+    let dense_from = |plan: &mut Vec<LayerSpec>, mut width: usize, hidden: &[usize]| {
+        for &h in hidden.iter().chain(std::iter::once(&classes)) {
+            plan.push((Op::Dense, width, [width, h], h));
+            width = h;
+        }
+    };
+    match config {
+        ModelConfig::Mlp(mlp) => dense_from(&mut plan, inputs, &mlp.hidden),
+        ModelConfig::Cnn(cnn) => {
+            let &[mut c, mut h, mut w] = input_shape else {
+                return Err(ModelError::NotAnImage {
+                    what: "a CNN".into(),
+                    shape: input_shape.to_vec(),
+                });
+            };
+            for &cout in &cnn.channels {
+                if h < 2 || w < 2 {
+                    return Err(architecture(format!(
+                        "input {input_shape:?} is too small for {} pooling stages",
+                        cnn.channels.len()
+                    )));
+                }
+                let k = cnn.kernel;
+                plan.push(conv(c, cout, k, 1, Role::Pooled));
+                (c, h, w) = (cout, h / 2, w / 2);
+            }
+            dense_from(&mut plan, c * h * w, &cnn.hidden);
+        }
+        ModelConfig::ResNet(net) => {
+            let &[c, h, w] = input_shape else {
+                return Err(ModelError::NotAnImage {
+                    what: "a ResNet".into(),
+                    shape: input_shape.to_vec(),
+                });
+            };
+            let first = net.widths[0]; // at least one stage: checked above
+            if h >> (net.widths.len() - 1) == 0 || w >> (net.widths.len() - 1) == 0 {
+                return Err(architecture(format!(
+                    "input {input_shape:?} is too small for {} stages",
+                    net.widths.len()
+                )));
+            }
+            plan.push(conv(c, first, 3, 1, Role::Plain));
+            let mut width = first;
+            for (stage, &out) in net.widths.iter().enumerate() {
+                for block in 0..net.blocks_per_stage {
+                    let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+                    plan.push(conv(width, out, 3, stride, Role::BranchStart));
+                    if stride != 1 || width != out {
+                        plan.push(conv(width, out, 1, stride, Role::Shortcut));
+                    }
+                    plan.push(conv(out, out, 3, 1, Role::BranchEnd));
+                    width = out;
+                }
+            }
+            dense_from(&mut plan, width, &[]);
+        }
+    }
+    Ok(plan)
 }
 
 /// Model `m`'s share of a stacked parameter of `g` models (models on the first axis).

@@ -108,10 +108,21 @@ impl BurnTrainer {
         Ok(())
     }
 
+    /// Checks everything that can be checked before training on `pool`: [`BurnTrainer::check`],
+    /// the architecture on the pool's samples and classes, and the augmentation and queries
+    /// against the samples' shape. A plan should pass this before it is made.
+    pub fn check_pool(&self, pool: &dyn Dataset) -> Result<()> {
+        self.check()?;
+        let shape = pool.feature_shape();
+        Ensemble::check_architecture(&self.model, shape, pool.classes())?;
+        self.training.augmentation.check(shape)?;
+        self.queries.iter().try_for_each(|q| q.check(shape))
+    }
+
     /// Prepares training on `pool`: its features in row-major order and transformed by every
     /// query, once for all the groups to come.
     pub fn prepare<'a>(&'a self, pool: &'a dyn Dataset) -> Result<PreparedPool<'a>> {
-        self.check()?;
+        self.check_pool(pool)?;
         let features = pool.to_row_major();
         let queried = self
             .queries

@@ -50,6 +50,18 @@ pub fn keep_sha256(keep: &KeepMatrix) -> String {
     hex(&hasher.finalize())
 }
 
+impl std::fmt::Display for InclusionScheme {
+    /// As in a configuration: `balanced ratio 0.5`, `bernoulli p 0.5`, `fixed_size ratio 0.5`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InclusionScheme::Balanced { ratio } => write!(f, "balanced ratio {ratio}"),
+            InclusionScheme::Bernoulli { p } => write!(f, "bernoulli p {p}"),
+            InclusionScheme::FixedSize { ratio } => write!(f, "fixed_size ratio {ratio}"),
+            InclusionScheme::Given { sha256 } => write!(f, "given keep matrix {sha256}"),
+        }
+    }
+}
+
 impl InclusionScheme {
     /// Whether models can be added later without changing the existing ones' subsets.
     pub fn extendable(&self) -> bool {
@@ -167,7 +179,31 @@ impl Plan {
             queries: trainer.queries(),
             trainer: trainer.config(),
         };
-        plan.keep_matrix()?; // validates the scheme's parameters
+        let keep = plan.keep_matrix()?; // validates the scheme's parameters
+        let fraction = match plan.scheme {
+            InclusionScheme::Balanced { ratio } | InclusionScheme::FixedSize { ratio } => ratio,
+            InclusionScheme::Bernoulli { p } => p,
+            InclusionScheme::Given { .. } => 0.5,
+        };
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(invalid(
+                "scheme",
+                format!(
+                    "{}: a fraction of {fraction} leaves no model on one side of a sample (IN or OUT); use one in (0, 1)",
+                    plan.scheme
+                ),
+            ));
+        }
+        if let Some(k) = (0..models).find(|&k| !keep.row(k).iter().any(|&b| b)) {
+            return Err(invalid(
+                "scheme",
+                format!(
+                    "{} with {models} models on {} samples gives model {k} an empty training set",
+                    plan.scheme,
+                    pool.len()
+                ),
+            ));
+        }
         Ok(plan)
     }
 
