@@ -211,9 +211,44 @@ pub fn labels_from_i64(values: &[i64], classes: usize) -> Result<Vec<u32>> {
         .collect()
 }
 
+/// The number of classes of integer labels: `explicit` when given (the labels are then checked
+/// against it where they are converted), else the largest label + 1. Labels decide memory (every
+/// model writes N x C logits), so an inferred count above the number of labels (a label of 2^40
+/// in a small file) is refused rather than allocated: give the count explicitly if it is meant.
+pub fn class_count(labels: &[i64], explicit: Option<usize>) -> Result<usize> {
+    if let Some(classes) = explicit {
+        return Ok(classes);
+    }
+    let largest = labels.iter().copied().max().unwrap_or(0).max(0);
+    if largest as u64 >= labels.len().max(2) as u64 {
+        let sample = labels.iter().position(|&l| l == largest).unwrap_or(0);
+        return Err(CoreError::InvalidArgument {
+            name: "labels",
+            reason: format!(
+                "label {largest} of sample {sample} would make {} classes for {} samples: \
+                 give the number of classes explicitly if it is meant",
+                largest as u128 + 1,
+                labels.len()
+            ),
+        });
+    }
+    Ok(largest as usize + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_counts_are_bounded_by_the_labels() {
+        assert_eq!(class_count(&[0, 2, 1, 2], None).unwrap(), 3);
+        assert_eq!(class_count(&[0, 1], None).unwrap(), 2);
+        assert_eq!(class_count(&[0], None).unwrap(), 1);
+        let err = class_count(&[0, 1 << 40, 1], None).unwrap_err().to_string();
+        assert!(err.contains("label 1099511627776 of sample 1"), "{err}");
+        assert!(class_count(&[0, 1_000_000], None).is_err());
+        assert_eq!(class_count(&[0, 7], Some(10)).unwrap(), 10);
+    }
 
     #[test]
     fn select_models_picks_models() {

@@ -152,8 +152,9 @@ pub fn load_idx(
             ),
         ));
     }
-    let max_label = lab.data.iter().copied().max().map(usize::from).unwrap_or(0);
-    let classes = classes.unwrap_or(max_label + 1);
+    let as_i64: Vec<i64> = lab.data.iter().map(|&l| i64::from(l)).collect();
+    let classes = memia_core::class_count(&as_i64, classes)
+        .map_err(|e| format_error(labels.display(), e.to_string()))?;
     if let Some((sample, &label)) = lab
         .data
         .iter()

@@ -87,8 +87,8 @@ fn from_arrays(
             ),
         ));
     }
-    let max = labels.iter().copied().max().unwrap_or(0);
-    let classes = classes.unwrap_or(max.max(0) as usize + 1);
+    let classes = memia_core::class_count(&labels, classes)
+        .map_err(|e| format_error(y_location, e.to_string()))?;
     let labels: Vec<u32> = labels
         .iter()
         .enumerate()

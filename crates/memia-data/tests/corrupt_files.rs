@@ -201,6 +201,8 @@ fn npz_data_sets() {
     npz.add("bad_y", &ndarray::array![0.5f32, 1.0, 2.0, 1.0])
         .unwrap();
     npz.add("short_y", &ndarray::array![0i64, 1]).unwrap();
+    npz.add("huge_y", &ndarray::array![0i64, 1 << 40, 2, 1])
+        .unwrap();
     npz.finish().unwrap();
     let ds = load_npz(&path, "x", "y", None).unwrap();
     assert_eq!(
@@ -214,6 +216,14 @@ fn npz_data_sets() {
     );
     assert!(message(load_npz(&path, "x", "bad_y", None)).contains("an integer dtype"));
     assert!(message(load_npz(&path, "x", "short_y", None)).contains("for 4 samples"));
+    // Labels decide memory: a label of 2^40 in four samples is refused, not 2^40 classes made.
+    let err = message(load_npz(&path, "x", "huge_y", None));
+    assert!(
+        err.contains(
+            "label 1099511627776 of sample 1 would make 1099511627777 classes for 4 samples"
+        ),
+        "{err}"
+    );
     assert!(message(load_npz(&path, "x", "missing", None)).contains("no array named 'missing'"));
     assert!(
         message(load_npz(&path, "x", "y", Some(2)))
