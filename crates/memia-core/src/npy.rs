@@ -332,7 +332,12 @@ pub fn read_npy<T: Element, D: Dimension>(path: impl AsRef<Path>) -> Result<ndar
 pub fn read_npy_any(path: impl AsRef<Path>) -> Result<AnyArray> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
-    read_npy_from(BufReader::new(file), &path.display().to_string())
+    let size = file.metadata().map_err(|e| CoreError::io(path, e))?.len();
+    read_npy_bounded(
+        BufReader::new(file),
+        &path.display().to_string(),
+        Some(size),
+    )
 }
 
 /// Converts a dynamic-dimensional array to dimensionality `D`, or fails with a shape error.
@@ -349,6 +354,20 @@ pub fn into_dimension<T, D: Dimension>(
             None => "any shape".to_string(),
         },
     })
+}
+
+/// Counts the bytes read through it (the header's length, to know how much data follows).
+struct CountingReader<'a, R> {
+    inner: &'a mut R,
+    read: u64,
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 /// Reads the header of a `.npy` stream, leaving the reader at the first data byte.
@@ -394,9 +413,25 @@ pub fn read_header<R: Read>(reader: &mut R, location: &str) -> Result<NpyHeader>
     parse_header_dict(&text).map_err(bad)
 }
 
-/// Reads a whole `.npy` stream; `location` names it in error messages.
-pub fn read_npy_from<R: Read>(mut reader: R, location: &str) -> Result<AnyArray> {
-    let header = read_header(&mut reader, location)?;
+/// Reads a whole `.npy` stream; `location` names it in error messages. Memory stays bounded
+/// by the bytes the stream really holds, whatever shape its header claims.
+pub fn read_npy_from<R: Read>(reader: R, location: &str) -> Result<AnyArray> {
+    read_npy_bounded(reader, location, None)
+}
+
+/// [`read_npy_from`] for a stream of `total` bytes (a file's length) when known: a header that
+/// claims more data than that is refused before anything is allocated for it.
+fn read_npy_bounded<R: Read>(
+    mut reader: R,
+    location: &str,
+    total: Option<u64>,
+) -> Result<AnyArray> {
+    let mut counted = CountingReader {
+        inner: &mut reader,
+        read: 0,
+    };
+    let header = read_header(&mut counted, location)?;
+    let header_bytes = counted.read;
     let bad = |reason: String| CoreError::NpyFormat {
         location: location.to_string(),
         reason,
@@ -408,21 +443,28 @@ pub fn read_npy_from<R: Read>(mut reader: R, location: &str) -> Result<AnyArray>
     let nbytes = count
         .checked_mul(size)
         .ok_or_else(|| bad(format!("shape {:?} overflows", header.shape)))?;
+    let truncated = |found: u64| {
+        bad(format!(
+            "truncated data: shape {:?} of {} needs {nbytes} bytes, found {found}",
+            header.shape, header.descr
+        ))
+    };
+    let available = total.map(|t| t.saturating_sub(header_bytes));
+    if let Some(found) = available.filter(|&a| a < nbytes as u64) {
+        return Err(truncated(found));
+    }
     // Read at most one byte past the expected end, so trailing garbage is detected without
-    // reading an arbitrarily long stream.
-    let mut data = Vec::with_capacity(nbytes.min(1 << 30));
+    // reading an arbitrarily long stream; reserve only what the stream is known to hold (the
+    // vector grows with the data otherwise).
+    let known = available.map_or(1 << 20, |a| a.min(nbytes as u64 + 1) as usize);
+    let mut data = Vec::with_capacity(nbytes.min(known));
     reader
         .by_ref()
         .take(nbytes as u64 + 1)
         .read_to_end(&mut data)
         .map_err(|e| bad(format!("reading data failed: {e}")))?;
     if data.len() < nbytes {
-        return Err(bad(format!(
-            "truncated data: shape {:?} of {} needs {nbytes} bytes, found {}",
-            header.shape,
-            header.descr,
-            data.len()
-        )));
+        return Err(truncated(data.len() as u64));
     }
     if data.len() > nbytes {
         return Err(bad(format!(

@@ -89,13 +89,20 @@ impl NpzArchive {
             location: location.clone(),
             reason: format!("cannot open entry: {e}"),
         })?;
-        // Decompress fully first so that a corrupt deflate stream reports as an archive error.
-        let mut bytes = Vec::with_capacity(entry.size().min(1 << 30) as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| CoreError::Npz {
-            location: location.clone(),
-            reason: format!("corrupt entry: {e}"),
-        })?;
-        read_npy_from(Cursor::new(bytes), &location)
+        // Decompressed as it is read, no further than the array's header declares (plus one
+        // byte to detect trailing data) and the archive's declared size: a small archive that
+        // inflates to gigabytes is refused without inflating it.
+        let declared = entry.size();
+        let result = read_npy_from(entry.by_ref().take(declared.saturating_add(1)), &location);
+        result.map_err(|e| match e {
+            CoreError::NpyFormat { reason, .. } if reason.starts_with("reading data failed") => {
+                CoreError::Npz {
+                    location: location.clone(),
+                    reason: format!("corrupt entry: {reason}"),
+                }
+            }
+            other => other,
+        })
     }
 
     /// Reads the array `name`, which must have element type `T` and dimensionality `D`.

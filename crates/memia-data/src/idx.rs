@@ -6,24 +6,41 @@ use std::path::Path;
 use crate::dataset::InMemoryDataset;
 use crate::error::{DataError, Result, format_error};
 
-/// Reads a file, transparently decompressing it if it starts with the gzip magic bytes.
-pub fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|source| DataError::Io {
+/// Opens a file for reading, transparently decompressing it if it starts with the gzip magic
+/// bytes.
+fn open_maybe_gzipped(path: &Path) -> Result<Box<dyn Read>> {
+    let io = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::Gzip {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        Ok(out)
+    };
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let gzipped = std::io::BufRead::fill_buf(&mut file)
+        .map_err(io)?
+        .starts_with(&[0x1f, 0x8b]);
+    Ok(if gzipped {
+        Box::new(flate2::read::GzDecoder::new(file))
     } else {
-        Ok(raw)
-    }
+        Box::new(file)
+    })
+}
+
+/// Reads at most `limit` more bytes of `reader` onto `out` (decompressing no further).
+fn read_at_most(reader: &mut dyn Read, out: &mut Vec<u8>, limit: u64, path: &Path) -> Result<()> {
+    reader
+        .take(limit)
+        .read_to_end(out)
+        .map(drop)
+        .map_err(|e| DataError::Gzip {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
+/// Reads a file, transparently decompressing it if it starts with the gzip magic bytes.
+pub fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    read_at_most(&mut open_maybe_gzipped(path)?, &mut out, u64::MAX, path)?;
+    Ok(out)
 }
 
 /// An IDX array of unsigned bytes: its dimensions and data.
@@ -38,7 +55,33 @@ pub struct IdxArray {
 /// Parses an IDX file of unsigned bytes (type code 0x08), gzipped or raw.
 pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
     let path = path.as_ref();
-    let bytes = read_maybe_gzipped(path)?;
+    // Read (and decompress) no more than the header declares, plus one byte to detect trailing
+    // data: memory stays bounded by the declared size, whatever the stream holds.
+    let mut reader = open_maybe_gzipped(path)?;
+    let mut bytes = Vec::new();
+    read_at_most(&mut reader, &mut bytes, 4, path)?;
+    if bytes.len() == 4 && bytes[..3] == [0, 0, 0x08] {
+        let ndims = bytes[3];
+        read_at_most(&mut reader, &mut bytes, 4 * u64::from(ndims), path)?;
+        let dims = bytes[4..].chunks_exact(4);
+        let complete = bytes.len() == 4 + 4 * usize::from(ndims);
+        let count = dims
+            .map(|d| u64::from(u32::from_be_bytes(d.try_into().expect("4 bytes"))))
+            .try_fold(1u64, |acc, d| acc.checked_mul(d));
+        if let (true, Some(count)) = (complete, count) {
+            read_at_most(&mut reader, &mut bytes, count.saturating_add(1), path)?;
+            if bytes.len() as u64 > 4 + 4 * u64::from(ndims) + count {
+                // More than declared: say whether the stream is corrupt (decoding on into a
+                // sink, so memory stays bounded) before calling it trailing data.
+                std::io::copy(&mut reader.take(1 << 30), &mut std::io::sink()).map_err(|e| {
+                    DataError::Gzip {
+                        path: path.to_path_buf(),
+                        reason: e.to_string(),
+                    }
+                })?;
+            }
+        }
+    }
     parse_idx(&bytes, &path.display().to_string())
 }
 
