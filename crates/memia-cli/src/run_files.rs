@@ -156,3 +156,76 @@ impl LoadedRun {
         self.dir.path().to_path_buf()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memia_data::{Dataset, embedded};
+    use memia_shadow::{InclusionScheme, Plan, SoftmaxRegression};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    /// The command line's own files of a run (`memia.toml`, `pool.json`, `labels.npy`) and the
+    /// configuration parser, fed random bytes and mutations of valid files: an error or a run,
+    /// never a panic. `MEMIA_FUZZ_CASES` cases each (default 1,000).
+    #[test]
+    fn run_files_and_configurations_survive_corruption() {
+        let cases = std::env::var("MEMIA_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("run");
+        let pool = embedded::digits();
+        let plan = Plan::new(
+            &pool,
+            2,
+            InclusionScheme::Bernoulli { p: 0.5 },
+            1,
+            &SoftmaxRegression::default(),
+        )
+        .unwrap();
+        RunDir::create(&run, &plan).unwrap();
+        let info = PoolInfo {
+            provenance: Some((0..pool.len()).map(|i| format!("digits:{i}")).collect()),
+            groups: vec![EvalGroup {
+                name: "canaries".into(),
+                samples: vec![3, 5],
+            }],
+        };
+        write_extras(&run, Some(&RunConfig::digits()), &pool.labels(), &info).unwrap();
+        for name in ["memia.toml", "pool.json", "labels.npy"] {
+            let file = run.join(name);
+            let valid = std::fs::read(&file).unwrap();
+            let len = valid.len();
+            let mutated = (prop::collection::vec((0..len, any::<u8>()), 0..8), 0..=len).prop_map({
+                let valid = valid.clone();
+                move |(changes, cut)| {
+                    let mut bytes = valid.clone();
+                    changes.into_iter().for_each(|(i, b)| bytes[i] = b);
+                    bytes.truncate(cut);
+                    bytes
+                }
+            });
+            let inputs = prop_oneof![prop::collection::vec(any::<u8>(), 0..256), mutated];
+            let mut runner = TestRunner::new(Config {
+                cases,
+                failure_persistence: None,
+                ..Config::default()
+            });
+            runner
+                .run(&inputs, |bytes| {
+                    std::fs::write(&file, &bytes).unwrap();
+                    let _ = open(&run);
+                    if name == "memia.toml" {
+                        let text = String::from_utf8_lossy(&bytes);
+                        let _ = RunConfig::parse(&text, &file, tmp.path());
+                    }
+                    Ok(())
+                })
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            std::fs::write(&file, valid).unwrap();
+        }
+        assert!(open(&run).is_ok());
+    }
+}
