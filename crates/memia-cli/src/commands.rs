@@ -14,7 +14,7 @@ use memia_memorization::{MemorizationConfig, Outcome};
 use memia_metrics::{Direction, RocCurve, STANDARD_FPRS, TprAtFpr};
 use memia_models::{BurnTrainer, CnnConfig, MlpConfig, ModelConfig, ResNetConfig, device_by_name};
 use memia_report::{Audit, AuditConfig, AuditInputs, headline};
-use memia_shadow::{InclusionScheme, Plan, PoolFingerprint, Producer, RunDir};
+use memia_shadow::{InclusionScheme, Plan, PoolFingerprint, Producer, RunDir, labels_sha256};
 use ndarray::{Array1, Array3, Axis};
 
 use crate::config::{DataSource, RunConfig};
@@ -645,6 +645,7 @@ pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
         classes,
         feature_shape: Vec::new(),
         sha256: String::new(),
+        labels_sha256: Some(labels_sha256(&labels)),
     };
     let trainer = serde_json::json!({
         "imported_from": source,

@@ -97,6 +97,11 @@ pub fn open(path: &Path) -> Result<LoadedRun> {
         ));
     }
     let labels = labels_from_i64(&raw, classes)?;
+    // Every command checks the run's files against its plan, not only `train`.
+    dir.plan()
+        .pool
+        .check_labels(&labels)
+        .map_err(|reason| run_error(path, format!("labels.npy: {reason}")))?;
     let pool_path = path.join("pool.json");
     let pool: PoolInfo = match std::fs::read_to_string(&pool_path) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| CliError::Config {

@@ -128,6 +128,25 @@ fn the_pipeline_command_by_command() {
         .unwrap();
     assert_eq!(first, again);
 
+    // Every command checks the run's files against the plan: labels.npy edited after the plan
+    // is refused by memorize and attack, not used.
+    let labels_path = dir.join("run/labels.npy");
+    let original = std::fs::read(&labels_path).unwrap();
+    let mut edited: Array1<i64> = read_npy(&labels_path).unwrap();
+    edited[5] = (edited[5] + 1) % 10;
+    write_npy(&labels_path, &edited).unwrap();
+    for command in [
+        vec!["memorize", "run", "-o", "bad.npz"],
+        vec!["attack", "run", "--target", "0", "-o", "bad.npy"],
+    ] {
+        let err = fails(&command, dir);
+        assert!(
+            err.contains("labels.npy: the labels differ from those the plan was made with"),
+            "{err}"
+        );
+    }
+    std::fs::write(&labels_path, original).unwrap();
+
     // Memorization: the mislabeled canaries (the last 30 samples) are memorized.
     ok(&["memorize", "run", "-o", "mem.npz"], dir);
     let mut npz = NpzArchive::open(dir.join("mem.npz")).unwrap();

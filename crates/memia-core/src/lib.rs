@@ -39,5 +39,5 @@ pub use error::{CoreError, Result};
 pub use fsutil::atomic_write;
 pub use keep::KeepMatrix;
 pub use lira::{LiraImportOptions, LiraRun, import_lira_run};
-pub use logits::{Logits, check_labels, class_count, labels_from_i64};
+pub use logits::{Logits, check_labels, class_count, first_non_finite, labels_from_i64};
 pub use signal::{Signal, logsumexp};

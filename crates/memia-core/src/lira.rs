@@ -94,6 +94,12 @@ pub fn import_lira_run(dir: impl AsRef<Path>, options: &LiraImportOptions) -> Re
                 ),
             ));
         }
+        if let Some(((i, q, c), v)) = crate::logits::first_non_finite(model.view()) {
+            return Err(layout(
+                &logits_file,
+                format!("logit {v} of sample {i}, query {q}, class {c} is not finite"),
+            ));
+        }
         all.index_axis_mut(Axis(0), k).assign(&model);
 
         let keep_path = exp_dir.join("keep.npy");
@@ -329,5 +335,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("keep.npy"), "{err}");
+
+        // NaN logits are refused by the reader, naming the file and the entry.
+        write_experiment(
+            root,
+            "experiment-0_2",
+            &array![true, false, true],
+            &[(1, f32::NAN)],
+        );
+        std::fs::remove_file(root.join("y_train.npy")).unwrap();
+        let err = import_lira_run(root, &LiraImportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("experiment-0_2/logits/0000000001.npy")
+                && err.contains("logit NaN of sample 0, query 0, class 0 is not finite"),
+            "{err}"
+        );
     }
 }

@@ -211,6 +211,17 @@ pub fn labels_from_i64(values: &[i64], classes: usize) -> Result<Vec<u32>> {
         .collect()
 }
 
+/// The first NaN or infinite value of one model's N x A x C logits, as its
+/// `(sample, query, class)` and value: what to name when refusing a file.
+pub fn first_non_finite(
+    model: ndarray::ArrayView3<'_, f32>,
+) -> Option<((usize, usize, usize), f32)> {
+    model
+        .indexed_iter()
+        .find(|(_, v)| !v.is_finite())
+        .map(|(i, &v)| (i, v))
+}
+
 /// The number of classes of integer labels: `explicit` when given (the labels are then checked
 /// against it where they are converted), else the largest label + 1. Labels decide memory (every
 /// model writes N x C logits), so an inferred count above the number of labels (a label of 2^40

@@ -38,7 +38,7 @@ mod softmax;
 mod trainer;
 
 pub use error::{Result, ShadowError};
-pub use plan::{InclusionScheme, Plan, PoolFingerprint, keep_sha256};
+pub use plan::{InclusionScheme, Plan, PoolFingerprint, keep_sha256, labels_sha256};
 pub use run::{ProducedModels, Progress, RunDir, TrainReport};
 pub use softmax::SoftmaxRegression;
 pub use trainer::{ModelJob, Producer, ShadowTrainer, TrainerError, TrainingSession};

@@ -104,6 +104,17 @@ pub struct PoolFingerprint {
     pub feature_shape: Vec<usize>,
     /// SHA-256 of the samples' values (f32, little-endian) and labels (u32, little-endian).
     pub sha256: String,
+    /// SHA-256 of the labels alone ([`labels_sha256`]), so that a copy of the labels kept beside
+    /// the run can be checked without the pool. Absent in plans made before memia recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels_sha256: Option<String>,
+}
+
+/// SHA-256 of labels (u32, little-endian): [`PoolFingerprint::labels_sha256`].
+pub fn labels_sha256(labels: &[u32]) -> String {
+    let mut hasher = Sha256::new();
+    labels.iter().for_each(|l| hasher.update(l.to_le_bytes()));
+    hex(&hasher.finalize())
 }
 
 impl PoolFingerprint {
@@ -122,6 +133,36 @@ impl PoolFingerprint {
             classes: pool.classes(),
             feature_shape: pool.feature_shape().to_vec(),
             sha256: hex(&hasher.finalize()),
+            labels_sha256: Some(labels_sha256(&pool.labels())),
+        }
+    }
+
+    /// Whether `pool` is the pool of this fingerprint (a fingerprint without a labels hash,
+    /// from an older plan, is compared on the rest).
+    pub fn describes(&self, pool: &dyn Dataset) -> bool {
+        let mut of = Self::of(pool);
+        if self.labels_sha256.is_none() {
+            of.labels_sha256 = None;
+        }
+        of == *self
+    }
+
+    /// Checks a copy of the pool's labels against the recorded hash (`Ok` when none was
+    /// recorded); the error says what differs.
+    pub fn check_labels(&self, labels: &[u32]) -> std::result::Result<(), String> {
+        if labels.len() != self.samples {
+            return Err(format!(
+                "{} labels, the plan has {} samples",
+                labels.len(),
+                self.samples
+            ));
+        }
+        match &self.labels_sha256 {
+            Some(recorded) if *recorded != labels_sha256(labels) => Err(
+                "the labels differ from those the plan was made with (their SHA-256 differs)"
+                    .into(),
+            ),
+            _ => Ok(()),
         }
     }
 }

@@ -18,15 +18,19 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use memia_core::npy::{NpyHeader, read_header, read_npy, write_npy};
-use memia_core::{KeepMatrix, Logits, atomic_write};
+use memia_core::npy::{read_header, read_npy, write_npy};
+use memia_core::{KeepMatrix, Logits, atomic_write, first_non_finite};
 use memia_data::Dataset;
 use ndarray::{Array3, ArrayView3};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ShadowError, invalid, io, trainer as trainer_error};
-use crate::plan::{InclusionScheme, Plan, PoolFingerprint, keep_sha256};
+use crate::plan::{InclusionScheme, Plan, keep_sha256};
 use crate::trainer::{ModelJob, Producer, ShadowTrainer};
+
+/// Age after which a temporary file in `logits/` is a leftover of a killed write: no write of
+/// one model's logits takes this long, even on a slow shared file system.
+const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
 
 /// `plan.json`: the plan with its hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -285,7 +289,10 @@ impl RunDir {
         self.path.join("logits").join(format!("model_{k:05}.npy"))
     }
 
-    /// Which models are complete (their logits file exists with the expected shape).
+    /// Which models are complete: their logits file exists, with the expected shape, as
+    /// little-endian float32, and as long as its header says. A file of another shape belongs
+    /// to another plan (an error); a damaged one (truncated, another element type, a header
+    /// that does not parse) counts as not complete, so that training writes it again.
     pub fn completed(&self) -> Result<Vec<bool>> {
         let expected = self.expected_shape();
         (0..self.plan.models)
@@ -296,10 +303,11 @@ impl RunDir {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
                     Err(e) => return Err(io(&path, e)),
                 };
-                let header: NpyHeader = read_header(
-                    &mut std::io::BufReader::new(file),
-                    &path.display().to_string(),
-                )?;
+                let length = file.metadata().map_err(|e| io(&path, e))?.len();
+                let mut reader = std::io::BufReader::new(file);
+                let Ok(header) = read_header(&mut reader, &path.display().to_string()) else {
+                    return Ok(false);
+                };
                 if header.shape != expected {
                     return Err(ShadowError::PlanMismatch {
                         path,
@@ -309,9 +317,34 @@ impl RunDir {
                         ),
                     });
                 }
-                Ok(true)
+                let data_offset =
+                    std::io::Seek::stream_position(&mut reader).map_err(|e| io(&path, e))?;
+                let whole = expected.iter().product::<usize>() as u64 * 4 + data_offset;
+                Ok(header.descr == "<f4" && !header.fortran_order && length == whole)
             })
             .collect()
+    }
+
+    /// Removes temporary files that a killed write left in `logits/` (`.model_*.tmp-PID`), once
+    /// they are older than `age`, so that a concurrent shard's write in progress is left alone.
+    fn remove_stale_temporaries(&self, age: Duration) -> Result<()> {
+        let dir = self.path.join("logits");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&dir, e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|e| e >= age));
+            if name.starts_with(".model_") && name.contains(".tmp-") && stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
     }
 
     fn expected_shape(&self) -> Vec<usize> {
@@ -347,7 +380,7 @@ impl RunDir {
                 "this run's outputs were made elsewhere (a given keep matrix): they are stored, not trained",
             ));
         }
-        if PoolFingerprint::of(pool) != self.plan.pool {
+        if !self.plan.pool.describes(pool) {
             return Err(ShadowError::PlanMismatch {
                 path: self.path.clone(),
                 reason: format!(
@@ -366,6 +399,10 @@ impl RunDir {
                 ),
             });
         }
+        // A deleted logits/ folder is made again; leftovers of killed writes are removed.
+        let logits_dir = self.path.join("logits");
+        std::fs::create_dir_all(&logits_dir).map_err(|e| io(&logits_dir, e))?;
+        self.remove_stale_temporaries(STALE_TEMPORARY)?;
         let done = self.completed()?;
         let (todo, skipped): (Vec<usize>, Vec<usize>) = models.partition(|&k| !done[k]);
         let start = Instant::now();
@@ -458,8 +495,10 @@ impl RunDir {
                 self.expected_shape()
             )));
         }
-        if let Some(v) = logits.iter().find(|v| !v.is_finite()) {
-            return Err(bad(format!("non-finite logit {v} (training diverged?)")));
+        if let Some(((i, q, c), v)) = first_non_finite(logits) {
+            return Err(bad(format!(
+                "logit {v} of sample {i}, query {q}, class {c} is not finite (training diverged?)"
+            )));
         }
         let text = serde_json::to_string_pretty(producer).expect("producers serialise");
         atomic_write(&self.producer_path(k), |f| {
@@ -512,8 +551,22 @@ impl RunDir {
             });
         }
         let models: Vec<Array3<f32>> = (0..self.plan.models)
-            .map(|k| read_npy(self.logits_path(k)))
-            .collect::<Result<_, _>>()?;
+            .map(|k| {
+                let path = self.logits_path(k);
+                let model: Array3<f32> = read_npy(&path)?;
+                // Named here by its file and run index, not later by its index in a selection.
+                if let Some(((i, q, c), v)) = first_non_finite(model.view()) {
+                    return Err(ShadowError::BadLogits {
+                        model: k,
+                        reason: format!(
+                            "{}: logit {v} of sample {i}, query {q}, class {c} is not finite",
+                            path.display()
+                        ),
+                    });
+                }
+                Ok(model)
+            })
+            .collect::<Result<_>>()?;
         let views: Vec<_> = models.iter().map(|m| m.view()).collect();
         Ok(Logits::from_models(&views)?)
     }

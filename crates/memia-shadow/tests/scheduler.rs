@@ -310,6 +310,7 @@ fn given_keep_matrices_store_outputs_made_elsewhere() {
         classes: 2,
         feature_shape: vec![],
         sha256: "labels-only".into(),
+        labels_sha256: None,
     };
     let plan = Plan::given(pool, &keep, 1, serde_json::json!({"imported_from": "x"})).unwrap();
     assert_eq!(
@@ -508,4 +509,57 @@ fn a_plan_without_queries_is_refused() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("at least one query"), "{err}");
+}
+
+/// A run directory damaged on disk: truncated or wrong-typed logits are trained again, a
+/// deleted `logits/` is made again, stale temporaries are removed (fresh ones are left to the
+/// shard that writes them), and NaN logits are named by file and run index.
+#[test]
+fn damaged_run_directories_are_repaired_or_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan(8);
+    let expected = reference_run(&tmp.path().join("ref"), &plan);
+    let run = RunDir::create(tmp.path().join("run"), &plan).unwrap();
+    run.train(&trainer(), &pool(), 0..MODELS, |_| {}).unwrap();
+    // Model 1 truncated, model 2 rewritten as float64 of the same shape.
+    let one = run.logits_path(1);
+    let bytes = std::fs::read(&one).unwrap();
+    std::fs::write(&one, &bytes[..bytes.len() - 4]).unwrap();
+    let two: Array3<f32> = memia_core::npy::read_npy(run.logits_path(2)).unwrap();
+    memia_core::npy::write_npy(run.logits_path(2), &two.mapv(f64::from)).unwrap();
+    // A temporary file of a killed write, two hours old, and one being written now.
+    let stale = tmp.path().join("run/logits/.model_00004.npy.tmp-99999");
+    let fresh = tmp.path().join("run/logits/.model_00005.npy.tmp-99998");
+    std::fs::write(&stale, b"partial").unwrap();
+    std::fs::write(&fresh, b"partial").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+    assert_eq!(
+        run.completed().unwrap(),
+        vec![true, false, false, true, true, true]
+    );
+    let report = run.train(&trainer(), &pool(), 0..MODELS, |_| {}).unwrap();
+    assert_eq!(report.trained, vec![1, 2]);
+    assert_eq!(files(&run), expected);
+    assert!(!stale.exists() && fresh.exists());
+    // logits/ deleted: training makes it again.
+    std::fs::remove_dir_all(tmp.path().join("run/logits")).unwrap();
+    run.train(&trainer(), &pool(), 0..2, |_| {}).unwrap();
+    assert_eq!(run.completed().unwrap()[..2], [true, true]);
+    // NaN logits (written by hand) are named by file and run index when the run is loaded.
+    run.train(&trainer(), &pool(), 2..MODELS, |_| {}).unwrap();
+    let mut three: Array3<f32> = memia_core::npy::read_npy(run.logits_path(3)).unwrap();
+    three[[7, 0, 1]] = f32::NAN;
+    memia_core::npy::write_npy(run.logits_path(3), &three).unwrap();
+    let err = run.logits().unwrap_err().to_string();
+    assert!(
+        err.contains("model 3's logits")
+            && err.contains("model_00003.npy")
+            && err.contains("logit NaN of sample 7, query 0, class 1"),
+        "{err}"
+    );
 }
