@@ -194,7 +194,7 @@ fn plan_into(config: &RunConfig, origin: &Path, dir: &Path, quiet: bool) -> Resu
         }]
     };
     let labels = memia_data::Dataset::labels(&pool.dataset);
-    run_files::write_extras(
+    let written = run_files::write_extras(
         dir,
         Some(config),
         &labels,
@@ -203,6 +203,15 @@ fn plan_into(config: &RunConfig, origin: &Path, dir: &Path, quiet: bool) -> Resu
             groups,
         },
     )?;
+    if existed && !written.is_empty() {
+        status(
+            quiet,
+            format!(
+                "updated {} (settings outside the plan, such as [audit], changed)",
+                written.join(", ")
+            ),
+        );
+    }
     status(
         quiet,
         format!(
@@ -445,6 +454,12 @@ fn attack_spec(args: &AttackMethodArgs, default: &AttackSpec) -> Result<AttackSp
 }
 
 pub fn attack(args: &AttackArgs, quiet: bool) -> Result<()> {
+    // Checked before any work, so that a refused command writes nothing.
+    if args.members_out.is_some() && args.target.is_none() {
+        return Err(usage(
+            "--members-out needs --target (an external target's membership is not known)",
+        ));
+    }
     let run = run_files::open(&args.run)?;
     let spec = attack_spec(&args.method, &AttackSpec::default())?;
     let logits = run.logits()?;
@@ -519,10 +534,6 @@ pub fn attack(args: &AttackArgs, quiet: bool) -> Result<()> {
                 roc.auc()
             ));
         }
-    } else if args.members_out.is_some() {
-        return Err(usage(
-            "--members-out needs --target (an external target's membership is not known)",
-        ));
     }
     status(quiet, line);
     Ok(())
@@ -572,7 +583,7 @@ fn read_membership(path: &Path) -> Result<Vec<bool>> {
         .collect()
 }
 
-pub fn metrics(args: &MetricsArgs) -> Result<()> {
+pub fn metrics(args: &MetricsArgs, quiet: bool) -> Result<()> {
     let scores = read_1d_f64(&args.scores)?;
     let members = read_membership(&args.labels)?;
     if scores.len() != members.len() {
@@ -590,6 +601,24 @@ pub fn metrics(args: &MetricsArgs) -> Result<()> {
         .filter(|(s, _)| !s.is_nan())
         .map(|(&s, &m)| (s, m))
         .unzip();
+    let dropped = scores.len() - s.len();
+    if s.is_empty() {
+        return Err(usage(format!(
+            "{}: no score to evaluate ({} scores, {dropped} of them NaN)",
+            args.scores.display(),
+            scores.len()
+        )));
+    }
+    if dropped > 0 {
+        status(
+            quiet,
+            format!(
+                "left out {dropped} NaN scores of {} in {} (samples the attack could not judge)",
+                scores.len(),
+                args.scores.display()
+            ),
+        );
+    }
     let direction = if args.lower_is_member {
         Direction::LowerIsMember
     } else {

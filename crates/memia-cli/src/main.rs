@@ -311,7 +311,7 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train(&a, quiet),
         Command::Memorize(a) => commands::memorize(&a, quiet),
         Command::Attack(a) => commands::attack(&a, quiet),
-        Command::Metrics(a) => commands::metrics(&a),
+        Command::Metrics(a) => commands::metrics(&a, quiet),
         Command::ImportLira(a) => commands::import_lira(&a, quiet),
         Command::Report(a) => commands::report(&a, quiet),
         Command::Run(a) => commands::run(&a, quiet),
@@ -319,10 +319,16 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            let mut said = e.to_string();
+            eprintln!("error: {said}");
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                eprintln!("  caused by: {s}");
+                // Errors that name their cause in their message are not repeated.
+                let cause = s.to_string();
+                if !said.contains(&cause) {
+                    eprintln!("  caused by: {cause}");
+                    said.push_str(&cause);
+                }
                 source = s.source();
             }
             ExitCode::FAILURE

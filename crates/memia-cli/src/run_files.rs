@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use memia_attacks::loo::EvalGroup;
-use memia_core::npy::{read_npy_any, write_npy};
+use memia_core::npy::{read_npy_any, write_npy_to};
 use memia_core::{Logits, atomic_write, labels_from_i64};
 use memia_shadow::{RunDir, ShadowError};
 use ndarray::Array1;
@@ -40,25 +40,34 @@ pub struct LoadedRun {
     pub config: Option<RunConfig>,
 }
 
-/// Writes the command line's files into `dir`.
+/// Writes the command line's files into `dir`, each only where its content changes (so that
+/// planning again into the run of the same plan is a no-op); returns the names it wrote.
 pub fn write_extras(
     dir: &Path,
     config: Option<&RunConfig>,
     labels: &[u32],
     pool: &PoolInfo,
-) -> Result<()> {
+) -> Result<Vec<&'static str>> {
+    let mut files: Vec<(&'static str, Vec<u8>)> = Vec::new();
     if let Some(config) = config {
-        let text = config.to_toml();
-        let path = dir.join("memia.toml");
-        atomic_write(&path, |f| std::io::Write::write_all(f, text.as_bytes()))?;
+        files.push(("memia.toml", config.to_toml().into_bytes()));
     }
     let labels: Array1<i64> = labels.iter().map(|&l| i64::from(l)).collect();
-    write_npy(dir.join("labels.npy"), &labels)?;
+    let mut npy = Vec::new();
+    write_npy_to(&mut npy, &labels).map_err(io(dir.join("labels.npy")))?;
+    files.push(("labels.npy", npy));
     let text = serde_json::to_string(pool).expect("plain data serialises");
-    atomic_write(&dir.join("pool.json"), |f| {
-        std::io::Write::write_all(f, text.as_bytes())
-    })?;
-    Ok(())
+    files.push(("pool.json", text.into_bytes()));
+    let mut written = Vec::new();
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+            continue;
+        }
+        atomic_write(&path, |f| std::io::Write::write_all(f, &bytes))?;
+        written.push(name);
+    }
+    Ok(written)
 }
 
 fn run_error(path: &Path, reason: impl Into<String>) -> CliError {

@@ -540,6 +540,57 @@ fn bad_inputs_fail_with_clear_errors() {
         dir,
     );
     assert!(err.contains("float"), "{err}");
+    // All scores NaN: an error naming the file and the count; some NaN: said how many.
+    write_npy(dir.join("nan.npy"), &Array1::from(vec![f64::NAN; 3])).unwrap();
+    write_npy(dir.join("m1.npy"), &Array1::from(vec![true, false, true])).unwrap();
+    let err = fails(
+        &["metrics", "--scores", "nan.npy", "--labels", "m1.npy"],
+        dir,
+    );
+    assert!(
+        err.contains("nan.npy: no score to evaluate (3 scores, 3 of them NaN)"),
+        "{err}"
+    );
+    write_npy(
+        dir.join("some.npy"),
+        &Array1::from(vec![0.9, f64::NAN, 0.1, 0.5]),
+    )
+    .unwrap();
+    write_npy(
+        dir.join("m4.npy"),
+        &Array1::from(vec![true, false, false, true]),
+    )
+    .unwrap();
+    let out = memia(
+        &["metrics", "--scores", "some.npy", "--labels", "m4.npy"],
+        dir,
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("left out 1 NaN scores of 4"), "{stderr}");
+    // An I/O error prints its cause once.
+    let err = fails(
+        &["metrics", "--scores", "missing.npy", "--labels", "m4.npy"],
+        dir,
+    );
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    // --members-out without --target is refused before anything is written.
+    write_npy(dir.join("t.npy"), &Array3::<f32>::zeros((1797, 1, 10))).unwrap();
+    let err = fails(
+        &[
+            "attack",
+            "run",
+            "--target-logits",
+            "t.npy",
+            "--members-out",
+            "m.npy",
+            "-o",
+            "unwritten.npy",
+        ],
+        dir,
+    );
+    assert!(err.contains("--members-out needs --target"), "{err}");
+    assert!(!dir.join("unwritten.npy").exists());
     std::fs::write(dir.join("trunc.npy"), b"\x93NUMPY\x01\x00").unwrap();
     let err = fails(
         &["metrics", "--scores", "trunc.npy", "--labels", "m3.npy"],
@@ -787,4 +838,32 @@ fn plan_refuses_bad_settings_naming_them() {
     assert!(err.contains("invalid epochs"), "{err}");
     let err = fails(&["plan", "-o", "r", "--samples", "0"], dir);
     assert!(err.contains("--samples must be at least 1"), "{err}");
+}
+
+/// Planning into the run of the same plan is a no-op: no file is written again.
+#[test]
+fn planning_the_same_plan_again_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(&["plan", "-o", "run", "--models", "4", "-q"], dir);
+    let stamps = |dir: &Path| -> Vec<(String, std::time::SystemTime)> {
+        let mut v: Vec<_> = std::fs::read_dir(dir.join("run"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().modified().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = stamps(dir);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let out = memia(&["plan", "-o", "run", "--models", "4"], dir);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("found the plan of 4 models"));
+    assert_eq!(stamps(dir), before, "files were written again");
 }

@@ -36,6 +36,23 @@ fn framed<'a, 'b, DB: DrawingBackend>(
     builder
 }
 
+/// Tick labels for a linear axis over `range`: enough decimals that neighbouring ticks, as
+/// close as plotters may place them, never print alike (two more than the range's order of
+/// magnitude), then trailing zeros trimmed.
+fn tick_labels(range: std::ops::Range<f64>) -> impl Fn(&f64) -> String {
+    let span = (range.end - range.start).abs().max(f64::MIN_POSITIVE);
+    let decimals = (2.0 - span.log10().floor()).clamp(0.0, 8.0) as usize;
+    move |v: &f64| {
+        let text = format!("{v:.decimals$}");
+        let text = if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        };
+        if text == "-0" { "0".into() } else { text }
+    }
+}
+
 /// The series' legend in the report's style, at `position`.
 fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
@@ -136,7 +153,8 @@ pub fn histogram(
             .configure_mesh()
             .x_desc(x_label)
             .y_desc("samples")
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&tick_labels(lo..hi))
+            .y_label_formatter(&tick_labels(0.0..top))
             .draw()
             .map_err(&err)?;
         chart
@@ -187,6 +205,7 @@ pub fn scatter(
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
+        let (x_ticks, y_ticks) = (tick_labels(xr.clone()), tick_labels(yr.clone()));
         let mut chart = framed(&root, title, 20)
             .build_cartesian_2d(xr, yr)
             .map_err(&err)?;
@@ -194,6 +213,8 @@ pub fn scatter(
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
+            .x_label_formatter(&x_ticks)
+            .y_label_formatter(&y_ticks)
             .draw()
             .map_err(&err)?;
         chart
@@ -264,14 +285,23 @@ pub fn shadow_curve(report: &LooReport, planned: Option<f64>) -> Result<String> 
         let metrics: [(&str, RowValue<'_>); 2] = [("TPR at 0.1% FPR", &tpr_at), ("AUROC", &auroc)];
         for (panel, (name, value)) in panels.iter().zip(metrics) {
             let y0 = if name == "AUROC" { 0.4 } else { 0.0 };
+            // Ticks at the powers of two (the curve's own counts): whole, distinct numbers.
+            let powers: Vec<f64> = (0..)
+                .map(|p| f64::from(1u32 << p))
+                .take_while(|&m| m <= max_models * 1.2)
+                .collect();
             let mut chart = framed(panel, format!("{name} vs shadow models"), 18)
-                .build_cartesian_2d((1.0..max_models * 1.2).log_scale(), y0..1.02)
+                .build_cartesian_2d(
+                    (1.0..max_models * 1.2).log_scale().with_key_points(powers),
+                    y0..1.02,
+                )
                 .map_err(&err)?;
             chart
                 .configure_mesh()
                 .x_desc("shadow models")
                 .y_desc(name)
                 .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&tick_labels(y0..1.02))
                 .draw()
                 .map_err(&err)?;
             for (i, g) in groups.iter().enumerate() {
@@ -308,4 +338,101 @@ pub fn shadow_curve(report: &LooReport, planned: Option<f64>) -> Result<String> 
         root.present().map_err(&err)?;
     }
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The texts of an SVG's `<text>` elements.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn histogram_axis_labels_are_distinct() {
+        let values: Vec<f64> = (0..200).map(|i| i as f64 / 100.0 - 1.0).collect();
+        let svg = histogram(&values, (-1.0, 1.0), 40, "t", "x").unwrap();
+        let ticks: Vec<String> = texts(&svg)
+            .into_iter()
+            .filter(|t| t.contains('.'))
+            .collect();
+        assert!(ticks.len() >= 5, "{ticks:?}");
+        let mut unique = ticks.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ticks.len(), "repeated tick labels: {ticks:?}");
+    }
+
+    /// No axis prints the same tick label twice: two numeric labels alike on one line (same
+    /// `y`: a horizontal axis; same `x`: a vertical one) and within one panel's reach.
+    fn assert_no_repeated_ticks(svg: &str) {
+        let mut labels: Vec<(String, f64, f64)> = Vec::new();
+        for t in svg.split("<text").skip(1) {
+            let Some((attrs, rest)) = t.split_once('>') else {
+                continue;
+            };
+            let text = rest.split_once("</text>").map_or("", |(t, _)| t.trim());
+            let attr = |name: &str| -> Option<f64> {
+                let (_, v) = attrs.split_once(&format!(" {name}=\""))?;
+                v.split_once('"')?.0.parse().ok()
+            };
+            if let (true, Some(x), Some(y)) = (text.parse::<f64>().is_ok(), attr("x"), attr("y")) {
+                labels.push((text.to_string(), x, y));
+            }
+        }
+        for (i, a) in labels.iter().enumerate() {
+            for b in &labels[i + 1..] {
+                let same_line = (a.2 == b.2 && (a.1 - b.1).abs() < 400.0)
+                    || (a.1 == b.1 && (a.2 - b.2).abs() < 300.0);
+                assert!(
+                    !(a.0 == b.0 && same_line),
+                    "tick {} printed twice on one axis: {a:?} {b:?}",
+                    a.0
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_axis_repeats_a_tick_label() {
+        for (lo, hi) in [
+            (-0.62, 1.0),
+            (-0.61, -0.58),
+            (0.0, 14.3),
+            (-1.0, 1.0),
+            (3.0, 3.0),
+        ] {
+            let x: Vec<f64> = (0..50).map(|i| lo + (hi - lo) * i as f64 / 49.0).collect();
+            let y: Vec<f64> = x.iter().map(|v| v * 7.0).collect();
+            assert_no_repeated_ticks(&scatter(&x, &y, 100, "t", ("x", "y")).unwrap());
+            assert_no_repeated_ticks(&histogram(&x, (-1.0, 1.0), 40, "t", "x").unwrap());
+        }
+        for max in [3usize, 10, 15, 31, 63, 100, 255] {
+            let rows = (0..)
+                .map(|p| 1usize << p)
+                .take_while(|&m| m < max)
+                .chain([max]) // the curve ends at all K - 1 shadow models
+                .map(|m| memia_attacks::loo::LooRow {
+                    shadow_models: m,
+                    repeat: 0,
+                    group: "all".into(),
+                    scored: 10,
+                    unscored: 0,
+                    auroc: 0.5 + 0.4 * (m as f64 / max as f64),
+                    tpr_at_fpr: vec![(1e-3, 0.3)],
+                    balanced_accuracy: 0.6,
+                })
+                .collect();
+            let report = memia_attacks::loo::LooReport {
+                models: max + 1,
+                samples: 10,
+                rows,
+            };
+            assert_no_repeated_ticks(&shadow_curve(&report, Some(2.5)).unwrap());
+        }
+    }
 }
