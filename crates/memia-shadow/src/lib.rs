@@ -9,7 +9,9 @@
 //! * rerunning skips finished models, and a run killed at any moment loses only the models in
 //!   progress;
 //! * several processes or machines can each train a shard (a range of models) of one plan,
-//!   and their union is identical to a single run;
+//!   and their union is identical to a single run for trainers whose outputs do not depend on
+//!   how models are grouped (see [`ShadowTrainer`]'s determinism contract);
+//! * every model file records its [`Producer`], so a run that mixes producers says so;
 //! * a run directory of another plan is refused with a clear error;
 //! * extendable plans (Bernoulli and fixed-size subsets) can grow later without retraining.
 //!

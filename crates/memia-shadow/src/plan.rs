@@ -63,6 +63,18 @@ impl std::fmt::Display for InclusionScheme {
 }
 
 impl InclusionScheme {
+    /// The fraction of models per sample (balanced), of samples per model (fixed size) or the
+    /// inclusion probability (Bernoulli); `None` for a given keep matrix.
+    pub fn fraction(&self) -> Option<f64> {
+        match *self {
+            InclusionScheme::Balanced { ratio } | InclusionScheme::FixedSize { ratio } => {
+                Some(ratio)
+            }
+            InclusionScheme::Bernoulli { p } => Some(p),
+            InclusionScheme::Given { .. } => None,
+        }
+    }
+
     /// Whether models can be added later without changing the existing ones' subsets.
     pub fn extendable(&self) -> bool {
         !matches!(
@@ -221,12 +233,10 @@ impl Plan {
             trainer: trainer.config(),
         };
         let keep = plan.keep_matrix()?; // validates the scheme's parameters
-        let fraction = match plan.scheme {
-            InclusionScheme::Balanced { ratio } | InclusionScheme::FixedSize { ratio } => ratio,
-            InclusionScheme::Bernoulli { p } => p,
-            InclusionScheme::Given { .. } => 0.5,
-        };
-        if !(fraction > 0.0 && fraction < 1.0) {
+        // (A given scheme has no fraction, and no keep matrix to derive: refused above.)
+        if let Some(fraction) = plan.scheme.fraction()
+            && !(fraction > 0.0 && fraction < 1.0)
+        {
             return Err(invalid(
                 "scheme",
                 format!(
