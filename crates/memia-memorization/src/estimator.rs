@@ -4,9 +4,9 @@ use std::path::Path;
 
 use memia_core::npz::NpzWriter;
 use memia_core::{KeepMatrix, Logits, Signal};
+use memia_metrics::clopper_pearson_bounds;
 use ndarray::{Array1, ArrayView2, Axis};
 use rayon::prelude::*;
-use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::error::{MemorizationError, Result, check_shape, invalid};
 
@@ -118,7 +118,15 @@ impl MemorizationConfig {
     ///
     /// The standard error is that of a difference of two independent means,
     /// `sqrt(s_in^2 / n_in + s_out^2 / n_out)` with unbiased sample variances (NaN where a side
-    /// has a single model); the interval is the normal one, `mem +- z se`, clipped to [-1, 1].
+    /// has a single model), kept for what it is. The interval is not the Wald interval
+    /// `mem +- z se`, which with few models and rates near 0 or 1, exactly where memorized
+    /// samples lie, covers far less than its level (44% for a nominal 95% with 8 models per
+    /// side at 0.98 vs 0.95) and has zero width when all models agree. It is Newcombe's
+    /// square-and-add combination of the IN and OUT rates' Clopper-Pearson intervals, which
+    /// covers at least its level in the simulation test (96% or more for a nominal 95%, 4 to 32
+    /// models per side; Wilson-based, as Newcombe's method 10, it fell to 87%). For soft
+    /// outcomes (probabilities) the exact intervals are continued to a non-integer sum, a
+    /// conservative choice: no [0, 1] variable of mean p varies more than a 0/1 one.
     pub fn estimate(
         &self,
         keep: &KeepMatrix,
@@ -144,7 +152,6 @@ impl MemorizationConfig {
             });
         }
         let sums = accumulate(keep, outcome);
-        let z = Normal::standard().inverse_cdf(0.5 + self.confidence / 2.0);
         let mut out = Memorization::with_len(n, self.confidence);
         let mut missing = Vec::new();
         for (i, s) in sums.iter().enumerate() {
@@ -162,8 +169,13 @@ impl MemorizationConfig {
             out.in_mean[i] = mean_in;
             out.out_mean[i] = mean_out;
             out.std_error[i] = se;
-            out.lower[i] = (score - z * se).max(-1.0);
-            out.upper[i] = (score + z * se).min(1.0);
+            (out.lower[i], out.upper[i]) = difference_interval(
+                mean_in,
+                s.n_in.into(),
+                mean_out,
+                s.n_out.into(),
+                self.confidence,
+            );
         }
         if let (Some(&first), Missing::Error) = (missing.first(), self.missing) {
             return Err(MemorizationError::Undetermined {
@@ -254,6 +266,19 @@ fn accumulate(keep: &KeepMatrix, outcome: ArrayView2<'_, f32>) -> Vec<Sums> {
             }
         });
     sums
+}
+
+/// The interval for a difference of two rates `p1 - p2` (over `n1` and `n2` trials): Newcombe's
+/// square-and-add combination (MOVER) of the two sides' Clopper-Pearson intervals at
+/// `confidence`. Exact intervals per side make it conservative where the Wilson-based hybrid
+/// (Newcombe 1998, method 10) dips below its level with few models; it lies within [-1, 1].
+fn difference_interval(p1: f64, n1: f64, p2: f64, n2: f64, confidence: f64) -> (f64, f64) {
+    let (l1, u1) = clopper_pearson_bounds(p1 * n1, n1, confidence);
+    let (l2, u2) = clopper_pearson_bounds(p2 * n2, n2, confidence);
+    let d = p1 - p2;
+    let lower = d - ((p1 - l1).powi(2) + (u2 - p2).powi(2)).sqrt();
+    let upper = d + ((u1 - p1).powi(2) + (p2 - l2).powi(2)).sqrt();
+    (lower.max(-1.0), upper.min(1.0))
 }
 
 /// Memorization estimates for N samples, as parallel arrays (NaN where undetermined).
@@ -365,6 +390,92 @@ impl Memorization {
 mod tests {
     use super::*;
     use ndarray::{Array2, array};
+
+    /// The interval against statsmodels 0.15: `proportion_confint(x, n, alpha, method="beta")`
+    /// (Clopper-Pearson) for each side, combined as `d -+ sqrt((p1 - l1)^2 + (u2 - p2)^2)`,
+    /// `d + sqrt((u1 - p1)^2 + (p2 - l2)^2)`, clipped to [-1, 1].
+    #[test]
+    fn difference_intervals_match_statsmodels() {
+        for ((x1, n1, x2, n2, confidence), (lo, hi)) in [
+            (
+                (56.0, 70.0, 48.0, 80.0, 0.95),
+                (0.04388687820777562, 0.34417102320815796),
+            ),
+            (
+                (8.0, 8.0, 7.0, 8.0, 0.95),
+                (-0.2639906328681255, 0.5265096708752065),
+            ),
+            (
+                (5.0, 9.0, 2.0, 7.0, 0.90),
+                (-0.2114875239216677, 0.6303803999569308),
+            ),
+            ((8.0, 8.0, 0.0, 8.0, 0.95), (0.47756596686440145, 1.0)),
+            (
+                (3.0, 8.0, 3.0, 8.0, 0.99),
+                (-0.5608720492958326, 0.5608720492958326),
+            ),
+        ] {
+            let (l, u) = difference_interval(x1 / n1, n1, x2 / n2, n2, confidence);
+            assert!((l - lo).abs() < 1e-9 && (u - hi).abs() < 1e-9, "{l} {u}");
+        }
+    }
+
+    /// Coverage, simulated: for each number of models per side and pair of rates, 4,000 samples
+    /// with Bernoulli outcomes; the share of intervals holding the true `p_in - p_out` is at
+    /// least the nominal 95% (measured minimum 96.2%), where the Wald interval on the same
+    /// draws falls to 24% (4 per side) and 43% (8 per side, 0.98 vs 0.95).
+    #[test]
+    fn intervals_cover_their_nominal_level() {
+        use rand::RngExt;
+        let samples = 4000;
+        let mut wald_worst = 1.0f64;
+        for per_side in [4usize, 8, 16, 32] {
+            for (p_in, p_out) in [
+                (0.98, 0.95),
+                (1.0, 0.2),
+                (0.9, 0.1),
+                (0.5, 0.5),
+                (1.0, 1.0),
+                (0.7, 0.6),
+            ] {
+                let k = 2 * per_side;
+                let keep = KeepMatrix::from_array(Array2::from_shape_fn((k, samples), |(m, _)| {
+                    m < per_side
+                }))
+                .unwrap();
+                let mut rng =
+                    memia_core::rng::stream_rng(per_side as u64, (p_in * 1000.0 + p_out) as u64);
+                let outcome = Array2::from_shape_fn((k, samples), |(m, _)| {
+                    let p = if m < per_side { p_in } else { p_out };
+                    f32::from(u8::from(rng.random::<f64>() < p))
+                });
+                let mem = MemorizationConfig::default()
+                    .estimate(&keep, outcome.view())
+                    .unwrap();
+                let truth = p_in - p_out;
+                let covered = (0..samples)
+                    .filter(|&i| mem.lower[i] <= truth + 1e-12 && truth - 1e-12 <= mem.upper[i])
+                    .count() as f64
+                    / samples as f64;
+                assert!(
+                    covered >= 0.95,
+                    "{per_side} per side, {p_in} vs {p_out}: coverage {covered}"
+                );
+                // The Wald interval on the same draws, for comparison.
+                let wald = (0..samples)
+                    .filter(|&i| {
+                        (mem.score[i] - truth).abs() <= 1.959964 * mem.std_error[i] + 1e-12
+                    })
+                    .count() as f64
+                    / samples as f64;
+                wald_worst = wald_worst.min(wald);
+            }
+        }
+        assert!(
+            wald_worst < 0.6,
+            "the Wald interval covered at least {wald_worst}"
+        );
+    }
 
     #[test]
     fn estimate_by_hand() {

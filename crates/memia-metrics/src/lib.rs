@@ -36,6 +36,8 @@ mod sort;
 pub use bootstrap::{Bootstrap, Statistic};
 pub use correlation::{Correlation, average_ranks, kendall_tau_b, pearson, spearman};
 pub use error::{MetricsError, Result};
-pub use privacy::{EpsilonBound, Interval, clopper_pearson, epsilon_lower_bound};
+pub use privacy::{
+    EpsilonBound, Interval, clopper_pearson, clopper_pearson_bounds, epsilon_lower_bound,
+};
 pub use roc::{Direction, RocCurve, RocSummary, STANDARD_FPRS, TprAtFpr, auroc};
 pub use sort::median;

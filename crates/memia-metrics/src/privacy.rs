@@ -43,24 +43,34 @@ pub fn clopper_pearson(successes: u64, trials: u64, confidence: f64) -> Result<I
             reason: format!("{successes} successes out of {trials} trials"),
         });
     }
-    let alpha = 1.0 - confidence;
     let (x, n) = (successes as f64, trials as f64);
-    let lower = if successes == 0 {
-        0.0
-    } else {
-        beta_quantile(alpha / 2.0, x, n - x + 1.0)
-    };
-    let upper = if successes == trials {
-        1.0
-    } else {
-        beta_quantile(1.0 - alpha / 2.0, x + 1.0, n - x)
-    };
+    let (lower, upper) = clopper_pearson_bounds(x, n, confidence);
     Ok(Interval {
         estimate: x / n,
         lower,
         upper,
         confidence,
     })
+}
+
+/// The Clopper-Pearson bounds for `successes` out of `trials` > 0, both real: the beta
+/// quantiles `Beta(x, n - x + 1)` and `Beta(x + 1, n - x)`, continued to non-integer `x` (a
+/// sum of outcomes in [0, 1], such as true-class probabilities), with 0 and 1 at the ends.
+/// `confidence` in (0, 1); arguments are not checked (see [`clopper_pearson`]).
+pub fn clopper_pearson_bounds(successes: f64, trials: f64, confidence: f64) -> (f64, f64) {
+    let alpha = 1.0 - confidence;
+    let (x, n) = (successes, trials);
+    let lower = if x <= 0.0 {
+        0.0
+    } else {
+        beta_quantile(alpha / 2.0, x, n - x + 1.0)
+    };
+    let upper = if x >= n {
+        1.0
+    } else {
+        beta_quantile(1.0 - alpha / 2.0, x + 1.0, n - x)
+    };
+    (lower, upper)
 }
 
 /// The `p`-quantile of `Beta(a, b)`: statrs' inverse, polished by Newton steps on the
