@@ -106,12 +106,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         for row in &report.rows {
             println!(
-                "{:<34} {:<12} {:>8.4} {:>9.4} {:>12.4}",
+                "{:<34} {:<12} {:>8.4} {:>9.4} {:>12}",
                 attack.describe(),
                 row.group,
                 row.auroc,
                 row.balanced_accuracy,
-                row.tpr_at_fpr[0].1
+                row.tpr_text(0, 4)
             );
         }
     }

@@ -245,12 +245,21 @@ fn generated_audit() -> Result<(), Box<dyn std::error::Error>> {
         Statistic::Auroc,
     )?;
     let eps = roc.epsilon_lower_bound(0.95, 1e-5)?;
+    let summary = roc.summary(&[1e-3], TprAtFpr::LiraStrict)?;
+    let tpr = summary.tpr_at_fpr[0];
+    let tpr = if tpr.measurable {
+        format!(
+            "{:.4} [{:.3}, {:.3}]",
+            tpr.tpr, tpr.tpr_lower, tpr.tpr_upper
+        )
+    } else {
+        format!("not measurable with {} non-members", summary.negatives)
+    };
     println!(
-        "target model 0: AUROC {:.4} (95% bootstrap {:.4} .. {:.4}), TPR@0.1%FPR {:.4}, balanced accuracy {:.4}",
+        "target model 0: AUROC {:.4} (95% bootstrap {:.4} .. {:.4}), TPR@0.1%FPR {tpr}, balanced accuracy {:.4}",
         roc.auc(),
         ci.lower,
         ci.upper,
-        roc.tpr_at_fpr(1e-3, TprAtFpr::LiraStrict)?,
         roc.balanced_accuracy(),
     );
     println!(

@@ -154,7 +154,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             });
         let cells: Vec<String> = rows
             .iter()
-            .map(|r| format!("{:.2} ({:.3})", r.tpr_at_fpr[0].1, r.auroc))
+            .map(|r| format!("{} ({:.3})", r.tpr_text(0, 2), r.auroc))
             .collect();
         println!(
             "{:<18} {:>7} {:>9} {:>9}   {}",

@@ -90,6 +90,9 @@ pub struct LooRow {
     pub scored: usize,
     /// Pairs left out because the shadows could not judge them.
     pub unscored: usize,
+    /// Scored pairs whose sample was not a member of the target: the non-members behind each
+    /// FPR (an FPR below `1 / negatives` allows no false positive and cannot be measured).
+    pub negatives: usize,
     /// AUROC; NaN when the group's pairs hold one class only.
     pub auroc: f64,
     /// `(fpr, tpr)` pairs.
@@ -107,6 +110,27 @@ pub struct LooReport {
     pub samples: usize,
     /// One row per shadow count, repeat and group.
     pub rows: Vec<LooRow>,
+}
+
+impl LooRow {
+    /// Whether a TPR at `fpr` is measurable with this row's non-members (at least one false
+    /// positive allowed).
+    pub fn measurable(&self, fpr: f64) -> bool {
+        fpr * self.negatives as f64 >= 1.0 - 1e-9
+    }
+
+    /// The TPR at the `i`-th FPR as a table cell: the value with `decimals`, or `n/m` where the
+    /// FPR is not measurable (and `-` where there is no curve).
+    pub fn tpr_text(&self, i: usize, decimals: usize) -> String {
+        let (fpr, tpr) = self.tpr_at_fpr[i];
+        if tpr.is_nan() {
+            "-".into()
+        } else if !self.measurable(fpr) {
+            "n/m".into()
+        } else {
+            format!("{tpr:.decimals$}")
+        }
+    }
 }
 
 impl LooReport {
@@ -143,10 +167,20 @@ impl std::fmt::Display for LooReport {
                 "{:>8} {:>6} {:<20} {:>9} {:>8.4}",
                 r.shadow_models, r.repeat, r.group, r.scored, r.auroc
             )?;
-            for (_, tpr) in &r.tpr_at_fpr {
-                write!(f, " {tpr:>12.4}")?;
+            for i in 0..r.tpr_at_fpr.len() {
+                write!(f, " {:>12}", r.tpr_text(i, 4))?;
             }
             writeln!(f, " {:>9.4}", r.balanced_accuracy)?;
+        }
+        if self
+            .rows
+            .iter()
+            .any(|r| (0..r.tpr_at_fpr.len()).any(|i| r.tpr_text(i, 4) == "n/m"))
+        {
+            writeln!(
+                f,
+                "n/m: not measurable, the FPR allows no false positive among the row's non-members"
+            )?;
         }
         Ok(())
     }
@@ -283,6 +317,7 @@ fn evaluate(
         group: group.name.clone(),
         scored: scores.len(),
         unscored,
+        negatives: members.iter().filter(|&&m| !m).count(),
         auroc,
         tpr_at_fpr,
         balanced_accuracy,
@@ -293,6 +328,36 @@ fn evaluate(
 mod tests {
     use super::*;
     use crate::{LiraConfig, Threshold};
+
+    #[test]
+    fn rows_mark_what_their_non_members_cannot_measure() {
+        let row = LooRow {
+            shadow_models: 4,
+            repeat: 0,
+            group: "canaries".into(),
+            scored: 30,
+            unscored: 0,
+            negatives: 10,
+            auroc: 1.0,
+            tpr_at_fpr: vec![(1e-3, 1.0), (0.1, 0.9), (0.5, f64::NAN)],
+            balanced_accuracy: 1.0,
+        };
+        assert!(!row.measurable(1e-3) && row.measurable(0.1));
+        assert_eq!(
+            (row.tpr_text(0, 4), row.tpr_text(1, 2), row.tpr_text(2, 4)),
+            ("n/m".to_string(), "0.90".to_string(), "-".to_string())
+        );
+        let report = LooReport {
+            models: 5,
+            samples: 30,
+            rows: vec![row],
+        };
+        let table = report.to_string();
+        assert!(
+            table.contains("n/m") && table.contains("not measurable"),
+            "{table}"
+        );
+    }
     use ndarray::Array3;
 
     fn run() -> (KeepMatrix, Array3<f64>) {

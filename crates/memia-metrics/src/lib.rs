@@ -39,5 +39,5 @@ pub use error::{MetricsError, Result};
 pub use privacy::{
     EpsilonBound, Interval, clopper_pearson, clopper_pearson_bounds, epsilon_lower_bound,
 };
-pub use roc::{Direction, RocCurve, RocSummary, STANDARD_FPRS, TprAtFpr, auroc};
+pub use roc::{Direction, RocCurve, RocSummary, STANDARD_FPRS, TprAtFpr, TprPoint, auroc};
 pub use sort::median;

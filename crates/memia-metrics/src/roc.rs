@@ -341,23 +341,72 @@ impl RocCurve {
     }
 
     /// AUROC, balanced accuracy, advantage and the TPR at each of `fprs`.
+    ///
+    /// Each TPR carries its 95% Clopper-Pearson interval (from the members behind it) and says
+    /// whether the FPR is measurable at all: with `negatives` non-members, an FPR below
+    /// `1 / negatives` allows no false positive, so the TPR there is read at zero false
+    /// positives and says nothing about that rate.
     pub fn summary(&self, fprs: &[f64], convention: TprAtFpr) -> Result<RocSummary> {
+        let (p, n) = (self.positives(), self.negatives());
+        let tpr_at_fpr = fprs
+            .iter()
+            .map(|&fpr| {
+                let tpr = self.tpr_at_fpr(fpr, convention)?;
+                // tpr is a count over p members (interpolation aside): its interval is theirs.
+                let (tpr_lower, tpr_upper) =
+                    crate::privacy::clopper_pearson_bounds(tpr * p as f64, p as f64, 0.95);
+                let false_positives_allowed = (fpr * n as f64 + 1e-9).floor() as u64;
+                Ok(TprPoint {
+                    fpr,
+                    tpr,
+                    tpr_lower,
+                    tpr_upper,
+                    false_positives_allowed,
+                    measurable: false_positives_allowed >= 1,
+                })
+            })
+            .collect::<Result<_>>()?;
         Ok(RocSummary {
             auroc: self.auc(),
             balanced_accuracy: self.balanced_accuracy(),
             advantage: self.advantage(),
-            tpr_at_fpr: fprs
-                .iter()
-                .map(|&f| Ok((f, self.tpr_at_fpr(f, convention)?)))
-                .collect::<Result<_>>()?,
-            positives: self.positives(),
-            negatives: self.negatives(),
+            tpr_at_fpr,
+            positives: p,
+            negatives: n,
         })
     }
 }
 
+/// The TPR at one FPR, with its uncertainty.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct TprPoint {
+    /// The false-positive rate.
+    pub fpr: f64,
+    /// The true-positive rate read there.
+    pub tpr: f64,
+    /// Lower end of the TPR's 95% Clopper-Pearson interval over the members.
+    pub tpr_lower: f64,
+    /// Upper end of that interval.
+    pub tpr_upper: f64,
+    /// Non-members the FPR allows to be called members: `floor(fpr * negatives)`.
+    pub false_positives_allowed: u64,
+    /// Whether the FPR can be measured with these non-members (at least one false positive
+    /// allowed). When not, print no TPR for it: it rests on zero false positives.
+    pub measurable: bool,
+}
+
+impl RocSummary {
+    /// The point at `fpr` (one of those the summary was made for).
+    pub fn at(&self, fpr: f64) -> Option<&TprPoint> {
+        self.tpr_at_fpr
+            .iter()
+            .find(|p| (p.fpr - fpr).abs() <= fpr * 1e-9)
+    }
+}
+
 /// The headline numbers of an attack, for tables and reports (serialises to JSON with
-/// `tpr_at_fpr` as a list of `{"fpr": .., "tpr": ..}` objects).
+/// `tpr_at_fpr` as a list of `{"fpr", "tpr", "tpr_lower", "tpr_upper",
+/// "false_positives_allowed", "measurable"}` objects).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RocSummary {
     /// Area under the ROC curve.
@@ -366,30 +415,12 @@ pub struct RocSummary {
     pub balanced_accuracy: f64,
     /// `max(TPR - FPR)`.
     pub advantage: f64,
-    /// `(fpr, tpr)` pairs.
-    #[serde(serialize_with = "fpr_tpr_objects")]
-    pub tpr_at_fpr: Vec<(f64, f64)>,
+    /// The TPR at each FPR asked for, with its uncertainty.
+    pub tpr_at_fpr: Vec<TprPoint>,
     /// Number of members.
     pub positives: u64,
     /// Number of non-members.
     pub negatives: u64,
-}
-
-fn fpr_tpr_objects<S: serde::Serializer>(
-    pairs: &[(f64, f64)],
-    serializer: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    #[derive(serde::Serialize)]
-    struct Point {
-        fpr: f64,
-        tpr: f64,
-    }
-    let mut seq = serializer.serialize_seq(Some(pairs.len()))?;
-    for &(fpr, tpr) in pairs {
-        seq.serialize_element(&Point { fpr, tpr })?;
-    }
-    seq.end()
 }
 
 /// The low false-positive rates at which membership attacks are usually reported.
@@ -485,6 +516,33 @@ mod tests {
             assert!((dropped.auc() - roc.auc()).abs() < 1e-12);
             assert_eq!(dropped.advantage(), roc.advantage());
         }
+    }
+
+    #[test]
+    fn summaries_carry_intervals_and_say_what_cannot_be_measured() {
+        // 100 members scored 1..100, 250 non-members scored below all but the top 5.
+        let mut scores: Vec<f64> = (0..100).map(|i| 1000.0 + i as f64).collect();
+        scores.extend((0..250).map(|i| if i < 5 { 2000.0 + i as f64 } else { i as f64 }));
+        let members: Vec<bool> = (0..350).map(|i| i < 100).collect();
+        let roc = RocCurve::new(&scores, &members, Direction::HigherIsMember).unwrap();
+        let s = roc
+            .summary(&[1e-3, 1e-2, 0.1], TprAtFpr::LiraStrict)
+            .unwrap();
+        // 0.1% of 250 non-members is 0.25: no false positive allowed, not measurable.
+        let low = s.at(1e-3).unwrap();
+        assert_eq!((low.false_positives_allowed, low.measurable), (0, false));
+        let mid = s.at(1e-2).unwrap();
+        assert_eq!((mid.false_positives_allowed, mid.measurable), (2, true));
+        let high = s.at(0.1).unwrap();
+        assert_eq!(high.tpr, 1.0);
+        // The interval is Clopper-Pearson's over the 100 members: 100/100 -> [0.9638, 1].
+        assert!(
+            (high.tpr_lower - 0.9637833073548235).abs() < 1e-9,
+            "{high:?}"
+        ); // statsmodels proportion_confint(100, 100, method="beta")
+        assert_eq!(high.tpr_upper, 1.0);
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"measurable\":false"), "{json}");
     }
 
     #[test]

@@ -276,9 +276,10 @@ pub fn shadow_curve(report: &LooReport, planned: Option<f64>) -> Result<String> 
         root.fill(&WHITE).map_err(&err)?;
         let panels = root.split_evenly((1, 2));
         let tpr_at = |r: &LooRow| {
+            // Only where 0.1% FPR allows a false positive: no point rests on none.
             r.tpr_at_fpr
                 .iter()
-                .find(|p| (p.0 - 1e-3).abs() < 1e-12)
+                .find(|p| (p.0 - 1e-3).abs() < 1e-12 && r.measurable(p.0))
                 .map_or(f64::NAN, |p| p.1)
         };
         let auroc = |r: &LooRow| r.auroc;
@@ -422,6 +423,7 @@ mod tests {
                     group: "all".into(),
                     scored: 10,
                     unscored: 0,
+                    negatives: 5,
                     auroc: 0.5 + 0.4 * (m as f64 / max as f64),
                     tpr_at_fpr: vec![(1e-3, 0.3)],
                     balanced_accuracy: 0.6,

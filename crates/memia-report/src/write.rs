@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use memia_core::atomic_write;
-use memia_metrics::RocSummary;
+use memia_metrics::{RocSummary, TprPoint};
 
 use crate::audit::Audit;
 use crate::error::{ReportError, Result};
@@ -189,12 +189,7 @@ impl Audit {
         for (name, r) in rows {
             let cells = match r {
                 Some(r) => {
-                    let tpr = |f: f64| {
-                        r.tpr_at_fpr
-                            .iter()
-                            .find(|p| (p.0 - f).abs() < f * 1e-9)
-                            .map_or("-".into(), |p| format!("{:.4}", p.1))
-                    };
+                    let tpr = |f: f64| r.at(f).map_or("-".into(), tpr_cell);
                     format!(
                         "<td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td>",
                         r.positives,
@@ -268,18 +263,25 @@ positive memorization about {budget_all}.</p>
     }
 }
 
-/// One line per group for terminals: AUROC and TPR at 0.1% FPR.
+/// A TPR for a table cell: the value and its 95% interval, or why there is none (an FPR that
+/// allows no false positive among these non-members).
+fn tpr_cell(p: &TprPoint) -> String {
+    if p.measurable {
+        format!("{:.4} [{:.3}, {:.3}]", p.tpr, p.tpr_lower, p.tpr_upper)
+    } else {
+        "not measurable (no false positive allowed)".into()
+    }
+}
+
+/// One line per group for terminals: AUROC and TPR at 0.1% FPR (with its interval, or marked
+/// as not measurable).
 pub fn headline(name: &str, r: Option<&RocSummary>) -> String {
     match r {
         Some(r) => {
-            let tpr = r
-                .tpr_at_fpr
-                .iter()
-                .find(|p| (p.0 - 1e-3).abs() < 1e-12)
-                .map_or(f64::NAN, |p| p.1);
+            let tpr = r.at(1e-3).map_or("-".into(), tpr_cell);
             format!(
-                "{name:<32} {:>6} members {:>6} non-members  AUROC {:.4}  TPR@0.1%FPR {:.4}  balanced accuracy {:.4}",
-                r.positives, r.negatives, r.auroc, tpr, r.balanced_accuracy
+                "{name:<32} {:>6} members {:>6} non-members  AUROC {:.4}  TPR@0.1%FPR {tpr}  balanced accuracy {:.4}",
+                r.positives, r.negatives, r.auroc, r.balanced_accuracy
             )
         }
         None => format!("{name:<32} one class only: no ROC curve"),
