@@ -667,7 +667,9 @@ pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
             )));
         }
     };
-    let source = absolute(&args.dir)?;
+    // The canonical path (no `..`, no symbolic link): the plan's hash must not depend on how
+    // the source was spelled.
+    let source = std::fs::canonicalize(&args.dir).map_err(crate::error::io(&args.dir))?;
     let pool = PoolFingerprint {
         name: format!("imported LiRA run {}", source.display()),
         samples: n,

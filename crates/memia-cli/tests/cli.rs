@@ -867,3 +867,38 @@ fn planning_the_same_plan_again_writes_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("found the plan of 4 models"));
     assert_eq!(stamps(dir), before, "files were written again");
 }
+
+/// An import's plan does not depend on how the source path is spelled, and an import of NaN
+/// logits names the file and leaves no half-made run.
+#[test]
+fn imports_are_independent_of_spelling_and_refuse_nan_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (k, n) = (4, 30);
+    let keep = KeepMatrix::balanced(k, n, 2).unwrap();
+    let labels: Vec<i64> = (0..n as i64).map(|i| i % 3).collect();
+    let mut logits = Array4::from_shape_fn((k, n, 1, 3), |(m, i, _, c)| (m + i + c) as f32 * 0.1);
+    write_lira_run(&dir.join("lira"), &keep, &logits, &labels);
+    std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
+    ok(&["import-lira", "lira", "-o", "a", "-q"], dir);
+    ok(
+        &["import-lira", "../lira", "-o", "../b", "-q"],
+        &dir.join("elsewhere"),
+    );
+    let plan = |run: &str| std::fs::read_to_string(dir.join(run).join("plan.json")).unwrap();
+    assert_eq!(plan("a"), plan("b"));
+    // The same source spelled another way into the same run: the same plan, accepted.
+    ok(
+        &["import-lira", "./elsewhere/../lira", "-o", "a", "-q"],
+        dir,
+    );
+
+    logits[[2, 5, 0, 1]] = f32::NAN;
+    write_lira_run(&dir.join("lira"), &keep, &logits, &labels);
+    let err = fails(&["import-lira", "lira", "-o", "c"], dir);
+    assert!(
+        err.contains("experiment-2_4") && err.contains("is not finite"),
+        "{err}"
+    );
+    assert!(!dir.join("c").exists(), "a half-made run was left");
+}

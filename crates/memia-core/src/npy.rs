@@ -315,7 +315,10 @@ impl AnyArray {
             .map_err(|_| CoreError::DType {
                 location: location.to_string(),
                 found: found.descr().to_string(),
-                expected: format!("'{}'", T::DTYPE.descr()),
+                expected: format!(
+                    "'{0}' (convert it with numpy: `np.save(path, np.load(path).astype('{0}'))`)",
+                    T::DTYPE.descr()
+                ),
             })
     }
 }
@@ -379,8 +382,18 @@ pub fn read_header<R: Read>(reader: &mut R, location: &str) -> Result<NpyHeader>
     let mut preamble = [0u8; 8];
     read_exact_or(reader, &mut preamble, location, "the 8-byte preamble")?;
     if &preamble[..6] != MAGIC {
+        // The usual mistakes, said with what to do instead.
+        let hint = if preamble.starts_with(b"PK\x03\x04") {
+            ": this is a zip archive, such as a `torch.save` file or an `.npz`; save the array \
+             with numpy instead: `np.save(path, tensor.detach().cpu().numpy())`"
+        } else if preamble[0] == 0x80 && (2..=5).contains(&preamble[1]) {
+            ": this is a Python pickle (`pickle.dump` or an old `torch.save`); save the array \
+             with numpy instead: `np.save(path, array)`"
+        } else {
+            ""
+        };
         return Err(bad(format!(
-            "wrong magic bytes {:?} (expected \\x93NUMPY)",
+            "wrong magic bytes {:?} (expected \\x93NUMPY){hint}",
             String::from_utf8_lossy(&preamble[..6])
         )));
     }
@@ -858,8 +871,17 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "x.npy: array has dtype '<f4', expected '<f8'"
+            "x.npy: array has dtype '<f4', expected '<f8' (convert it with numpy: \
+             `np.save(path, np.load(path).astype('<f8'))`)"
         );
+        // The usual wrong files: a torch.save zip archive, a pickle.
+        for (bytes, expected) in [
+            (&b"PK\x03\x04\x14\x00\x00\x00rest"[..], "`torch.save` file"),
+            (&b"\x80\x02}q\x00(X\x01\x00"[..], "Python pickle"),
+        ] {
+            let err = read_npy_from(bytes, "model.npy").unwrap_err().to_string();
+            assert!(err.contains(expected) && err.contains("np.save"), "{err}");
+        }
         let a = read_npy_from(&bytes[..], "x.npy")
             .unwrap()
             .into_typed::<f32>("x.npy")
