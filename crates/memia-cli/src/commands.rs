@@ -14,7 +14,9 @@ use memia_memorization::{MemorizationConfig, Outcome};
 use memia_metrics::{Direction, RocCurve, STANDARD_FPRS, TprAtFpr};
 use memia_models::{BurnTrainer, CnnConfig, MlpConfig, ModelConfig, ResNetConfig, device_by_name};
 use memia_report::{Audit, AuditConfig, AuditInputs, headline};
-use memia_shadow::{InclusionScheme, Plan, PoolFingerprint, Producer, RunDir, labels_sha256};
+use memia_shadow::{
+    InclusionScheme, Plan, PoolFingerprint, Producer, RunDir, ShadowTrainer, labels_sha256,
+};
 use ndarray::{Array1, Array3, Axis};
 
 use crate::config::{DataSource, RunConfig};
@@ -281,6 +283,7 @@ fn train_models(
     device: &DeviceArgs,
     models: Option<&str>,
     pool: Option<Pool>,
+    allow_mixed_producers: bool,
     quiet: bool,
 ) -> Result<()> {
     let config = run.config.as_ref().ok_or_else(|| CliError::Run {
@@ -304,6 +307,27 @@ fn train_models(
         });
     }
     let trainer = trainer(config, device)?;
+    // Models of another family (logits copied in, another trainer) are not silently joined by
+    // memia's own: engines of memia's trainer may mix (said after training), families may not.
+    let ours = trainer.producer().trainer;
+    let foreign: Vec<String> = run
+        .dir
+        .producers()?
+        .iter()
+        .filter(|g| g.producer.as_ref().is_none_or(|p| p.trainer != ours))
+        .map(ToString::to_string)
+        .collect();
+    if !foreign.is_empty() && !allow_mixed_producers {
+        return Err(CliError::Run {
+            path: run.path(),
+            reason: format!(
+                "holds models that {ours} did not produce ({}): training its models into the \
+                 other slots would mix model families in one audit; pass \
+                 --allow-mixed-producers to do it anyway",
+                foreign.join("; ")
+            ),
+        });
+    }
     status(
         quiet,
         format!(
@@ -349,7 +373,14 @@ fn train_models(
 
 pub fn train(args: &TrainArgs, quiet: bool) -> Result<()> {
     let run = run_files::open(&args.run)?;
-    train_models(&run, &args.device, args.models.as_deref(), None, quiet)
+    train_models(
+        &run,
+        &args.device,
+        args.models.as_deref(),
+        None,
+        args.allow_mixed_producers,
+        quiet,
+    )
 }
 
 pub fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
@@ -788,7 +819,7 @@ pub fn run(args: &RunArgs, quiet: bool) -> Result<()> {
     };
     let pool = plan_into(&config, &args.config, &dir, quiet)?;
     let run = run_files::open(&dir)?;
-    train_models(&run, &args.device, None, Some(pool), quiet)?;
+    train_models(&run, &args.device, None, Some(pool), false, quiet)?;
     let report_dir = args.report.clone().unwrap_or_else(|| dir.join("report"));
     report_on(&run, &args.audit, &report_dir, quiet)
 }

@@ -131,6 +131,10 @@ struct TrainArgs {
     models: Option<String>,
     #[command(flatten)]
     device: DeviceArgs,
+    /// Train memia's models into a run that holds models memia's trainer did not produce (logits
+    /// copied in, or made by another trainer), mixing model families in one audit.
+    #[arg(long)]
+    allow_mixed_producers: bool,
 }
 
 #[derive(Debug, Args)]

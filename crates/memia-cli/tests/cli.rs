@@ -902,3 +902,40 @@ fn imports_are_independent_of_spelling_and_refuse_nan_whole() {
     );
     assert!(!dir.join("c").exists(), "a half-made run was left");
 }
+
+/// Logits copied into a planned run are another model family: `memia train` refuses to fill
+/// the other slots with memia's models unless told to, and then says the run mixes producers.
+#[test]
+fn training_next_to_foreign_models_needs_a_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        &["plan", "-o", "run", "--models", "4", "--epochs", "2", "-q"],
+        dir,
+    );
+    ok(&["train", "run", "--models", "0..1", "-q"], dir);
+    // Model 2's logits made elsewhere (here: a copy of model 0's), without a producer record.
+    std::fs::copy(
+        dir.join("run/logits/model_00000.npy"),
+        dir.join("run/logits/model_00002.npy"),
+    )
+    .unwrap();
+    let err = fails(&["train", "run"], dir);
+    assert!(
+        err.contains("model 2 by an unrecorded producer")
+            && err.contains("--allow-mixed-producers"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("run/logits/model_00001.npy").exists(),
+        "nothing trained"
+    );
+    let out = memia(&["train", "run", "--allow-mixed-producers"], dir);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mixes 2 producers")
+            && stderr.contains("model 2 by an unrecorded producer"),
+        "{stderr}"
+    );
+}
