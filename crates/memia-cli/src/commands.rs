@@ -7,8 +7,10 @@ use memia_attacks::loo::EvalGroup;
 use memia_attacks::{
     AttackSpec, CandidateRule, FittedTest, LiraSignal, MembershipTest, OfflineScore,
 };
-use memia_core::npy::{read_npy, read_npy_any, write_npy};
-use memia_core::{LiraImportOptions, Logits, import_lira_run, labels_from_i64};
+use memia_core::npy::{AnyArray, into_dimension, read_npy, read_npy_any, write_npy};
+use memia_core::{
+    KeepMatrix, LiraImportOptions, Logits, first_non_finite, import_lira_run, labels_from_i64,
+};
 use memia_data::Pool;
 use memia_memorization::{MemorizationConfig, Outcome};
 use memia_metrics::{Direction, RocCurve, STANDARD_FPRS, TprAtFpr};
@@ -24,8 +26,9 @@ use crate::error::{CliError, Result};
 use crate::progress::{Progress, status};
 use crate::run_files::{self, LoadedRun, PoolInfo};
 use crate::{
-    AttackArgs, AttackMethodArgs, AuditArgs, Convention, DeviceArgs, ImportLiraArgs, MemorizeArgs,
-    Method, MetricsArgs, OfflineScoreArg, PlanArgs, ReportArgs, RunArgs, SignalArg, TrainArgs,
+    AttackArgs, AttackMethodArgs, AuditArgs, Convention, DeviceArgs, ImportArgs, ImportLiraArgs,
+    MemorizeArgs, Method, MetricsArgs, OfflineScoreArg, PlanArgs, ReportArgs, RunArgs, SignalArg,
+    TrainArgs,
 };
 
 fn usage(message: impl Into<String>) -> CliError {
@@ -701,35 +704,217 @@ pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
     // The canonical path (no `..`, no symbolic link): the plan's hash must not depend on how
     // the source was spelled.
     let source = std::fs::canonicalize(&args.dir).map_err(crate::error::io(&args.dir))?;
-    let pool = PoolFingerprint {
-        name: format!("imported LiRA run {}", source.display()),
-        samples: n,
-        classes,
-        feature_shape: Vec::new(),
-        sha256: String::new(),
-        labels_sha256: Some(labels_sha256(&labels)),
-    };
-    let trainer = serde_json::json!({
+    let description = serde_json::json!({
         "imported_from": source,
         "epoch": args.epoch,
         "experiments": imported.experiments.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
     });
-    let plan = Plan::given(pool, &imported.keep, imported.logits.queries(), trainer)?;
-    let run = RunDir::create_given(&args.output, &plan, &imported.keep)?;
-    let producer = Producer::new("memia import-lira").with("source", source.display().to_string());
-    let mut bar = Progress::new("storing", "models", k as u64, quiet);
-    for m in 0..k {
-        run.store(m, imported.logits.model(m), &producer)?;
-        bar.update(m as u64 + 1, k as u64, None);
-    }
-    bar.finish();
-    run_files::write_extras(&args.output, None, &labels, &PoolInfo::default())?;
+    store_import(
+        Import {
+            keep: &imported.keep,
+            logits: &imported.logits,
+            labels: &labels,
+            groups: read_groups(args.groups.as_deref(), n)?,
+            name: format!("imported LiRA run {}", source.display()),
+            description,
+            producer: Producer::new("memia import-lira")
+                .with("source", source.display().to_string()),
+        },
+        &args.output,
+        quiet,
+    )?;
     status(
         quiet,
         format!(
             "imported {k} models x {n} samples x {} queries x {classes} classes from {} into {}",
             imported.logits.queries(),
             args.dir.display(),
+            args.output.display()
+        ),
+    );
+    Ok(())
+}
+
+/// Models made elsewhere, ready to become a run directory.
+struct Import<'a> {
+    keep: &'a KeepMatrix,
+    logits: &'a Logits,
+    labels: &'a [u32],
+    groups: Vec<EvalGroup>,
+    /// The pool's name in the plan.
+    name: String,
+    /// Where the outputs came from, as the plan's trainer settings.
+    description: serde_json::Value,
+    producer: Producer,
+}
+
+/// Writes an import as a run directory (a plan of the given keep matrix, every model's
+/// logits with its producer, the labels and groups): the one path of every import command.
+fn store_import(import: Import<'_>, output: &Path, quiet: bool) -> Result<()> {
+    let (k, n) = (import.keep.models(), import.keep.samples());
+    let pool = PoolFingerprint {
+        name: import.name,
+        samples: n,
+        classes: import.logits.classes(),
+        feature_shape: Vec::new(),
+        sha256: String::new(),
+        labels_sha256: Some(labels_sha256(import.labels)),
+    };
+    let plan = Plan::given(
+        pool,
+        import.keep,
+        import.logits.queries(),
+        import.description,
+    )?;
+    let run = RunDir::create_given(output, &plan, import.keep)?;
+    let mut bar = Progress::new("storing", "models", k as u64, quiet);
+    for m in 0..k {
+        run.store(m, import.logits.model(m), &import.producer)?;
+        bar.update(m as u64 + 1, k as u64, None);
+    }
+    bar.finish();
+    let info = PoolInfo {
+        provenance: None,
+        groups: import.groups,
+    };
+    run_files::write_extras(output, None, import.labels, &info)?;
+    Ok(())
+}
+
+/// The groups of a `--groups` JSON file, checked against the pool's `n` samples.
+fn read_groups(path: Option<&Path>, n: usize) -> Result<Vec<EvalGroup>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(path).map_err(crate::error::io(path))?;
+    let groups: Vec<EvalGroup> = serde_json::from_str(&text).map_err(|e| CliError::Config {
+        path: path.to_path_buf(),
+        reason: format!("{e} (expected [{{\"name\": \"canaries\", \"samples\": [0, 5]}}])"),
+    })?;
+    for g in &groups {
+        if let Some(&i) = g.samples.iter().find(|&&i| i >= n) {
+            return Err(CliError::Config {
+                path: path.to_path_buf(),
+                reason: format!("group '{}' lists sample {i}, the pool has {n}", g.name),
+            });
+        }
+    }
+    Ok(groups)
+}
+
+/// Reads logits as float32: float64 is converted (said unless quiet), other types refused with
+/// the numpy command that converts them.
+fn read_logits_any(path: &Path, quiet: bool) -> Result<ndarray::ArrayD<f32>> {
+    let location = path.display().to_string();
+    Ok(match read_npy_any(path)? {
+        AnyArray::F64(a) => {
+            status(
+                quiet,
+                format!("{location}: float64 logits converted to float32"),
+            );
+            a.mapv(|v| v as f32)
+        }
+        other => other.into_typed::<f32>(&location)?,
+    })
+}
+
+/// One model's logits as N x A x C (an N x C array gets the query axis).
+fn model_logits(a: ndarray::ArrayD<f32>, location: &str) -> Result<Array3<f32>> {
+    let a = if a.ndim() == 2 {
+        a.insert_axis(ndarray::Axis(1))
+    } else {
+        a
+    };
+    Ok(into_dimension::<f32, ndarray::Ix3>(a, location)?)
+}
+
+pub fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
+    let keep = KeepMatrix::load(&args.keep)?;
+    let (k, n) = (keep.models(), keep.samples());
+    let models: Vec<Array3<f32>> = if args.logits.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&args.logits)
+            .map_err(crate::error::io(&args.logits))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "npy"))
+            .collect();
+        files.sort();
+        if files.len() != k {
+            return Err(usage(format!(
+                "--logits {}: {} .npy files for the keep matrix's {k} models",
+                args.logits.display(),
+                files.len()
+            )));
+        }
+        files
+            .iter()
+            .map(|f| model_logits(read_logits_any(f, quiet)?, &f.display().to_string()))
+            .collect::<Result<_>>()?
+    } else {
+        let all = read_logits_any(&args.logits, quiet)?;
+        let all = if all.ndim() == 3 {
+            all.insert_axis(ndarray::Axis(2))
+        } else {
+            all
+        };
+        let location = args.logits.display().to_string();
+        let all = into_dimension::<f32, ndarray::Ix4>(all, &location)?;
+        if all.dim().0 != k {
+            return Err(usage(format!(
+                "--logits {location}: logits of {} models for the keep matrix's {k}",
+                all.dim().0
+            )));
+        }
+        all.outer_iter().map(|m| m.to_owned()).collect()
+    };
+    let views: Vec<_> = models.iter().map(|m| m.view()).collect();
+    let logits = Logits::from_models(&views)?;
+    if logits.samples() != n {
+        return Err(usage(format!(
+            "--logits: {} samples, the keep matrix has {n}",
+            logits.samples()
+        )));
+    }
+    for (m, model) in models.iter().enumerate() {
+        if let Some(((i, q, c), v)) = first_non_finite(model.view()) {
+            return Err(usage(format!(
+                "--logits: model {m}'s logit {v} of sample {i}, query {q}, class {c} is not finite"
+            )));
+        }
+    }
+    let raw = read_npy_any(&args.labels)?.to_i64_vec(&args.labels.display().to_string())?;
+    if raw.len() != n {
+        return Err(usage(format!(
+            "--labels {}: {} labels for {n} samples",
+            args.labels.display(),
+            raw.len()
+        )));
+    }
+    let labels = labels_from_i64(&raw, logits.classes())?;
+    let canonical = |p: &Path| std::fs::canonicalize(p).map_err(crate::error::io(p));
+    let (keep_path, logits_path) = (canonical(&args.keep)?, canonical(&args.logits)?);
+    store_import(
+        Import {
+            keep: &keep,
+            logits: &logits,
+            labels: &labels,
+            groups: read_groups(args.groups.as_deref(), n)?,
+            name: format!("imported models {}", logits_path.display()),
+            description: serde_json::json!({
+                "imported_keep": keep_path,
+                "imported_logits": logits_path,
+            }),
+            producer: Producer::new("memia import")
+                .with("source", logits_path.display().to_string()),
+        },
+        &args.output,
+        quiet,
+    )?;
+    status(
+        quiet,
+        format!(
+            "imported {k} models x {n} samples x {} queries x {} classes into {}",
+            logits.queries(),
+            logits.classes(),
             args.output.display()
         ),
     );

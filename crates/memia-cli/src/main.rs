@@ -12,6 +12,7 @@
 //! memia report RUN -o REPORT                summary.json, samples.csv, SVG plots, index.html
 //! memia run audit.toml                      all of it
 //! memia import-lira DIR -o RUN              a LiRA reference run becomes a memia run
+//! memia import --keep K --logits L --labels Y -o RUN   models trained elsewhere
 //! ```
 
 mod commands;
@@ -69,6 +70,9 @@ enum Command {
     /// Import a LiRA reference run (experiment-*/keep.npy, experiment-*/logits/*.npy,
     /// y_train.npy) as a memia run directory.
     ImportLira(ImportLiraArgs),
+    /// Import models trained elsewhere in the simplest layout: a K x N keep matrix, the models'
+    /// logits on the N pool samples and the labels, as a memia run directory.
+    Import(ImportArgs),
     /// Audit a trained run and write the report: summary.json, samples.csv, SVG plots and
     /// index.html.
     Report(ReportArgs),
@@ -263,6 +267,31 @@ struct ImportLiraArgs {
     /// Labels (N integers, `.npy`) if the run has no y_train.npy.
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Named groups of samples reported separately (JSON: `[{"name": "canaries", "samples":
+    /// [0, 5, ...]}]`).
+    #[arg(long)]
+    groups: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The keep matrix: K x N bool `.npy` (row k: the samples model k trained on).
+    #[arg(long)]
+    keep: PathBuf,
+    /// The logits: one K x N x A x C (or K x N x C) float32 `.npy`, or a folder of K per-model
+    /// files (N x A x C or N x C), taken in name order. float64 is converted, with a notice.
+    #[arg(long)]
+    logits: PathBuf,
+    /// The pool's labels: N integers, `.npy`.
+    #[arg(long)]
+    labels: PathBuf,
+    /// Named groups of samples reported separately (JSON: `[{"name": "canaries", "samples":
+    /// [0, 5, ...]}]`).
+    #[arg(long)]
+    groups: Option<PathBuf>,
+    /// The memia run directory to create.
+    #[arg(long, short)]
+    output: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +346,7 @@ fn main() -> ExitCode {
         Command::Attack(a) => commands::attack(&a, quiet),
         Command::Metrics(a) => commands::metrics(&a, quiet),
         Command::ImportLira(a) => commands::import_lira(&a, quiet),
+        Command::Import(a) => commands::import(&a, quiet),
         Command::Report(a) => commands::report(&a, quiet),
         Command::Run(a) => commands::run(&a, quiet),
     };

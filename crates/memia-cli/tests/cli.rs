@@ -939,3 +939,117 @@ fn training_next_to_foreign_models_needs_a_flag() {
         "{stderr}"
     );
 }
+
+/// The simplest import: a keep matrix, one logits array (here float64 and N x C per model) or a
+/// folder of per-model files, the labels and groups; both give the same run, attackable and
+/// reported, with the groups kept.
+#[test]
+fn models_trained_elsewhere_are_imported_in_the_simplest_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (k, n, c) = (6, 40, 3);
+    let keep = KeepMatrix::balanced(k, n, 9).unwrap();
+    let labels: Array1<i64> = (0..n as i64).map(|i| i % 3).collect();
+    let logits = ndarray::Array3::from_shape_fn((k, n, c), |(m, i, j)| {
+        let boost = if keep.get(m, i) { 2.0 } else { 0.0 };
+        let base = ((m * 7 + i * 3 + j) % 5) as f64 * 0.2;
+        if j as i64 == labels[i] {
+            base + boost
+        } else {
+            base
+        }
+    });
+    keep.save(dir.join("keep.npy")).unwrap();
+    write_npy(dir.join("logits.npy"), &logits).unwrap();
+    write_npy(dir.join("y.npy"), &labels).unwrap();
+    std::fs::create_dir_all(dir.join("per-model")).unwrap();
+    for m in 0..k {
+        let model = logits.index_axis(ndarray::Axis(0), m).mapv(|v| v as f32);
+        write_npy(dir.join(format!("per-model/m{m:02}.npy")), &model).unwrap();
+    }
+    std::fs::write(
+        dir.join("groups.json"),
+        r#"[{"name": "canaries", "samples": [0, 1, 2, 3]}]"#,
+    )
+    .unwrap();
+    let common = [
+        "--keep",
+        "keep.npy",
+        "--labels",
+        "y.npy",
+        "--groups",
+        "groups.json",
+    ];
+    let out = memia(
+        &[
+            &["import", "--logits", "logits.npy", "-o", "a"][..],
+            &common[..],
+        ]
+        .concat(),
+        dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("float64 logits converted to float32"));
+    ok(
+        &[
+            &["import", "--logits", "per-model", "-o", "b", "-q"][..],
+            &common[..],
+        ]
+        .concat(),
+        dir,
+    );
+    for run in ["a", "b"] {
+        let model: Array3<f32> = read_npy(dir.join(run).join("logits/model_00002.npy")).unwrap();
+        assert_eq!(model.dim(), (n, 1, c));
+        assert_eq!(model[[5, 0, 1]], logits[[2, 5, 1]] as f32);
+        let pool = std::fs::read_to_string(dir.join(run).join("pool.json")).unwrap();
+        assert!(pool.contains("\"canaries\""), "{pool}");
+    }
+    ok(&["attack", "a", "--target", "0", "-o", "s.npy"], dir);
+    ok(&["report", "a", "-o", "rep", "--curve-targets", "2"], dir);
+    let summary = std::fs::read_to_string(dir.join("rep/summary.json")).unwrap();
+    assert!(
+        summary.contains("canaries"),
+        "groups survive into the report"
+    );
+    // Wrong inputs are named.
+    write_npy(dir.join("short.npy"), &Array1::from(vec![0i64; 5])).unwrap();
+    let err = fails(
+        &[
+            "import",
+            "--keep",
+            "keep.npy",
+            "--logits",
+            "logits.npy",
+            "--labels",
+            "short.npy",
+            "-o",
+            "c",
+        ],
+        dir,
+    );
+    assert!(err.contains("5 labels for 40 samples"), "{err}");
+    std::fs::write(dir.join("bad.json"), r#"[{"name": "x", "samples": [40]}]"#).unwrap();
+    let err = fails(
+        &[
+            "import",
+            "--keep",
+            "keep.npy",
+            "--logits",
+            "logits.npy",
+            "--labels",
+            "y.npy",
+            "--groups",
+            "bad.json",
+            "-o",
+            "c",
+        ],
+        dir,
+    );
+    assert!(err.contains("group 'x' lists sample 40"), "{err}");
+    assert!(!dir.join("c").exists());
+}
