@@ -26,9 +26,9 @@ use crate::error::{CliError, Result};
 use crate::progress::{Progress, status};
 use crate::run_files::{self, LoadedRun, PoolInfo};
 use crate::{
-    AttackArgs, AttackMethodArgs, AuditArgs, Convention, DeviceArgs, ImportArgs, ImportLiraArgs,
-    MemorizeArgs, Method, MetricsArgs, OfflineScoreArg, PlanArgs, ReportArgs, RunArgs, SignalArg,
-    TrainArgs,
+    AttackArgs, AttackMethodArgs, AuditArgs, Convention, DeviceArgs, ExportPoolArgs, ImportArgs,
+    ImportLiraArgs, MemorizeArgs, Method, MetricsArgs, OfflineScoreArg, PlanArgs, ReportArgs,
+    RunArgs, SignalArg, TrainArgs,
 };
 
 fn usage(message: impl Into<String>) -> CliError {
@@ -730,6 +730,58 @@ pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
             imported.logits.queries(),
             args.dir.display(),
             args.output.display()
+        ),
+    );
+    Ok(())
+}
+
+pub fn export_pool(args: &ExportPoolArgs, quiet: bool) -> Result<()> {
+    use memia_data::Dataset;
+    let run = run_files::open(&args.run)?;
+    let config = run.config.as_ref().ok_or_else(|| CliError::Run {
+        path: run.path(),
+        reason: "has no memia.toml (an imported run?): its pool's samples are not known to memia"
+            .into(),
+    })?;
+    let pool = crate::pool::build(&config.data, config.plan.seed)?;
+    if !run.dir.plan().pool.describes(&pool.dataset) {
+        return Err(CliError::Run {
+            path: run.path(),
+            reason: "the data files no longer give the pool this run was planned on (its \
+                     fingerprint differs)"
+                .into(),
+        });
+    }
+    let ds = &pool.dataset;
+    let shape: Vec<usize> = std::iter::once(ds.len())
+        .chain(ds.feature_shape().iter().copied())
+        .collect();
+    let x = ndarray::ArrayD::from_shape_vec(shape, ds.as_slice().to_vec())
+        .expect("the pool's values fill its shape");
+    let y: Array1<i64> = run.labels.iter().map(|&l| i64::from(l)).collect();
+    let mut npz = memia_core::npz::NpzWriter::create(&args.output, true);
+    npz.add("x", &x)?;
+    npz.add("y", &y)?;
+    npz.add("keep", run.dir.keep().as_array())?;
+    for group in &run.pool.groups {
+        let name: String = group
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let samples: Array1<i64> = group.samples.iter().map(|&i| i as i64).collect();
+        npz.add(&format!("group_{name}"), &samples)?;
+    }
+    npz.finish()?;
+    status(
+        quiet,
+        format!(
+            "wrote {}: x {:?}, y, keep {} x {}, {} groups",
+            args.output.display(),
+            x.shape(),
+            run.dir.keep().models(),
+            ds.len(),
+            run.pool.groups.len()
         ),
     );
     Ok(())

@@ -70,6 +70,10 @@ enum Command {
     /// Import a LiRA reference run (experiment-*/keep.npy, experiment-*/logits/*.npy,
     /// y_train.npy) as a memia run directory.
     ImportLira(ImportLiraArgs),
+    /// Export a run's pool for training elsewhere: `x` (N x sample shape, float32, as memia's
+    /// models see them), `y` (N int64), `keep` (K x N bool) and one `group_<name>` index array
+    /// per group (e.g. the canaries), in one `.npz`.
+    ExportPool(ExportPoolArgs),
     /// Import models trained elsewhere in the simplest layout: a K x N keep matrix, the models'
     /// logits on the N pool samples and the labels, as a memia run directory.
     Import(ImportArgs),
@@ -274,6 +278,15 @@ struct ImportLiraArgs {
 }
 
 #[derive(Debug, Args)]
+struct ExportPoolArgs {
+    /// The run directory (planned by `memia plan` or `memia run`).
+    run: PathBuf,
+    /// The `.npz` to write.
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+#[derive(Debug, Args)]
 struct ImportArgs {
     /// The keep matrix: K x N bool `.npy` (row k: the samples model k trained on).
     #[arg(long)]
@@ -347,6 +360,7 @@ fn main() -> ExitCode {
         Command::Metrics(a) => commands::metrics(&a, quiet),
         Command::ImportLira(a) => commands::import_lira(&a, quiet),
         Command::Import(a) => commands::import(&a, quiet),
+        Command::ExportPool(a) => commands::export_pool(&a, quiet),
         Command::Report(a) => commands::report(&a, quiet),
         Command::Run(a) => commands::run(&a, quiet),
     };

@@ -1053,3 +1053,97 @@ fn models_trained_elsewhere_are_imported_in_the_simplest_layout() {
     assert!(err.contains("group 'x' lists sample 40"), "{err}");
     assert!(!dir.join("c").exists());
 }
+
+/// The bring-your-own-models workflow of docs/byo-models.md, end to end, with the numpy
+/// stand-in for PyTorch (examples/byo/train_numpy.py): plan, export the pool, train outside
+/// memia, import, and find the canaries memorized. Skipped (and said so) where python3 has no
+/// numpy, unless MEMIA_REQUIRE_NUMPY=1 (which `.ci/run` sets after installing it).
+#[test]
+fn the_bring_your_own_models_workflow() {
+    use std::io::Write as _;
+    let has_numpy = Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_numpy {
+        assert!(
+            std::env::var("MEMIA_REQUIRE_NUMPY").as_deref() != Ok("1"),
+            "MEMIA_REQUIRE_NUMPY=1 but python3 cannot import numpy"
+        );
+        let _ = writeln!(std::io::stderr(), "skipped: python3 with numpy not found");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("c.toml"),
+        "[data]\nsource = \"digits\"\nsamples = 400\n\
+         [data.canaries]\nkind = \"mislabeled\"\ncount = 20\nlabels = \"random\"\n\
+         [plan]\nmodels = 8\nseed = 3\n",
+    )
+    .unwrap();
+    ok(&["plan", "--config", "c.toml", "-o", "run", "-q"], dir);
+    ok(&["export-pool", "run", "-o", "pool.npz", "-q"], dir);
+    let mut npz = NpzArchive::open(dir.join("pool.npz")).unwrap();
+    let keep: ndarray::Array2<bool> = npz.read("keep").unwrap();
+    assert_eq!(
+        keep,
+        *KeepMatrix::load(dir.join("run/keep.npy"))
+            .unwrap()
+            .as_array()
+    );
+    let x: ndarray::Array4<f32> = npz.read("x").unwrap();
+    assert_eq!(x.dim(), (420, 1, 8, 8));
+    let canaries: Array1<i64> = npz.read("group_canaries").unwrap();
+    assert_eq!(canaries.len(), 20);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/byo/train_numpy.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(["pool.npz", "trained", "300"])
+        .current_dir(dir)
+        .env_remove("OPENBLAS_CORETYPE")
+        .env_remove("OPENBLAS_L2_SIZE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(
+        &[
+            "import",
+            "--keep",
+            "trained/keep.npy",
+            "--logits",
+            "trained/logits",
+            "--labels",
+            "trained/y.npy",
+            "--groups",
+            "trained/groups.json",
+            "-o",
+            "imported",
+            "-q",
+        ],
+        dir,
+    );
+    ok(&["memorize", "imported", "-o", "mem.npz"], dir);
+    let mut mem = NpzArchive::open(dir.join("mem.npz")).unwrap();
+    let mem: Array1<f64> = mem.read("mem").unwrap();
+    let canary_mean = canaries.iter().map(|&i| mem[i as usize]).sum::<f64>() / 20.0;
+    let other_mean = (0..400)
+        .map(|i| mem[i])
+        .filter(|v| v.is_finite())
+        .sum::<f64>()
+        / 400.0;
+    assert!(
+        canary_mean > 0.5 && canary_mean > 3.0 * other_mean,
+        "canaries {canary_mean}, others {other_mean}"
+    );
+    ok(
+        &["report", "imported", "-o", "rep", "--curve-targets", "2"],
+        dir,
+    );
+    let summary = std::fs::read_to_string(dir.join("rep/summary.json")).unwrap();
+    assert!(summary.contains("canaries"));
+}
