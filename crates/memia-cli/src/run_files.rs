@@ -86,6 +86,14 @@ pub fn open(path: &Path) -> Result<LoadedRun> {
         ));
     }
     let dir = RunDir::open(path)?;
+    // The manifest is derived from logits/: bring it up to date with files written by hand.
+    match dir.refresh_manifest() {
+        Ok(_) => {}
+        // A run directory this process may not write (shared, read-only) is still read: every
+        // command reads logits/ itself, not the manifest.
+        Err(ShadowError::Core(memia_core::CoreError::Io { .. }) | ShadowError::Io { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
     let samples = dir.plan().pool.samples;
     let classes = dir.plan().pool.classes;
     let labels_path = path.join("labels.npy");

@@ -926,6 +926,12 @@ fn training_next_to_foreign_models_needs_a_flag() {
             && err.contains("--allow-mixed-producers"),
         "{err}"
     );
+    // Any command brings the manifest up to date with the file written by hand.
+    let manifest = std::fs::read_to_string(dir.join("run/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("\"complete\": [\n    0,\n    2\n  ]"),
+        "{manifest}"
+    );
     assert!(
         !dir.join("run/logits/model_00001.npy").exists(),
         "nothing trained"

@@ -617,6 +617,13 @@ impl RunDir {
 
     /// Rewrites `manifest.json` from the files present in `logits/`.
     fn write_manifest(&self) -> Result<()> {
+        self.refresh_manifest().map(drop)
+    }
+
+    /// Rewrites `manifest.json` if it no longer matches the files in `logits/` (models written
+    /// or removed by hand since the last train); returns whether it did. Reading commands call
+    /// it so that the manifest does not go stale.
+    pub fn refresh_manifest(&self) -> Result<bool> {
         let producers = self.producers()?;
         let mut complete: Vec<usize> = producers
             .iter()
@@ -630,9 +637,12 @@ impl RunDir {
             producers,
         };
         let text = serde_json::to_string_pretty(&manifest).expect("manifests serialise");
-        Ok(atomic_write(&self.path.join("manifest.json"), |f| {
-            std::io::Write::write_all(f, text.as_bytes())
-        })?)
+        let path = self.path.join("manifest.json");
+        if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+            return Ok(false);
+        }
+        atomic_write(&path, |f| std::io::Write::write_all(f, text.as_bytes()))?;
+        Ok(true)
     }
 }
 
