@@ -679,7 +679,7 @@ pub fn metrics(args: &MetricsArgs, quiet: bool) -> Result<()> {
 pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
     let options = LiraImportOptions { epoch: args.epoch };
     let imported = import_lira_run(&args.dir, &options)?;
-    let (k, n) = (imported.keep.models(), imported.keep.samples());
+    let n = imported.keep.samples();
     let classes = imported.logits.classes();
     let labels = match (&args.labels, &imported.labels) {
         (Some(path), _) => {
@@ -722,17 +722,7 @@ pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
         },
         &args.output,
         quiet,
-    )?;
-    status(
-        quiet,
-        format!(
-            "imported {k} models x {n} samples x {} queries x {classes} classes from {} into {}",
-            imported.logits.queries(),
-            args.dir.display(),
-            args.output.display()
-        ),
-    );
-    Ok(())
+    )
 }
 
 pub fn export_pool(args: &ExportPoolArgs, quiet: bool) -> Result<()> {
@@ -830,6 +820,15 @@ fn store_import(import: Import<'_>, output: &Path, quiet: bool) -> Result<()> {
         groups: import.groups,
     };
     run_files::write_extras(output, None, import.labels, &info)?;
+    status(
+        quiet,
+        format!(
+            "imported {k} models x {n} samples x {} queries x {} classes into {}",
+            import.logits.queries(),
+            import.logits.classes(),
+            output.display()
+        ),
+    );
     Ok(())
 }
 
@@ -960,17 +959,7 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
         },
         &args.output,
         quiet,
-    )?;
-    status(
-        quiet,
-        format!(
-            "imported {k} models x {n} samples x {} queries x {} classes into {}",
-            logits.queries(),
-            logits.classes(),
-            args.output.display()
-        ),
-    );
-    Ok(())
+    )
 }
 
 fn audit_config(run: &LoadedRun, args: &AuditArgs) -> Result<AuditConfig> {
