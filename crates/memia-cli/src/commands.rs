@@ -669,6 +669,30 @@ pub fn metrics(args: &MetricsArgs, quiet: bool) -> Result<()> {
     json["unscored"] = (scores.len() - s.len()).into();
     json["direction"] = format!("{direction:?}").into();
     json["convention"] = format!("{convention:?}").into();
+    // Each group on its own curve; a group that cannot have one says why instead.
+    let mut groups = serde_json::Map::new();
+    for group in read_groups(args.groups.as_deref(), scores.len())? {
+        let (gs, gm): (Vec<f64>, Vec<bool>) = group
+            .samples
+            .iter()
+            .map(|&i| (scores[i], members[i]))
+            .filter(|(s, _)| !s.is_nan())
+            .unzip();
+        let value = match RocCurve::new(&gs, &gm, direction) {
+            Ok(roc) => {
+                let mut v = serde_json::to_value(roc.summary(&STANDARD_FPRS, convention)?)
+                    .expect("plain data serialises");
+                v["samples"] = group.samples.len().into();
+                v["unscored"] = (group.samples.len() - gs.len()).into();
+                v
+            }
+            Err(e) => serde_json::json!({ "samples": group.samples.len(), "error": e.to_string() }),
+        };
+        groups.insert(group.name, value);
+    }
+    if args.groups.is_some() {
+        json["groups"] = groups.into();
+    }
     println!(
         "{}",
         serde_json::to_string_pretty(&json).expect("serialises")

@@ -256,6 +256,10 @@ struct MetricsArgs {
     /// How TPR at a fixed FPR is read off the curve.
     #[arg(long, value_enum, default_value = "lira-strict")]
     convention: Convention,
+    /// Also score these groups of samples separately (JSON: `[{"name": "canaries", "samples":
+    /// [0, 5, ...]}]`, as `memia import --groups` reads and `pool.json` holds).
+    #[arg(long)]
+    groups: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

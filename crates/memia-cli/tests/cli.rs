@@ -568,6 +568,26 @@ fn bad_inputs_fail_with_clear_errors() {
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("left out 1 NaN scores of 4"), "{stderr}");
+    // Groups scored separately, from a groups file; a one-class group says why it has no curve.
+    std::fs::write(
+        dir.join("g.json"),
+        r#"[{"name": "pair", "samples": [0, 2]}, {"name": "members", "samples": [0, 3]}]"#,
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "metrics", "--scores", "some.npy", "--labels", "m4.npy", "--groups", "g.json", "-q",
+        ],
+        dir,
+    ))
+    .unwrap();
+    assert_eq!(json["groups"]["pair"]["auroc"], 1.0, "{json}");
+    assert!(
+        json["groups"]["members"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("non-member")),
+        "{json}"
+    );
     // An I/O error prints its cause once.
     let err = fails(
         &["metrics", "--scores", "missing.npy", "--labels", "m4.npy"],
