@@ -45,8 +45,15 @@ def main():
             b -= 0.5 * grad.sum(axis=0)
         logits = (h @ w + b).astype(np.float32)[:, None, :]
         np.save(os.path.join(out, "logits", f"model_{k:05}.npy"), logits)
-    np.save(os.path.join(out, "keep.npy"), keep)
-    np.save(os.path.join(out, "y.npy"), y)
+    write_pool_files(pool, out)
+    print(f"trained {len(keep)} models on {len(y)} samples into {out}")
+
+
+def write_pool_files(pool, out):
+    """What `memia import` reads besides the logits, from the exported pool: OUT/keep.npy,
+    OUT/y.npy and OUT/groups.json (shared with train_torch.py)."""
+    np.save(os.path.join(out, "keep.npy"), pool["keep"])
+    np.save(os.path.join(out, "y.npy"), pool["y"])
     groups = [
         {"name": key[len("group_"):], "samples": pool[key].tolist()}
         for key in pool.files
@@ -54,7 +61,6 @@ def main():
     ]
     with open(os.path.join(out, "groups.json"), "w") as f:
         json.dump(groups, f)
-    print(f"trained {len(keep)} models on {len(y)} samples into {out}")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,14 @@ on the pool `memia export-pool` wrote, each model's logits on the whole pool sav
 Not run in memia's CI (PyTorch is not installed there); train_numpy.py, with the same inputs and
 outputs, is. Replace `make_model` with your own architecture.
 """
-import json
 import os
 import sys
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_numpy import write_pool_files  # noqa: E402  (keep.npy, y.npy, groups.json)
 
 
 def make_model(inputs, classes):
@@ -47,15 +49,7 @@ def main():
         with torch.no_grad():
             logits = model(x).numpy().astype(np.float32)[:, None, :]
         np.save(os.path.join(out, "logits", f"model_{k:05}.npy"), logits)
-    np.save(os.path.join(out, "keep.npy"), keep)
-    np.save(os.path.join(out, "y.npy"), pool["y"])
-    groups = [
-        {"name": key[len("group_"):], "samples": pool[key].tolist()}
-        for key in pool.files
-        if key.startswith("group_")
-    ]
-    with open(os.path.join(out, "groups.json"), "w") as f:
-        json.dump(groups, f)
+    write_pool_files(pool, out)
     print(f"trained {len(keep)} models on {len(y)} samples into {out}")
 
 
