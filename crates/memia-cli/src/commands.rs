@@ -629,12 +629,14 @@ pub fn metrics(args: &MetricsArgs, quiet: bool) -> Result<()> {
             members.len()
         )));
     }
-    let (s, m): (Vec<f64>, Vec<bool>) = scores
-        .iter()
-        .zip(&members)
-        .filter(|(s, _)| !s.is_nan())
-        .map(|(&s, &m)| (s, m))
-        .unzip();
+    // The scored (not NaN) pairs among `samples`.
+    let scored = |samples: &mut dyn Iterator<Item = usize>| -> (Vec<f64>, Vec<bool>) {
+        samples
+            .map(|i| (scores[i], members[i]))
+            .filter(|(s, _)| !s.is_nan())
+            .unzip()
+    };
+    let (s, m) = scored(&mut (0..scores.len()));
     let dropped = scores.len() - s.len();
     if s.is_empty() {
         return Err(usage(format!(
@@ -662,30 +664,23 @@ pub fn metrics(args: &MetricsArgs, quiet: bool) -> Result<()> {
         Convention::LiraStrict => TprAtFpr::LiraStrict,
         Convention::Interpolated => TprAtFpr::Interpolated,
     };
-    let roc = RocCurve::new(&s, &m, direction)?;
-    let summary = roc.summary(&STANDARD_FPRS, convention)?;
-    let mut json = serde_json::to_value(&summary).expect("plain data serialises");
-    json["samples"] = scores.len().into();
-    json["unscored"] = (scores.len() - s.len()).into();
+    // A curve's summary as JSON, with how many samples it covers and how many were unscored.
+    let summary = |roc: RocCurve, samples: usize, scored: usize| -> Result<serde_json::Value> {
+        let mut v = serde_json::to_value(roc.summary(&STANDARD_FPRS, convention)?)
+            .expect("plain data serialises");
+        v["samples"] = samples.into();
+        v["unscored"] = (samples - scored).into();
+        Ok(v)
+    };
+    let mut json = summary(RocCurve::new(&s, &m, direction)?, scores.len(), s.len())?;
     json["direction"] = format!("{direction:?}").into();
     json["convention"] = format!("{convention:?}").into();
     // Each group on its own curve; a group that cannot have one says why instead.
     let mut groups = serde_json::Map::new();
     for group in read_groups(args.groups.as_deref(), scores.len())? {
-        let (gs, gm): (Vec<f64>, Vec<bool>) = group
-            .samples
-            .iter()
-            .map(|&i| (scores[i], members[i]))
-            .filter(|(s, _)| !s.is_nan())
-            .unzip();
+        let (gs, gm) = scored(&mut group.samples.iter().copied());
         let value = match RocCurve::new(&gs, &gm, direction) {
-            Ok(roc) => {
-                let mut v = serde_json::to_value(roc.summary(&STANDARD_FPRS, convention)?)
-                    .expect("plain data serialises");
-                v["samples"] = group.samples.len().into();
-                v["unscored"] = (group.samples.len() - gs.len()).into();
-                v
-            }
+            Ok(roc) => summary(roc, group.samples.len(), gs.len())?,
             Err(e) => serde_json::json!({ "samples": group.samples.len(), "error": e.to_string() }),
         };
         groups.insert(group.name, value);
