@@ -118,6 +118,12 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).map_err(crate::error::io(path))
 }
 
+/// The canonical form of an existing path (no `..`, no symbolic link): what an import records,
+/// so that its plan's hash does not depend on how the source was spelled.
+fn canonical(path: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(path).map_err(crate::error::io(path))
+}
+
 fn parse_range(text: &str, models: usize) -> Result<Range<usize>> {
     let (a, b) = text
         .split_once("..")
@@ -720,9 +726,7 @@ pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
             )));
         }
     };
-    // The canonical path (no `..`, no symbolic link): the plan's hash must not depend on how
-    // the source was spelled.
-    let source = std::fs::canonicalize(&args.dir).map_err(crate::error::io(&args.dir))?;
+    let source = canonical(&args.dir)?;
     let description = serde_json::json!({
         "imported_from": source,
         "epoch": args.epoch,
@@ -960,7 +964,6 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
         )));
     }
     let labels = labels_from_i64(&raw, logits.classes())?;
-    let canonical = |p: &Path| std::fs::canonicalize(p).map_err(crate::error::io(p));
     let (keep_path, logits_path) = (canonical(&args.keep)?, canonical(&args.logits)?);
     store_import(
         Import {
