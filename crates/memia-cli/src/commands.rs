@@ -831,7 +831,35 @@ fn store_import(import: Import<'_>, output: &Path, quiet: bool) -> Result<()> {
         import.logits.queries(),
         import.description,
     )?;
-    let run = RunDir::create_given(output, &plan, import.keep)?;
+    if output.join("plan.json").exists() {
+        // Refuses a run of another plan; the same plan was imported before (only a finished
+        // import is ever renamed into place).
+        RunDir::create_given(output, &plan, import.keep)?;
+        status(
+            quiet,
+            format!(
+                "{} already holds this import: nothing written",
+                output.display()
+            ),
+        );
+        return Ok(());
+    }
+    if output.exists() && std::fs::read_dir(output).map_or(true, |mut d| d.next().is_some()) {
+        return Err(CliError::Run {
+            path: output.to_path_buf(),
+            reason: "exists and is not an empty directory: import into a new directory".into(),
+        });
+    }
+    // Built in a staging folder beside the output and renamed into place when complete, so a
+    // failed or interrupted import leaves nothing that looks like a run.
+    let output_abs = absolute(output)?;
+    let parent = output_abs.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(crate::error::io(parent))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".memia-import-")
+        .tempdir_in(parent)
+        .map_err(crate::error::io(parent))?;
+    let run = RunDir::create_given(staging.path(), &plan, import.keep)?;
     let mut bar = Progress::new("storing", "models", k as u64, quiet);
     for m in 0..k {
         run.store(m, import.logits.model(m), &import.producer)?;
@@ -842,7 +870,14 @@ fn store_import(import: Import<'_>, output: &Path, quiet: bool) -> Result<()> {
         provenance: None,
         groups: import.groups,
     };
-    run_files::write_extras(output, None, import.labels, &info)?;
+    run_files::write_extras(staging.path(), None, import.labels, &info)?;
+    if output.exists() {
+        // The empty directory checked above.
+        std::fs::remove_dir(output).map_err(crate::error::io(output))?;
+    }
+    std::fs::rename(staging.path(), output).map_err(crate::error::io(output))?;
+    // The staging folder is the output now: nothing left to delete.
+    let _ = staging.keep();
     status(
         quiet,
         format!(

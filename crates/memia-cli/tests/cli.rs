@@ -1173,3 +1173,152 @@ fn the_bring_your_own_models_workflow() {
     let summary = std::fs::read_to_string(dir.join("rep/summary.json")).unwrap();
     assert!(summary.contains("canaries"));
 }
+
+/// An import is built aside and renamed into place: killed at any moment, it leaves either
+/// no run or the whole run, never a plan with some of its models.
+#[test]
+fn an_interrupted_import_leaves_no_half_made_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (k, n, c) = (48, 8000, 10);
+    let keep = KeepMatrix::balanced(k, n, 5).unwrap();
+    let labels: Array1<i64> = (0..n as i64).map(|i| i % 10).collect();
+    let logits = Array4::from_shape_fn((k, n, 1, c), |(m, i, _, j)| ((m + i * j) % 7) as f32);
+    keep.save(dir.join("keep.npy")).unwrap();
+    write_npy(dir.join("logits.npy"), &logits).unwrap();
+    write_npy(dir.join("y.npy"), &labels).unwrap();
+    let mut interrupted = 0;
+    for (attempt, delay_ms) in [20u64, 60, 120, 200, 300].into_iter().enumerate() {
+        let out = format!("run{attempt}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_memia"))
+            .args([
+                "import",
+                "--keep",
+                "keep.npy",
+                "--logits",
+                "logits.npy",
+                "--labels",
+                "y.npy",
+                "-o",
+                &out,
+                "-q",
+            ])
+            .current_dir(dir)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().ok();
+        let status = child.wait().unwrap();
+        let run = dir.join(&out);
+        if !status.success() {
+            interrupted += 1;
+        }
+        if run.exists() {
+            let models = std::fs::read_dir(run.join("logits"))
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "npy")
+                })
+                .count();
+            assert_eq!(models, k, "{out}: a run with {models} of {k} models");
+            assert!(run.join("labels.npy").is_file() && run.join("pool.json").is_file());
+        }
+    }
+    assert!(
+        interrupted > 0,
+        "no import was interrupted: the test proved nothing"
+    );
+    // An import that finishes leaves no staging folder behind.
+    ok(
+        &[
+            "import",
+            "--keep",
+            "keep.npy",
+            "--logits",
+            "logits.npy",
+            "--labels",
+            "y.npy",
+            "-o",
+            "whole",
+            "-q",
+        ],
+        dir,
+    );
+    let before: usize = std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".memia-import-")
+        })
+        .count();
+    ok(
+        &[
+            "import",
+            "--keep",
+            "keep.npy",
+            "--logits",
+            "logits.npy",
+            "--labels",
+            "y.npy",
+            "-o",
+            "whole2",
+            "-q",
+        ],
+        dir,
+    );
+    let after: usize = std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".memia-import-")
+        })
+        .count();
+    assert_eq!(before, after, "a finished import left its staging folder");
+    // Importing again into the finished run is a no-op; into a non-empty folder, refused.
+    ok(
+        &[
+            "import",
+            "--keep",
+            "keep.npy",
+            "--logits",
+            "logits.npy",
+            "--labels",
+            "y.npy",
+            "-o",
+            "whole",
+            "-q",
+        ],
+        dir,
+    );
+    std::fs::create_dir_all(dir.join("busy")).unwrap();
+    std::fs::write(dir.join("busy/notes.txt"), "mine").unwrap();
+    let err = fails(
+        &[
+            "import",
+            "--keep",
+            "keep.npy",
+            "--logits",
+            "logits.npy",
+            "--labels",
+            "y.npy",
+            "-o",
+            "busy",
+        ],
+        dir,
+    );
+    assert!(err.contains("not an empty directory"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("busy/notes.txt")).unwrap(),
+        "mine"
+    );
+}
