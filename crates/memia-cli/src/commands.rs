@@ -682,23 +682,74 @@ pub fn metrics(args: &MetricsArgs, quiet: bool) -> Result<()> {
     json["direction"] = format!("{direction:?}").into();
     json["convention"] = format!("{convention:?}").into();
     // Each group on its own curve; a group that cannot have one says why instead.
+    let on_own_curve = |samples: &[usize]| -> Result<serde_json::Value> {
+        let (gs, gm) = scored(&mut samples.iter().copied());
+        Ok(match RocCurve::new(&gs, &gm, direction) {
+            Ok(roc) => summary(roc, samples.len(), gs.len())?,
+            Err(e) => serde_json::json!({ "samples": samples.len(), "error": e.to_string() }),
+        })
+    };
     let mut groups = serde_json::Map::new();
     for group in read_groups(args.groups.as_deref(), scores.len())? {
-        let (gs, gm) = scored(&mut group.samples.iter().copied());
-        let value = match RocCurve::new(&gs, &gm, direction) {
-            Ok(roc) => summary(roc, group.samples.len(), gs.len())?,
-            Err(e) => serde_json::json!({ "samples": group.samples.len(), "error": e.to_string() }),
-        };
-        groups.insert(group.name, value);
+        groups.insert(group.name, on_own_curve(&group.samples)?);
     }
     if args.groups.is_some() {
         json["groups"] = groups.into();
+    }
+    if let Some(path) = &args.candidates {
+        let chosen = read_candidates(path, args.threshold, scores.len())?;
+        let mut value = on_own_curve(&chosen)?;
+        value["rule"] = format!("memorization >= {}", args.threshold).into();
+        json["candidates"] = value;
     }
     println!(
         "{}",
         serde_json::to_string_pretty(&json).expect("serialises")
     );
     Ok(())
+}
+
+/// The samples whose memorization in `path` (a `memia memorize` `.npz`, or a 1-D `.npy`) is at
+/// least `threshold`; the file must cover the `n` scored samples.
+fn read_candidates(path: &Path, threshold: f64, n: usize) -> Result<Vec<usize>> {
+    if !(-1.0..=1.0).contains(&threshold) {
+        return Err(usage(format!(
+            "--threshold {threshold}: memorization thresholds are numbers in [-1, 1]"
+        )));
+    }
+    let location = path.display().to_string();
+    let mem: Vec<f64> = if path.extension().is_some_and(|e| e == "npz") {
+        let mut npz = memia_core::npz::NpzArchive::open(path)?;
+        if !npz.names().iter().any(|k| k == "mem") {
+            return Err(usage(format!(
+                "{location}: no array 'mem' (holds {:?}); write it with `memia memorize RUN -o {location}`",
+                npz.names()
+            )));
+        }
+        let any = npz.read_any("mem")?;
+        let values = any.to_f64().ok_or_else(|| {
+            usage(format!(
+                "{location}: 'mem' must be a float array, found {}",
+                any.dtype().descr()
+            ))
+        })?;
+        if values.ndim() != 1 {
+            return Err(usage(format!(
+                "{location}: 'mem' must be one-dimensional, found shape {:?}",
+                values.shape()
+            )));
+        }
+        values.into_raw_vec_and_offset().0
+    } else {
+        read_1d_f64(path)?
+    };
+    if mem.len() != n {
+        return Err(usage(format!(
+            "--candidates {location}: memorization of {} samples for {n} scores",
+            mem.len()
+        )));
+    }
+    Ok(memia_memorization::select::above_threshold(&mem, threshold))
 }
 
 pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {

@@ -260,6 +260,13 @@ struct MetricsArgs {
     /// [0, 5, ...]}]`, as `memia import --groups` reads and `pool.json` holds).
     #[arg(long)]
     groups: Option<PathBuf>,
+    /// Also score the high-memorization candidates: samples whose memorization in this file
+    /// (`memia memorize`'s `.npz`, key `mem`, or a 1-D `.npy`) is at least --threshold.
+    #[arg(long)]
+    candidates: Option<PathBuf>,
+    /// The memorization threshold of --candidates.
+    #[arg(long, default_value_t = 0.5, requires = "candidates")]
+    threshold: f64,
 }
 
 #[derive(Debug, Args)]

@@ -208,6 +208,74 @@ fn the_pipeline_command_by_command() {
     assert_eq!(metrics["tpr_at_fpr"].as_array().unwrap().len(), 5);
     assert_eq!(metrics["samples"], 630);
     assert!(metrics["auroc"].as_f64().unwrap() > 0.5);
+    // The candidates of a memorization file, scored on their own curve without scikit-learn.
+    let json = ok(
+        &[
+            "metrics",
+            "--scores",
+            "scores.npy",
+            "--labels",
+            "members.npy",
+            "--candidates",
+            "mem.npz",
+            "--threshold",
+            "0.4",
+            "-q",
+        ],
+        dir,
+    );
+    let metrics: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let chosen: Vec<usize> = (0..630).filter(|&i| mem[i] >= 0.4).collect();
+    let (cs, cm): (Vec<f64>, Vec<bool>) = chosen
+        .iter()
+        .filter(|&&i| !scores[i].is_nan())
+        .map(|&i| (scores[i], members[i]))
+        .unzip();
+    let candidate_roc = RocCurve::new(&cs, &cm, Direction::HigherIsMember).unwrap();
+    let candidates = &metrics["candidates"];
+    assert_eq!(candidates["samples"], chosen.len(), "{candidates}");
+    assert_eq!(candidates["auroc"].as_f64().unwrap(), candidate_roc.auc());
+    assert_eq!(candidates["rule"], "memorization >= 0.4");
+    // The same from a plain .npy of memorization scores; a file of another length is refused.
+    write_npy(dir.join("mem1d.npy"), &mem).unwrap();
+    let again: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "metrics",
+            "--scores",
+            "scores.npy",
+            "--labels",
+            "members.npy",
+            "--candidates",
+            "mem1d.npy",
+            "--threshold",
+            "0.4",
+            "-q",
+        ],
+        dir,
+    ))
+    .unwrap();
+    assert_eq!(again["candidates"], metrics["candidates"]);
+    write_npy(
+        dir.join("mem_short.npy"),
+        &mem.slice(ndarray::s![..10]).to_owned(),
+    )
+    .unwrap();
+    let err = fails(
+        &[
+            "metrics",
+            "--scores",
+            "scores.npy",
+            "--labels",
+            "members.npy",
+            "--candidates",
+            "mem_short.npy",
+        ],
+        dir,
+    );
+    assert!(
+        err.contains("memorization of 10 samples for 630 scores"),
+        "{err}"
+    );
     for method in ["lira-offline", "rmia", "loss", "global"] {
         ok(
             &[
