@@ -29,7 +29,7 @@ use memia::memorization::outlier::{knn_distance, out_model_msp_outlierness};
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::metrics::spearman;
 use memia::models::{BurnTrainer, MlpConfig, TrainingConfig};
-use memia::report::{Audit, AuditConfig, AuditInputs, headline};
+use memia::report::{Audit, AuditConfig, AuditInputs, SampleImages, headline};
 use memia::shadow::{InclusionScheme, Plan, RunDir};
 use ndarray::Array2;
 use rand::seq::SliceRandom;
@@ -175,13 +175,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let provenance: Vec<String> = pool.provenance.iter().map(ToString::to_string).collect();
     let t = Instant::now();
     let audit = Audit::run(
-        AuditInputs {
-            keep,
-            logits: &logits,
-            labels: &labels,
-            provenance: Some(&provenance),
-            groups: &groups,
-        },
+        AuditInputs::new(keep, &logits, &labels)
+            .with_provenance(&provenance)
+            .with_groups(&groups)
+            .with_images(
+                SampleImages::from_feature_shape(
+                    pool.dataset.feature_shape(),
+                    pool.dataset.as_slice(),
+                )
+                .expect("the pool's samples are images"),
+            ),
         &AuditConfig {
             shadow_counts: Some(vec![2, 4, 8, 16, MODELS - 1]),
             curve_targets: 16,
@@ -197,7 +200,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         MODELS - 1,
         t.elapsed().as_secs_f64()
     );
-    println!("  {}", headline("all samples", Some(&s.all)));
+    println!("  {}", headline("all samples", s.all.as_ref()));
     println!(
         "  {}",
         headline("memorization >= 0.5", s.candidates.as_ref())

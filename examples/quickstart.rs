@@ -30,7 +30,7 @@ use memia::memorization::MemorizationConfig;
 use memia::memorization::Outcome;
 use memia::metrics::{Bootstrap, Direction, RocCurve, Statistic, TprAtFpr};
 use memia::models::{BurnTrainer, MlpConfig, TrainingConfig};
-use memia::report::{Audit, AuditConfig, AuditInputs, headline};
+use memia::report::{Audit, AuditConfig, AuditInputs, SampleImages, headline};
 use memia::shadow::{InclusionScheme, Plan, RunDir};
 use ndarray::{Array2, Array3, Axis, s};
 use rand::RngExt;
@@ -125,13 +125,16 @@ fn digits_audit() -> Result<(), Box<dyn std::error::Error>> {
         samples: canaries.clone(),
     }];
     let audit = Audit::run(
-        AuditInputs {
-            keep: run.keep(),
-            logits: &logits,
-            labels: &labels,
-            provenance: Some(&provenance),
-            groups: &groups,
-        },
+        AuditInputs::new(run.keep(), &logits, &labels)
+            .with_provenance(&provenance)
+            .with_groups(&groups)
+            .with_images(
+                SampleImages::from_feature_shape(
+                    pool.dataset.feature_shape(),
+                    pool.dataset.as_slice(),
+                )
+                .expect("the pool's samples are images"),
+            ),
         &AuditConfig {
             shadow_counts: Some(vec![2, 4, 8, models - 1]),
             seed: SEED,
@@ -145,7 +148,7 @@ fn digits_audit() -> Result<(), Box<dyn std::error::Error>> {
         s.attack,
         s.models - 1
     );
-    println!("  {}", headline("all samples", Some(&s.all)));
+    println!("  {}", headline("all samples", s.all.as_ref()));
     println!("  {}", headline("candidates", s.candidates.as_ref()));
     println!("  {}", headline("canaries", s.groups[0].1.as_ref()));
     println!(

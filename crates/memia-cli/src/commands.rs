@@ -15,7 +15,7 @@ use memia_data::Pool;
 use memia_memorization::{MemorizationConfig, Outcome};
 use memia_metrics::{Direction, RocCurve, STANDARD_FPRS, TprAtFpr};
 use memia_models::{BurnTrainer, CnnConfig, MlpConfig, ModelConfig, ResNetConfig, device_by_name};
-use memia_report::{Audit, AuditConfig, AuditInputs, headline};
+use memia_report::{Audit, AuditConfig, AuditInputs, ExternalTarget, SampleImages, headline};
 use memia_shadow::{
     InclusionScheme, Plan, PoolFingerprint, Producer, RunDir, ShadowTrainer, labels_sha256,
 };
@@ -799,9 +799,9 @@ pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
     )
 }
 
-pub fn export_pool(args: &ExportPoolArgs, quiet: bool) -> Result<()> {
-    use memia_data::Dataset;
-    let run = run_files::open(&args.run)?;
+/// The pool a planned run was made on, rebuilt from its configuration and checked against the
+/// plan's fingerprint.
+fn planned_pool(run: &LoadedRun) -> Result<Pool> {
     let config = run.config.as_ref().ok_or_else(|| CliError::Run {
         path: run.path(),
         reason: "has no memia.toml (an imported run?): its pool's samples are not known to memia"
@@ -816,6 +816,13 @@ pub fn export_pool(args: &ExportPoolArgs, quiet: bool) -> Result<()> {
                 .into(),
         });
     }
+    Ok(pool)
+}
+
+pub fn export_pool(args: &ExportPoolArgs, quiet: bool) -> Result<()> {
+    use memia_data::Dataset;
+    let run = run_files::open(&args.run)?;
+    let pool = planned_pool(&run)?;
     let ds = &pool.dataset;
     let shape: Vec<usize> = std::iter::once(ds.len())
         .chain(ds.feature_shape().iter().copied())
@@ -1093,37 +1100,134 @@ fn audit_config(run: &LoadedRun, args: &AuditArgs) -> Result<AuditConfig> {
     Ok(config)
 }
 
-fn report_on(run: &LoadedRun, args: &AuditArgs, out: &Path, quiet: bool) -> Result<()> {
+/// A model trained elsewhere as the report's target: its logits file and, when given, which
+/// samples it trained on.
+struct OutsideTarget {
+    name: String,
+    logits: Logits,
+    members: Option<Vec<bool>>,
+}
+
+fn outside_target(
+    run: &LoadedRun,
+    logits_path: &Path,
+    members: Option<&Path>,
+    quiet: bool,
+) -> Result<OutsideTarget> {
+    let location = logits_path.display().to_string();
+    let target = model_logits(read_logits_any(logits_path, quiet)?, &location)?;
+    let plan = run.dir.plan();
+    let expected = (plan.pool.samples, plan.queries, plan.pool.classes);
+    if target.dim() != expected {
+        return Err(usage(format!(
+            "--target-logits {location}: shape {:?}, the run's models give {expected:?} (samples x queries x classes)",
+            target.dim()
+        )));
+    }
+    if let Some(((i, q, c), v)) = first_non_finite(target.view()) {
+        return Err(usage(format!(
+            "--target-logits {location}: logit {v} of sample {i}, query {q}, class {c} is not finite"
+        )));
+    }
+    let members = members
+        .map(|path| -> Result<Vec<bool>> {
+            let m = read_membership(path)?;
+            if m.len() != plan.pool.samples {
+                return Err(usage(format!(
+                    "--members {}: {} entries for the run's {} samples",
+                    path.display(),
+                    m.len(),
+                    plan.pool.samples
+                )));
+            }
+            Ok(m)
+        })
+        .transpose()?;
+    Ok(OutsideTarget {
+        name: location,
+        logits: Logits::from_models(&[target.view()])?,
+        members,
+    })
+}
+
+/// The pool of a planned run, for the report's thumbnails: `None` (and said why unless quiet)
+/// for runs whose pool memia cannot rebuild.
+fn pool_for_thumbnails(run: &LoadedRun, quiet: bool) -> Option<Pool> {
+    run.config.as_ref()?;
+    match planned_pool(run) {
+        Ok(pool) => Some(pool),
+        Err(e) => {
+            status(quiet, format!("no thumbnails in the report: {e}"));
+            None
+        }
+    }
+}
+
+fn report_on(
+    run: &LoadedRun,
+    args: &AuditArgs,
+    outside: Option<&OutsideTarget>,
+    out: &Path,
+    quiet: bool,
+) -> Result<()> {
     let config = audit_config(run, args)?;
     let logits = run.logits()?;
+    let producers: Vec<String> = run.dir.producers()?.iter().map(|p| p.to_string()).collect();
+    let pool = pool_for_thumbnails(run, quiet);
+    let mut inputs = AuditInputs::new(run.dir.keep(), &logits, &run.labels)
+        .with_groups(&run.pool.groups)
+        .with_producers(&producers);
+    if let Some(p) = run.pool.provenance.as_deref() {
+        inputs = inputs.with_provenance(p);
+    }
+    if let Some(images) = pool.as_ref().and_then(|p| {
+        use memia_data::Dataset;
+        SampleImages::from_feature_shape(p.dataset.feature_shape(), p.dataset.as_slice())
+    }) {
+        inputs = inputs.with_images(images);
+    }
+    if let Some(t) = outside {
+        inputs = inputs.with_external_target(ExternalTarget {
+            logits: &t.logits,
+            members: t.members.as_deref(),
+            name: &t.name,
+        });
+    }
     let mut bar = Progress::new("shadow-model curve", "evaluations", 1, quiet);
-    let audit = Audit::run(
-        AuditInputs {
-            keep: run.dir.keep(),
-            logits: &logits,
-            labels: &run.labels,
-            provenance: run.pool.provenance.as_deref(),
-            groups: &run.pool.groups,
-        },
-        &config,
-        |done, total| bar.update(done as u64, total as u64, None),
-    )?;
+    let audit = Audit::run(inputs, &config, |done, total| {
+        bar.update(done as u64, total as u64, None)
+    })?;
     bar.finish();
     let files = audit.write(out)?;
     if !quiet {
         let s = &audit.summary;
         eprintln!(
-            "{} on model {} with {} shadow models; {} candidates ({}):",
+            "{} on {} with {} shadow models; {} candidates ({}):",
             s.attack,
-            s.target,
-            s.models - 1,
+            s.target_name,
+            s.shadow_models,
             s.memorization.candidates,
             s.memorization.candidate_rule
         );
-        eprintln!("  {}", headline("all samples", Some(&s.all)));
-        eprintln!("  {}", headline("candidates", s.candidates.as_ref()));
+        if producers.len() > 1 {
+            eprintln!("  the run mixes {} producers:", producers.len());
+            for p in &producers {
+                eprintln!("    {p}");
+            }
+        }
+        if s.all.is_some() {
+            eprintln!("  {}", headline("all samples", s.all.as_ref()));
+        }
+        if s.candidates.is_some() {
+            eprintln!("  {}", headline("candidates", s.candidates.as_ref()));
+        }
         for (name, r) in &s.groups {
-            eprintln!("  {}", headline(name, r.as_ref()));
+            if r.is_some() {
+                eprintln!("  {}", headline(name, r.as_ref()));
+            }
+        }
+        for n in &s.not_scored {
+            eprintln!("  not scored: {}: {}", n.set, n.reason);
         }
         eprintln!("report: {}", files.index.display());
     }
@@ -1132,7 +1236,12 @@ fn report_on(run: &LoadedRun, args: &AuditArgs, out: &Path, quiet: bool) -> Resu
 
 pub fn report(args: &ReportArgs, quiet: bool) -> Result<()> {
     let run = run_files::open(&args.run)?;
-    report_on(&run, &args.audit, &args.output, quiet)
+    let outside = args
+        .target_logits
+        .as_deref()
+        .map(|path| outside_target(&run, path, args.members.as_deref(), quiet))
+        .transpose()?;
+    report_on(&run, &args.audit, outside.as_ref(), &args.output, quiet)
 }
 
 pub fn run(args: &RunArgs, quiet: bool) -> Result<()> {
@@ -1155,5 +1264,5 @@ pub fn run(args: &RunArgs, quiet: bool) -> Result<()> {
     let run = run_files::open(&dir)?;
     train_models(&run, &args.device, None, Some(pool), false, quiet)?;
     let report_dir = args.report.clone().unwrap_or_else(|| dir.join("report"));
-    report_on(&run, &args.audit, &report_dir, quiet)
+    report_on(&run, &args.audit, None, &report_dir, quiet)
 }

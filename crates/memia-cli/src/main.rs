@@ -11,6 +11,7 @@
 //! memia metrics --scores s.npy --labels m.npy
 //! memia report RUN -o REPORT                summary.json, samples.csv, SVG plots, index.html
 //! memia run audit.toml                      all of it
+//! memia status RUN [--json]                 finished and missing models, who produced them
 //! memia import-lira DIR -o RUN              a LiRA reference run becomes a memia run
 //! memia import --keep K --logits L --labels Y -o RUN   models trained elsewhere
 //! ```
@@ -21,6 +22,7 @@ mod error;
 mod pool;
 mod progress;
 mod run_files;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +84,18 @@ enum Command {
     Report(ReportArgs),
     /// Everything from a configuration file: plan, train, report.
     Run(RunArgs),
+    /// Where a run stands: finished and missing models (as ranges for --models) and who
+    /// produced each finished model.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The run directory.
+    run: PathBuf,
+    /// Print JSON (finished and missing model indices, producers) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -340,6 +354,14 @@ struct ReportArgs {
     /// The report directory.
     #[arg(long, short)]
     output: PathBuf,
+    /// The target: a model trained elsewhere, its logits on the pool (N x A x C or N x C
+    /// `.npy`); all the run's models become shadow models.
+    #[arg(long, conflicts_with = "target")]
+    target_logits: Option<PathBuf>,
+    /// With --target-logits: which samples that model trained on (N bool or 0/1 `.npy`);
+    /// without it the report has scores but no ROC curve.
+    #[arg(long, requires = "target_logits")]
+    members: Option<PathBuf>,
     #[command(flatten)]
     audit: AuditArgs,
 }
@@ -374,6 +396,7 @@ fn main() -> ExitCode {
         Command::ExportPool(a) => commands::export_pool(&a, quiet),
         Command::Report(a) => commands::report(&a, quiet),
         Command::Run(a) => commands::run(&a, quiet),
+        Command::Status(a) => status::status(&a.run, a.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -305,6 +305,74 @@ fn the_pipeline_command_by_command() {
         630
     );
 
+    // A report on an external target (model 2's logits with its membership): all 8 models
+    // are shadows; without --members it has scores and the samples but no ROC.
+    write_npy(dir.join("members2.npy"), &keep.row(2).to_owned()).unwrap();
+    ok(
+        &[
+            "report",
+            "run",
+            "-o",
+            "ext-report",
+            "--target-logits",
+            "run/logits/model_00002.npy",
+            "--members",
+            "members2.npy",
+            "--curve-targets",
+            "2",
+            "-q",
+        ],
+        dir,
+    );
+    let ext: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("ext-report/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        ext["target"].is_null() && ext["shadow_models"] == 8,
+        "{ext}"
+    );
+    assert!(ext["all"]["auroc"].as_f64().unwrap() > 0.5, "{ext}");
+    let out = memia(
+        &[
+            "report",
+            "run",
+            "-o",
+            "ext-report2",
+            "--target-logits",
+            "run/logits/model_00002.npy",
+            "--curve-targets",
+            "2",
+        ],
+        dir,
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not scored: all samples: the target's membership is not known"),
+        "{stderr}"
+    );
+    let err = fails(
+        &[
+            "report",
+            "run",
+            "-o",
+            "r3",
+            "--target-logits",
+            "members2.npy",
+        ],
+        dir,
+    );
+    assert!(
+        err.contains("members2.npy") && err.contains("expected '<f4'"),
+        "{err}"
+    );
+    let err = fails(
+        &["report", "run", "-o", "r3", "--members", "members2.npy"],
+        dir,
+    );
+    assert!(err.contains("--target-logits"), "{err}");
+
     // The report.
     ok(&["report", "run", "-o", "report", "--target", "2"], dir);
     let err = fails(&["report", "run", "-o", "r2", "--threshold", "nan"], dir);
@@ -1024,6 +1092,15 @@ fn training_next_to_foreign_models_needs_a_flag() {
         !dir.join("run/logits/model_00001.npy").exists(),
         "nothing trained"
     );
+    // `memia status` says what is finished, what is missing, and who produced what.
+    let text = ok(&["status", "run"], dir);
+    assert!(
+        text.contains("finished 2 of 4: models 0, 2")
+            && text.contains("missing 2: models 1, 3")
+            && text.contains("model 2 by an unrecorded producer")
+            && text.contains("mixes model families"),
+        "{text}"
+    );
     let out = memia(&["train", "run", "--allow-mixed-producers"], dir);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1032,6 +1109,25 @@ fn training_next_to_foreign_models_needs_a_flag() {
             && stderr.contains("model 2 by an unrecorded producer"),
         "{stderr}"
     );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "run", "--json"], dir)).unwrap();
+    assert_eq!(json["finished"], serde_json::json!([0, 1, 2, 3]), "{json}");
+    assert_eq!(json["missing"], serde_json::json!([]), "{json}");
+    let producers = json["producers"].as_array().unwrap();
+    assert_eq!(producers.len(), 2, "{json}");
+    assert_eq!(
+        producers[0]["models"],
+        serde_json::json!([0, 1, 3]),
+        "{json}"
+    );
+    assert!(producers[1]["producer"].is_null(), "{json}");
+    // The report says so too.
+    ok(
+        &["report", "run", "-o", "rep", "--curve-targets", "1", "-q"],
+        dir,
+    );
+    let html = std::fs::read_to_string(dir.join("rep/index.html")).unwrap();
+    assert!(html.contains("model 2 by an unrecorded producer"), "{html}");
 }
 
 /// The simplest import: a keep matrix, one logits array (here float64 and N x C per model) or a

@@ -47,7 +47,8 @@ impl Default for AuditConfig {
     }
 }
 
-/// The data of an audit: who trained on what, and what every model answered.
+/// The data of an audit: who trained on what, and what every model answered. Build it with
+/// [`AuditInputs::new`] and the `with_*` methods.
 #[derive(Debug, Clone, Copy)]
 pub struct AuditInputs<'a> {
     /// K x N: which model trained on which sample.
@@ -60,7 +61,130 @@ pub struct AuditInputs<'a> {
     pub provenance: Option<&'a [String]>,
     /// Named sample sets reported separately (e.g. the canaries).
     pub groups: &'a [EvalGroup],
+    /// Who produced the models, one line per producer (e.g. `models 0..16 by ...`): an
+    /// auditor should see when a run mixes model families.
+    pub producers: &'a [String],
+    /// The pool's pixels, for the report's thumbnails of the samples it singles out.
+    pub images: Option<SampleImages<'a>>,
+    /// A target model outside the run; then all K models are shadow models and
+    /// [`AuditConfig::target`] is not used.
+    pub external_target: Option<ExternalTarget<'a>>,
 }
+
+impl<'a> AuditInputs<'a> {
+    /// The keep matrix, every model's logits and the labels; nothing else.
+    pub fn new(keep: &'a KeepMatrix, logits: &'a Logits, labels: &'a [u32]) -> Self {
+        AuditInputs {
+            keep,
+            logits,
+            labels,
+            provenance: None,
+            groups: &[],
+            producers: &[],
+            images: None,
+            external_target: None,
+        }
+    }
+
+    /// With one description per sample.
+    pub fn with_provenance(mut self, provenance: &'a [String]) -> Self {
+        self.provenance = Some(provenance);
+        self
+    }
+
+    /// With named sample sets reported separately.
+    pub fn with_groups(mut self, groups: &'a [EvalGroup]) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// With the models' producers, one line each.
+    pub fn with_producers(mut self, producers: &'a [String]) -> Self {
+        self.producers = producers;
+        self
+    }
+
+    /// With the pool's pixels (thumbnails in the report).
+    pub fn with_images(mut self, images: SampleImages<'a>) -> Self {
+        self.images = Some(images);
+        self
+    }
+
+    /// Attacking a model outside the run.
+    pub fn with_external_target(mut self, target: ExternalTarget<'a>) -> Self {
+        self.external_target = Some(target);
+        self
+    }
+}
+
+/// The pool's samples as images: `channels` x `height` x `width` values per sample, C order.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleImages<'a> {
+    /// `[channels, height, width]`; 1 (grey) or 3 (RGB) channels.
+    pub shape: [usize; 3],
+    /// N samples' values, one after the other (any scale: each thumbnail is stretched to its
+    /// own range).
+    pub pixels: &'a [f32],
+}
+
+impl<'a> SampleImages<'a> {
+    /// The samples of a data set whose per-sample shape is `[channels, height, width]` (1 or 3
+    /// channels) or `[height, width]`; `None` for samples that are not images.
+    pub fn from_feature_shape(feature_shape: &[usize], pixels: &'a [f32]) -> Option<Self> {
+        let shape = match *feature_shape {
+            [c @ (1 | 3), h, w] => [c, h, w],
+            [h, w] => [1, h, w],
+            _ => return None,
+        };
+        Some(SampleImages { shape, pixels })
+    }
+}
+
+/// A target model that is not one of the run's models (e.g. the model under audit, trained
+/// elsewhere).
+#[derive(Debug, Clone, Copy)]
+pub struct ExternalTarget<'a> {
+    /// Its logits on the pool: one model, 1 x N x A x C.
+    pub logits: &'a Logits,
+    /// Which samples it trained on, when known; without it the report has scores but no ROC.
+    pub members: Option<&'a [bool]>,
+    /// How the report names it (e.g. the logits file).
+    pub name: &'a str,
+}
+
+/// A set of samples the report does not score, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotScored {
+    /// The set (`all samples`, `candidates`, a group's name).
+    pub set: String,
+    /// Why it has no ROC curve.
+    pub reason: String,
+}
+
+/// Samples the report shows one by one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Panel {
+    /// What the samples are, e.g. `most memorized: members of the target`.
+    pub title: String,
+    /// Their indices, most remarkable first.
+    pub samples: Vec<usize>,
+}
+
+/// An 8-bit image of one sample: `channels` (1 or 3) x height x width, interleaved by pixel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    /// 1 (grey) or 3 (RGB).
+    pub channels: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Width in pixels.
+    pub width: usize,
+    /// `height * width * channels` bytes, row by row.
+    pub bytes: Vec<u8>,
+}
+
+/// Samples shown per panel of the report.
+pub const SHOWN_PER_PANEL: usize = 8;
 
 /// Memorization in the summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,16 +226,24 @@ pub struct Summary {
     pub classes: usize,
     /// The attack, described.
     pub attack: String,
-    /// The target model.
-    pub target: usize,
+    /// The target model of the run (None: an external target).
+    pub target: Option<usize>,
+    /// The target, in words (`model 3 of the run`, or the external target's name).
+    pub target_name: String,
+    /// Shadow models the attack and the memorization estimate used.
+    pub shadow_models: usize,
+    /// Who produced the models, one line per producer.
+    pub producers: Vec<String>,
     /// Memorization (estimated from the K - 1 shadow models of the target).
     pub memorization: MemorizationSummary,
-    /// The target attack on all samples.
-    pub all: RocSummary,
+    /// The target attack on all samples (None: the target's membership is not known).
+    pub all: Option<RocSummary>,
     /// The target attack on the candidates (None when they hold one class only).
     pub candidates: Option<RocSummary>,
     /// The target attack on each named group (None when it holds one class only).
     pub groups: Vec<(String, Option<RocSummary>)>,
+    /// The sets above without a ROC curve, and why.
+    pub not_scored: Vec<NotScored>,
     /// Spearman correlation between memorization and privacy score.
     pub memorization_vs_privacy: Option<Correlation>,
     /// The budget planner.
@@ -133,18 +265,23 @@ pub struct Audit {
     pub privacy_score: Array1<f64>,
     /// The attack's score of each sample on the target (NaN: not judgeable).
     pub scores: Vec<f64>,
-    /// Whether each sample was in the target's training set.
-    pub members: Vec<bool>,
+    /// Whether each sample was in the target's training set (None: not known).
+    pub members: Option<Vec<bool>>,
     /// The high-memorization candidates.
     pub candidates: Vec<usize>,
     /// The labels.
     pub labels: Vec<u32>,
     /// Per-sample provenance, when known.
     pub provenance: Option<Vec<String>>,
-    /// The target attack's ROC curves: all samples, then the candidates.
+    /// The target attack's ROC curves: all samples, the candidates, then each group.
     pub roc: Vec<(String, RocCurve)>,
     /// The budget planner's per-sample prediction.
     pub budget: BudgetPlan,
+    /// The samples shown one by one: most memorized and most exposed, members and
+    /// non-members apart.
+    pub panels: Vec<Panel>,
+    /// Images of the samples in `panels`, when the pool's pixels were given.
+    pub thumbnails: std::collections::BTreeMap<usize, Thumbnail>,
 }
 
 impl Audit {
@@ -177,19 +314,56 @@ impl Audit {
                 p.len()
             )));
         }
-        if k < 2 {
-            return Err(ReportError::Invalid(format!(
-                "an audit needs at least 2 models (a target and a shadow model), the run has {k}"
-            )));
+        if let Some(images) = &inputs.images {
+            let [ch, h, w] = images.shape;
+            if !matches!(ch, 1 | 3) || h == 0 || w == 0 || images.pixels.len() != n * ch * h * w {
+                return Err(ReportError::Invalid(format!(
+                    "images of shape {:?} (channels 1 or 3) need {} values for {n} samples, {} given",
+                    images.shape,
+                    n * ch * h * w,
+                    images.pixels.len()
+                )));
+            }
         }
-        if config.target >= k {
-            return Err(ReportError::Invalid(format!(
-                "target model {} does not exist: the run has models 0..{k}",
-                config.target
-            )));
-        }
-        let t = config.target;
-        let shadows: Vec<usize> = (0..k).filter(|&m| m != t).collect();
+        // The target and its shadow models.
+        let (target, shadows, target_name) = match &inputs.external_target {
+            Some(external) => {
+                if external.logits.view().dim() != (1, n, a, c) {
+                    return Err(ReportError::Invalid(format!(
+                        "the external target's logits are {:?}, the run's models give 1 x {n} x {a} x {c}",
+                        external.logits.view().dim()
+                    )));
+                }
+                if let Some(m) = external.members
+                    && m.len() != n
+                {
+                    return Err(ReportError::Invalid(format!(
+                        "{} membership entries for {n} samples",
+                        m.len()
+                    )));
+                }
+                (None, (0..k).collect::<Vec<_>>(), external.name.to_string())
+            }
+            None => {
+                if k < 2 {
+                    return Err(ReportError::Invalid(format!(
+                        "an audit needs at least 2 models (a target and a shadow model), the run has {k}"
+                    )));
+                }
+                if config.target >= k {
+                    return Err(ReportError::Invalid(format!(
+                        "target model {} does not exist: the run has models 0..{k}",
+                        config.target
+                    )));
+                }
+                let t = config.target;
+                (
+                    Some(t),
+                    (0..k).filter(|&m| m != t).collect(),
+                    format!("model {t} of the run"),
+                )
+            }
+        };
         let shadow_keep = keep.select_models(&shadows)?;
         let shadow_logits = logits.select_models(&shadows)?;
 
@@ -215,42 +389,89 @@ impl Audit {
         let fitted = config
             .attack
             .fit(&shadow_keep, signal.select(Axis(0), &shadows).view())?;
-        let scores = fitted.score(signal.index_axis(Axis(0), t))?.to_vec();
-        let members = keep.row(t).to_vec();
-
-        let summarize = |samples: &[usize]| -> Result<Option<(RocSummary, RocCurve)>> {
-            let (s, m): (Vec<f64>, Vec<bool>) = samples
-                .iter()
-                .filter(|&&i| scores[i].is_finite())
-                .map(|&i| (scores[i], members[i]))
-                .unzip();
-            if !m.iter().any(|&x| x) || m.iter().all(|&x| x) {
-                return Ok(None);
+        let (scores, members) = match (&inputs.external_target, target) {
+            (Some(external), _) => {
+                let target_signal = external.logits.signals(labels, config.attack.signal())?;
+                (
+                    fitted.score(target_signal.index_axis(Axis(0), 0))?.to_vec(),
+                    external.members.map(<[bool]>::to_vec),
+                )
             }
-            let roc = RocCurve::new(&s, &m, Direction::HigherIsMember)?;
-            Ok(Some((
-                roc.summary(&STANDARD_FPRS, TprAtFpr::LiraStrict)?,
-                roc,
-            )))
+            (None, Some(t)) => (
+                fitted.score(signal.index_axis(Axis(0), t))?.to_vec(),
+                Some(keep.row(t).to_vec()),
+            ),
+            (None, None) => unreachable!("a run's target has an index"),
         };
-        let everyone: Vec<usize> = (0..n).collect();
         if !scores.iter().any(|s| s.is_finite()) {
             return Err(ReportError::Invalid(format!(
-                "{} judged no sample with the {} shadow models of target {t} (online LiRA and RMIA need IN and OUT shadow models of each sample): use more models or an offline attack",
+                "{} judged no sample of {target_name} with its {} shadow models (online LiRA and RMIA need IN and OUT shadow models of each sample): use more models or an offline attack",
                 config.attack.describe(),
-                k - 1
+                shadows.len()
             )));
         }
-        let (all, all_roc) = summarize(&everyone)?.ok_or_else(|| {
-            ReportError::Invalid(format!(
-                "target model {t} has only members or only non-members among the judged samples"
-            ))
-        })?;
-        let mut roc = vec![("all samples".to_string(), all_roc)];
-        let candidate_summary = summarize(&candidates)?.map(|(s, r)| {
-            roc.push(("high-memorization candidates".to_string(), r));
-            s
-        });
+
+        // A set's ROC curve, or why it has none.
+        let summarize =
+            |samples: &[usize]| -> Result<std::result::Result<(RocSummary, RocCurve), String>> {
+                let Some(members) = &members else {
+                    return Ok(Err(
+                    "the target's membership is not known (give its members to score the attack)"
+                        .into(),
+                ));
+                };
+                if samples.is_empty() {
+                    return Ok(Err("no sample in the set".into()));
+                }
+                let (s, m): (Vec<f64>, Vec<bool>) = samples
+                    .iter()
+                    .filter(|&&i| scores[i].is_finite())
+                    .map(|&i| (scores[i], members[i]))
+                    .unzip();
+                let inside = m.iter().filter(|&&x| x).count();
+                if s.is_empty() {
+                    return Ok(Err(format!(
+                        "the attack judged none of its {} samples",
+                        samples.len()
+                    )));
+                }
+                if inside == 0 || inside == m.len() {
+                    let side = if inside == 0 {
+                        "non-members"
+                    } else {
+                        "members"
+                    };
+                    return Ok(Err(format!(
+                        "all {} judged samples are {side} of the target: no ROC curve",
+                        m.len()
+                    )));
+                }
+                let roc = RocCurve::new(&s, &m, Direction::HigherIsMember)?;
+                Ok(Ok((
+                    roc.summary(&STANDARD_FPRS, TprAtFpr::LiraStrict)?,
+                    roc,
+                )))
+            };
+        let mut roc = Vec::new();
+        let mut not_scored = Vec::new();
+        let mut scored_set = |name: &str, samples: &[usize]| -> Result<Option<RocSummary>> {
+            Ok(match summarize(samples)? {
+                Ok((summary, curve)) => {
+                    roc.push((name.to_string(), curve));
+                    Some(summary)
+                }
+                Err(reason) => {
+                    not_scored.push(NotScored {
+                        set: name.to_string(),
+                        reason,
+                    });
+                    None
+                }
+            })
+        };
+        let everyone: Vec<usize> = (0..n).collect();
+        let all = scored_set("all samples", &everyone)?;
+        let candidate_summary = scored_set("high-memorization candidates", &candidates)?;
         let groups = inputs
             .groups
             .iter()
@@ -261,7 +482,7 @@ impl Audit {
                         g.name
                     )));
                 }
-                Ok((g.name.clone(), summarize(&g.samples)?.map(|(s, _)| s)))
+                Ok((g.name.clone(), scored_set(&g.name, &g.samples)?))
             })
             .collect::<Result<Vec<_>>>()?;
 
@@ -288,17 +509,26 @@ impl Audit {
             });
         }
         curve_groups.extend(inputs.groups.iter().cloned());
-        let loo = LooConfig {
-            shadow_counts: config.shadow_counts.clone(),
-            targets: Some((0..config.curve_targets.clamp(1, k)).collect()),
-            fprs: vec![1e-3, 1e-2],
-            groups: curve_groups,
-            seed: config.seed,
-            ..Default::default()
+        let shadow_curve = if k >= 2 {
+            let loo = LooConfig {
+                shadow_counts: config.shadow_counts.clone(),
+                targets: Some((0..config.curve_targets.clamp(1, k)).collect()),
+                fprs: vec![1e-3, 1e-2],
+                groups: curve_groups,
+                seed: config.seed,
+                ..Default::default()
+            };
+            leave_one_out(&config.attack, keep, signal.view(), &loo, |d, t| {
+                progress(d, t)
+            })?
+        } else {
+            // One model: no model of the run can be a target with shadow models.
+            LooReport {
+                models: k,
+                samples: n,
+                rows: Vec::new(),
+            }
         };
-        let shadow_curve = leave_one_out(&config.attack, keep, signal.view(), &loo, |d, t| {
-            progress(d, t)
-        })?;
 
         let mut finite_se: Vec<f64> = memorization
             .std_error
@@ -312,13 +542,27 @@ impl Audit {
             .copied()
             .filter(|x| x.is_finite())
             .collect();
+        let panels = panels(&memorization.score, &scores, members.as_deref());
+        let thumbnails = inputs
+            .images
+            .map(|images| {
+                panels
+                    .iter()
+                    .flat_map(|p| p.samples.iter().copied())
+                    .map(|i| (i, thumbnail(&images, i)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let summary = Summary {
             models: k,
             samples: n,
             queries: a,
             classes: c,
             attack: config.attack.describe(),
-            target: t,
+            target,
+            target_name,
+            shadow_models: shadows.len(),
+            producers: inputs.producers.to_vec(),
             memorization: MemorizationSummary {
                 mean: defined.iter().sum::<f64>() / defined.len().max(1) as f64,
                 undetermined: n - defined.len(),
@@ -329,6 +573,7 @@ impl Audit {
             all,
             candidates: candidate_summary,
             groups,
+            not_scored,
             memorization_vs_privacy: correlation,
             budget: budget_summary,
             shadow_curve,
@@ -345,7 +590,93 @@ impl Audit {
             provenance: inputs.provenance.map(<[String]>::to_vec),
             roc,
             budget,
+            panels,
+            thumbnails,
         })
+    }
+}
+
+/// The samples the report singles out: the most memorized and the highest-scored (most
+/// exposed), members and non-members of the target apart when its membership is known.
+fn panels(memorization: &Array1<f64>, scores: &[f64], members: Option<&[bool]>) -> Vec<Panel> {
+    let top = |value: &dyn Fn(usize) -> f64, side: &dyn Fn(usize) -> bool| -> Vec<usize> {
+        let mut chosen: Vec<usize> = (0..scores.len())
+            .filter(|&i| value(i).is_finite() && side(i))
+            .collect();
+        chosen.sort_by(|&x, &y| value(y).total_cmp(&value(x)).then(x.cmp(&y)));
+        chosen.truncate(SHOWN_PER_PANEL);
+        chosen
+    };
+    let mem = |i: usize| memorization[i];
+    let score = |i: usize| scores[i];
+    let mut out = Vec::new();
+    match members {
+        Some(m) => {
+            let member = |i: usize| m[i];
+            let outsider = |i: usize| !m[i];
+            for (what, value) in [
+                ("most memorized", &mem as &dyn Fn(usize) -> f64),
+                ("most exposed (highest attack score)", &score),
+            ] {
+                out.push(Panel {
+                    title: format!("{what}: members of the target"),
+                    samples: top(value, &member),
+                });
+                out.push(Panel {
+                    title: format!("{what}: non-members"),
+                    samples: top(value, &outsider),
+                });
+            }
+        }
+        None => {
+            let any = |_: usize| true;
+            out.push(Panel {
+                title: "most memorized".into(),
+                samples: top(&mem, &any),
+            });
+            out.push(Panel {
+                title: "most exposed (highest attack score; membership not known)".into(),
+                samples: top(&score, &any),
+            });
+        }
+    }
+    out.retain(|p| !p.samples.is_empty());
+    out
+}
+
+/// Sample `i` as an 8-bit image, its values stretched to its own range (a constant image is
+/// mid-grey).
+fn thumbnail(images: &SampleImages<'_>, i: usize) -> Thumbnail {
+    let [ch, h, w] = images.shape;
+    let size = ch * h * w;
+    let values = &images.pixels[i * size..(i + 1) * size];
+    let (lo, hi) = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, u), &v| {
+            (l.min(v), u.max(v))
+        });
+    let byte = |v: f32| -> u8 {
+        if !(hi > lo) || !v.is_finite() {
+            128
+        } else {
+            ((v - lo) / (hi - lo) * 255.0).round().clamp(0.0, 255.0) as u8
+        }
+    };
+    // Channel-major (C x H x W) to interleaved rows.
+    let mut bytes = Vec::with_capacity(size);
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..ch {
+                bytes.push(byte(values[c * h * w + y * w + x]));
+            }
+        }
+    }
+    Thumbnail {
+        channels: ch,
+        height: h,
+        width: w,
+        bytes,
     }
 }
 

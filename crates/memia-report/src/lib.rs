@@ -6,8 +6,10 @@
 //! models, the attack's scores on the target, ROC summaries for all samples, the
 //! high-memorization candidates and any named groups, the budget planner's prediction, and
 //! the attack's quality against the number of shadow models (leave one model out).
-//! [`Audit::write`] writes `summary.json`, `samples.csv`, four SVG plots and an `index.html`
-//! that shows them together.
+//! [`Audit::write`] writes `summary.json`, `samples.csv`, four SVG plots, thumbnails of the
+//! samples it singles out (for image pools) and an `index.html` that shows them together and
+//! explains every line and band. The target is a model of the run, or a model trained
+//! elsewhere ([`ExternalTarget`]), with or without its membership.
 //!
 //! ```
 //! use memia_core::{KeepMatrix, Logits};
@@ -21,9 +23,9 @@
 //!     if (c == 0) == right { 2.0 + (k + i) as f32 * 0.01 } else { 0.0 }
 //! }))?;
 //! let labels = vec![0u32; 60];
-//! let inputs = AuditInputs { keep: &keep, logits: &logits, labels: &labels, provenance: None, groups: &[] };
+//! let inputs = AuditInputs::new(&keep, &logits, &labels);
 //! let audit = Audit::run(inputs, &AuditConfig::default(), |_, _| {})?;
-//! assert!(audit.summary.all.auroc > 0.5);
+//! assert!(audit.summary.all.as_ref().unwrap().auroc > 0.5);
 //! let dir = tempfile::tempdir().unwrap();
 //! let files = audit.write(dir.path())?;
 //! assert!(files.index.exists());
@@ -37,7 +39,8 @@ pub mod plots;
 mod write;
 
 pub use audit::{
-    Audit, AuditConfig, AuditInputs, BudgetSummary, MemorizationSummary, Summary, describe_rule,
+    Audit, AuditConfig, AuditInputs, BudgetSummary, ExternalTarget, MemorizationSummary, NotScored,
+    Panel, SHOWN_PER_PANEL, SampleImages, Summary, Thumbnail, describe_rule,
 };
 pub use error::{ReportError, Result};
 pub use write::{PLOTS, ReportFiles, headline};

@@ -77,7 +77,9 @@ fn fail<E: std::fmt::Display>(name: &'static str) -> impl Fn(E) -> ReportError {
 }
 
 /// Log-log ROC curves (FPR and TPR from 1e-5 to 1; zero rates drawn at 1e-5), with the
-/// diagonal of a random guess. `curves` are named.
+/// diagonal of a random guess. `curves` are named. Each curve also gets a dashed vertical line
+/// in its colour at the FPR of one false positive among its non-members: left of it, its TPR
+/// rests on no false positive at all and is not measured.
 pub fn roc(curves: &[(String, &RocCurve)]) -> Result<String> {
     let err = fail("roc");
     let mut svg = String::new();
@@ -119,6 +121,17 @@ pub fn roc(curves: &[(String, &RocCurve)]) -> Result<String> {
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
                 });
+            let one_false_positive = 1.0 / curve.negatives().max(1) as f64;
+            if one_false_positive > FLOOR {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(one_false_positive, FLOOR), (one_false_positive, 1.0)],
+                        4,
+                        4,
+                        color.mix(0.6).stroke_width(1),
+                    ))
+                    .map_err(&err)?;
+            }
         }
         legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(&err)?;
         root.present().map_err(&err)?;
@@ -230,8 +243,9 @@ pub fn scatter(
 }
 
 /// TPR at 0.1% FPR and AUROC against the number of shadow models (log scale), one line per
-/// group of the leave-one-out report (mean over repeats), with the budget planner's prediction
-/// for the candidates as a vertical line when given.
+/// group of the leave-one-out report (mean over its targets and repeats) inside a light band
+/// from the lowest to the highest of them, with the budget planner's prediction for the
+/// candidates as a vertical line when given.
 pub fn shadow_curve(report: &LooReport, planned: Option<f64>) -> Result<String> {
     let err = fail("shadow_curve");
     let mut groups: Vec<String> = Vec::new();
@@ -240,6 +254,7 @@ pub fn shadow_curve(report: &LooReport, planned: Option<f64>) -> Result<String> 
             groups.push(r.group.clone());
         }
     }
+    // (shadow models, mean, lowest, highest) of a group's finite values.
     let series = |group: &str, value: RowValue<'_>| {
         let mut counts: Vec<usize> = report
             .rows
@@ -258,7 +273,16 @@ pub fn shadow_curve(report: &LooReport, planned: Option<f64>) -> Result<String> 
                     .map(value)
                     .filter(|v| v.is_finite())
                     .collect();
-                (!v.is_empty()).then(|| (m as f64, v.iter().sum::<f64>() / v.len() as f64))
+                let lowest = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let highest = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                (!v.is_empty()).then(|| {
+                    (
+                        m as f64,
+                        v.iter().sum::<f64>() / v.len() as f64,
+                        lowest,
+                        highest,
+                    )
+                })
             })
             .collect::<Vec<_>>()
     };
@@ -307,7 +331,21 @@ pub fn shadow_curve(report: &LooReport, planned: Option<f64>) -> Result<String> 
                 .map_err(&err)?;
             for (i, g) in groups.iter().enumerate() {
                 let color = PALETTE[i % PALETTE.len()];
-                let points = series(g, value);
+                let stats = series(g, value);
+                if stats.len() > 1 {
+                    let band: Vec<(f64, f64)> = stats
+                        .iter()
+                        .map(|p| (p.0, p.3))
+                        .chain(stats.iter().rev().map(|p| (p.0, p.2)))
+                        .collect();
+                    chart
+                        .draw_series(std::iter::once(Polygon::new(
+                            band,
+                            color.mix(0.15).filled(),
+                        )))
+                        .map_err(&err)?;
+                }
+                let points: Vec<(f64, f64)> = stats.iter().map(|p| (p.0, p.1)).collect();
                 chart
                     .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
                     .map_err(&err)?

@@ -25,6 +25,8 @@ pub struct ReportFiles {
     pub plots: Vec<PathBuf>,
     /// `index.html`, which shows everything together.
     pub index: PathBuf,
+    /// `samples/sample_<i>.png`: the thumbnails of the samples the report singles out.
+    pub thumbnails: Vec<PathBuf>,
 }
 
 /// The plots of a report: file name, title.
@@ -75,7 +77,8 @@ fn html_escape(s: &str) -> String {
 impl Audit {
     /// The per-sample table: index, label, provenance, memorization and its standard error,
     /// privacy score, attack score, membership in the target's training set, candidate or not.
-    /// Undefined values are empty fields.
+    /// Undefined values (and the membership of an external target given without it) are empty
+    /// fields.
     pub fn samples_csv(&self) -> String {
         let mut out = String::from(
             "index,label,provenance,memorization,memorization_se,privacy_score,attack_score,member,candidate\n",
@@ -97,7 +100,9 @@ impl Audit {
                 number(self.memorization.std_error[i]),
                 number(self.privacy_score[i]),
                 number(self.scores[i]),
-                u8::from(self.members[i]),
+                self.members
+                    .as_ref()
+                    .map_or(String::new(), |m| u8::from(m[i]).to_string()),
                 u8::from(candidate[i]),
             );
         }
@@ -163,6 +168,23 @@ impl Audit {
             write_text(&path, svg)?;
             plot_paths.push(path);
         }
+        let mut thumbnails = Vec::new();
+        if !self.thumbnails.is_empty() {
+            let folder = dir.join("samples");
+            std::fs::create_dir_all(&folder).map_err(|source| ReportError::Io {
+                path: folder.clone(),
+                source,
+            })?;
+            for (&i, image) in &self.thumbnails {
+                let path = folder.join(thumbnail_name(i));
+                let png = encode_png(image).map_err(|e| ReportError::Plot {
+                    name: "thumbnail",
+                    reason: e.to_string(),
+                })?;
+                atomic_write(&path, |f| f.write_all(&png))?;
+                thumbnails.push(path);
+            }
+        }
         let index = dir.join("index.html");
         write_text(&index, &self.index_html())?;
         Ok(ReportFiles {
@@ -170,50 +192,104 @@ impl Audit {
             samples,
             plots: plot_paths,
             index,
+            thumbnails,
         })
     }
 
-    /// The report's HTML page: the headline table and the plots (referenced by file name).
+    /// The report's HTML page: what was audited and by whom, the headline table (only sets the
+    /// attack could be scored on; the others listed with the reason), the plots with what each
+    /// line and band means, the shadow-model curve's table with its unscored samples, and the
+    /// samples it singles out (file names are relative to the report directory).
     pub fn index_html(&self) -> String {
         let s = &self.summary;
-        let mut rows = vec![("all samples".to_string(), Some(&s.all))];
-        rows.push((
-            format!("candidates ({})", s.memorization.candidate_rule),
-            s.candidates.as_ref(),
-        ));
-        rows.extend(s.groups.iter().map(|(n, r)| (n.clone(), r.as_ref())));
-        let mut table = String::from(
-            "<tr><th>samples</th><th>members</th><th>non-members</th><th>AUROC</th>\
-             <th>TPR@0.001% FPR</th><th>TPR@0.1% FPR</th><th>TPR@1% FPR</th><th>balanced accuracy</th></tr>\n",
-        );
-        for (name, r) in rows {
-            let cells = match r {
-                Some(r) => {
-                    let tpr = |f: f64| r.at(f).map_or("-".into(), tpr_cell);
-                    format!(
-                        "<td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td>",
-                        r.positives,
-                        r.negatives,
-                        r.auroc,
-                        tpr(1e-5),
-                        tpr(1e-3),
-                        tpr(1e-2),
-                        r.balanced_accuracy
-                    )
-                }
-                None => "<td colspan=\"7\">one class only: no ROC curve</td>".into(),
-            };
-            let _ = writeln!(table, "<tr><td>{}</td>{cells}</tr>", html_escape(&name));
+        let mut rows = Vec::new();
+        if let Some(all) = &s.all {
+            rows.push(("all samples".to_string(), all));
         }
+        if let Some(c) = &s.candidates {
+            rows.push((format!("candidates ({})", s.memorization.candidate_rule), c));
+        }
+        rows.extend(
+            s.groups
+                .iter()
+                .filter_map(|(n, r)| r.as_ref().map(|r| (n.clone(), r))),
+        );
+        let mut table = String::new();
+        if !rows.is_empty() {
+            table.push_str(
+                "<table>\n<tr><th>samples</th><th>members</th><th>non-members</th><th>AUROC</th>\
+                 <th>TPR@0.001% FPR</th><th>TPR@0.1% FPR</th><th>TPR@1% FPR</th><th>balanced accuracy</th></tr>\n",
+            );
+            for (name, r) in rows {
+                let tpr = |f: f64| r.at(f).map_or("-".into(), tpr_cell);
+                let _ = writeln!(
+                    table,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td></tr>",
+                    html_escape(&name),
+                    r.positives,
+                    r.negatives,
+                    r.auroc,
+                    tpr(1e-5),
+                    tpr(1e-3),
+                    tpr(1e-2),
+                    r.balanced_accuracy
+                );
+            }
+            table.push_str(
+                "</table>\n<p class=\"note\">TPR cells: the estimate and its 95% Clopper-Pearson \
+                 interval over the members; \"not measurable\" where the FPR is below one false \
+                 positive among that set's non-members.</p>\n",
+            );
+        }
+        if !s.not_scored.is_empty() {
+            table.push_str("<p>Not scored:</p>\n<ul>\n");
+            for n in &s.not_scored {
+                let _ = writeln!(
+                    table,
+                    "<li>{}: {}</li>",
+                    html_escape(&n.set),
+                    html_escape(&n.reason)
+                );
+            }
+            table.push_str("</ul>\n");
+        }
+        let producers = match s.producers.len() {
+            0 => String::new(),
+            1 => format!("<p>Models: {}.</p>\n", html_escape(&s.producers[0])),
+            n => {
+                let items: String = s
+                    .producers
+                    .iter()
+                    .map(|p| format!("<li>{}</li>", html_escape(p)))
+                    .collect();
+                format!(
+                    "<p class=\"warning\">The run mixes {n} producers (model families): its \
+                     shadow models are only as comparable as they are.</p>\n<ul>{items}</ul>\n"
+                )
+            }
+        };
         let budget = |m: Option<f64>| m.map_or("not attackable".to_string(), |m| m.to_string());
+        let explanations = self.plot_explanations();
         let figures: String = PLOTS
             .iter()
-            .map(|(file, title)| {
+            .zip(&explanations)
+            .map(|((file, title), explanation)| {
                 format!(
-                    "<figure><img src=\"{file}\" alt=\"{title}\"><figcaption>{title}</figcaption></figure>\n"
+                    "<figure><img src=\"{file}\" alt=\"{title}\"><figcaption><b>{title}.</b> {explanation}</figcaption></figure>\n"
                 )
             })
             .collect();
+        let target = match s.target {
+            Some(t) => format!(
+                "target model {t}, with the other {} models as shadow models",
+                s.shadow_models
+            ),
+            None => format!(
+                "the external target {}, with all {} models of the run as shadow models",
+                html_escape(&s.target_name),
+                s.shadow_models
+            ),
+        };
         format!(
             r#"<!DOCTYPE html>
 <html lang="en">
@@ -221,25 +297,33 @@ impl Audit {
 <meta charset="utf-8">
 <title>memia audit report</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+body {{ font-family: sans-serif; margin: 2em; color: #222; max-width: 1400px; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: right; }}
 td:first-child {{ text-align: left; }}
-figure {{ display: inline-block; margin: 0.5em; }}
+figure {{ display: inline-block; vertical-align: top; margin: 0.5em; max-width: 660px; }}
+figcaption {{ font-size: 0.9em; }}
 img {{ max-width: 100%; border: 1px solid #ddd; }}
+.note {{ font-size: 0.9em; color: #555; }}
+.warning {{ color: #a40; font-weight: bold; }}
+.panels {{ display: flex; flex-wrap: wrap; gap: 1.5em; }}
+.panel {{ flex: 1 1 600px; }}
+.cards {{ display: flex; flex-wrap: wrap; gap: 0.5em; }}
+.card {{ border: 1px solid #ccc; padding: 0.3em; font-size: 0.8em; width: 8.5em; }}
+.card img {{ width: 64px; height: 64px; image-rendering: pixelated; display: block; margin: 0 auto 0.2em; }}
 </style>
 </head>
 <body>
 <h1>memia audit report</h1>
 <p>{models} models, {samples} samples, {classes} classes, {queries} queries per sample.
-Attack: <b>{attack}</b> on target model {target}, with the other {shadows} models as shadow models.</p>
-<p>Memorization (from the shadow models): mean {mem_mean:.4}, median standard error {mem_se:.3};
+Attack: <b>{attack}</b> on {target}.</p>
+{producers}<p>Memorization (from the shadow models): mean {mem_mean:.4}, median standard error {mem_se:.3};
 {candidates} candidates ({rule}); {undetermined} samples undetermined.
 Budget planner (error {delta}): candidates need about {budget_c} shadow models, samples with
 positive memorization about {budget_all}.</p>
-<table>
-{table}</table>
-{figures}
+{table}{figures}
+{curve_table}
+{panels}
 <p>Files: <a href="summary.json">summary.json</a>, <a href="samples.csv">samples.csv</a>.</p>
 </body>
 </html>
@@ -249,8 +333,6 @@ positive memorization about {budget_all}.</p>
             classes = s.classes,
             queries = s.queries,
             attack = html_escape(&s.attack),
-            target = s.target,
-            shadows = s.models - 1,
             mem_mean = s.memorization.mean,
             mem_se = s.memorization.median_std_error,
             candidates = s.memorization.candidates,
@@ -259,8 +341,211 @@ positive memorization about {budget_all}.</p>
             delta = s.budget.delta,
             budget_c = budget(s.budget.candidates_median),
             budget_all = budget(s.budget.all_median),
+            curve_table = self.curve_table(),
+            panels = self.panels_html(),
         )
     }
+
+    /// What every line and band of each plot in [`PLOTS`] means, in the same order.
+    fn plot_explanations(&self) -> [String; 4] {
+        let s = &self.summary;
+        [
+            "One solid line per set of samples (all samples, the high-memorization candidates, \
+             each group): the attack's true positive rate against its false positive rate on \
+             the target, both on log scales, so that the low-FPR end an auditor cares about is \
+             visible; rates of zero are drawn at 1e-5. The grey diagonal is a random guess. \
+             The dashed vertical line in each set's colour is the FPR of one false positive \
+             among that set's non-members: left of it the curve rests on no false positive and \
+             its TPR is not measured."
+                .to_string(),
+            format!(
+                "Bars: how many samples have each memorization score (the rate at which shadow \
+                 models that trained on a sample classify it correctly, minus the rate of those \
+                 that did not), estimated from the target's {} shadow models. Samples at the \
+                 right are memorized; the {} at or above the threshold are the candidates.",
+                s.shadow_models, s.memorization.candidates
+            ),
+            "One dot per sample (at most 4,000, evenly strided): its memorization against its \
+             privacy score, the distance between the shadow models' IN and OUT confidence \
+             distributions in units of their spreads. The theory says memorized samples are \
+             the exposed ones: the dots should rise to the right (the title gives the Spearman \
+             correlation)."
+                .to_string(),
+            "Leave one model out: each of the first few models of the run in turn is the \
+             target, attacked with a random draw of 1, 2, 4, ... of the others as shadow \
+             models. Solid line with dots: the mean over those targets for each set; light \
+             band in the same colour: the lowest to the highest target. The TPR panel leaves \
+             out targets where 0.1% FPR allows no false positive. The grey vertical line is the \
+             budget planner's median prediction for the candidates. The table below gives each \
+             point's samples and the ones the attack could not score."
+                .to_string(),
+        ]
+    }
+
+    /// The shadow-model curve as a table: per set and shadow-model count, the targets, the
+    /// samples scored and not scored (online attacks cannot score a sample without IN and OUT
+    /// shadow models), mean AUROC and TPR at 0.1% FPR. Points that scored nothing are left out
+    /// and counted.
+    fn curve_table(&self) -> String {
+        let rows = &self.summary.shadow_curve.rows;
+        if rows.is_empty() {
+            return String::new();
+        }
+        let mut keys: Vec<(String, usize)> = Vec::new();
+        for r in rows {
+            let key = (r.group.clone(), r.shadow_models);
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        let mut out = String::from(
+            "<h2>Attack quality against the number of shadow models</h2>\n<table>\n<tr><th>set</th>\
+             <th>shadow models</th><th>targets</th><th>samples scored (mean)</th>\
+             <th>not scorable (mean)</th><th>AUROC (mean)</th><th>TPR@0.1% FPR (mean)</th></tr>\n",
+        );
+        let mut empty = 0;
+        for (group, m) in keys {
+            let at: Vec<_> = rows
+                .iter()
+                .filter(|r| r.group == group && r.shadow_models == m)
+                .collect();
+            let judged: Vec<_> = at.iter().filter(|r| r.scored > 0).collect();
+            if judged.is_empty() {
+                empty += 1;
+                continue;
+            }
+            let mean = |v: &mut dyn Iterator<Item = f64>| {
+                let v: Vec<f64> = v.filter(|x| x.is_finite()).collect();
+                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+            };
+            let scored = mean(&mut at.iter().map(|r| r.scored as f64)).unwrap_or(0.0);
+            let unscored = mean(&mut at.iter().map(|r| r.unscored as f64)).unwrap_or(0.0);
+            let auroc = mean(&mut judged.iter().map(|r| r.auroc));
+            let tprs: Vec<f64> = judged
+                .iter()
+                .filter(|r| r.measurable(1e-3))
+                .filter_map(|r| {
+                    r.tpr_at_fpr
+                        .iter()
+                        .find(|p| (p.0 - 1e-3).abs() < 1e-12)
+                        .map(|p| p.1)
+                })
+                .collect();
+            let tpr = if tprs.is_empty() {
+                "not measurable (too few non-members)".to_string()
+            } else {
+                format!(
+                    "{:.4} ({} of {} targets)",
+                    tprs.iter().sum::<f64>() / tprs.len() as f64,
+                    tprs.len(),
+                    judged.len()
+                )
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{m}</td><td>{}</td><td>{scored:.1}</td><td>{unscored:.1}</td><td>{}</td><td>{tpr}</td></tr>",
+                html_escape(&group),
+                at.len(),
+                auroc.map_or("-".into(), |a| format!("{a:.4}")),
+            );
+        }
+        out.push_str("</table>\n");
+        if empty > 0 {
+            let _ = writeln!(
+                out,
+                "<p class=\"note\">{empty} points of the curve are left out: the attack could not score any of their samples.</p>"
+            );
+        }
+        out
+    }
+
+    /// The singled-out samples, panel by panel: thumbnail (image pools), index, label,
+    /// memorization with its interval, attack score, membership and provenance.
+    fn panels_html(&self) -> String {
+        if self.panels.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("<h2>The samples behind the numbers</h2>\n");
+        if self.thumbnails.is_empty() {
+            out.push_str(
+                "<p class=\"note\">No thumbnails: the pool's pixels were not given (an imported \
+                 run, or a pool that is not images).</p>\n",
+            );
+        }
+        out.push_str("<div class=\"panels\">\n");
+        let m = &self.memorization;
+        for panel in &self.panels {
+            let _ = writeln!(
+                out,
+                "<div class=\"panel\"><h3>{}</h3><div class=\"cards\">",
+                html_escape(&panel.title)
+            );
+            for &i in &panel.samples {
+                let image = if self.thumbnails.contains_key(&i) {
+                    format!(
+                        "<img src=\"samples/{}\" alt=\"sample {i}\">",
+                        thumbnail_name(i)
+                    )
+                } else {
+                    String::new()
+                };
+                let membership = match &self.members {
+                    Some(members) if members[i] => "member",
+                    Some(_) => "non-member",
+                    None => "membership unknown",
+                };
+                let provenance = self
+                    .provenance
+                    .as_ref()
+                    .map_or(String::new(), |p| format!("<br>{}", html_escape(&p[i])));
+                let _ = writeln!(
+                    out,
+                    "<div class=\"card\">{image}#{i} label {}<br>mem {} [{}, {}]<br>score {}<br>{membership}{provenance}</div>",
+                    self.labels[i],
+                    short(m.score[i]),
+                    short(m.lower[i]),
+                    short(m.upper[i]),
+                    short(self.scores[i]),
+                );
+            }
+            out.push_str("</div></div>\n");
+        }
+        out.push_str("</div>\n");
+        out
+    }
+}
+
+/// A number for a sample card: three decimals, or "-" where undefined.
+fn short(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else if v.is_nan() {
+        "-".into()
+    } else {
+        number(v)
+    }
+}
+
+/// The file of sample `i`'s thumbnail inside `samples/`.
+fn thumbnail_name(i: usize) -> String {
+    format!("sample_{i}.png")
+}
+
+/// A thumbnail as PNG bytes.
+fn encode_png(image: &crate::Thumbnail) -> std::result::Result<Vec<u8>, png::EncodingError> {
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut bytes, image.width as u32, image.height as u32);
+        encoder.set_color(if image.channels == 3 {
+            png::ColorType::Rgb
+        } else {
+            png::ColorType::Grayscale
+        });
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header()?;
+        writer.write_image_data(&image.bytes)?;
+    }
+    Ok(bytes)
 }
 
 /// A TPR for a table cell: the value and its 95% interval, or why there is none (an FPR that

@@ -41,6 +41,6 @@ mod trainer;
 
 pub use error::{Result, ShadowError};
 pub use plan::{InclusionScheme, Plan, PoolFingerprint, keep_sha256, labels_sha256};
-pub use run::{ProducedModels, Progress, RunDir, TrainReport};
+pub use run::{ProducedModels, Progress, RunDir, TrainReport, model_ranges};
 pub use softmax::SoftmaxRegression;
 pub use trainer::{ModelJob, Producer, ShadowTrainer, TrainerError, TrainingSession};

@@ -63,29 +63,34 @@ pub struct ProducedModels {
 impl std::fmt::Display for ProducedModels {
     /// `models 0..3, 5 by memia-models BurnTrainer (engine fused, ...)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut runs: Vec<String> = Vec::new();
-        let mut models = self.models.iter().copied().peekable();
-        while let Some(start) = models.next() {
-            let mut end = start + 1;
-            while models.next_if_eq(&end).is_some() {
-                end += 1;
-            }
-            runs.push(if end == start + 1 {
-                start.to_string()
-            } else {
-                format!("{start}..{end}")
-            });
-        }
-        let noun = if self.models.len() == 1 {
-            "model"
-        } else {
-            "models"
-        };
-        write!(f, "{noun} {} by ", runs.join(", "))?;
+        write!(f, "{} by ", model_ranges(&self.models))?;
         match &self.producer {
             Some(p) => write!(f, "{p}"),
             None => f.write_str("an unrecorded producer"),
         }
+    }
+}
+
+/// Ascending model indices as ranges (end exclusive, as `--models` takes them):
+/// `[0, 1, 2, 5]` -> `models 0..3, 5`; `[4]` -> `model 4`; `[]` -> `no model`.
+pub fn model_ranges(models: &[usize]) -> String {
+    let mut runs: Vec<String> = Vec::new();
+    let mut rest = models.iter().copied().peekable();
+    while let Some(start) = rest.next() {
+        let mut end = start + 1;
+        while rest.next_if_eq(&end).is_some() {
+            end += 1;
+        }
+        runs.push(if end == start + 1 {
+            start.to_string()
+        } else {
+            format!("{start}..{end}")
+        });
+    }
+    match models.len() {
+        0 => "no model".into(),
+        1 => format!("model {}", runs[0]),
+        _ => format!("models {}", runs.join(", ")),
     }
 }
 
@@ -648,6 +653,14 @@ impl RunDir {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn model_ranges_read_as_shards() {
+        use super::model_ranges;
+        assert_eq!(model_ranges(&[0, 1, 2, 5, 7, 8]), "models 0..3, 5, 7..9");
+        assert_eq!(model_ranges(&[4]), "model 4");
+        assert_eq!(model_ranges(&[]), "no model");
+    }
+
     use super::*;
 
     #[test]

@@ -1,0 +1,111 @@
+//! `memia status`: where a run stands (finished and missing models, who produced each) without
+//! touching its models.
+
+use std::path::Path;
+
+use memia_shadow::{ProducedModels, model_ranges};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::run_files;
+
+/// What `memia status --json` prints.
+#[derive(Debug, Serialize)]
+pub struct RunStatus {
+    /// The run directory.
+    pub run: String,
+    /// The plan's content hash.
+    pub plan: String,
+    /// The pool's name in the plan.
+    pub pool: String,
+    /// Models K, samples N, queries A, classes C.
+    pub models: usize,
+    pub samples: usize,
+    pub queries: usize,
+    pub classes: usize,
+    /// Indices of the models whose logits are complete.
+    pub finished: Vec<usize>,
+    /// Indices of the models still to train (or import).
+    pub missing: Vec<usize>,
+    /// Who produced the finished models, one entry per producer.
+    pub producers: Vec<ProducedModels>,
+}
+
+impl RunStatus {
+    /// Reads the status of the run in `path`.
+    pub fn of(path: &Path) -> Result<RunStatus> {
+        let run = run_files::open(path)?;
+        let plan = run.dir.plan();
+        let done = run.dir.completed()?;
+        let (finished, missing): (Vec<usize>, Vec<usize>) = (0..done.len()).partition(|&k| done[k]);
+        Ok(RunStatus {
+            run: path.display().to_string(),
+            plan: plan.content_hash(),
+            pool: plan.pool.name.clone(),
+            models: plan.models,
+            samples: plan.pool.samples,
+            queries: plan.queries,
+            classes: plan.pool.classes,
+            finished,
+            missing,
+            producers: run.dir.producers()?,
+        })
+    }
+
+    /// The status for a terminal.
+    pub fn text(&self) -> String {
+        let mut lines = vec![
+            format!(
+                "run {} (plan {}): {} models x {} samples x {} queries x {} classes, pool {}",
+                self.run,
+                &self.plan[..self.plan.len().min(16)],
+                self.models,
+                self.samples,
+                self.queries,
+                self.classes,
+                self.pool
+            ),
+            format!(
+                "finished {} of {}: {}",
+                self.finished.len(),
+                self.models,
+                model_ranges(&self.finished)
+            ),
+        ];
+        if self.missing.is_empty() {
+            lines.push("missing: none (the run is complete)".into());
+        } else {
+            lines.push(format!(
+                "missing {}: {} (run `memia train {}`)",
+                self.missing.len(),
+                model_ranges(&self.missing),
+                self.run
+            ));
+        }
+        match self.producers.len() {
+            0 => {}
+            1 => lines.push(format!("produced: {}", self.producers[0])),
+            n => {
+                lines.push(format!(
+                    "produced by {n} producers (the run mixes model families):"
+                ));
+                lines.extend(self.producers.iter().map(|p| format!("  {p}")));
+            }
+        }
+        lines.join("\n")
+    }
+}
+
+/// `memia status RUN [--json]`.
+pub fn status(run: &Path, json: bool) -> Result<()> {
+    let status = RunStatus::of(run)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).expect("plain data serialises")
+        );
+    } else {
+        println!("{}", status.text());
+    }
+    Ok(())
+}
