@@ -1097,6 +1097,14 @@ fn audit_config(run: &LoadedRun, args: &AuditArgs) -> Result<AuditConfig> {
     if let Some(c) = args.curve_targets {
         config.curve_targets = c;
     }
+    if let Some(r) = args.curve_repeats {
+        config.curve_repeats = r;
+    }
+    if config.curve_repeats == 0 {
+        return Err(usage(
+            "curve_repeats: 0 draws of shadow models draw no curve (use 1 or more)",
+        ));
+    }
     Ok(config)
 }
 

@@ -345,6 +345,9 @@ struct AuditArgs {
     /// Target models in the shadow-model curve.
     #[arg(long)]
     curve_targets: Option<usize>,
+    /// Random draws of the shadow models per point of the curve (the plot's band spans them).
+    #[arg(long)]
+    curve_repeats: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,8 @@ pub struct AuditConfig {
     pub candidates: CandidateRule,
     /// Number of target models in the leave-one-model-out curve (models 0, 1, ...).
     pub curve_targets: usize,
+    /// Random draws of the shadow models per point of the curve (its band spans them).
+    pub curve_repeats: usize,
     /// Shadow-model counts of the curve (default: 1, 2, 4, ..., K - 1).
     pub shadow_counts: Option<Vec<usize>>,
     /// Error probability of the shadow-model budget planner.
@@ -40,6 +42,7 @@ impl Default for AuditConfig {
             target: 0,
             candidates: CandidateRule::MemorizationAtLeast(0.5),
             curve_targets: 8,
+            curve_repeats: 1,
             shadow_counts: None,
             delta: 0.01,
             seed: 0,
@@ -513,6 +516,7 @@ impl Audit {
             let loo = LooConfig {
                 shadow_counts: config.shadow_counts.clone(),
                 targets: Some((0..config.curve_targets.clamp(1, k)).collect()),
+                repeats: config.curve_repeats.max(1),
                 fprs: vec![1e-3, 1e-2],
                 groups: curve_groups,
                 seed: config.seed,
@@ -542,7 +546,7 @@ impl Audit {
             .copied()
             .filter(|x| x.is_finite())
             .collect();
-        let panels = panels(&memorization.score, &scores, members.as_deref());
+        let panels = panels(&memorization.score, &privacy, &scores, members.as_deref());
         let thumbnails = inputs
             .images
             .map(|images| {
@@ -597,13 +601,31 @@ impl Audit {
 }
 
 /// The samples the report singles out: the most memorized and the highest-scored (most
-/// exposed), members and non-members of the target apart when its membership is known.
-fn panels(memorization: &Array1<f64>, scores: &[f64], members: Option<&[bool]>) -> Vec<Panel> {
+/// exposed), members and non-members of the target apart when its membership is known. Ties
+/// (many samples share a memorization of 1 with few models) go to the higher privacy score.
+fn panels(
+    memorization: &Array1<f64>,
+    privacy: &Array1<f64>,
+    scores: &[f64],
+    members: Option<&[bool]>,
+) -> Vec<Panel> {
+    let tie = |i: usize| {
+        if privacy[i].is_finite() {
+            privacy[i]
+        } else {
+            f64::NEG_INFINITY
+        }
+    };
     let top = |value: &dyn Fn(usize) -> f64, side: &dyn Fn(usize) -> bool| -> Vec<usize> {
         let mut chosen: Vec<usize> = (0..scores.len())
             .filter(|&i| value(i).is_finite() && side(i))
             .collect();
-        chosen.sort_by(|&x, &y| value(y).total_cmp(&value(x)).then(x.cmp(&y)));
+        chosen.sort_by(|&x, &y| {
+            value(y)
+                .total_cmp(&value(x))
+                .then(tie(y).total_cmp(&tie(x)))
+                .then(x.cmp(&y))
+        });
         chosen.truncate(SHOWN_PER_PANEL);
         chosen
     };

@@ -371,21 +371,27 @@ positive memorization about {budget_all}.</p>
              the exposed ones: the dots should rise to the right (the title gives the Spearman \
              correlation)."
                 .to_string(),
-            "Leave one model out: each of the first few models of the run in turn is the \
-             target, attacked with a random draw of 1, 2, 4, ... of the others as shadow \
-             models. Solid line with dots: the mean over those targets for each set; light \
-             band in the same colour: the lowest to the highest target. The TPR panel leaves \
-             out targets where 0.1% FPR allows no false positive. The grey vertical line is the \
-             budget planner's median prediction for the candidates. The table below gives each \
-             point's samples and the ones the attack could not score."
-                .to_string(),
+            format!(
+                "Leave one model out: each of the first {} models of the run in turn is the \
+                 target, attacked with a random draw of 1, 2, 4, ... of the others as shadow \
+                 models, and each set's (sample, target) pairs of all those targets are pooled \
+                 into one ROC curve. Solid line with dots: each set's figure (the mean over {} \
+                 random draws of the shadow models); light band in the same colour, drawn when \
+                 there are several draws: the lowest to the highest draw. The TPR panel has no \
+                 point where 0.1% FPR allows no false positive among the pooled non-members. \
+                 The grey vertical line is the budget planner's median prediction for the \
+                 candidates. The table below gives each point's pairs and the ones the attack \
+                 could not score.",
+                self.config.curve_targets.clamp(1, s.models),
+                self.config.curve_repeats.max(1)
+            ),
         ]
     }
 
-    /// The shadow-model curve as a table: per set and shadow-model count, the targets, the
-    /// samples scored and not scored (online attacks cannot score a sample without IN and OUT
-    /// shadow models), mean AUROC and TPR at 0.1% FPR. Points that scored nothing are left out
-    /// and counted.
+    /// The shadow-model curve as a table: per set and shadow-model count, the draws, the
+    /// (sample, target) pairs scored and not scored (online attacks cannot score a sample
+    /// without IN and OUT shadow models), AUROC and TPR at 0.1% FPR (means over the draws).
+    /// Points that scored nothing are left out and counted.
     fn curve_table(&self) -> String {
         let rows = &self.summary.shadow_curve.rows;
         if rows.is_empty() {
@@ -399,9 +405,12 @@ positive memorization about {budget_all}.</p>
             }
         }
         let mut out = String::from(
-            "<h2>Attack quality against the number of shadow models</h2>\n<table>\n<tr><th>set</th>\
-             <th>shadow models</th><th>targets</th><th>samples scored (mean)</th>\
-             <th>not scorable (mean)</th><th>AUROC (mean)</th><th>TPR@0.1% FPR (mean)</th></tr>\n",
+            "<h2 id=\"curve\">Attack quality against the number of shadow models</h2>\n<p class=\"note\">Each \
+             row pools the (sample, target) pairs of all the curve's targets into one ROC curve; \
+             with several random draws of the shadow models, the figures are their means.</p>\n\
+             <table>\n<tr><th>set</th><th>shadow models</th><th>draws</th>\
+             <th>(sample, target) pairs scored</th><th>pairs not scorable</th>\
+             <th>AUROC</th><th>TPR@0.1% FPR</th></tr>\n",
         );
         let mut empty = 0;
         for (group, m) in keys {
@@ -434,16 +443,16 @@ positive memorization about {budget_all}.</p>
             let tpr = if tprs.is_empty() {
                 "not measurable (too few non-members)".to_string()
             } else {
-                format!(
-                    "{:.4} ({} of {} targets)",
-                    tprs.iter().sum::<f64>() / tprs.len() as f64,
-                    tprs.len(),
-                    judged.len()
-                )
+                let of = if judged.len() > 1 {
+                    format!(" ({} of {} draws)", tprs.len(), judged.len())
+                } else {
+                    String::new()
+                };
+                format!("{:.4}{of}", tprs.iter().sum::<f64>() / tprs.len() as f64)
             };
             let _ = writeln!(
                 out,
-                "<tr><td>{}</td><td>{m}</td><td>{}</td><td>{scored:.1}</td><td>{unscored:.1}</td><td>{}</td><td>{tpr}</td></tr>",
+                "<tr><td>{}</td><td>{m}</td><td>{}</td><td>{scored:.0}</td><td>{unscored:.0}</td><td>{}</td><td>{tpr}</td></tr>",
                 html_escape(&group),
                 at.len(),
                 auroc.map_or("-".into(), |a| format!("{a:.4}")),
@@ -465,7 +474,7 @@ positive memorization about {budget_all}.</p>
         if self.panels.is_empty() {
             return String::new();
         }
-        let mut out = String::from("<h2>The samples behind the numbers</h2>\n");
+        let mut out = String::from("<h2 id=\"samples\">The samples behind the numbers</h2>\n");
         if self.thumbnails.is_empty() {
             out.push_str(
                 "<p class=\"note\">No thumbnails: the pool's pixels were not given (an imported \

@@ -343,7 +343,7 @@ fn the_report_shows_the_samples_and_no_row_that_judged_nothing() {
         "a row that judged nothing"
     );
     assert!(html.contains("models 0..16 by a test"));
-    assert!(html.contains("not scorable (mean)"));
+    assert!(html.contains("pairs not scorable"));
     assert!(html.contains("dashed vertical line"));
     assert!(html.contains("light band"));
     // The ROC plot has the canaries' curve and each curve's one-false-positive line.
