@@ -1330,12 +1330,67 @@ fn the_bring_your_own_models_workflow() {
         canary_mean > 0.5 && canary_mean > 3.0 * other_mean,
         "canaries {canary_mean}, others {other_mean}"
     );
+    ok(&["status", "imported"], dir);
+    // docs/byo-models.md step 5: attack, metrics with groups and candidates, report.
+    ok(
+        &[
+            "attack",
+            "imported",
+            "--target",
+            "0",
+            "-o",
+            "scores.npy",
+            "--members-out",
+            "members.npy",
+        ],
+        dir,
+    );
+    let metrics: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "metrics",
+            "--scores",
+            "scores.npy",
+            "--labels",
+            "members.npy",
+            "--groups",
+            "trained/groups.json",
+            "--candidates",
+            "mem.npz",
+            "-q",
+        ],
+        dir,
+    ))
+    .unwrap();
+    assert!(
+        metrics["groups"]["canaries"]["auroc"].as_f64().unwrap() > 0.8,
+        "{metrics}"
+    );
+    assert!(metrics["candidates"]["samples"].as_u64().unwrap() > 0);
     ok(
         &["report", "imported", "-o", "rep", "--curve-targets", "2"],
         dir,
     );
     let summary = std::fs::read_to_string(dir.join("rep/summary.json")).unwrap();
     assert!(summary.contains("canaries"));
+    // The audited model from outside the run (here model 0's logits and its membership).
+    ok(
+        &[
+            "report",
+            "imported",
+            "-o",
+            "target-report",
+            "--target-logits",
+            "trained/logits/model_00000.npy",
+            "--members",
+            "members.npy",
+            "--curve-targets",
+            "2",
+            "-q",
+        ],
+        dir,
+    );
+    let html = std::fs::read_to_string(dir.join("target-report/index.html")).unwrap();
+    assert!(html.contains("the external target trained/logits/model_00000.npy"));
 }
 
 /// An import is built aside and renamed into place: killed at any moment, it leaves either
