@@ -520,7 +520,6 @@ impl Audit {
                 fprs: vec![1e-3, 1e-2],
                 groups: curve_groups,
                 seed: config.seed,
-                ..Default::default()
             };
             leave_one_out(&config.attack, keep, signal.view(), &loo, |d, t| {
                 progress(d, t)
@@ -679,7 +678,7 @@ fn thumbnail(images: &SampleImages<'_>, i: usize) -> Thumbnail {
             (l.min(v), u.max(v))
         });
     let byte = |v: f32| -> u8 {
-        if !(hi > lo) || !v.is_finite() {
+        if hi <= lo || !hi.is_finite() || !v.is_finite() {
             128
         } else {
             ((v - lo) / (hi - lo) * 255.0).round().clamp(0.0, 255.0) as u8
