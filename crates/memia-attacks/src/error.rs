@@ -12,6 +12,10 @@ pub enum AttackError {
     #[error(transparent)]
     Metrics(#[from] memia_metrics::MetricsError),
 
+    /// Error from `memia-memorization`.
+    #[error(transparent)]
+    Memorization(#[from] memia_memorization::MemorizationError),
+
     /// Two inputs disagree in shape.
     #[error("{what}: shape {found:?}, expected {expected}")]
     Shape {

@@ -14,6 +14,8 @@
 //! * [`theory`]: privacy score, Hellinger distances, the shadow-model budget planner.
 //! * [`AttackSpec`]: any of the above by name, with the signal it reads (for configuration files).
 //! * [`loo`]: leave-one-model-out evaluation as a function of the number of shadow models.
+//! * [`sequential`]: membership decisions with their expected error, for audits that train
+//!   shadow models until the decisions are confident.
 //!
 //! ```
 //! use memia_attacks::{FittedTest, LiraConfig, MembershipTest};
@@ -42,6 +44,7 @@ mod gaussian;
 mod lira;
 pub mod loo;
 mod rmia;
+pub mod sequential;
 mod spec;
 pub mod theory;
 

@@ -546,17 +546,34 @@ impl RunDir {
 
     /// All models' logits, K x N x A x C; fails if any model is missing.
     pub fn logits(&self) -> Result<Logits> {
+        self.logits_of(&(0..self.plan.models).collect::<Vec<_>>())
+    }
+
+    /// The logits of the models `models`, in that order (e.g. the shadow models trained so far
+    /// in a sequential audit); fails if one of them is missing or outside the plan.
+    pub fn logits_of(&self, models: &[usize]) -> Result<Logits> {
+        if let Some(&bad) = models.iter().find(|&&k| k >= self.plan.models) {
+            return Err(invalid(
+                "models",
+                format!(
+                    "model {bad} is not in the plan's {} models",
+                    self.plan.models
+                ),
+            ));
+        }
         let done = self.completed()?;
-        if let Some(first) = done.iter().position(|&d| !d) {
+        let missing: Vec<usize> = models.iter().copied().filter(|&k| !done[k]).collect();
+        if let Some(&first) = missing.first() {
             return Err(ShadowError::Incomplete {
                 path: self.path.clone(),
-                missing: done.iter().filter(|&&d| !d).count(),
-                models: done.len(),
+                missing: missing.len(),
+                models: models.len(),
                 first,
             });
         }
-        let models: Vec<Array3<f32>> = (0..self.plan.models)
-            .map(|k| {
+        let models: Vec<Array3<f32>> = models
+            .iter()
+            .map(|&k| {
                 let path = self.logits_path(k);
                 let model: Array3<f32> = read_npy(&path)?;
                 // Named here by its file and run index, not later by its index in a selection.
