@@ -161,7 +161,7 @@ fn settings(config: &RunConfig, group_size: Option<usize>) -> Result<BurnTrainer
 }
 
 /// [`settings`] on the device the flags or the configuration name.
-fn trainer(config: &RunConfig, device: &DeviceArgs) -> Result<BurnTrainer> {
+pub(crate) fn trainer(config: &RunConfig, device: &DeviceArgs) -> Result<BurnTrainer> {
     let name = device.device.as_deref().unwrap_or(&config.train.device);
     Ok(settings(config, device.group_size)?
         .on(device_by_name(name).map_err(|e| usage(e.to_string()))?)
@@ -316,26 +316,8 @@ fn train_models(
         });
     }
     let trainer = trainer(config, device)?;
-    // Models of another family (logits copied in, another trainer) are not silently joined by
-    // memia's own: engines of memia's trainer may mix (said after training), families may not.
-    let ours = trainer.producer().trainer;
-    let foreign: Vec<String> = run
-        .dir
-        .producers()?
-        .iter()
-        .filter(|g| g.producer.as_ref().is_none_or(|p| p.trainer != ours))
-        .map(ToString::to_string)
-        .collect();
-    if !foreign.is_empty() && !allow_mixed_producers {
-        return Err(CliError::Run {
-            path: run.path(),
-            reason: format!(
-                "holds models that {ours} did not produce ({}): training its models into the \
-                 other slots would mix model families in one audit; pass \
-                 --allow-mixed-producers to do it anyway",
-                foreign.join("; ")
-            ),
-        });
+    if !allow_mixed_producers {
+        refuse_mixed_families(run, &trainer)?;
     }
     status(
         quiet,
@@ -378,6 +360,31 @@ fn train_models(
         );
     }
     Ok(())
+}
+
+/// Models of another family (logits copied in, another trainer) are not silently joined by
+/// memia's own: engines of memia's trainer may mix (said after training), families may not.
+pub(crate) fn refuse_mixed_families(run: &LoadedRun, trainer: &BurnTrainer) -> Result<()> {
+    let ours = trainer.producer().trainer;
+    let foreign: Vec<String> = run
+        .dir
+        .producers()?
+        .iter()
+        .filter(|g| g.producer.as_ref().is_none_or(|p| p.trainer != ours))
+        .map(ToString::to_string)
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Run {
+        path: run.path(),
+        reason: format!(
+            "holds models that {ours} did not produce ({}): training its models into the \
+             other slots would mix model families in one audit; pass \
+             --allow-mixed-producers to do it anyway",
+            foreign.join("; ")
+        ),
+    })
 }
 
 pub fn train(args: &TrainArgs, quiet: bool) -> Result<()> {
@@ -801,7 +808,7 @@ pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
 
 /// The pool a planned run was made on, rebuilt from its configuration and checked against the
 /// plan's fingerprint.
-fn planned_pool(run: &LoadedRun) -> Result<Pool> {
+pub(crate) fn planned_pool(run: &LoadedRun) -> Result<Pool> {
     let config = run.config.as_ref().ok_or_else(|| CliError::Run {
         path: run.path(),
         reason: "has no memia.toml (an imported run?): its pool's samples are not known to memia"
@@ -1110,13 +1117,13 @@ fn audit_config(run: &LoadedRun, args: &AuditArgs) -> Result<AuditConfig> {
 
 /// A model trained elsewhere as the report's target: its logits file and, when given, which
 /// samples it trained on.
-struct OutsideTarget {
-    name: String,
-    logits: Logits,
-    members: Option<Vec<bool>>,
+pub(crate) struct OutsideTarget {
+    pub name: String,
+    pub logits: Logits,
+    pub members: Option<Vec<bool>>,
 }
 
-fn outside_target(
+pub(crate) fn outside_target(
     run: &LoadedRun,
     logits_path: &Path,
     members: Option<&Path>,

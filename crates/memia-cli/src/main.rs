@@ -12,10 +12,12 @@
 //! memia report RUN -o REPORT                summary.json, samples.csv, SVG plots, index.html
 //! memia run audit.toml                      all of it
 //! memia status RUN [--json]                 finished and missing models, who produced them
+//! memia audit RUN -o audit.json             shadow models in rounds until the decisions are sure
 //! memia import-lira DIR -o RUN              a LiRA reference run becomes a memia run
 //! memia import --keep K --logits L --labels Y -o RUN   models trained elsewhere
 //! ```
 
+mod audit;
 mod commands;
 mod config;
 mod error;
@@ -84,9 +86,45 @@ enum Command {
     Report(ReportArgs),
     /// Everything from a configuration file: plan, train, report.
     Run(RunArgs),
+    /// A sequential audit: train shadow models in rounds (1, 2, 4, ...), decide the
+    /// high-memorization candidates' membership in the target after each, and stop when the
+    /// decisions' expected error rate is at most --delta (or the budget is spent). Resumable:
+    /// trained models stay in the run.
+    Audit(SequentialArgs),
     /// Where a run stands: finished and missing models (as ranges for --models) and who
     /// produced each finished model.
     Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SequentialArgs {
+    /// The run directory: its plan's models are the budget (planned runs train them as the
+    /// rounds need; imported runs use the models they have).
+    pub(crate) run: PathBuf,
+    /// The target: a model of the run (default: its last model).
+    #[arg(long, conflicts_with = "target_logits")]
+    pub(crate) target: Option<usize>,
+    /// The target: a model trained elsewhere, its logits on the pool (N x A x C or N x C).
+    #[arg(long)]
+    pub(crate) target_logits: Option<PathBuf>,
+    /// With --target-logits: which samples it trained on (N bool or 0/1), to report the error
+    /// rate actually made.
+    #[arg(long, requires = "target_logits")]
+    pub(crate) members: Option<PathBuf>,
+    /// Stop when the decisions' expected error rate is at most this.
+    #[arg(long, default_value_t = 0.01)]
+    pub(crate) delta: f64,
+    /// Candidates: memorization (from the shadow models so far) at least this.
+    #[arg(long, default_value_t = 0.8)]
+    pub(crate) threshold: f64,
+    /// Most shadow models to use (default: all the run can give).
+    #[arg(long)]
+    pub(crate) budget: Option<usize>,
+    #[command(flatten)]
+    pub(crate) device: DeviceArgs,
+    /// The report: every round, why it stopped, each candidate's decision and error (JSON).
+    #[arg(long, short)]
+    pub(crate) output: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -130,18 +168,18 @@ struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
-struct DeviceArgs {
+pub(crate) struct DeviceArgs {
     /// Burn device: `cpu` (Flex), `ndarray`, `wgpu`, `wgpu-cpu` (the last three need the
     /// matching cargo feature).
     #[arg(long)]
-    device: Option<String>,
+    pub(crate) device: Option<String>,
     /// Models trained together in one batched pass.
     #[arg(long)]
-    group_size: Option<usize>,
+    pub(crate) group_size: Option<usize>,
     /// `auto` (memia's fused CPU kernels for MLPs on `cpu`, Burn otherwise) or `burn` (Burn's
     /// operations always).
     #[arg(long)]
-    engine: Option<memia_models::Engine>,
+    pub(crate) engine: Option<memia_models::Engine>,
 }
 
 #[derive(Debug, Args)]
@@ -400,6 +438,7 @@ fn main() -> ExitCode {
         Command::Report(a) => commands::report(&a, quiet),
         Command::Run(a) => commands::run(&a, quiet),
         Command::Status(a) => status::status(&a.run, a.json),
+        Command::Audit(a) => audit::audit(&a, quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1541,3 +1541,58 @@ fn an_interrupted_import_leaves_no_half_made_run() {
         "mine"
     );
 }
+
+/// `memia audit`: shadow models in rounds on the embedded digits with mislabeled canaries. It
+/// trains only what its rounds need, stops when its decisions are confident, makes no more
+/// errors than it claims, and a second call trains nothing and decides the same.
+#[test]
+fn a_sequential_audit_trains_until_its_decisions_are_confident() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = CONFIG
+        .replace("count = 30", "count = 80")
+        .replace("models = 8", "models = 65");
+    std::fs::write(dir.join("audit.toml"), config).unwrap();
+    ok(&["plan", "--config", "audit.toml", "-o", "run", "-q"], dir);
+    let out = memia(&["audit", "run", "-o", "a.json", "--delta", "0.1"], dir);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("a.json")).unwrap()).unwrap();
+    assert_eq!(report["stop"], "confident", "{stderr}");
+    let used = report["shadow_models"].as_u64().unwrap() as usize;
+    assert!(used < 64, "stopped at {used}: {stderr}");
+    // Only the models of its rounds were trained: the target (64) and shadows 0..used.
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "run", "--json"], dir)).unwrap();
+    let finished: Vec<u64> = status["finished"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (0..used as u64).chain([64]).collect();
+    assert_eq!(finished, expected);
+    // The decisions are on the target's membership as often as claimed.
+    let last = report["rounds"].as_array().unwrap().last().unwrap().clone();
+    let claimed = last["expected_error_rate"].as_f64().unwrap();
+    let made = last["realized_error_rate"].as_f64().unwrap();
+    let decided = last["decided"].as_f64().unwrap();
+    assert!(decided >= 40.0, "{last}");
+    assert!(
+        made <= claimed + 3.0 * (claimed / decided).sqrt() + 1.0 / decided,
+        "{made} made, {claimed} claimed"
+    );
+    // Resumed (or repeated): nothing trained, the same decisions.
+    let out = memia(&["audit", "run", "-o", "b.json", "--delta", "0.1"], dir);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("training"));
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("b.json")).unwrap()).unwrap();
+    assert_eq!(again["decisions"], report["decisions"]);
+    // Bad settings are refused before any training.
+    let err = fails(&["audit", "run", "-o", "c.json", "--delta", "0.7"], dir);
+    assert!(err.contains("delta"), "{err}");
+    let err = fails(&["audit", "run", "-o", "c.json", "--budget", "65"], dir);
+    assert!(err.contains("--budget 65"), "{err}");
+}

@@ -18,6 +18,9 @@ pub enum ReportError {
     /// Error from `memia-attacks`.
     #[error(transparent)]
     Attack(#[from] memia_attacks::AttackError),
+    /// Error from `memia-shadow` (training the shadow models of a sequential audit).
+    #[error(transparent)]
+    Shadow(#[from] memia_shadow::ShadowError),
     /// The inputs do not fit together.
     #[error("{0}")]
     Invalid(String),

@@ -36,6 +36,7 @@
 mod audit;
 pub mod error;
 pub mod plots;
+pub mod sequential;
 mod write;
 
 pub use audit::{

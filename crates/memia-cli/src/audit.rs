@@ -1,0 +1,134 @@
+//! `memia audit`: a sequential audit of one target, training shadow models in rounds until its
+//! membership decisions on the high-memorization candidates are confident.
+
+use memia_attacks::sequential::SequentialConfig;
+use memia_report::sequential::{
+    SequentialAudit, SequentialEvent, SequentialReport, SequentialTarget, Stop,
+};
+
+use crate::SequentialArgs;
+use crate::commands::{outside_target, planned_pool, refuse_mixed_families, trainer};
+use crate::error::{CliError, Result};
+use crate::progress::{Progress, status};
+use crate::run_files;
+
+pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
+    let run = run_files::open(&args.run)?;
+    let models = run.dir.plan().models;
+    let outside = args
+        .target_logits
+        .as_deref()
+        .map(|path| outside_target(&run, path, args.members.as_deref(), quiet))
+        .transpose()?;
+    // Without a target, the run's last model: the rounds train the others from model 0 up.
+    let target = match &outside {
+        Some(t) => SequentialTarget::External {
+            logits: &t.logits,
+            members: t.members.as_deref(),
+        },
+        None => SequentialTarget::Model(args.target.unwrap_or(models.saturating_sub(1))),
+    };
+    let available = match target {
+        SequentialTarget::Model(_) => models.saturating_sub(1),
+        SequentialTarget::External { .. } => models,
+    };
+    let budget = args.budget.unwrap_or(available);
+    if budget == 0 || budget > available {
+        return Err(CliError::Usage(format!(
+            "--budget {budget}: the run can give 1..={available} shadow models (plan more models to raise it)"
+        )));
+    }
+    let mut rounds: Vec<usize> = std::iter::successors(Some(1usize), |m| m.checked_mul(2))
+        .take_while(|&m| m < budget)
+        .collect();
+    rounds.push(budget);
+    let sequential = SequentialAudit {
+        config: SequentialConfig {
+            delta: args.delta,
+            threshold: args.threshold,
+        },
+        rounds: Some(rounds),
+    };
+    sequential.config.check()?;
+    // Planned runs train what the rounds need; imported ones use the models they have.
+    let (trainer, pool) = match &run.config {
+        Some(config) => {
+            let trainer = trainer(config, &args.device)?;
+            refuse_mixed_families(&run, &trainer)?;
+            (Some(trainer), Some(planned_pool(&run)?))
+        }
+        None => (None, None),
+    };
+    let mut bar: Option<Progress> = None;
+    let report = sequential.run(
+        &run.dir,
+        trainer
+            .as_ref()
+            .map(|t| t as &dyn memia_shadow::ShadowTrainer),
+        pool.as_ref()
+            .map(|p| &p.dataset as &dyn memia_data::Dataset),
+        &run.labels,
+        target,
+        |event| match event {
+            SequentialEvent::Training(p) => {
+                let bar = bar.get_or_insert_with(|| {
+                    Progress::new("training", "models", p.total as u64, quiet)
+                });
+                bar.update(p.done as u64, p.total as u64, p.remaining());
+            }
+            SequentialEvent::Round(r) => {
+                if let Some(b) = bar.take() {
+                    b.finish();
+                }
+                status(quiet, round_line(r));
+            }
+        },
+    )?;
+    let text = serde_json::to_string_pretty(&report).expect("plain data serialises");
+    memia_core::atomic_write(&args.output, |f| {
+        std::io::Write::write_all(f, text.as_bytes())
+    })?;
+    if !quiet {
+        eprintln!("{}", conclusion(&report));
+        eprintln!("written to {}", args.output.display());
+    }
+    Ok(())
+}
+
+fn round_line(r: &memia_report::sequential::RoundSummary) -> String {
+    let realized = r
+        .realized_error_rate
+        .map_or(String::new(), |e| format!(", {e:.4} made"));
+    let planner = r
+        .planner_median
+        .map_or(String::new(), |p| format!(", planner {p} models"));
+    format!(
+        "{:>4} shadow models: {} candidates, {} decided, expected error rate {:.4}{realized}{planner}{} ({:.1} s)",
+        r.shadow_models,
+        r.candidates,
+        r.decided,
+        r.expected_error_rate,
+        if r.confident { ": confident" } else { "" },
+        r.seconds
+    )
+}
+
+fn conclusion(report: &SequentialReport) -> String {
+    let members = report.decisions.iter().filter(|d| d.member).count();
+    let last = report.rounds.last().expect("a round");
+    let how = match report.stop {
+        Stop::Confident => format!(
+            "stopped with {} shadow models: the decisions' expected error rate {:.4} is within {}",
+            report.shadow_models, last.expected_error_rate, report.config.delta
+        ),
+        Stop::Budget => format!(
+            "not confident within the budget of {} shadow models: expected error rate {:.4} > {} (the candidates are not separable enough, or more models are needed)",
+            report.shadow_models, last.expected_error_rate, report.config.delta
+        ),
+    };
+    format!(
+        "{how}; {} candidates decided: {members} members, {} non-members",
+        report.decisions.len(),
+        report.decisions.len() - members
+    )
+}

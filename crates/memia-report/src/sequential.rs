@@ -1,0 +1,248 @@
+//! A sequential audit of one target: train shadow models in rounds (1, 2, 4, ... of them),
+//! decide the high-memorization candidates' membership after each round, and stop as soon as
+//! the decisions are confident ([`memia_attacks::sequential`] gives the rule) or the budget is
+//! spent. Trained models stay in the run directory, so an interrupted audit resumes where it
+//! stopped and a repeated one trains nothing.
+
+use std::time::Instant;
+
+use memia_attacks::sequential::{Decision, Round, SequentialConfig};
+use memia_core::Logits;
+use memia_data::Dataset;
+use memia_shadow::{Progress, RunDir, ShadowTrainer};
+use serde::Serialize;
+
+use crate::error::{ReportError, Result};
+
+/// The model a sequential audit attacks.
+#[derive(Debug, Clone, Copy)]
+pub enum SequentialTarget<'a> {
+    /// A model of the run (trained first); every other model may become a shadow model.
+    Model(usize),
+    /// A model trained elsewhere: its 1 x N x A x C logits on the pool, and which samples it
+    /// trained on when known (then the report gives the error rate actually made).
+    External {
+        /// Its logits.
+        logits: &'a Logits,
+        /// Its membership, when known.
+        members: Option<&'a [bool]>,
+    },
+}
+
+/// Settings of a sequential audit.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SequentialAudit {
+    /// The decisions and the stopping rule.
+    pub config: SequentialConfig,
+    /// Shadow-model counts of the rounds (default 1, 2, 4, ... and the budget); each at most
+    /// the shadow models the run can give.
+    pub rounds: Option<Vec<usize>>,
+}
+
+/// One round, as the report lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoundSummary {
+    /// Shadow models used.
+    pub shadow_models: usize,
+    /// Candidates (memorization at least the threshold).
+    pub candidates: usize,
+    /// Candidates decided (with IN and OUT shadow models).
+    pub decided: usize,
+    /// Mean posterior error of the decisions (NaN: none).
+    pub expected_error_rate: f64,
+    /// Fraction of decisions that are wrong, when the target's membership is known.
+    pub realized_error_rate: Option<f64>,
+    /// The budget planner's median prediction for the decided candidates.
+    pub planner_median: Option<f64>,
+    /// The stopping rule held.
+    pub confident: bool,
+    /// Seconds since the audit started (training included).
+    pub seconds: f64,
+}
+
+/// Why the audit stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stop {
+    /// The decisions' expected error rate reached `delta`.
+    Confident,
+    /// The budget (or the run's models) ran out first: the decisions are reported with the
+    /// error they have.
+    Budget,
+}
+
+/// The outcome: every round, why it stopped, and the last round's decisions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SequentialReport {
+    /// The settings' `delta` and `threshold`.
+    pub config: SequentialConfig,
+    /// The rounds run, in order.
+    pub rounds: Vec<RoundSummary>,
+    /// Why it stopped.
+    pub stop: Stop,
+    /// Shadow models used by the last round.
+    pub shadow_models: usize,
+    /// The last round's decisions.
+    pub decisions: Vec<Decision>,
+}
+
+/// What a sequential audit reports while it works.
+#[derive(Debug)]
+pub enum SequentialEvent<'a> {
+    /// Training progress (the models of the next round).
+    Training(&'a Progress),
+    /// A round was evaluated.
+    Round(&'a RoundSummary),
+}
+
+impl SequentialAudit {
+    /// The shadow-model counts of the rounds for `available` shadow models.
+    fn schedule(&self, available: usize) -> Result<Vec<usize>> {
+        let rounds = match &self.rounds {
+            Some(r) => r.clone(),
+            None => {
+                let mut r: Vec<usize> = std::iter::successors(Some(1usize), |m| m.checked_mul(2))
+                    .take_while(|&m| m < available)
+                    .collect();
+                r.push(available);
+                r
+            }
+        };
+        if rounds.is_empty() || rounds.windows(2).any(|w| w[0] >= w[1]) || rounds[0] == 0 {
+            return Err(ReportError::Invalid(format!(
+                "rounds {rounds:?}: shadow-model counts must be positive and increasing"
+            )));
+        }
+        if let Some(&last) = rounds.last()
+            && last > available
+        {
+            return Err(ReportError::Invalid(format!(
+                "a round of {last} shadow models, the run can give {available}"
+            )));
+        }
+        Ok(rounds)
+    }
+
+    /// Runs the audit on `run`: trains (with `trainer` on `pool`) the models each round needs
+    /// that are not finished yet, then decides. `labels` are the pool's labels.
+    pub fn run(
+        &self,
+        run: &RunDir,
+        trainer: Option<&dyn ShadowTrainer>,
+        pool: Option<&dyn Dataset>,
+        labels: &[u32],
+        target: SequentialTarget<'_>,
+        mut progress: impl FnMut(SequentialEvent<'_>),
+    ) -> Result<SequentialReport> {
+        self.config.check()?;
+        let models = run.plan().models;
+        let start = Instant::now();
+        let (candidates_pool, members): (Vec<usize>, Option<Vec<bool>>) = match target {
+            SequentialTarget::Model(t) => {
+                if t >= models {
+                    return Err(ReportError::Invalid(format!(
+                        "target model {t} does not exist: the run has models 0..{models}"
+                    )));
+                }
+                (
+                    (0..models).filter(|&m| m != t).collect(),
+                    Some(run.keep().row(t).to_vec()),
+                )
+            }
+            SequentialTarget::External { members, .. } => {
+                if let Some(m) = members
+                    && m.len() != run.plan().pool.samples
+                {
+                    return Err(ReportError::Invalid(format!(
+                        "{} membership entries for the run's {} samples",
+                        m.len(),
+                        run.plan().pool.samples
+                    )));
+                }
+                ((0..models).collect(), members.map(<[bool]>::to_vec))
+            }
+        };
+        let rounds = self.schedule(candidates_pool.len())?;
+        let target_logits = match target {
+            SequentialTarget::Model(t) => {
+                ensure_trained(run, trainer, pool, &[t], &mut progress)?;
+                run.logits_of(&[t])?
+            }
+            SequentialTarget::External { logits, .. } => logits.clone(),
+        };
+        let mut summaries = Vec::new();
+        let mut last: Option<Round> = None;
+        for &n in &rounds {
+            let shadows = &candidates_pool[..n];
+            ensure_trained(run, trainer, pool, shadows, &mut progress)?;
+            let keep = run.keep().select_models(shadows)?;
+            let logits = run.logits_of(shadows)?;
+            let round = self.config.round(&keep, &logits, labels, &target_logits)?;
+            let realized = members.as_ref().and_then(|m| {
+                (!round.decisions.is_empty()).then(|| {
+                    round
+                        .decisions
+                        .iter()
+                        .filter(|d| d.member != m[d.sample])
+                        .count() as f64
+                        / round.decisions.len() as f64
+                })
+            });
+            let summary = RoundSummary {
+                shadow_models: n,
+                candidates: round.candidates,
+                decided: round.decisions.len(),
+                expected_error_rate: round.expected_error_rate,
+                realized_error_rate: realized,
+                planner_median: round.planner_median,
+                confident: round.confident,
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            progress(SequentialEvent::Round(&summary));
+            summaries.push(summary);
+            let confident = round.confident;
+            last = Some(round);
+            if confident {
+                break;
+            }
+        }
+        let round = last.expect("at least one round");
+        Ok(SequentialReport {
+            config: self.config.clone(),
+            stop: if round.confident {
+                Stop::Confident
+            } else {
+                Stop::Budget
+            },
+            shadow_models: round.shadow_models,
+            rounds: summaries,
+            decisions: round.decisions,
+        })
+    }
+}
+
+/// Trains the models of `needed` that are not finished (as one range, from the first missing to
+/// the last: finished ones inside it are skipped).
+fn ensure_trained(
+    run: &RunDir,
+    trainer: Option<&dyn ShadowTrainer>,
+    pool: Option<&dyn Dataset>,
+    needed: &[usize],
+    progress: &mut impl FnMut(SequentialEvent<'_>),
+) -> Result<()> {
+    let done = run.completed()?;
+    let missing: Vec<usize> = needed.iter().copied().filter(|&m| !done[m]).collect();
+    let (Some(&first), Some(&last)) = (missing.first(), missing.last()) else {
+        return Ok(());
+    };
+    let (Some(trainer), Some(pool)) = (trainer, pool) else {
+        return Err(ReportError::Invalid(format!(
+            "models {first}..{} are not trained and no trainer was given (an imported run can only use the models it has)",
+            last + 1
+        )));
+    };
+    run.train(trainer, pool, first..last + 1, |p| {
+        progress(SequentialEvent::Training(p))
+    })?;
+    Ok(())
+}
