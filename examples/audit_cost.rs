@@ -1,0 +1,316 @@
+//! The paper's cost claim, measured: how many shadow models a memorization-aware audit needs to
+//! match a blind audit at the state of the art's scale, with the cost of finding the memorized
+//! samples counted in.
+//!
+//! The pool of `mnist_ood` (5,000 MNIST digits + 100 notMNIST letters with random labels),
+//! 8 target MLPs and 256 shadow MLPs on balanced halves. The **blind** audit is online LiRA with
+//! per-sample variances (the reference setting at this scale) with all 256 shadow models on every
+//! sample. The **focused** audit uses only the first m = 2, 4, ..., 256 of them: it estimates
+//! memorization from those m models itself, takes the samples at or above 0.8 as candidates and
+//! attacks them with online LiRA with a global variance (the better choice with few models). Both
+//! are scored on the same samples, the 8 targets' (sample, target) pairs pooled:
+//!
+//! * on the focused audit's own candidates (its true cost: m models, the memorization estimate
+//!   reuses them);
+//! * on the candidates of an oracle, memorization from all 256 (the setting of a paper that
+//!   takes memorization scores as given: their cost is the oracle's models).
+//!
+//! Samples the m models cannot judge (no IN or no OUT model) count as not detected. Every TPR
+//! carries its 95% Clopper-Pearson interval, or "n/m" where 0.1% FPR allows no false positive.
+//!
+//! Run: `cargo run --release --example audit_cost [DATA_DIR]` (default `$MEMIA_DATA_DIR`). The
+//! 264 models are kept in the temporary directory and reused by a second run. Results are in
+//! docs/REPRODUCTION.md.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use memia::attacks::{FittedTest, LiraConfig, MembershipTest};
+use memia::core::Signal;
+use memia::data::idx::load_idx;
+use memia::data::{CanarySource, Dataset, LabelPolicy, PoolBuilder};
+use memia::memorization::{MemorizationConfig, Outcome};
+use memia::metrics::{Direction, RocCurve, RocSummary, TprAtFpr};
+use memia::models::{BurnTrainer, MlpConfig, TrainingConfig};
+use memia::shadow::{InclusionScheme, Plan, RunDir};
+use ndarray::{Array1, Axis};
+
+const SEED: u64 = 2026;
+const TARGETS: usize = 8;
+const SHADOWS: usize = 256;
+const DIGITS: usize = 5000;
+const LETTERS: usize = 100;
+/// The paper's memorization threshold for candidates.
+const THRESHOLD: f64 = 0.8;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::args_os()
+        .nth(1)
+        .or_else(|| std::env::var_os("MEMIA_DATA_DIR"))
+        .map(PathBuf::from)
+        .ok_or("give the data directory as the argument or in MEMIA_DATA_DIR")?;
+    let file = |name: &str| dir.join(name);
+    let mnist = load_idx(
+        file("mnist-t10k-images-idx3-ubyte.gz"),
+        file("mnist-t10k-labels-idx1-ubyte.gz"),
+        "mnist",
+        Some(10),
+    )?;
+    let letters = load_idx(
+        file("notmnist-t10k-images-idx3-ubyte.gz"),
+        file("notmnist-t10k-labels-idx1-ubyte.gz"),
+        "notmnist",
+        Some(10),
+    )?;
+    let pool = PoolBuilder::new(&mnist)
+        .in_distribution(DIGITS)
+        .canaries(
+            CanarySource::OutOfDistribution(&letters),
+            LETTERS,
+            LabelPolicy::Random,
+        )
+        .build(SEED)?;
+    let n = pool.dataset.len();
+    let labels = pool.dataset.labels();
+
+    // Models 0..8 are the targets, 8..264 the shadow models.
+    let models = TARGETS + SHADOWS;
+    let trainer = BurnTrainer::new(
+        MlpConfig::mlp(128),
+        TrainingConfig {
+            epochs: 30,
+            batch_size: 128,
+            learning_rate: 0.05,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+        8,
+    );
+    let plan = Plan::new(
+        &pool.dataset,
+        models,
+        InclusionScheme::Balanced { ratio: 0.5 },
+        SEED,
+        &trainer,
+    )?;
+    let run = RunDir::create_in(std::env::temp_dir().join("memia-audit-cost"), &plan)?;
+    let t = Instant::now();
+    let report = run.train(&trainer, &pool.dataset, 0..models, |p| {
+        eprint!("\r  {p}   ")
+    })?;
+    eprintln!();
+    let train_seconds = t.elapsed().as_secs_f64();
+    // Seconds per model: measured now, or (all reused) from the same settings' rate here.
+    let per_model = if report.trained.is_empty() {
+        None
+    } else {
+        Some(train_seconds / report.trained.len() as f64)
+    };
+    println!(
+        "pool {n} samples ({DIGITS} MNIST + {LETTERS} notMNIST letters, random labels); {models} MLPs 784-128-10: {} trained in {train_seconds:.1} s{}, {} reused from {}",
+        report.trained.len(),
+        per_model.map_or(String::new(), |s| format!(" ({:.2} models/s)", 1.0 / s)),
+        report.skipped.len(),
+        run.path().display()
+    );
+    let logits = run.logits()?;
+    let keep = run.keep();
+    let phi = logits.signals(&labels, Signal::Phi)?;
+    let targets: Vec<usize> = (0..TARGETS).collect();
+    let shadows: Vec<usize> = (TARGETS..models).collect();
+
+    // Scores of `attack` fitted on `fit_models`, for every target; NaN where not judgeable.
+    let scores_of = |attack: &LiraConfig,
+                     fit_models: &[usize]|
+     -> Result<Vec<Array1<f64>>, Box<dyn std::error::Error>> {
+        let fitted = attack.fit(
+            &keep.select_models(fit_models)?,
+            phi.select(Axis(0), fit_models).view(),
+        )?;
+        Ok(targets
+            .iter()
+            .map(|&t| fitted.score(phi.index_axis(Axis(0), t)))
+            .collect::<Result<_, _>>()?)
+    };
+    // The pooled (sample, target) pairs of `samples`: unjudgeable ones are not detected.
+    let pooled = |scores: &[Array1<f64>], samples: &[usize]| -> Option<RocSummary> {
+        let (s, m): (Vec<f64>, Vec<bool>) = targets
+            .iter()
+            .flat_map(|&t| {
+                samples.iter().map(move |&i| {
+                    let v = scores[t][i];
+                    (if v.is_nan() { f64::MIN } else { v }, keep.get(t, i))
+                })
+            })
+            .unzip();
+        RocCurve::new(&s, &m, Direction::HigherIsMember)
+            .ok()?
+            .summary(&[1e-3], TprAtFpr::LiraStrict)
+            .ok()
+    };
+    let memorization = |fit_models: &[usize]| {
+        MemorizationConfig::default()
+            .allow_missing()
+            .estimate_from_logits(
+                &keep.select_models(fit_models)?,
+                &logits.select_models(fit_models)?,
+                &labels,
+                Outcome::Correct,
+            )
+    };
+    let candidates = |mem: &memia::memorization::Memorization| -> Vec<usize> {
+        (0..n).filter(|&i| mem.score[i] >= THRESHOLD).collect()
+    };
+
+    // The blind audit: 256 shadow models, per-sample variances, every sample.
+    let t = Instant::now();
+    let blind = scores_of(&LiraConfig::online(), &shadows)?;
+    let blind_attack_seconds = t.elapsed().as_secs_f64();
+    let oracle = memorization(&shadows)?;
+    let oracle_candidates = candidates(&oracle);
+    let blind_all = pooled(&blind, &(0..n).collect::<Vec<_>>()).ok_or("one class")?;
+    println!(
+        "blind audit (online LiRA, per-sample variance, {SHADOWS} shadow models, {TARGETS} targets pooled): all samples AUROC {:.4}, TPR@0.1%FPR {}; attack {blind_attack_seconds:.2} s",
+        blind_all.auroc,
+        tpr(&blind_all)
+    );
+    println!(
+        "oracle candidates (memorization >= {THRESHOLD} from all {SHADOWS} shadow models): {} samples ({} letters)",
+        oracle_candidates.len(),
+        oracle_candidates.iter().filter(|&&i| i >= DIGITS).count()
+    );
+
+    let blind_oracle = pooled(&blind, &oracle_candidates).ok_or("one class")?;
+    let cell = |s: &Option<RocSummary>| {
+        s.as_ref()
+            .map_or("no members and non-members".to_string(), |s| {
+                format!("{:.4}  {}", s.auroc, tpr(s))
+            })
+    };
+    let variants = [
+        ("global", LiraConfig::online().with_global_variance(true)),
+        ("per-sample", LiraConfig::online()),
+    ];
+    // Rows per shadow-model count: (m, own candidates, [focused variants on own, blind on own],
+    // [focused variants on the oracle's]).
+    let mut rows = Vec::new();
+    let mut m = 2;
+    while m <= SHADOWS {
+        let used = &shadows[..m];
+        let t = Instant::now();
+        let mem = memorization(used)?;
+        let own = candidates(&mem);
+        let mut on_own = Vec::new();
+        let mut on_oracle = Vec::new();
+        for (_, attack) in &variants {
+            let focused = scores_of(attack, used)?;
+            on_own.push(pooled(&focused, &own));
+            on_oracle.push(pooled(&focused, &oracle_candidates));
+        }
+        let seconds = t.elapsed().as_secs_f64();
+        rows.push((
+            m,
+            own.len(),
+            on_own,
+            pooled(&blind, &own),
+            on_oracle,
+            seconds,
+        ));
+        m *= 2;
+    }
+    let mut matched: Vec<Vec<Option<usize>>> = vec![vec![None; variants.len()]; 2];
+    for (table, title) in [
+        (
+            0,
+            "on the focused audit's own candidates (memorization from its m models)",
+        ),
+        (
+            1,
+            "on the oracle's candidates (memorization from all 256 shadow models)",
+        ),
+    ] {
+        println!(
+            "\n{title}; AUROC  TPR@0.1%FPR [95% CI], {TARGETS} targets pooled:\n{:>6} | {:>10} | {:>32} | {:>32} | {:>32}",
+            "shadow",
+            "candidates",
+            "focused, global variance",
+            "focused, per-sample variance",
+            "blind, 256 models, same samples"
+        );
+        for (m, own, on_own, blind_own, on_oracle, seconds) in &rows {
+            let (focused, blind_same, count) = if table == 0 {
+                (on_own, blind_own.clone(), *own)
+            } else {
+                (
+                    on_oracle,
+                    Some(blind_oracle.clone()),
+                    oracle_candidates.len(),
+                )
+            };
+            println!(
+                "{m:>6} | {count:>10} | {:>32} | {:>32} | {:>32}   ({seconds:.2} s)",
+                cell(&focused[0]),
+                cell(&focused[1]),
+                cell(&blind_same),
+            );
+            for (v, f) in focused.iter().enumerate() {
+                if matched[table][v].is_none()
+                    && let (Some(f), Some(b)) = (f, &blind_same)
+                    && matches(f, b)
+                {
+                    matched[table][v] = Some(*m);
+                }
+            }
+        }
+    }
+    let rate = per_model.map_or("(models reused: time not measured)".to_string(), |s| {
+        format!("at {:.2} s per model", s)
+    });
+    println!(
+        "\n'matches': AUROC at least the blind audit's minus 0.005 and TPR@0.1%FPR at least the lower end of the blind audit's 95% interval, on the same samples."
+    );
+    for (table, what, extra) in [
+        (
+            0,
+            "its own candidates (memorization from the same models)",
+            0,
+        ),
+        (1, "the oracle's candidates (+256 oracle models)", SHADOWS),
+    ] {
+        for (v, (variance, _)) in variants.iter().enumerate() {
+            match matched[table][v] {
+                Some(m) => {
+                    let cost = m + extra;
+                    println!(
+                        "on {what}, {variance} variance: matches the blind {SHADOWS}-model audit with {m} shadow models: {cost} models against {SHADOWS} ({:.1}x fewer); training {} against {} {rate}",
+                        SHADOWS as f64 / cost as f64,
+                        per_model.map_or("-".to_string(), |s| format!("{:.0} s", s * cost as f64)),
+                        per_model
+                            .map_or("-".to_string(), |s| format!("{:.0} s", s * SHADOWS as f64)),
+                    );
+                }
+                None => println!(
+                    "on {what}, {variance} variance: does not match the blind {SHADOWS}-model audit with up to {SHADOWS} shadow models"
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The TPR at 0.1% FPR with its interval, or "n/m" (not measurable).
+fn tpr(s: &RocSummary) -> String {
+    match s.at(1e-3) {
+        Some(p) if p.measurable => format!("{:.3} [{:.3}, {:.3}]", p.tpr, p.tpr_lower, p.tpr_upper),
+        _ => format!("n/m ({} non-members)", s.negatives),
+    }
+}
+
+/// The focused audit matches the blind one: AUROC within 0.005, TPR at 0.1% FPR at least the
+/// blind audit's lower 95% bound (both measurable).
+fn matches(focused: &RocSummary, blind: &RocSummary) -> bool {
+    let (Some(f), Some(b)) = (focused.at(1e-3), blind.at(1e-3)) else {
+        return false;
+    };
+    f.measurable && b.measurable && focused.auroc >= blind.auroc - 0.005 && f.tpr >= b.tpr_lower
+}
