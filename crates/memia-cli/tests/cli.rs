@@ -436,10 +436,47 @@ fn run_does_everything_and_the_report_renders_in_chromium() {
     let (blue, orange) = palette_pixels(&screenshot(&chromium, &bare.join("index.html")));
     eprintln!("without the SVG files: {blue} blue, {orange} orange");
     assert!(blue < 200 && orange < 100, "{blue} {orange} without plots");
+    // The whole page, thumbnails of the singled-out samples included (digits: white strokes on
+    // black), against the same page without its samples/ folder.
+    let tall = |page: &Path| dark_pixels(&screenshot_sized(&chromium, page, (1400, 6000)));
+    let with_thumbnails = tall(&report.join("index.html"));
+    let no_samples = dir.join("no-samples");
+    std::fs::create_dir_all(&no_samples).unwrap();
+    for entry in std::fs::read_dir(&report).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, no_samples.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let without = tall(&no_samples.join("index.html"));
+    eprintln!("near-black pixels: {with_thumbnails} with the thumbnails, {without} without");
+    assert!(
+        with_thumbnails > without + 20_000,
+        "{with_thumbnails} against {without}: the thumbnails did not render"
+    );
+}
+
+/// Pixels darker than 16 in every channel (the thumbnails' background; text and axes are
+/// thinner).
+fn dark_pixels(path: &Path) -> usize {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks(channels)
+        .filter(|p| p[..3].iter().all(|&v| v < 16))
+        .count()
 }
 
 /// A 1400 x 1800 headless screenshot of `page`.
 fn screenshot(chromium: &Path, page: &Path) -> PathBuf {
+    screenshot_sized(chromium, page, (1400, 1800))
+}
+
+/// A headless screenshot of `page` in a window of `(width, height)`.
+fn screenshot_sized(chromium: &Path, page: &Path, (width, height): (u32, u32)) -> PathBuf {
     let shot = page.with_extension("png");
     let out = Command::new(chromium)
         .args([
@@ -447,8 +484,8 @@ fn screenshot(chromium: &Path, page: &Path) -> PathBuf {
             "--no-sandbox",
             "--disable-gpu",
             "--hide-scrollbars",
-            "--window-size=1400,1800",
         ])
+        .arg(format!("--window-size={width},{height}"))
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", page.display()))
         .output()
