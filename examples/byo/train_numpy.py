@@ -30,23 +30,29 @@ def main():
     classes = int(y.max()) + 1
     os.makedirs(os.path.join(out, "logits"), exist_ok=True)
     for k, row in enumerate(keep):
-        rng = np.random.default_rng(k)  # one seed per model
-        features = rng.normal(0.0, 1.0 / np.sqrt(x.shape[1]), (x.shape[1], 1024))
-        shift = rng.normal(0.0, 0.1, 1024)
-        h = np.maximum(x @ features + shift, 0.0)
-        xs, onehot = h[row], np.eye(classes)[y[row]]
-        w, b = np.zeros((h.shape[1], classes)), np.zeros(classes)
-        for _ in range(epochs):
-            z = xs @ w + b
-            p = np.exp(z - z.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
-            grad = (p - onehot) / len(xs)
-            w -= 0.5 * xs.T @ grad
-            b -= 0.5 * grad.sum(axis=0)
-        logits = (h @ w + b).astype(np.float32)[:, None, :]
+        logits = train_model(x, y, row, k, classes, epochs)  # one seed per model
         np.save(os.path.join(out, "logits", f"model_{k:05}.npy"), logits)
     write_pool_files(pool, out)
     print(f"trained {len(keep)} models on {len(y)} samples into {out}")
+
+
+def train_model(x, y, row, seed, classes, epochs):
+    """One model trained on the samples where `row` is true; its N x 1 x C float32 logits on
+    every sample. Shared with ../external/train_numpy.py."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(0.0, 1.0 / np.sqrt(x.shape[1]), (x.shape[1], 1024))
+    shift = rng.normal(0.0, 0.1, 1024)
+    h = np.maximum(x @ features + shift, 0.0)
+    xs, onehot = h[row], np.eye(classes)[y[row]]
+    w, b = np.zeros((h.shape[1], classes)), np.zeros(classes)
+    for _ in range(epochs):
+        z = xs @ w + b
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        grad = (p - onehot) / len(xs)
+        w -= 0.5 * xs.T @ grad
+        b -= 0.5 * grad.sum(axis=0)
+    return (h @ w + b).astype(np.float32)[:, None, :]
 
 
 def write_pool_files(pool, out):

@@ -53,8 +53,8 @@ pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
     // Planned runs train what the rounds need; imported ones use the models they have.
     let (trainer, pool) = match &run.config {
         Some(config) => {
-            let trainer = trainer(config, &args.device)?;
-            refuse_mixed_families(&run, &trainer)?;
+            let trainer = trainer(config, &run.path(), &args.device)?;
+            refuse_mixed_families(&run, trainer.as_dyn())?;
             (Some(trainer), Some(planned_pool(&run)?))
         }
         None => (None, None),
@@ -64,7 +64,7 @@ pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
         &run.dir,
         trainer
             .as_ref()
-            .map(|t| t as &dyn memia_shadow::ShadowTrainer),
+            .map(|t| t.as_dyn()),
         pool.as_ref()
             .map(|p| &p.dataset as &dyn memia_data::Dataset),
         &run.labels,

@@ -17,7 +17,8 @@ use memia_metrics::{Direction, RocCurve, STANDARD_FPRS, TprAtFpr};
 use memia_models::{BurnTrainer, CnnConfig, MlpConfig, ModelConfig, ResNetConfig, device_by_name};
 use memia_report::{Audit, AuditConfig, AuditInputs, ExternalTarget, SampleImages, headline};
 use memia_shadow::{
-    InclusionScheme, Plan, PoolFingerprint, Producer, RunDir, ShadowTrainer, labels_sha256,
+    ExternalTrainer, InclusionScheme, Plan, PoolFingerprint, Producer, RunDir, ShadowTrainer,
+    labels_sha256,
 };
 use ndarray::{Array1, Array3, Axis};
 
@@ -146,26 +147,82 @@ fn parse_range(text: &str, models: usize) -> Result<Range<usize>> {
     Ok(start..end)
 }
 
-/// The configuration's model and training settings (what enters the plan), `group_size`
+/// The trainer of a run: memia's models on Burn, or the configuration's external command.
+pub(crate) enum RunTrainer {
+    /// memia's model zoo.
+    Burn(BurnTrainer),
+    /// `[train] external`.
+    External(ExternalTrainer),
+}
+
+impl RunTrainer {
+    /// As the scheduler takes it.
+    pub(crate) fn as_dyn(&self) -> &dyn ShadowTrainer {
+        match self {
+            RunTrainer::Burn(t) => t,
+            RunTrainer::External(t) => t,
+        }
+    }
+
+    /// Where and how it trains, for the status line.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            RunTrainer::Burn(t) => format!(
+                "on {:?} ({}), {} at a time",
+                t.device,
+                if t.uses_fused_kernels() {
+                    "memia's fused CPU kernels"
+                } else {
+                    "Burn's operations"
+                },
+                t.group_size
+            ),
+            RunTrainer::External(t) => format!("with the external command `{}`", t.command()),
+        }
+    }
+}
+
+/// The configuration's trainer (what enters the plan) for the run in `run_dir`, `group_size`
 /// overriding the configuration's, on Burn's default device.
-fn settings(config: &RunConfig, group_size: Option<usize>) -> Result<BurnTrainer> {
+fn settings(config: &RunConfig, run_dir: &Path, group_size: Option<usize>) -> Result<RunTrainer> {
+    if let Some(command) = &config.train.external {
+        let mut trainer = ExternalTrainer::new(command.clone(), run_dir.join("external"))
+            .with_queries(config.train.external_queries);
+        if let Some(dir) = &config.train.external_dir {
+            trainer = trainer.in_directory(dir);
+        }
+        trainer
+            .check()
+            .map_err(|e| usage(format!("[train] external: {e}")))?;
+        return Ok(RunTrainer::External(trainer));
+    }
     let group = group_size.unwrap_or(config.train.group_size);
     if group == 0 {
         // The configuration's own value is checked when it is parsed.
         return Err(usage("--group-size must be at least 1"));
     }
-    Ok(
+    Ok(RunTrainer::Burn(
         BurnTrainer::new(config.model.clone(), config.training, group)
             .with_queries(config.plan.queries.clone()),
-    )
+    ))
 }
 
 /// [`settings`] on the device the flags or the configuration name.
-pub(crate) fn trainer(config: &RunConfig, device: &DeviceArgs) -> Result<BurnTrainer> {
-    let name = device.device.as_deref().unwrap_or(&config.train.device);
-    Ok(settings(config, device.group_size)?
-        .on(device_by_name(name).map_err(|e| usage(e.to_string()))?)
-        .with_engine(device.engine.unwrap_or(config.train.engine)))
+pub(crate) fn trainer(
+    config: &RunConfig,
+    run_dir: &Path,
+    device: &DeviceArgs,
+) -> Result<RunTrainer> {
+    Ok(match settings(config, run_dir, device.group_size)? {
+        RunTrainer::Burn(t) => {
+            let name = device.device.as_deref().unwrap_or(&config.train.device);
+            RunTrainer::Burn(
+                t.on(device_by_name(name).map_err(|e| usage(e.to_string()))?)
+                    .with_engine(device.engine.unwrap_or(config.train.engine)),
+            )
+        }
+        external => external,
+    })
 }
 
 /// Plans `config` (read from `origin`, with the flags applied) into `dir` (or finds the same
@@ -173,21 +230,22 @@ pub(crate) fn trainer(config: &RunConfig, device: &DeviceArgs) -> Result<BurnTra
 /// that `train` does not find it wrong after a plan was made.
 fn plan_into(config: &RunConfig, origin: &Path, dir: &Path, quiet: bool) -> Result<Pool> {
     let pool = crate::pool::build(&config.data, config.plan.seed)?;
-    crate::pool::check_shape(&pool.dataset, &config.model)?;
     // Only the settings enter the plan; the device is chosen when training.
-    let trainer = settings(config, None)?;
-    trainer
-        .check_pool(&pool.dataset)
-        .map_err(|e| CliError::Config {
-            path: origin.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+    let trainer = settings(config, dir, None)?;
+    if let RunTrainer::Burn(burn) = &trainer {
+        crate::pool::check_shape(&pool.dataset, &config.model)?;
+        burn.check_pool(&pool.dataset)
+            .map_err(|e| CliError::Config {
+                path: origin.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+    }
     let plan = Plan::new(
         &pool.dataset,
         config.plan.models,
         config.plan.scheme.clone(),
         config.plan.seed,
-        &trainer,
+        trainer.as_dyn(),
     )
     .map_err(|e| CliError::Config {
         path: origin.to_path_buf(),
@@ -315,26 +373,20 @@ fn train_models(
             reason: "labels.npy differs from the pool the configuration builds".into(),
         });
     }
-    let trainer = trainer(config, device)?;
+    let trainer = trainer(config, &run.path(), device)?;
     if !allow_mixed_producers {
-        refuse_mixed_families(run, &trainer)?;
+        refuse_mixed_families(run, trainer.as_dyn())?;
     }
     status(
         quiet,
         format!(
-            "training models {range:?} of {} on {:?} ({}), {} at a time",
+            "training models {range:?} of {} {}",
             run.path().display(),
-            trainer.device,
-            if trainer.uses_fused_kernels() {
-                "memia's fused CPU kernels"
-            } else {
-                "Burn's operations"
-            },
-            trainer.group_size
+            trainer.describe()
         ),
     );
     let mut bar = Progress::new("training", "models", range.len() as u64, quiet);
-    let report = run.dir.train(&trainer, &pool.dataset, range, |p| {
+    let report = run.dir.train(trainer.as_dyn(), &pool.dataset, range, |p| {
         bar.update(p.done as u64, p.total as u64, p.remaining())
     })?;
     bar.finish();
@@ -364,7 +416,7 @@ fn train_models(
 
 /// Models of another family (logits copied in, another trainer) are not silently joined by
 /// memia's own: engines of memia's trainer may mix (said after training), families may not.
-pub(crate) fn refuse_mixed_families(run: &LoadedRun, trainer: &BurnTrainer) -> Result<()> {
+pub(crate) fn refuse_mixed_families(run: &LoadedRun, trainer: &dyn ShadowTrainer) -> Result<()> {
     let ours = trainer.producer().trainer;
     let foreign: Vec<String> = run
         .dir

@@ -174,6 +174,16 @@ pub struct TrainSettings {
     pub device: String,
     /// `auto` (memia's fused CPU kernels where they apply) or `burn`.
     pub engine: Engine,
+    /// Train each model with this command instead of memia's models (any framework):
+    /// `{pool}`, `{indices}`, `{seed}`, `{out}` and `{model}` are replaced; it writes the model's
+    /// N x A x C logits to `{out}`. Part of the plan (a run is of one model family).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<String>,
+    /// Queries A the external command writes per sample.
+    pub external_queries: usize,
+    /// Where the external command runs (default: the configuration file's directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_dir: Option<PathBuf>,
 }
 
 impl Default for TrainSettings {
@@ -182,6 +192,9 @@ impl Default for TrainSettings {
             group_size: 8,
             device: "cpu".into(),
             engine: Engine::Auto,
+            external: None,
+            external_queries: 1,
+            external_dir: None,
         }
     }
 }
@@ -273,6 +286,20 @@ impl RunConfig {
     }
 
     fn resolve_paths(&mut self, base: &Path) -> Result<()> {
+        if self.train.external.is_some() {
+            let dir = self.train.external_dir.take().unwrap_or_default();
+            let joined = base.join(dir);
+            let joined = if joined.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                joined
+            };
+            self.train.external_dir =
+                Some(std::path::absolute(&joined).map_err(|source| CliError::Io {
+                    path: joined.clone(),
+                    source,
+                })?);
+        }
         let mut sources = vec![&mut self.data.source];
         if let Some(CanaryConfig { data: Some(d), .. }) = &mut self.data.canaries {
             sources.push(d);

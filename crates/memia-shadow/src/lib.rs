@@ -34,12 +34,14 @@
 #![warn(missing_docs)]
 
 pub mod error;
+mod external;
 mod plan;
 mod run;
 mod softmax;
 mod trainer;
 
 pub use error::{Result, ShadowError};
+pub use external::ExternalTrainer;
 pub use plan::{InclusionScheme, Plan, PoolFingerprint, keep_sha256, labels_sha256};
 pub use run::{ProducedModels, Progress, RunDir, TrainReport, model_ranges};
 pub use softmax::SoftmaxRegression;
