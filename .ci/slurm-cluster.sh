@@ -36,7 +36,10 @@ start)
   mkdir -p /run/munge /var/log/munge /var/lib/munge
   chown munge:munge /run/munge /var/log/munge /var/lib/munge
   if ! munge -n </dev/null >/dev/null 2>&1; then
-    runuser -u munge -- /usr/sbin/munged --pid-file="$dir/munged.pid"
+    # munged runs as munge: its pid file goes where that user may write.
+    mkdir -p "$dir/munge"
+    chown munge:munge "$dir/munge"
+    runuser -u munge -- /usr/sbin/munged --pid-file="$dir/munge/munged.pid"
     for _ in $(seq 50); do munge -n </dev/null >/dev/null 2>&1 && break; sleep 0.1; done
   fi
   host=$(hostname -s)
@@ -84,7 +87,7 @@ CONF
 stop)
   stop_pid "$dir/slurmd.pid"
   stop_pid "$dir/slurmctld.pid"
-  stop_pid "$dir/munged.pid"
+  stop_pid "$dir/munge/munged.pid"
   ;;
 *)
   echo "usage: $0 start|stop DIR" >&2

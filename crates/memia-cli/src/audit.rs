@@ -62,9 +62,7 @@ pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
     let mut bar: Option<Progress> = None;
     let report = sequential.run(
         &run.dir,
-        trainer
-            .as_ref()
-            .map(|t| t.as_dyn()),
+        trainer.as_ref().map(|t| t.as_dyn()),
         pool.as_ref()
             .map(|p| &p.dataset as &dyn memia_data::Dataset),
         &run.labels,

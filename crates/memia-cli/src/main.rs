@@ -13,6 +13,7 @@
 //! memia run audit.toml                      all of it
 //! memia status RUN [--json]                 finished and missing models, who produced them
 //! memia audit RUN -o audit.json             shadow models in rounds until the decisions are sure
+//! memia slurm RUN --per-task 8 --submit      the unfinished models as a Slurm job array
 //! memia import-lira DIR -o RUN              a LiRA reference run becomes a memia run
 //! memia import --keep K --logits L --labels Y -o RUN   models trained elsewhere
 //! ```
@@ -24,6 +25,7 @@ mod error;
 mod pool;
 mod progress;
 mod run_files;
+mod slurm;
 mod status;
 
 use std::path::PathBuf;
@@ -91,6 +93,10 @@ enum Command {
     /// decisions' expected error rate is at most --delta (or the budget is spent). Resumable:
     /// trained models stay in the run.
     Audit(SequentialArgs),
+    /// Write (and with --submit, submit) a Slurm job array that trains the run's unfinished
+    /// models, one array task per shard of --per-task models, and a report job that runs when
+    /// it succeeds. Resubmitting after failures or preemption schedules only what is missing.
+    Slurm(SlurmArgs),
     /// Where a run stands: finished and missing models (as ranges for --models) and who
     /// produced each finished model.
     Status(StatusArgs),
@@ -125,6 +131,50 @@ pub(crate) struct SequentialArgs {
     /// The report: every round, why it stopped, each candidate's decision and error (JSON).
     #[arg(long, short)]
     pub(crate) output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SlurmArgs {
+    /// The run directory (planned by `memia plan`; on a file system the cluster's nodes share).
+    pub(crate) run: PathBuf,
+    /// Models per array task.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) per_task: usize,
+    /// The partition (`#SBATCH --partition`).
+    #[arg(long)]
+    pub(crate) partition: Option<String>,
+    /// Generic resources per task, e.g. `gpu:1` (`#SBATCH --gres`).
+    #[arg(long)]
+    pub(crate) gres: Option<String>,
+    /// Wall-time limit per task, e.g. `02:00:00` (`#SBATCH --time`).
+    #[arg(long)]
+    pub(crate) time: Option<String>,
+    /// Memory per node, e.g. `16G` (`#SBATCH --mem`).
+    #[arg(long)]
+    pub(crate) mem: Option<String>,
+    /// CPUs per task (`#SBATCH --cpus-per-task`).
+    #[arg(long)]
+    pub(crate) cpus_per_task: Option<usize>,
+    /// At most this many array tasks at once (`--array=0-N%M`).
+    #[arg(long)]
+    pub(crate) throttle: Option<usize>,
+    /// Extra `#SBATCH` lines, e.g. `--sbatch "--account=lab"` (repeatable).
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) sbatch: Vec<String>,
+    /// The job name.
+    #[arg(long, default_value = "memia-train")]
+    pub(crate) job_name: String,
+    /// The memia executable the tasks run (default: this one).
+    #[arg(long)]
+    pub(crate) memia: Option<PathBuf>,
+    /// Where to write the script (default: RUN/slurm/train.sbatch).
+    #[arg(long, short)]
+    pub(crate) output: Option<PathBuf>,
+    /// Submit it with sbatch, and a report job after it (`--dependency=afterok`).
+    #[arg(long)]
+    pub(crate) submit: bool,
+    #[command(flatten)]
+    pub(crate) device: DeviceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -439,6 +489,7 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run(&a, quiet),
         Command::Status(a) => status::status(&a.run, a.json),
         Command::Audit(a) => audit::audit(&a, quiet),
+        Command::Slurm(a) => slurm::slurm(&a, quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,6 +29,9 @@ pub struct RunStatus {
     pub missing: Vec<usize>,
     /// Who produced the finished models, one entry per producer.
     pub producers: Vec<ProducedModels>,
+    /// The last `memia slurm --submit` and what Slurm says of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::slurm::SlurmState>,
 }
 
 impl RunStatus {
@@ -49,6 +52,7 @@ impl RunStatus {
             finished,
             missing,
             producers: run.dir.producers()?,
+            slurm: crate::slurm::state(path),
         })
     }
 
@@ -91,6 +95,9 @@ impl RunStatus {
                 ));
                 lines.extend(self.producers.iter().map(|p| format!("  {p}")));
             }
+        }
+        if let Some(slurm) = &self.slurm {
+            lines.extend(slurm.text());
         }
         lines.join("\n")
     }

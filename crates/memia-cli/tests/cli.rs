@@ -1633,3 +1633,69 @@ fn a_sequential_audit_trains_until_its_decisions_are_confident() {
     let err = fails(&["audit", "run", "-o", "c.json", "--budget", "65"], dir);
     assert!(err.contains("--budget 65"), "{err}");
 }
+
+/// `memia slurm` without a cluster: the script it writes (every sbatch option, the model ranges
+/// of the unfinished models only) and its refusals. The cluster itself is tests/slurm.rs.
+#[test]
+fn the_slurm_script_schedules_the_unfinished_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        &["plan", "-o", "run", "--models", "10", "--epochs", "2", "-q"],
+        dir,
+    );
+    ok(&["train", "run", "--models", "2..5", "-q"], dir);
+    ok(
+        &[
+            "slurm",
+            "run",
+            "--per-task",
+            "2",
+            "--partition",
+            "gpu",
+            "--gres",
+            "gpu:1",
+            "--time",
+            "01:00:00",
+            "--mem",
+            "8G",
+            "--throttle",
+            "3",
+            "--sbatch",
+            "--account=lab",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+        dir,
+    );
+    let script = std::fs::read_to_string(dir.join("run/slurm/train.sbatch")).unwrap();
+    for line in [
+        "#SBATCH --array=0-3%3",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH --time=01:00:00",
+        "#SBATCH --mem=8G",
+        "#SBATCH --account=lab",
+        "RANGES=(0..2 5..7 7..9 9..10)",
+        "--models \"${RANGES[$SLURM_ARRAY_TASK_ID]}\" --device cpu",
+    ] {
+        assert!(script.contains(line), "{line} missing from:\n{script}");
+    }
+    // The script runs as it is (one task, by hand): it trains that task's models.
+    let out = Command::new("bash")
+        .arg(dir.join("run/slurm/train.sbatch"))
+        .env("SLURM_ARRAY_TASK_ID", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "run", "--json"], dir)).unwrap();
+    assert_eq!(status["missing"], serde_json::json!([5, 6, 7, 8, 9]));
+    let err = fails(&["slurm", "run", "--per-task", "0"], dir);
+    assert!(err.contains("--per-task"), "{err}");
+}

@@ -1,0 +1,402 @@
+//! `memia slurm`: a run's unfinished models as a Slurm job array, and the Slurm state for
+//! `memia status`. Slurm does the scheduling, retries and placement; memia only writes the
+//! script (one array task per shard of models, `memia train RUN --models A..B`) and, with
+//! `--submit`, submits it and a report job that waits for it (`afterok`). Only unfinished models
+//! are scheduled, so resubmitting after failures or preemption trains what is missing and
+//! nothing twice.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use crate::SlurmArgs;
+use crate::error::{CliError, Result};
+use crate::progress::status;
+use crate::run_files;
+
+/// One submission, as `RUN/slurm/jobs.json` records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    /// The training array's job id.
+    pub array: String,
+    /// The report job's id.
+    pub report: Option<String>,
+    /// The model range of each array task, in task order.
+    pub ranges: Vec<String>,
+    /// The script submitted.
+    pub script: PathBuf,
+}
+
+/// The missing models as shards of at most `per_task`: contiguous runs cut into pieces.
+pub fn shards(missing: &[usize], per_task: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < missing.len() {
+        let start = missing[i];
+        let mut end = start + 1;
+        i += 1;
+        while i < missing.len() && missing[i] == end && end - start < per_task {
+            end += 1;
+            i += 1;
+        }
+        out.push((start, end));
+    }
+    out
+}
+
+fn jobs_path(run: &Path) -> PathBuf {
+    run.join("slurm").join("jobs.json")
+}
+
+/// The submissions recorded for a run (oldest first).
+pub fn submissions(run: &Path) -> Vec<Submission> {
+    std::fs::read_to_string(jobs_path(run))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// A word for a shell script: quoted unless plainly safe.
+fn shell_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+pub fn slurm(args: &SlurmArgs, quiet: bool) -> Result<()> {
+    let run = run_files::open(&args.run)?;
+    if run.config.is_none() {
+        return Err(CliError::Run {
+            path: run.path(),
+            reason: "has no memia.toml (an imported run?): its models are not trained by memia"
+                .into(),
+        });
+    }
+    if args.per_task == 0 {
+        return Err(CliError::Usage("--per-task must be at least 1".into()));
+    }
+    let run_dir = std::path::absolute(&args.run).map_err(crate::error::io(&args.run))?;
+    let done = run.dir.completed()?;
+    let missing: Vec<usize> = (0..done.len()).filter(|&k| !done[k]).collect();
+    if missing.is_empty() {
+        status(
+            quiet,
+            format!(
+                "all {} models of {} are finished: nothing to schedule (report: memia report {} -o REPORT)",
+                done.len(),
+                run_dir.display(),
+                run_dir.display()
+            ),
+        );
+        return Ok(());
+    }
+    let shards = shards(&missing, args.per_task);
+    let memia = match &args.memia {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(|e| {
+            CliError::Usage(format!(
+                "cannot find the memia executable ({e}): give it with --memia PATH"
+            ))
+        })?,
+    };
+    let logs = run_dir.join("slurm");
+    std::fs::create_dir_all(&logs).map_err(crate::error::io(&logs))?;
+    let script_path = match &args.output {
+        Some(p) => p.clone(),
+        None => logs.join("train.sbatch"),
+    };
+    let ranges: Vec<String> = shards.iter().map(|(a, b)| format!("{a}..{b}")).collect();
+    let mut script = String::new();
+    let _ = writeln!(script, "#!/bin/bash");
+    let _ = writeln!(
+        script,
+        "# memia: train the {} unfinished models of {} as a Slurm job array, at most {} per task.",
+        missing.len(),
+        run_dir.display(),
+        args.per_task
+    );
+    let _ = writeln!(
+        script,
+        "# Written by `memia slurm`. After failures or preemption run `memia slurm {} --submit`",
+        run_dir.display()
+    );
+    let _ = writeln!(
+        script,
+        "# again: it schedules only the models still missing (finished ones are never retrained)."
+    );
+    let _ = writeln!(script, "#SBATCH --job-name={}", shell_word(&args.job_name));
+    let throttle = args.throttle.map_or(String::new(), |m| format!("%{m}"));
+    let _ = writeln!(script, "#SBATCH --array=0-{}{throttle}", shards.len() - 1);
+    let _ = writeln!(
+        script,
+        "#SBATCH --output={}",
+        logs.join("train_%A_%a.log").display()
+    );
+    for (flag, value) in [
+        ("partition", &args.partition),
+        ("gres", &args.gres),
+        ("time", &args.time),
+        ("mem", &args.mem),
+        ("cpus-per-task", &args.cpus_per_task.map(|c| c.to_string())),
+    ] {
+        if let Some(v) = value {
+            let _ = writeln!(script, "#SBATCH --{flag}={v}");
+        }
+    }
+    for line in &args.sbatch {
+        let line = line.trim();
+        let line = line.strip_prefix("#SBATCH").unwrap_or(line).trim();
+        let _ = writeln!(script, "#SBATCH {line}");
+    }
+    let _ = writeln!(script, "set -euo pipefail");
+    let _ = writeln!(script, "# The model range of each array task.");
+    let _ = writeln!(script, "RANGES=({})", ranges.join(" "));
+    let mut train = vec![
+        shell_word(&memia.display().to_string()),
+        "train".into(),
+        shell_word(&run_dir.display().to_string()),
+        "--models".into(),
+        "\"${RANGES[$SLURM_ARRAY_TASK_ID]}\"".into(),
+    ];
+    for (flag, value) in [
+        ("--device", &args.device.device),
+        (
+            "--group-size",
+            &args.device.group_size.map(|g| g.to_string()),
+        ),
+        (
+            "--engine",
+            &args.device.engine.map(|e| format!("{e:?}").to_lowercase()),
+        ),
+    ] {
+        if let Some(v) = value {
+            train.push(flag.into());
+            train.push(shell_word(v));
+        }
+    }
+    let _ = writeln!(script, "exec {}", train.join(" "));
+    memia_core::atomic_write(&script_path, |f| {
+        std::io::Write::write_all(f, script.as_bytes())
+    })?;
+    status(
+        quiet,
+        format!(
+            "wrote {}: {} models in {} array tasks ({})",
+            script_path.display(),
+            missing.len(),
+            shards.len(),
+            ranges.join(", ")
+        ),
+    );
+    if !args.submit {
+        status(
+            quiet,
+            format!("submit it with: sbatch {}", script_path.display()),
+        );
+        return Ok(());
+    }
+    let array = sbatch(&[script_path.display().to_string()])?;
+    let report_dir = run_dir.join("report");
+    let mut report_args = vec![
+        "--parsable".to_string(),
+        format!("--dependency=afterok:{array}"),
+        "--job-name=memia-report".into(),
+        format!("--output={}", logs.join("report_%j.log").display()),
+    ];
+    if let Some(p) = &args.partition {
+        report_args.push(format!("--partition={p}"));
+    }
+    report_args.push(format!(
+        "--wrap={} report {} -o {}",
+        shell_word(&memia.display().to_string()),
+        shell_word(&run_dir.display().to_string()),
+        shell_word(&report_dir.display().to_string())
+    ));
+    let report = sbatch_raw(&report_args)?;
+    let mut all = submissions(&run_dir);
+    all.push(Submission {
+        array: array.clone(),
+        report: Some(report.clone()),
+        ranges,
+        script: script_path.clone(),
+    });
+    let text = serde_json::to_string_pretty(&all).expect("plain data serialises");
+    memia_core::atomic_write(&jobs_path(&run_dir), |f| {
+        std::io::Write::write_all(f, text.as_bytes())
+    })?;
+    status(
+        quiet,
+        format!(
+            "submitted array job {array} ({} tasks) and report job {report} (after it succeeds; report in {}); follow with: memia status {}",
+            shards.len(),
+            report_dir.display(),
+            run_dir.display()
+        ),
+    );
+    Ok(())
+}
+
+/// `sbatch --parsable SCRIPT`: the job id.
+fn sbatch(script: &[String]) -> Result<String> {
+    let mut args = vec!["--parsable".to_string()];
+    args.extend(script.iter().cloned());
+    sbatch_raw(&args)
+}
+
+fn sbatch_raw(args: &[String]) -> Result<String> {
+    let out = Command::new("sbatch").args(args).output().map_err(|e| {
+        CliError::Usage(format!(
+            "cannot run sbatch ({e}): is Slurm installed and on PATH? (without --submit, memia only writes the script)"
+        ))
+    })?;
+    if !out.status.success() {
+        return Err(CliError::Usage(format!(
+            "sbatch {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    // `--parsable` prints `id` or `id;cluster`.
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.trim().split(';').next().unwrap_or("").to_string())
+}
+
+/// The Slurm state of the run's last submission, from `squeue` (and `sacct` where accounting
+/// is on): one line per state with its array tasks. None without a submission.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlurmState {
+    /// The last submission.
+    pub submission: Submission,
+    /// `squeue`'s view: (job or task id, state, reason) of what is still queued or running.
+    pub queued: Vec<(String, String, String)>,
+    /// `sacct`'s view of finished tasks: (id, state), when Slurm keeps accounting.
+    pub accounted: Vec<(String, String)>,
+    /// Why a view is missing (no squeue on PATH, accounting disabled).
+    pub notes: Vec<String>,
+}
+
+pub fn state(run: &Path) -> Option<SlurmState> {
+    let submission = submissions(run).pop()?;
+    let mut notes = Vec::new();
+    let ids = match &submission.report {
+        Some(r) => format!("{},{r}", submission.array),
+        None => submission.array.clone(),
+    };
+    let queued = match Command::new("squeue")
+        .args(["-h", "-r", "-j", &ids, "-o", "%i|%T|%r"])
+        .output()
+    {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.split('|');
+                Some((
+                    parts.next()?.to_string(),
+                    parts.next()?.to_string(),
+                    parts.next().unwrap_or("").to_string(),
+                ))
+            })
+            .collect(),
+        Ok(out) => {
+            notes.push(format!(
+                "squeue: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            Vec::new()
+        }
+        Err(e) => {
+            notes.push(format!("squeue not available: {e}"));
+            Vec::new()
+        }
+    };
+    let accounted = match Command::new("sacct")
+        .args(["-n", "-P", "-X", "-j", &ids, "-o", "JobID,State"])
+        .output()
+    {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (id, state) = l.split_once('|')?;
+                Some((id.to_string(), state.to_string()))
+            })
+            .collect(),
+        Ok(out) => {
+            notes.push(format!(
+                "sacct: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            Vec::new()
+        }
+        Err(e) => {
+            notes.push(format!("sacct not available: {e}"));
+            Vec::new()
+        }
+    };
+    Some(SlurmState {
+        submission,
+        queued,
+        accounted,
+        notes,
+    })
+}
+
+impl SlurmState {
+    /// Lines for `memia status`.
+    pub fn text(&self) -> Vec<String> {
+        let s = &self.submission;
+        let mut lines = vec![format!(
+            "slurm: array job {} ({} tasks: {}), report job {}",
+            s.array,
+            s.ranges.len(),
+            s.ranges.join(", "),
+            s.report.as_deref().unwrap_or("none")
+        )];
+        if self.queued.is_empty() {
+            lines.push("  nothing of it is queued or running".into());
+        }
+        for (id, state, reason) in &self.queued {
+            let reason = if reason.is_empty() || reason == "None" {
+                String::new()
+            } else {
+                format!(" ({reason})")
+            };
+            lines.push(format!("  {id}: {state}{reason}"));
+        }
+        for (id, state) in &self.accounted {
+            if !self.queued.iter().any(|q| &q.0 == id) {
+                lines.push(format!("  {id}: {state} (accounting)"));
+            }
+        }
+        for note in &self.notes {
+            lines.push(format!("  ({note})"));
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cut_contiguous_runs_of_missing_models() {
+        assert_eq!(shards(&[0, 1, 2, 3, 4], 2), [(0, 2), (2, 4), (4, 5)]);
+        assert_eq!(shards(&[1, 2, 5, 6, 7, 9], 8), [(1, 3), (5, 8), (9, 10)]);
+        assert_eq!(shards(&[], 4), []);
+    }
+
+    #[test]
+    fn shell_words_are_quoted_when_needed() {
+        assert_eq!(shell_word("/opt/memia/bin/memia"), "/opt/memia/bin/memia");
+        assert_eq!(shell_word("/my runs/a"), "'/my runs/a'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+    }
+}
