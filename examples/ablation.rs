@@ -25,13 +25,14 @@
 //! 3 minutes on 2 cores (the models are kept in the temporary directory and reused). Results are
 //! in docs/REPRODUCTION.md.
 
-use std::path::PathBuf;
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::Instant;
 
 use memia::attacks::{FittedTest, LiraConfig, MembershipTest};
 use memia::core::Signal;
-use memia::data::idx::load_idx;
-use memia::data::{CanarySource, Dataset, LabelPolicy, PoolBuilder};
+use memia::data::Dataset;
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::metrics::{Direction, RocCurve, RocSummary, TprAtFpr, median};
 use memia::models::{Augmentation, BurnTrainer, MlpConfig, Query, TrainingConfig};
@@ -45,32 +46,7 @@ const DIGITS: usize = 5000;
 const LETTERS: usize = 4000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args_os()
-        .nth(1)
-        .or_else(|| std::env::var_os("MEMIA_DATA_DIR"))
-        .map(PathBuf::from)
-        .ok_or("give the data directory as the argument or in MEMIA_DATA_DIR")?;
-    let file = |name: &str| dir.join(name);
-    let mnist = load_idx(
-        file("mnist-t10k-images-idx3-ubyte.gz"),
-        file("mnist-t10k-labels-idx1-ubyte.gz"),
-        "mnist",
-        Some(10),
-    )?;
-    let letters = load_idx(
-        file("notmnist-t10k-images-idx3-ubyte.gz"),
-        file("notmnist-t10k-labels-idx1-ubyte.gz"),
-        "notmnist",
-        Some(10),
-    )?;
-    let pool = PoolBuilder::new(&mnist)
-        .in_distribution(DIGITS)
-        .canaries(
-            CanarySource::OutOfDistribution(&letters),
-            LETTERS,
-            LabelPolicy::Random,
-        )
-        .build(SEED)?;
+    let pool = common::mnist_with_letters(DIGITS, LETTERS, SEED)?;
     let n = pool.dataset.len();
     let labels = pool.dataset.labels();
     println!(

@@ -16,15 +16,16 @@
 //! directory holds `mnist-t10k-{images-idx3,labels-idx1}-ubyte.gz` and the notMNIST files of
 //! the same names). Results are in docs/REPRODUCTION.md.
 
-use std::path::PathBuf;
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::Instant;
 
 use memia::attacks::loo::EvalGroup;
 use memia::attacks::theory::privacy_score;
 use memia::core::Signal;
 use memia::core::rng::stream_rng;
-use memia::data::idx::load_idx;
-use memia::data::{CanarySource, Dataset, LabelPolicy, PoolBuilder};
+use memia::data::Dataset;
 use memia::memorization::outlier::{knn_distance, out_model_msp_outlierness};
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::metrics::spearman;
@@ -41,32 +42,7 @@ const LETTERS: usize = 100;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let dir = std::env::args_os()
-        .nth(1)
-        .or_else(|| std::env::var_os("MEMIA_DATA_DIR"))
-        .map(PathBuf::from)
-        .ok_or("give the data directory as the argument or in MEMIA_DATA_DIR")?;
-    let file = |name: &str| dir.join(name);
-    let mnist = load_idx(
-        file("mnist-t10k-images-idx3-ubyte.gz"),
-        file("mnist-t10k-labels-idx1-ubyte.gz"),
-        "mnist",
-        Some(10),
-    )?;
-    let letters = load_idx(
-        file("notmnist-t10k-images-idx3-ubyte.gz"),
-        file("notmnist-t10k-labels-idx1-ubyte.gz"),
-        "notmnist",
-        Some(10),
-    )?;
-    let pool = PoolBuilder::new(&mnist)
-        .in_distribution(DIGITS)
-        .canaries(
-            CanarySource::OutOfDistribution(&letters),
-            LETTERS,
-            LabelPolicy::Random,
-        )
-        .build(SEED)?;
+    let pool = common::mnist_with_letters(DIGITS, LETTERS, SEED)?;
     let canaries = pool.canaries();
     let n = pool.dataset.len();
     println!(

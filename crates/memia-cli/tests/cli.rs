@@ -1443,22 +1443,26 @@ fn an_interrupted_import_leaves_no_half_made_run() {
     keep.save(dir.join("keep.npy")).unwrap();
     write_npy(dir.join("logits.npy"), &logits).unwrap();
     write_npy(dir.join("y.npy"), &labels).unwrap();
+    let import = |out: &str| {
+        [
+            "import",
+            "--keep",
+            "keep.npy",
+            "--logits",
+            "logits.npy",
+            "--labels",
+            "y.npy",
+            "-o",
+            out,
+            "-q",
+        ]
+        .map(String::from)
+    };
     let mut interrupted = 0;
     for (attempt, delay_ms) in [20u64, 60, 120, 200, 300].into_iter().enumerate() {
         let out = format!("run{attempt}");
         let mut child = Command::new(env!("CARGO_BIN_EXE_memia"))
-            .args([
-                "import",
-                "--keep",
-                "keep.npy",
-                "--logits",
-                "logits.npy",
-                "--labels",
-                "y.npy",
-                "-o",
-                &out,
-                "-q",
-            ])
+            .args(import(&out))
             .current_dir(dir)
             .spawn()
             .unwrap();
@@ -1488,90 +1492,30 @@ fn an_interrupted_import_leaves_no_half_made_run() {
         interrupted > 0,
         "no import was interrupted: the test proved nothing"
     );
+    let run = |out: &str| ok(&import(out).each_ref().map(String::as_str), dir);
+    let staging = || {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with(".memia-import-")
+            })
+            .count()
+    };
     // An import that finishes leaves no staging folder behind.
-    ok(
-        &[
-            "import",
-            "--keep",
-            "keep.npy",
-            "--logits",
-            "logits.npy",
-            "--labels",
-            "y.npy",
-            "-o",
-            "whole",
-            "-q",
-        ],
-        dir,
+    run("whole");
+    let before = staging();
+    run("whole2");
+    assert_eq!(
+        before,
+        staging(),
+        "a finished import left its staging folder"
     );
-    let before: usize = std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".memia-import-")
-        })
-        .count();
-    ok(
-        &[
-            "import",
-            "--keep",
-            "keep.npy",
-            "--logits",
-            "logits.npy",
-            "--labels",
-            "y.npy",
-            "-o",
-            "whole2",
-            "-q",
-        ],
-        dir,
-    );
-    let after: usize = std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".memia-import-")
-        })
-        .count();
-    assert_eq!(before, after, "a finished import left its staging folder");
     // Importing again into the finished run is a no-op; into a non-empty folder, refused.
-    ok(
-        &[
-            "import",
-            "--keep",
-            "keep.npy",
-            "--logits",
-            "logits.npy",
-            "--labels",
-            "y.npy",
-            "-o",
-            "whole",
-            "-q",
-        ],
-        dir,
-    );
+    run("whole");
     std::fs::create_dir_all(dir.join("busy")).unwrap();
     std::fs::write(dir.join("busy/notes.txt"), "mine").unwrap();
-    let err = fails(
-        &[
-            "import",
-            "--keep",
-            "keep.npy",
-            "--logits",
-            "logits.npy",
-            "--labels",
-            "y.npy",
-            "-o",
-            "busy",
-        ],
-        dir,
-    );
+    let err = fails(&import("busy").each_ref().map(String::as_str), dir);
     assert!(err.contains("not an empty directory"), "{err}");
     assert_eq!(
         std::fs::read_to_string(dir.join("busy/notes.txt")).unwrap(),
