@@ -35,7 +35,7 @@ use memia::core::Signal;
 use memia::data::Dataset;
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::metrics::{Direction, RocCurve, RocSummary, TprAtFpr, median};
-use memia::models::{Augmentation, BurnTrainer, MlpConfig, Query, TrainingConfig};
+use memia::models::Query;
 use memia::shadow::{InclusionScheme, Plan, RunDir};
 use ndarray::Axis;
 
@@ -52,17 +52,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "pool {n} samples ({DIGITS} MNIST + {LETTERS} notMNIST letters, random labels); {TARGETS} targets + {SHADOWS} shadow MLPs 784-128-10 per setting"
     );
-    let training = |epochs: usize, max_shift: usize| TrainingConfig {
-        epochs,
-        batch_size: 128,
-        learning_rate: 0.05,
-        weight_decay: 0.0,
-        augmentation: Augmentation {
-            max_shift,
-            flip: false,
-        },
-        ..Default::default()
-    };
     let shifts = vec![
         Query::Plain,
         Query::Shift { dx: 1, dy: 0 },
@@ -71,18 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Query::Shift { dx: 0, dy: -1 },
     ];
     let settings = [
-        (
-            "base",
-            BurnTrainer::new(MlpConfig::mlp(128), training(30, 0), 8),
-        ),
-        (
-            "long",
-            BurnTrainer::new(MlpConfig::mlp(128), training(90, 0), 8),
-        ),
-        (
-            "shifts",
-            BurnTrainer::new(MlpConfig::mlp(128), training(30, 2), 8).with_queries(shifts),
-        ),
+        ("base", common::mlp_trainer(30, 0)),
+        ("long", common::mlp_trainer(90, 0)),
+        ("shifts", common::mlp_trainer(30, 2).with_queries(shifts)),
     ];
     let attacks = [
         (

@@ -32,7 +32,6 @@ use memia::core::Signal;
 use memia::data::Dataset;
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::metrics::{Direction, RocCurve, RocSummary, TprAtFpr};
-use memia::models::{BurnTrainer, MlpConfig, TrainingConfig};
 use memia::shadow::{InclusionScheme, Plan, RunDir};
 use ndarray::{Array1, Axis};
 
@@ -51,17 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Models 0..8 are the targets, 8..264 the shadow models.
     let models = TARGETS + SHADOWS;
-    let trainer = BurnTrainer::new(
-        MlpConfig::mlp(128),
-        TrainingConfig {
-            epochs: 30,
-            batch_size: 128,
-            learning_rate: 0.05,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-        8,
-    );
+    let trainer = common::mlp_trainer(30, 0);
     let plan = Plan::new(
         &pool.dataset,
         models,

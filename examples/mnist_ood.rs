@@ -29,7 +29,6 @@ use memia::data::Dataset;
 use memia::memorization::outlier::{knn_distance, out_model_msp_outlierness};
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::metrics::spearman;
-use memia::models::{BurnTrainer, MlpConfig, TrainingConfig};
 use memia::report::{Audit, AuditConfig, AuditInputs, SampleImages, headline};
 use memia::shadow::{InclusionScheme, Plan, RunDir};
 use ndarray::Array2;
@@ -50,17 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 1. Train the shadow models (resumable: a second run reuses them).
-    let trainer = BurnTrainer::new(
-        MlpConfig::mlp(128),
-        TrainingConfig {
-            epochs: 30,
-            batch_size: 128,
-            learning_rate: 0.05,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-        8,
-    );
+    let trainer = common::mlp_trainer(30, 0);
     let plan = Plan::new(
         &pool.dataset,
         MODELS,

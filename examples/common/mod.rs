@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use memia::data::idx::load_idx;
 use memia::data::{CanarySource, LabelPolicy, Pool, PoolBuilder};
+use memia::models::{Augmentation, BurnTrainer, MlpConfig, TrainingConfig};
 
 /// The data directory: the first argument, else `$MEMIA_DATA_DIR`.
 pub fn data_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
@@ -44,4 +45,24 @@ pub fn mnist_with_letters(
             LabelPolicy::Random,
         )
         .build(seed)?)
+}
+
+/// The paper-setting MLP (784-128-10; SGD with momentum 0.9, rate 0.05, batch 128, no weight
+/// decay) trained for `epochs`, with random shifts of up to `max_shift` pixels, 8 models at a time.
+pub fn mlp_trainer(epochs: usize, max_shift: usize) -> BurnTrainer {
+    BurnTrainer::new(
+        MlpConfig::mlp(128),
+        TrainingConfig {
+            epochs,
+            batch_size: 128,
+            learning_rate: 0.05,
+            weight_decay: 0.0,
+            augmentation: Augmentation {
+                max_shift,
+                flip: false,
+            },
+            ..Default::default()
+        },
+        8,
+    )
 }
