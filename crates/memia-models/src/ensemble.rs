@@ -2,8 +2,9 @@
 //! stacked parameters, trained together in one pass, each as if it were trained alone. This
 //! module builds the architecture and draws every model's initial weights from its own seeded
 //! stream, checks the arguments of training and inference, and hands the work to the engine
-//! that runs it: memia's fused CPU kernels ([`crate::fused`]) for dense models on the Flex
-//! device, Burn's operations ([`crate::burn_engine`]) otherwise.
+//! that runs it: memia's fused CPU kernels ([`crate::fused`], [`crate::fused_cnn`]) for dense
+//! models and LeNet-style CNNs on the Flex device, Burn's operations ([`crate::burn_engine`])
+//! otherwise (ResNets, other devices, `Engine::Burn`).
 
 use burn::tensor::{Device, Tensor, TensorData};
 use memia_core::rng::stream_rng;
@@ -13,6 +14,15 @@ use crate::burn_engine::{Layer, Op, Role, Stacked};
 use crate::config::{Engine, Member, ModelConfig, TrainingConfig};
 use crate::error::{ModelError, Result, architecture, invalid_data, invalid_setting};
 use crate::fused::{self, DenseParams};
+use crate::fused_cnn::{self, CnnShape, Stage};
+
+/// What the fused CPU kernels train.
+enum FusedNet {
+    /// Dense layers of these sizes, input first.
+    Dense(Vec<usize>),
+    /// A LeNet-style CNN.
+    Cnn(CnnShape),
+}
 
 /// G models of one architecture with stacked parameters.
 ///
@@ -120,18 +130,69 @@ impl Ensemble {
     /// Whether [`Ensemble::train`] and [`Ensemble::predict`] run memia's fused CPU kernels
     /// (otherwise Burn's operations on the device).
     pub fn uses_fused_kernels(&self) -> bool {
-        self.fused_sizes().is_some()
+        self.fused_net().is_some()
     }
 
-    /// The layer sizes (input to classes) when the fused kernels apply.
-    fn fused_sizes(&self) -> Option<Vec<usize>> {
-        let dense = self.net.layers.iter().all(|l| l.op == Op::Dense);
-        if !self.engine.fuses(dense, &self.net.device) {
+    /// The network as the fused kernels see it, when they apply: dense models (MLPs, logistic
+    /// regression) and LeNet-style CNNs, on the Flex device with `Engine::Auto`.
+    fn fused_net(&self) -> Option<FusedNet> {
+        let dense_from = self
+            .net
+            .layers
+            .iter()
+            .position(|l| l.op == Op::Dense)
+            .unwrap_or(self.net.layers.len());
+        let stages = &self.net.layers[..dense_from];
+        let supported = self.net.layers[dense_from..]
+            .iter()
+            .all(|l| l.op == Op::Dense)
+            && stages.iter().all(|l| {
+                matches!(
+                    l.op,
+                    Op::Conv {
+                        stride: 1,
+                        role: Role::Pooled,
+                        ..
+                    }
+                )
+            });
+        if !self.engine.fuses(supported, &self.net.device) {
             return None;
         }
-        let mut sizes = vec![self.net.inputs()];
-        sizes.extend(self.net.layers.iter().map(|l| l.weight.dims()[2]));
-        Some(sizes)
+        let outs = |l: &Layer| l.weight.dims()[2];
+        if stages.is_empty() {
+            let mut sizes = vec![self.net.inputs()];
+            sizes.extend(self.net.layers.iter().map(outs));
+            return Some(FusedNet::Dense(sizes));
+        }
+        let &[_, mut h, mut w] = self.net.input_shape.as_slice() else {
+            return None;
+        };
+        let mut shape = CnnShape {
+            stages: Vec::new(),
+            dense: Vec::new(),
+        };
+        let mut channels = 0;
+        for layer in stages {
+            if let Op::Conv {
+                cin, cout, kernel, ..
+            } = layer.op
+            {
+                shape.stages.push(Stage {
+                    cin,
+                    cout,
+                    k: kernel,
+                    h,
+                    w,
+                });
+                (h, w, channels) = (h / 2, w / 2, cout);
+            }
+        }
+        shape.dense.push(channels * h * w);
+        shape
+            .dense
+            .extend(self.net.layers[dense_from..].iter().map(outs));
+        Some(FusedNet::Cnn(shape))
     }
 
     /// Every model's parameters copied to the host, for the fused kernels.
@@ -218,17 +279,28 @@ impl Ensemble {
             .augmentation
             .check(&self.net.input_shape)?
             .map(|shape| (shape, &config.augmentation));
-        if let Some(sizes) = self.fused_sizes() {
+        if let Some(net) = self.fused_net() {
             let mut models = self.host_parameters()?;
-            fused::train(
-                &mut models,
-                &sizes,
-                features,
-                labels,
-                members,
-                config,
-                augment,
-            );
+            match &net {
+                FusedNet::Dense(sizes) => fused::train(
+                    &mut models,
+                    sizes,
+                    features,
+                    labels,
+                    members,
+                    config,
+                    augment,
+                ),
+                FusedNet::Cnn(shape) => fused_cnn::train(
+                    &mut models,
+                    shape,
+                    features,
+                    labels,
+                    members,
+                    config,
+                    augment,
+                ),
+            }
             self.set_host_parameters(&models);
             return Ok(());
         }
@@ -248,8 +320,15 @@ impl Ensemble {
                 ),
             ));
         }
-        match self.fused_sizes() {
-            Some(sizes) => Ok(fused::predict(&self.host_parameters()?, &sizes, features)),
+        match self.fused_net() {
+            Some(FusedNet::Dense(sizes)) => {
+                Ok(fused::predict(&self.host_parameters()?, &sizes, features))
+            }
+            Some(FusedNet::Cnn(shape)) => Ok(fused_cnn::predict(
+                &self.host_parameters()?,
+                &shape,
+                features,
+            )),
             None => self.net.predict(features),
         }
     }

@@ -31,7 +31,7 @@ pub(crate) struct DenseParams {
 
 /// How the products of one model run: on the calling thread when the models keep the cores
 /// busy, split across the pool when they do not.
-fn parallelism(models: usize) -> Parallelism {
+pub(crate) fn parallelism(models: usize) -> Parallelism {
     let threads = rayon::current_num_threads();
     if models >= threads || threads == 1 {
         Parallelism::None
@@ -81,7 +81,7 @@ pub(crate) fn predict(models: &[DenseParams], sizes: &[usize], features: &[f32])
             {
                 let r = rows.len() / d;
                 acts.layers[0][..rows.len()].copy_from_slice(rows);
-                acts.forward(model, sizes, r, par);
+                acts.forward(&model.layers, sizes, r, par);
                 dst.copy_from_slice(&acts.logits[..r * classes]);
             }
         });
@@ -90,13 +90,13 @@ pub(crate) fn predict(models: &[DenseParams], sizes: &[usize], features: &[f32])
 
 /// Buffers for one model's minibatch: each layer's input (the first is the minibatch, the
 /// others post-ReLU activations) and the logits.
-struct Activations {
-    layers: Vec<Vec<f32>>,
-    logits: Vec<f32>,
+pub(crate) struct Activations {
+    pub layers: Vec<Vec<f32>>,
+    pub logits: Vec<f32>,
 }
 
 impl Activations {
-    fn new(sizes: &[usize], rows: usize) -> Self {
+    pub(crate) fn new(sizes: &[usize], rows: usize) -> Self {
         let last = sizes.len() - 1;
         Activations {
             layers: sizes[..last]
@@ -107,10 +107,16 @@ impl Activations {
         }
     }
 
-    /// Forward pass of the first `r` rows of `layers[0]`.
-    fn forward(&mut self, model: &DenseParams, sizes: &[usize], r: usize, par: Parallelism) {
+    /// Forward pass of the first `r` rows of `layers[0]` through the dense `params`.
+    pub(crate) fn forward(
+        &mut self,
+        params: &[(Vec<f32>, Vec<f32>)],
+        sizes: &[usize],
+        r: usize,
+        par: Parallelism,
+    ) {
         let last = sizes.len() - 2;
-        for (l, (weight, bias)) in model.layers.iter().enumerate() {
+        for (l, (weight, bias)) in params.iter().enumerate() {
             let (inputs, outputs) = (sizes[l], sizes[l + 1]);
             let (before, after) = self.layers.split_at_mut(l + 1);
             let src = &before[l][..r * inputs];
@@ -140,10 +146,126 @@ impl Activations {
 }
 
 /// A model's gradients and optimiser state, shaped like its parameters.
-struct Slots {
-    grads: Vec<(Vec<f32>, Vec<f32>)>,
+pub(crate) struct Slots {
+    pub grads: Vec<(Vec<f32>, Vec<f32>)>,
     first: Vec<(Vec<f32>, Vec<f32>)>,
     second: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl Slots {
+    /// Zeros shaped like `params` (the second moments only for Adam).
+    pub(crate) fn new(params: &[(Vec<f32>, Vec<f32>)], config: &TrainingConfig) -> Self {
+        let zeros = || -> Vec<(Vec<f32>, Vec<f32>)> {
+            params
+                .iter()
+                .map(|(w, bias)| (vec![0f32; w.len()], vec![0f32; bias.len()]))
+                .collect()
+        };
+        let adam = matches!(config.optimizer, Optimizer::Adam { .. });
+        Slots {
+            grads: zeros(),
+            first: zeros(),
+            second: if adam { zeros() } else { Vec::new() },
+        }
+    }
+
+    /// One optimiser step of every parameter with the gradients in `grads`.
+    pub(crate) fn step(
+        &mut self,
+        params: &mut [(Vec<f32>, Vec<f32>)],
+        rate: f32,
+        taken: usize,
+        config: &TrainingConfig,
+    ) {
+        for (l, (weight, bias)) in params.iter_mut().enumerate() {
+            let (gw, gb) = &self.grads[l];
+            let (fw, fb) = &mut self.first[l];
+            let mut sgd = (Vec::new(), Vec::new());
+            let (sw, sb) = self.second.get_mut(l).unwrap_or(&mut sgd);
+            optimizer_step(weight, gw, fw, sw, rate, taken, config);
+            optimizer_step(bias, gb, fb, sb, rate, taken, config);
+        }
+    }
+}
+
+/// The gradient of the mean cross-entropy over the minibatch `rows` (pool indices, for the
+/// labels) with respect to the logits, into `delta` (`r x classes`).
+pub(crate) fn cross_entropy_grad(
+    logits: &[f32],
+    delta: &mut [f32],
+    rows: &[usize],
+    labels: &[u32],
+    classes: usize,
+) {
+    let weight = 1.0 / rows.len() as f32;
+    for ((z, dz), &i) in logits
+        .chunks_exact(classes)
+        .zip(delta.chunks_exact_mut(classes))
+        .zip(rows)
+    {
+        let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f32;
+        for (e, &v) in dz.iter_mut().zip(z) {
+            *e = (v - max).exp();
+            sum += *e;
+        }
+        for e in dz.iter_mut() {
+            *e = *e / sum * weight;
+        }
+        dz[labels[i] as usize] -= weight;
+    }
+}
+
+/// Backward through the dense `params` (layer sizes `sizes`, input first), the logits'
+/// gradient in `delta`: each layer's gradients into `grads`. With `input_grad`, the gradient
+/// with respect to the dense input (before any mask: the caller's layer applies its own) is
+/// left in `delta` (`r x sizes[0]`).
+#[allow(clippy::too_many_arguments)] // the buffers of one model's step
+pub(crate) fn dense_backward(
+    params: &[(Vec<f32>, Vec<f32>)],
+    grads: &mut [(Vec<f32>, Vec<f32>)],
+    sizes: &[usize],
+    acts: &Activations,
+    delta: &mut Vec<f32>,
+    delta_below: &mut Vec<f32>,
+    r: usize,
+    input_grad: bool,
+    par: Parallelism,
+) {
+    let last = sizes.len() - 2;
+    for l in (0..=last).rev() {
+        let (inputs, outputs) = (sizes[l], sizes[l + 1]);
+        let dz = &delta[..r * outputs];
+        let (gw, gb) = &mut grads[l];
+        let input = &acts.layers[l][..r * inputs];
+        matmul(gw, false, input, true, dz, false, [inputs, outputs, r], par);
+        gb.copy_from_slice(&dz[..outputs]);
+        for row in dz.chunks_exact(outputs).skip(1) {
+            gb.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+        }
+        if l > 0 || input_grad {
+            let below = &mut delta_below[..r * inputs];
+            let weight = &params[l].0;
+            matmul(
+                below,
+                false,
+                dz,
+                false,
+                weight,
+                true,
+                [r, inputs, outputs],
+                par,
+            );
+            if l > 0 {
+                // ReLU: no gradient where the activation was clamped.
+                below
+                    .iter_mut()
+                    .zip(input)
+                    .for_each(|(g, &a)| *g = if a > 0.0 { *g } else { 0.0 });
+            }
+            std::mem::swap(delta, delta_below);
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)] // one model's share of `train`
@@ -159,19 +281,7 @@ fn train_one(
 ) {
     let (d, b, last) = (sizes[0], config.batch_size, sizes.len() - 2);
     let classes = sizes[last + 1];
-    let zeros = |model: &DenseParams| -> Vec<(Vec<f32>, Vec<f32>)> {
-        model
-            .layers
-            .iter()
-            .map(|(w, bias)| (vec![0f32; w.len()], vec![0f32; bias.len()]))
-            .collect()
-    };
-    let adam = matches!(config.optimizer, Optimizer::Adam { .. });
-    let mut slots = Slots {
-        grads: zeros(model),
-        first: zeros(model),
-        second: if adam { zeros(model) } else { Vec::new() },
-    };
+    let mut slots = Slots::new(&model.layers, config);
     let mut acts = Activations::new(sizes, b);
     let widest = sizes[1..].iter().copied().max().unwrap_or(0);
     let (mut delta, mut delta_below) = (vec![0f32; b * widest], vec![0f32; b * widest]);
@@ -184,71 +294,22 @@ fn train_one(
             for (dst, &i) in acts.layers[0].chunks_exact_mut(d).zip(rows) {
                 writer.write_sample(&features[i * d..(i + 1) * d], dst, augment);
             }
-            acts.forward(model, sizes, r, par);
-
-            // Gradient of the mean cross-entropy over the r rows with respect to the logits.
-            let weight = 1.0 / r as f32;
-            for ((z, dz), &i) in acts
-                .logits
-                .chunks_exact(classes)
-                .zip(delta.chunks_exact_mut(classes))
-                .zip(rows)
-            {
-                let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for (e, &v) in dz.iter_mut().zip(z) {
-                    *e = (v - max).exp();
-                    sum += *e;
-                }
-                for e in dz.iter_mut() {
-                    *e = *e / sum * weight;
-                }
-                dz[labels[i] as usize] -= weight;
-            }
-
-            // Backward, last layer first.
-            for l in (0..=last).rev() {
-                let (inputs, outputs) = (sizes[l], sizes[l + 1]);
-                let dz = &delta[..r * outputs];
-                let (gw, gb) = &mut slots.grads[l];
-                let input = &acts.layers[l][..r * inputs];
-                matmul(gw, false, input, true, dz, false, [inputs, outputs, r], par);
-                gb.copy_from_slice(&dz[..outputs]);
-                for row in dz.chunks_exact(outputs).skip(1) {
-                    gb.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
-                }
-                if l > 0 {
-                    let below = &mut delta_below[..r * inputs];
-                    let weight = &model.layers[l].0;
-                    matmul(
-                        below,
-                        false,
-                        dz,
-                        false,
-                        weight,
-                        true,
-                        [r, inputs, outputs],
-                        par,
-                    );
-                    // ReLU: no gradient where the activation was clamped.
-                    below
-                        .iter_mut()
-                        .zip(input)
-                        .for_each(|(g, &a)| *g = if a > 0.0 { *g } else { 0.0 });
-                    std::mem::swap(&mut delta, &mut delta_below);
-                }
-            }
-
+            acts.forward(&model.layers, sizes, r, par);
+            cross_entropy_grad(&acts.logits, &mut delta, rows, labels, classes);
+            dense_backward(
+                &model.layers,
+                &mut slots.grads,
+                sizes,
+                &acts,
+                &mut delta,
+                &mut delta_below,
+                r,
+                false,
+                par,
+            );
             let rate = step_rate(config, taken, total_steps) as f32;
             taken += 1;
-            for (l, (weight, bias)) in model.layers.iter_mut().enumerate() {
-                let (gw, gb) = &slots.grads[l];
-                let (fw, fb) = &mut slots.first[l];
-                let mut sgd = (Vec::new(), Vec::new());
-                let (sw, sb) = slots.second.get_mut(l).unwrap_or(&mut sgd);
-                optimizer_step(weight, gw, fw, sw, rate, taken, config);
-                optimizer_step(bias, gb, fb, sb, rate, taken, config);
-            }
+            slots.step(&mut model.layers, rate, taken, config);
         }
     }
 }
@@ -307,7 +368,7 @@ fn optimizer_step(
 /// `dst (m x n) = [dst +] a (m x k) * b (k x n)`, all row-major; `a_t` / `b_t` say that the
 /// operand is stored transposed (`k x m`, `n x k`).
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(crate) fn matmul(
     dst: &mut [f32],
     accumulate: bool,
     a: &[f32],

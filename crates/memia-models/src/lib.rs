@@ -50,6 +50,7 @@ mod device;
 mod ensemble;
 mod error;
 mod fused;
+mod fused_cnn;
 mod schedule;
 mod trainer;
 

@@ -155,6 +155,16 @@ fn fused_kernels_match_burn() {
     cases.push((models[1].clone(), configs()[0]));
     cases.push((models[2].clone(), configs()[2]));
     cases.push((models[2].clone(), augmented));
+    // LeNet-style CNNs: SGD, Adam, augmented with a cosine schedule and weight decay.
+    let cnn: ModelConfig = CnnConfig {
+        channels: vec![4, 8],
+        kernel: 3,
+        hidden: vec![16],
+    }
+    .into();
+    cases.push((cnn.clone(), configs()[0]));
+    cases.push((cnn.clone(), configs()[2]));
+    cases.push((cnn, augmented));
     let mut differs = false;
     for (model, config) in cases {
         let fused = train_with(&members(), &config, &model, Engine::Auto);
@@ -178,7 +188,7 @@ fn fused_kernels_match_burn() {
     }
     // Not the same code: the engines round differently.
     assert!(differs, "the fused kernels gave Burn's exact bits");
-    // Convolutional networks, and other devices, take Burn's path.
+    // LeNet-style CNNs are fused too; ResNets take Burn's path.
     let cnn = Ensemble::init(
         &CnnConfig::lenet().into(),
         &[1, 28, 28],
@@ -186,7 +196,66 @@ fn fused_kernels_match_burn() {
         &[1],
         &Device::flex(),
     );
-    assert!(!cnn.unwrap().uses_fused_kernels());
+    assert!(cnn.unwrap().uses_fused_kernels());
+    let net = Ensemble::init(&resnet(), &[1, 8, 8], 10, &[1], &Device::flex());
+    assert!(!net.unwrap().uses_fused_kernels());
+}
+
+/// The fused CNN against Burn's engine on colour images of odd sizes (pooling drops the last
+/// row and column) with kernel 5: "same" padding, the floor of pooling and the channel-major
+/// flattening as Burn's.
+#[test]
+fn fused_cnn_matches_burn_on_odd_colour_images() {
+    let (n, shape) = (120usize, [3usize, 11, 13]);
+    let d: usize = shape.iter().product();
+    let x: Vec<f32> = (0..n * d)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) + (i / d % 3) as f32 * 0.3)
+        .collect();
+    let y: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+    let members: Vec<Member> = [(3u64, 70usize), (4, 55)]
+        .iter()
+        .map(|&(seed, size)| Member {
+            seed,
+            train: (0..size).map(|i| (i * 5 + seed as usize) % n).collect(),
+        })
+        .collect();
+    let model: ModelConfig = CnnConfig {
+        channels: vec![5, 7],
+        kernel: 5,
+        hidden: vec![12, 9],
+    }
+    .into();
+    let config = TrainingConfig {
+        epochs: 4,
+        batch_size: 16,
+        learning_rate: 0.05,
+        weight_decay: 0.001,
+        ..Default::default()
+    };
+    let seeds: Vec<u64> = members.iter().map(|m| m.seed).collect();
+    let run = |engine: Engine| {
+        let mut e = Ensemble::init(&model, &shape, 3, &seeds, &Device::flex())
+            .unwrap()
+            .with_engine(engine);
+        e.train(&x, &y, &members, &config).unwrap();
+        e
+    };
+    let (fused, burn) = (run(Engine::Auto), run(Engine::Burn));
+    assert!(fused.uses_fused_kernels() && !burn.uses_fused_kernels());
+    for m in 0..2 {
+        for (a, b) in fused
+            .parameters(m)
+            .unwrap()
+            .iter()
+            .zip(burn.parameters(m).unwrap())
+        {
+            let max = max_difference(a, &b);
+            assert!(max < 1e-4, "model {m}: parameters differ by {max}");
+        }
+    }
+    let max = max_difference(&fused.predict(&x).unwrap(), &burn.predict(&x).unwrap());
+    assert!(max < 1e-3, "logits differ by {max}");
+    eprintln!("odd colour images: logits within {max}");
 }
 
 #[test]

@@ -1,0 +1,177 @@
+"""CNN shadow-model training throughput in PyTorch, for comparison with
+`cargo run --release --example shadow_throughput -- cnn` (same workload, same FLOP count).
+
+memia's LeNet-style CNN (`[model.cnn] channels = [6, 16], kernel = 5, hidden = [120, 84]`):
+5x5 "same" convolutions, ReLU, 2x2 max pooling, dense 1024-120-84-10. K models, each one epoch
+on its 2,500-image half of 5,000 CIFAR-10 images (../shared/data/cifar10-test-jpeg.bin.gz),
+SGD momentum 0.9, learning rate 0.05, batch 128, then its logits on the 5,000 images:
+* one by one: nn.Sequential per model;
+* grouped-convolution ensemble: the K models as one network whose convolutions have K groups and
+  whose dense layers are `bmm`s, each model its own minibatch, the loss the sum of the models'
+  mean cross-entropies;
+* torch.func vmap of one model's functional step over the K models.
+GFLOP/s counts the multiply-adds of the forward pass (x2), times 3 for a training step, as the
+Rust example does.
+
+Install: pip install torch numpy. Run: python benches/python/cnn_torch.py [DATA_DIR] [K ...]
+(default $MEMIA_DATA_DIR, K = 8 32). Threads: all cores, as Rust's rayon pool.
+"""
+import gzip
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+DATA = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("MEMIA_DATA_DIR", "../shared/data")
+KS = [int(k) for k in sys.argv[2:]] or [8, 32]
+N, B, LR, MOM, C = 5000, 128, 0.05, 0.9, 10
+
+
+def load_cifar():
+    with gzip.open(os.path.join(DATA, "cifar10-test-jpeg.bin.gz")) as f:
+        raw = np.frombuffer(f.read(), np.uint8).reshape(-1, 3073)[:N]
+    x = raw[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+    x = (x - x.mean(axis=(0, 2, 3), keepdims=True)) / x.std(axis=(0, 2, 3), keepdims=True)
+    return torch.from_numpy(x), torch.from_numpy(raw[:, 0].astype(np.int64))
+
+
+def forward_macs():
+    conv1 = 32 * 32 * 6 * 3 * 25
+    conv2 = 16 * 16 * 16 * 6 * 25
+    dense = 1024 * 120 + 120 * 84 + 84 * 10
+    return conv1 + conv2 + dense
+
+
+def gflops(k, seconds):
+    train = 3 * 2 * forward_macs() * (N // 2) * k
+    infer = 2 * forward_macs() * N * k
+    return (train + infer) / seconds / 1e9
+
+
+def lenet():
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(1024, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, C),
+    )
+
+
+def halves(k, rng):
+    return [torch.from_numpy(np.sort(rng.choice(N, N // 2, replace=False))) for _ in range(k)]
+
+
+def one_by_one(x, y, k, rng):
+    subs = halves(k, rng)
+    start = time.perf_counter()
+    for s in subs:
+        model = lenet()
+        opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOM)
+        order = s[torch.randperm(len(s))]
+        for i in range(0, len(order), B):
+            idx = order[i:i + B]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+        with torch.no_grad():
+            model(x)
+    return time.perf_counter() - start
+
+
+class Grouped(nn.Module):
+    """K LeNets as one network: grouped convolutions, batched dense layers."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+        self.conv1 = nn.Conv2d(3 * k, 6 * k, 5, padding=2, groups=k)
+        self.conv2 = nn.Conv2d(6 * k, 16 * k, 5, padding=2, groups=k)
+        self.w = nn.ParameterList(
+            [nn.Parameter(torch.randn(k, i, o) / i ** 0.5) for i, o in [(1024, 120), (120, 84), (84, C)]]
+        )
+        self.b = nn.ParameterList([nn.Parameter(torch.zeros(k, 1, o)) for o in (120, 84, C)])
+
+    def forward(self, xb):  # xb [K, b, 3, 32, 32]
+        k, b = xb.shape[:2]
+        h = xb.transpose(0, 1).reshape(b, k * 3, 32, 32)
+        h = nn.functional.max_pool2d(torch.relu(self.conv1(h)), 2)
+        h = nn.functional.max_pool2d(torch.relu(self.conv2(h)), 2)
+        h = h.reshape(b, k, 1024).transpose(0, 1)  # [K, b, 1024]
+        for i, (w, bias) in enumerate(zip(self.w, self.b)):
+            h = torch.bmm(h, w) + bias
+            if i < 2:
+                h = torch.relu(h)
+        return h
+
+
+def grouped(x, y, k, rng):
+    subs = halves(k, rng)
+    model = Grouped(k)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOM)
+    orders = [s[torch.randperm(len(s))] for s in subs]
+    start = time.perf_counter()
+    for i in range(0, N // 2, B):
+        idx = torch.stack([o[i:i + B] for o in orders])  # [K, b]
+        opt.zero_grad()
+        logits = model(x[idx])
+        loss = sum(nn.functional.cross_entropy(logits[m], y[idx[m]]) for m in range(k))
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        for i in range(0, N, 500):
+            model(x[i:i + 500].unsqueeze(0).expand(k, -1, -1, -1, -1))
+    return time.perf_counter() - start
+
+
+def vmapped(x, y, k, rng):
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    models = [lenet() for _ in range(k)]
+    params, buffers = stack_module_state(models)
+    base = lenet().to("meta")
+
+    def loss(p, b, xb, yb):
+        return nn.functional.cross_entropy(functional_call(base, (p, b), (xb,)), yb)
+
+    step = vmap(grad(loss), in_dims=(0, 0, 0, 0))
+    predict = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)), in_dims=(0, 0, None))
+    velocity = {n: torch.zeros_like(v) for n, v in params.items()}
+    subs = halves(k, rng)
+    orders = [s[torch.randperm(len(s))] for s in subs]
+    start = time.perf_counter()
+    for i in range(0, N // 2, B):
+        idx = torch.stack([o[i:i + B] for o in orders])
+        grads = step(params, buffers, x[idx], y[idx])
+        with torch.no_grad():
+            for n in params:
+                velocity[n].mul_(MOM).add_(grads[n])
+                params[n] -= LR * velocity[n]
+    with torch.no_grad():
+        for i in range(0, N, 500):
+            predict(params, buffers, x[i:i + 500])
+    return time.perf_counter() - start
+
+
+def main():
+    torch.manual_seed(0)
+    x, y = load_cifar()
+    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; {N} CIFAR-10 images")
+    for k in KS:
+        for name, run in [("one by one", one_by_one), ("grouped conv", grouped), ("vmap", vmapped)]:
+            rng = np.random.default_rng(k)
+            try:
+                seconds = run(x, y, k, rng)
+            except Exception as e:  # vmap may not support an operation on this version
+                print(f"K={k:>3} {name:<13} failed: {e}")
+                continue
+            print(
+                f"K={k:>3} {name:<13} {seconds:7.2f} s  {k / seconds:6.2f} models/s  "
+                f"{gflops(k, seconds):6.1f} GFLOP/s"
+            )
+
+
+if __name__ == "__main__":
+    main()
