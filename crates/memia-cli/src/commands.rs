@@ -101,6 +101,12 @@ fn parse_dataset(text: &str) -> Result<DataSource> {
                 classes: None,
             }
         }
+        ("cifar10", Some(files)) => DataSource::Cifar10 {
+            files: files
+                .split(',')
+                .map(|f| absolute(Path::new(f)))
+                .collect::<Result<_>>()?,
+        },
         ("npz", Some(path)) => DataSource::Npz {
             path: absolute(Path::new(path))?,
             x: "x".into(),
@@ -109,7 +115,7 @@ fn parse_dataset(text: &str) -> Result<DataSource> {
         },
         _ => {
             return Err(usage(format!(
-                "--dataset: '{text}' is not digits, idx:IMAGES,LABELS or npz:PATH"
+                "--dataset: '{text}' is not digits, idx:IMAGES,LABELS, cifar10:FILES or npz:PATH"
             )));
         }
     })

@@ -60,6 +60,20 @@ pub enum DataSource {
         #[serde(default)]
         classes: Option<usize>,
     },
+    /// CIFAR-10 binary batches (records of a label byte and 3,072 channel-major pixels), raw
+    /// or gzipped, concatenated in order: `[3, 32, 32]` images in [0, 1], 10 classes.
+    Cifar10 {
+        /// The batch files.
+        files: Vec<PathBuf>,
+    },
+    /// CIFAR-100 binary batches (a coarse and a fine label byte per record), raw or gzipped.
+    Cifar100 {
+        /// The batch files.
+        files: Vec<PathBuf>,
+        /// `fine` (100 classes, the default) or `coarse` (20 superclasses).
+        #[serde(default)]
+        labels: Cifar100Labels,
+    },
     /// An `.npz` archive with features and integer labels.
     Npz {
         /// The archive.
@@ -74,6 +88,17 @@ pub enum DataSource {
         #[serde(default)]
         classes: Option<usize>,
     },
+}
+
+/// Which CIFAR-100 label a pool uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cifar100Labels {
+    /// The 100 classes.
+    #[default]
+    Fine,
+    /// The 20 superclasses.
+    Coarse,
 }
 
 fn default_x() -> String {
@@ -312,6 +337,11 @@ impl RunConfig {
                     *labels = resolve(labels, base)?;
                 }
                 DataSource::Npz { path, .. } => *path = resolve(path, base)?,
+                DataSource::Cifar10 { files } | DataSource::Cifar100 { files, .. } => {
+                    for file in files.iter_mut() {
+                        *file = resolve(file, base)?;
+                    }
+                }
             }
         }
         Ok(())

@@ -194,7 +194,8 @@ struct PlanArgs {
     /// The run directory to create.
     #[arg(long, short)]
     output: PathBuf,
-    /// Data set: `digits`, `idx:IMAGES,LABELS` or `npz:PATH` (keys x and y).
+    /// Data set: `digits`, `idx:IMAGES,LABELS`, `cifar10:FILE[,FILE...]` (binary batches, raw or
+    /// gzipped) or `npz:PATH` (keys x and y).
     #[arg(long)]
     dataset: Option<String>,
     /// Use a random subset of this many in-distribution samples.

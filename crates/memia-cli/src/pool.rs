@@ -6,7 +6,7 @@ use memia_data::{
     CanarySource, Dataset, InMemoryDataset, LabelPolicy, Pool, PoolBuilder, embedded,
 };
 
-use crate::config::{CanaryKind, CanaryLabels, DataConfig, DataSource};
+use crate::config::{CanaryKind, CanaryLabels, Cifar100Labels, DataConfig, DataSource};
 use crate::error::{CliError, Result};
 
 /// Loads a data set.
@@ -30,6 +30,14 @@ pub fn load(source: &DataSource) -> Result<InMemoryDataset> {
             y,
             classes,
         } => load_npz(path, x, y, *classes)?,
+        DataSource::Cifar10 { files } => memia_data::cifar::load_cifar10(files)?,
+        DataSource::Cifar100 { files, labels } => memia_data::cifar::load_cifar100(
+            files,
+            match labels {
+                Cifar100Labels::Fine => memia_data::cifar::Cifar100Labels::Fine,
+                Cifar100Labels::Coarse => memia_data::cifar::Cifar100Labels::Coarse,
+            },
+        )?,
     })
 }
 

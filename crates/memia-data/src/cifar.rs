@@ -1,4 +1,5 @@
-//! CIFAR-10 and CIFAR-100 binary batches (`data_batch_*.bin`, `test_batch.bin`, `train.bin`).
+//! CIFAR-10 and CIFAR-100 binary batches (`data_batch_*.bin`, `test_batch.bin`, `train.bin`),
+//! raw or gzipped (read as the IDX loader reads: the gzip magic bytes decide).
 
 use std::path::Path;
 
@@ -6,6 +7,9 @@ use crate::dataset::InMemoryDataset;
 use crate::error::{DataError, Result, format_error, invalid};
 
 const PIXELS: usize = 3 * 32 * 32;
+/// The largest file read: CIFAR-100's `train.bin` (50,000 records of 3,074 bytes) is 154 MB;
+/// a file (or gzip stream) that holds more is refused before it fills memory.
+const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// Which CIFAR-100 label to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,10 +52,7 @@ fn load_records<P: AsRef<Path>>(
     let (mut features, mut labels) = (Vec::new(), Vec::new());
     for file in files {
         let path = file.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = crate::idx::read_maybe_gzipped_bounded(path, MAX_FILE_BYTES)?;
         if bytes.is_empty() || bytes.len() % record != 0 {
             return Err(format_error(
                 path.display(),

@@ -43,6 +43,20 @@ pub fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// [`read_maybe_gzipped`] for files without a header that declares their size: refuses one
+/// that holds (or decompresses to) more than `limit` bytes, having read no more than that.
+pub fn read_maybe_gzipped_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    read_at_most(&mut open_maybe_gzipped(path)?, &mut out, limit + 1, path)?;
+    if out.len() as u64 > limit {
+        return Err(format_error(
+            path.display(),
+            format!("holds more than {limit} bytes (decompressed): not a data file of this kind"),
+        ));
+    }
+    Ok(out)
+}
+
 /// An IDX array of unsigned bytes: its dimensions and data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxArray {

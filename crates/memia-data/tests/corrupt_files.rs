@@ -188,6 +188,15 @@ fn cifar_batches() {
         7
     );
     assert!(message(load_cifar100(&[&path], Cifar100Labels::Fine)).contains("3074-byte"));
+    // Gzipped as the shared file is: the same samples; a cut gzip stream is named.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &ten).unwrap();
+    let gz = gz.finish().unwrap();
+    let gz_path = write(dir.path(), "data_batch_1.bin.gz", &gz);
+    let from_gz = load_cifar10(&[&gz_path]).unwrap();
+    assert_eq!(from_gz.as_slice(), load_cifar10(&[&path]).unwrap().as_slice());
+    let cut = message(load_cifar10(&[write(dir.path(), "cut.bin.gz", &gz[..gz.len() / 2])]));
+    assert!(cut.contains("cut.bin.gz"), "{cut}");
 }
 
 #[test]

@@ -126,3 +126,19 @@ fn mnist_pool_with_notmnist_canaries() {
         assert_eq!(pool.dataset.label(i), mnist.label(p.index));
     }
 }
+
+/// The shared CIFAR-10 file (`cifar10-test-jpeg.bin.gz`, gzipped CIFAR binary records), read
+/// as it is. Reference values from numpy 2.4.6: `raw = np.frombuffer(gzip.open(f).read(),
+/// np.uint8).reshape(-1, 3073)`; `np.bincount(raw[:, 0])`, `raw[:, 1:].astype(np.uint64).sum()`.
+#[test]
+fn the_shared_cifar10_file() {
+    let Some(dir) = data_dir() else {
+        return;
+    };
+    let ds = memia_data::cifar::load_cifar10(&[dir.join("cifar10-test-jpeg.bin.gz")]).unwrap();
+    assert_eq!((ds.len(), ds.feature_shape()), (10_000, &[3, 32, 32][..]));
+    assert_eq!(histogram(&ds), vec![1000; 10]);
+    assert_eq!(pixel_sum(&ds), 3_732_740_007);
+    // Records are interleaved by class (the file's README).
+    assert!((0..20).all(|i| ds.label(i) as usize == i % 10));
+}
