@@ -8,7 +8,8 @@
 #                                  # loader into .devcarry/ and .gl/ (both git-ignored)
 #   benches/gpu_check.sh device    # there, from the repository root, with .devcarry and .gl
 #                                  # carried; writes gpu.txt, smi.txt, backends.txt,
-#                                  # throughput.txt and throughput_cpu.txt to $OUT (or ./gpu-out)
+#                                  # throughput.txt, throughput_cnn.txt and throughput_cpu.txt to
+#                                  # $OUT (or ./gpu-out)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,7 @@ prepare)
   cp "$test_bin" .devcarry/bin/backends
   cp "$CARGO_TARGET_DIR/release/examples/shadow_throughput" .devcarry/bin/
   strip .devcarry/bin/* && xz -T0 -6 .devcarry/bin/*   # 59 MB each stripped, 9 MB packed
-  cp "$data"/mnist-t10k-*-ubyte.gz .devcarry/data/
+  cp "$data"/mnist-t10k-*-ubyte.gz "$data"/cifar10-test-jpeg.bin.gz .devcarry/data/
   lists=$(mktemp -d) && mkdir -p "$lists/partial"
   apt_amd64=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists="$lists")
   apt-get "${apt_amd64[@]}" update -qq
@@ -59,6 +60,8 @@ device)
     tee "$out/backends.txt"
   echo "== throughput on wgpu"
   BURN_DEVICE=wgpu timeout 240 .devcarry/bin/shadow_throughput 2>&1 | tee "$out/throughput.txt"
+  echo "== CNN throughput on wgpu (CIFAR-10)"
+  BURN_DEVICE=wgpu timeout 240 .devcarry/bin/shadow_throughput cnn 2>&1 | tee "$out/throughput_cnn.txt"
   echo "== throughput on Flex (all cores)"
   BURN_DEVICE=flex timeout 60 .devcarry/bin/shadow_throughput 2>&1 | tee "$out/throughput_cpu.txt"
   kill "$smi" 2>/dev/null || true

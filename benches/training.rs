@@ -1,6 +1,9 @@
 //! Shadow-model training throughput (criterion): MLP 784-128-10, SGD with momentum, batch 128,
 //! one epoch on 5,000-sample subsets of the MNIST test set, K = 8 models as one ensemble and one
-//! by one, with memia's fused CPU kernels (the default on Flex) and with Burn's operations. The example `shadow_throughput` prints models/s and GFLOP/s for K = 8 and 32.
+//! by one, with memia's fused CPU kernels (the default on Flex) and with Burn's operations; and
+//! the LeNet-style CNN step: 8 models, one epoch on 1,024-image halves of 2,048 CIFAR-10 images,
+//! fused and with Burn's operations. The example `shadow_throughput` prints models/s and GFLOP/s
+//! for K = 8 and 32 (`shadow_throughput cnn` for the CNN).
 
 use std::path::PathBuf;
 
@@ -68,5 +71,53 @@ fn bench_training(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_training);
+fn bench_cnn(c: &mut Criterion) {
+    let dir = std::env::var_os("MEMIA_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let Ok(cifar) = memia::data::cifar::load_cifar10(&[dir.join("cifar10-test-jpeg.bin.gz")])
+    else {
+        eprintln!(
+            "skipping: CIFAR-10 not found in {} (set MEMIA_DATA_DIR)",
+            dir.display()
+        );
+        return;
+    };
+    let n = 2048;
+    let features = cifar.to_row_major()[..n * 3072].to_vec();
+    let labels = cifar.labels()[..n].to_vec();
+    let k = 8;
+    let model: memia::models::ModelConfig = memia::models::CnnConfig::lenet().into();
+    let config = TrainingConfig {
+        epochs: 1,
+        batch_size: 128,
+        learning_rate: 0.05,
+        ..Default::default()
+    };
+    let keep = KeepMatrix::fixed_size(k, n, 0.5, 1).unwrap();
+    let members: Vec<Member> = (0..k)
+        .map(|m| Member {
+            seed: m as u64,
+            train: (0..n).filter(|&i| keep.get(m, i)).collect(),
+        })
+        .collect();
+    let device = Device::default();
+    let mut group = c.benchmark_group("train_cnn_lenet_cifar_k8");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(k as u64));
+    for (name, engine) in [("ensemble", Engine::Auto), ("burn_ensemble", Engine::Burn)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let seeds: Vec<u64> = members.iter().map(|m| m.seed).collect();
+                let mut e = Ensemble::init(&model, &[3, 32, 32], 10, &seeds, &device)
+                    .unwrap()
+                    .with_engine(engine);
+                e.train(&features, &labels, &members, &config).unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_training, bench_cnn);
 criterion_main!(benches);

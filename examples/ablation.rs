@@ -30,14 +30,13 @@ mod common;
 
 use std::time::Instant;
 
-use memia::attacks::{FittedTest, LiraConfig, MembershipTest};
+use memia::attacks::LiraConfig;
 use memia::core::Signal;
 use memia::data::Dataset;
 use memia::memorization::{MemorizationConfig, Outcome};
-use memia::metrics::{Direction, RocCurve, RocSummary, TprAtFpr, median};
+use memia::metrics::{RocSummary, median};
 use memia::models::Query;
 use memia::shadow::{InclusionScheme, Plan, RunDir};
-use ndarray::Axis;
 
 const SEED: u64 = 7;
 const TARGETS: usize = 4;
@@ -121,39 +120,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Outcome::Correct,
                 )?;
             for (attack_name, attack) in &attacks {
-                let fitted = attack.fit(
-                    &keep.select_models(&used)?,
-                    phi.select(Axis(0), &used).view(),
-                )?;
-                let scores: Vec<Vec<f64>> = targets
-                    .iter()
-                    .map(|&t| fitted.score(phi.index_axis(Axis(0), t)).map(|s| s.to_vec()))
-                    .collect::<Result<_, _>>()?;
-                if attack_name.starts_with("online, global") && m >= 16 {
-                    let chosen: Vec<usize> = (0..n).filter(|&i| mem.score[i] >= 0.8).collect();
-                    let letters: Vec<usize> =
-                        chosen.iter().copied().filter(|&i| i >= DIGITS).collect();
-                    let (s, y): (Vec<f64>, Vec<bool>) = targets
-                        .iter()
-                        .flat_map(|&t| {
-                            let scores = &scores[t];
-                            letters.iter().map(move |&i| {
-                                let v = scores[i];
-                                (if v.is_nan() { f64::MIN } else { v }, keep.get(t, i))
-                            })
-                        })
-                        .unzip();
-                    let letters_tpr = RocCurve::new(&s, &y, Direction::HigherIsMember)
-                        .ok()
-                        .and_then(|r| r.summary(&[1e-3], TprAtFpr::LiraStrict).ok())
-                        .and_then(|s| s.at(1e-3).cloned())
-                        .map_or("no curve".into(), |p| {
+                let audit = common::Targets {
+                    keep,
+                    phi: &phi,
+                    targets: targets.clone(),
+                };
+                let scores = audit.scores(attack, &used)?;
+                let all: Vec<usize> = (0..TARGETS).collect();
+                // The pooled TPR at 0.1% FPR as text ("n/m" where not measurable).
+                let tpr_text = |s: Option<RocSummary>| {
+                    s.as_ref()
+                        .and_then(|s| s.at(1e-3))
+                        .map_or("no curve".to_string(), |p| {
                             if p.measurable {
                                 format!("{:.3} [{:.3}, {:.3}]", p.tpr, p.tpr_lower, p.tpr_upper)
                             } else {
                                 "n/m".into()
                             }
-                        });
+                        })
+                };
+                if attack_name.starts_with("online, global") && m >= 16 {
+                    let chosen: Vec<usize> = (0..n).filter(|&i| mem.score[i] >= 0.8).collect();
+                    let letters: Vec<usize> =
+                        chosen.iter().copied().filter(|&i| i >= DIGITS).collect();
+                    let letters_tpr = tpr_text(audit.summary(&scores, &all, &letters));
                     let (mut outside, mut lucky) = (0usize, 0usize);
                     for &t in &targets {
                         for &i in &chosen {
@@ -173,26 +163,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for threshold in [0.8, 0.5] {
                     let chosen: Vec<usize> =
                         (0..n).filter(|&i| mem.score[i] >= threshold).collect();
-                    let summary = |ts: &[usize]| -> Option<RocSummary> {
-                        let (s, y): (Vec<f64>, Vec<bool>) = ts
-                            .iter()
-                            .flat_map(|&t| {
-                                let scores = &scores[t];
-                                chosen.iter().map(move |&i| {
-                                    let v = scores[i];
-                                    (if v.is_nan() { f64::MIN } else { v }, keep.get(t, i))
-                                })
-                            })
-                            .unzip();
-                        RocCurve::new(&s, &y, Direction::HigherIsMember)
-                            .ok()?
-                            .summary(&[1e-3], TprAtFpr::LiraStrict)
-                            .ok()
-                    };
-                    let pooled = summary(&targets);
-                    let mut each: Vec<f64> = targets
+                    let summary = |which: &[usize]| audit.summary(&scores, which, &chosen);
+                    let pooled = summary(&all);
+                    let mut each: Vec<f64> = all
                         .iter()
-                        .filter_map(|&t| summary(&[t]))
+                        .filter_map(|&w| summary(&[w]))
                         .filter_map(|s| s.at(1e-3).filter(|p| p.measurable).map(|p| p.tpr))
                         .collect();
                     let per_target = if each.len() == TARGETS {
@@ -207,16 +182,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     } else {
                         format!("n/m for {} of {TARGETS}", TARGETS - each.len())
                     };
-                    let pooled_text = pooled.as_ref().and_then(|s| s.at(1e-3)).map_or(
-                        "no curve".to_string(),
-                        |p| {
-                            if p.measurable {
-                                format!("{:.3} [{:.3}, {:.3}]", p.tpr, p.tpr_lower, p.tpr_upper)
-                            } else {
-                                "n/m".into()
-                            }
-                        },
-                    );
+                    let pooled_text = tpr_text(pooled.clone());
                     println!(
                         "{name:<7} {attack_name:<24} {m:>6} {threshold:>9} {:>10} | {pooled_text:>27} | {per_target:>22}",
                         chosen.len()

@@ -27,13 +27,13 @@ mod common;
 
 use std::time::Instant;
 
-use memia::attacks::{FittedTest, LiraConfig, MembershipTest};
+use memia::attacks::LiraConfig;
 use memia::core::Signal;
 use memia::data::Dataset;
 use memia::memorization::{MemorizationConfig, Outcome};
-use memia::metrics::{Direction, RocCurve, RocSummary, TprAtFpr};
+use memia::metrics::RocSummary;
 use memia::shadow::{InclusionScheme, Plan, RunDir};
-use ndarray::{Array1, Axis};
+use ndarray::Array1;
 
 const SEED: u64 = 2026;
 const TARGETS: usize = 8;
@@ -84,35 +84,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let targets: Vec<usize> = (0..TARGETS).collect();
     let shadows: Vec<usize> = (TARGETS..models).collect();
 
-    // Scores of `attack` fitted on `fit_models`, for every target; NaN where not judgeable.
-    let scores_of = |attack: &LiraConfig,
-                     fit_models: &[usize]|
-     -> Result<Vec<Array1<f64>>, Box<dyn std::error::Error>> {
-        let fitted = attack.fit(
-            &keep.select_models(fit_models)?,
-            phi.select(Axis(0), fit_models).view(),
-        )?;
-        Ok(targets
-            .iter()
-            .map(|&t| fitted.score(phi.index_axis(Axis(0), t)))
-            .collect::<Result<_, _>>()?)
+    let audit = common::Targets {
+        keep,
+        phi: &phi,
+        targets: targets.clone(),
     };
-    // The pooled (sample, target) pairs of `samples`: unjudgeable ones are not detected.
-    let pooled = |scores: &[Array1<f64>], samples: &[usize]| -> Option<RocSummary> {
-        let (s, m): (Vec<f64>, Vec<bool>) = targets
-            .iter()
-            .flat_map(|&t| {
-                samples.iter().map(move |&i| {
-                    let v = scores[t][i];
-                    (if v.is_nan() { f64::MIN } else { v }, keep.get(t, i))
-                })
-            })
-            .unzip();
-        RocCurve::new(&s, &m, Direction::HigherIsMember)
-            .ok()?
-            .summary(&[1e-3], TprAtFpr::LiraStrict)
-            .ok()
-    };
+    let scores_of = |attack: &LiraConfig, fit: &[usize]| audit.scores(attack, fit);
+    let pooled = |scores: &[Array1<f64>], samples: &[usize]| audit.pooled(scores, samples);
     let memorization = |fit_models: &[usize]| {
         MemorizationConfig::default()
             .allow_missing()
@@ -137,7 +115,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "blind audit (online LiRA, per-sample variance, {SHADOWS} shadow models, {TARGETS} targets pooled): all samples AUROC {:.4}, TPR@0.1%FPR {}; attack {blind_attack_seconds:.2} s",
         blind_all.auroc,
-        tpr(&blind_all)
+        common::tpr(&blind_all)
     );
     println!(
         "oracle candidates (memorization >= {THRESHOLD} from all {SHADOWS} shadow models): {} samples ({} letters)",
@@ -149,7 +127,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cell = |s: &Option<RocSummary>| {
         s.as_ref()
             .map_or("no members and non-members".to_string(), |s| {
-                format!("{:.4}  {}", s.auroc, tpr(s))
+                format!("{:.4}  {}", s.auroc, common::tpr(s))
             })
     };
     let variants = [
@@ -221,7 +199,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for (v, f) in focused.iter().enumerate() {
                 if matched[table][v].is_none()
                     && let (Some(f), Some(b)) = (f, &blind_same)
-                    && matches(f, b)
+                    && common::matches(f, b)
                 {
                     matched[table][v] = Some(*m);
                 }
@@ -261,21 +239,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
-}
-
-/// The TPR at 0.1% FPR with its interval, or "n/m" (not measurable).
-fn tpr(s: &RocSummary) -> String {
-    match s.at(1e-3) {
-        Some(p) if p.measurable => format!("{:.3} [{:.3}, {:.3}]", p.tpr, p.tpr_lower, p.tpr_upper),
-        _ => format!("n/m ({} non-members)", s.negatives),
-    }
-}
-
-/// The focused audit matches the blind one: AUROC within 0.005, TPR at 0.1% FPR at least the
-/// blind audit's lower 95% bound (both measurable).
-fn matches(focused: &RocSummary, blind: &RocSummary) -> bool {
-    let (Some(f), Some(b)) = (focused.at(1e-3), blind.at(1e-3)) else {
-        return false;
-    };
-    f.measurable && b.measurable && focused.auroc >= blind.auroc - 0.005 && f.tpr >= b.tpr_lower
 }

@@ -3,23 +3,41 @@
 //! batched ensemble and one by one. Prints models/s and GFLOP/s (6 x batch x multiply-adds per
 //! model-step: forward, and the two products of the backward pass).
 //!
-//! Run: `cargo run --release --example shadow_throughput [DATA_DIR]` (default `$MEMIA_DATA_DIR`,
-//! then `../shared/data`). `BURN_DEVICE` selects the Burn device (default Flex).
+//! With `cnn` as the first argument, the convolutional workload instead: memia's LeNet-style CNN
+//! (5x5 "same" convolutions of 6 and 16 channels, 2x2 max pooling, dense 1024-120-84-10) on 5,000
+//! CIFAR-10 images (`cifar10-test-jpeg.bin.gz`), each model one epoch on its 2,500-image half
+//! (SGD momentum 0.9, rate 0.05, batch 128) and then its logits on the 5,000 images, as
+//! `benches/python/cnn_torch.py` measures PyTorch; GFLOP/s = 2 x multiply-adds x (3 per training
+//! sample + 1 per inferred one).
+//!
+//! Run: `cargo run --release --example shadow_throughput [cnn] [DATA_DIR]` (default
+//! `$MEMIA_DATA_DIR`, then `../shared/data`). `BURN_DEVICE` selects the Burn device (default Flex).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use memia::core::KeepMatrix;
 use memia::data::Dataset;
+use memia::data::cifar::load_cifar10;
 use memia::data::idx::load_idx;
-use memia::models::{Device, Engine, Ensemble, Member, MlpConfig, ModelError, TrainingConfig};
+use memia::models::{
+    CnnConfig, Device, Engine, Ensemble, Member, MlpConfig, ModelError, TrainingConfig,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args()
-        .nth(1)
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let cnn = args.first().is_some_and(|a| a == "cnn");
+    if cnn {
+        args.remove(0);
+    }
+    let dir = args
+        .first()
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("MEMIA_DATA_DIR").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("../shared/data"));
+    if cnn {
+        return cnn_workload(&dir);
+    }
     let mnist = load_idx(
         dir.join("mnist-t10k-images-idx3-ubyte.gz"),
         dir.join("mnist-t10k-labels-idx1-ubyte.gz"),
@@ -86,6 +104,70 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut fused = false;
             for chunk in members.chunks(group) {
                 fused = train(engine, chunk)?;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            let mode = match group {
+                1 => "one by one".to_string(),
+                g => format!("groups of {g}"),
+            };
+            let engine = if fused { "fused" } else { "burn" };
+            println!(
+                "{k:>4} {engine:>6} {mode:>13} {secs:>9.2} {:>10.2} {:>9.1}",
+                k as f64 / secs,
+                flops / secs / 1e9
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The CNN workload (see the module documentation).
+fn cnn_workload(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let cifar = load_cifar10(&[dir.join("cifar10-test-jpeg.bin.gz")])?;
+    let n = 5000;
+    let features = cifar.to_row_major()[..n * 3072].to_vec();
+    let labels = cifar.labels()[..n].to_vec();
+    let model = CnnConfig::lenet();
+    let config = TrainingConfig {
+        epochs: 1,
+        batch_size: 128,
+        learning_rate: 0.05,
+        ..Default::default()
+    };
+    let device = Device::default();
+    let macs = model.forward_macs([3, 32, 32], 10) as f64;
+    println!(
+        "device {device:?}; LeNet-style CNN 3x32x32 -> 6, 16 channels (5x5) -> 120-84-10, batch 128, 1 epoch on 2,500-image halves of {n} CIFAR-10 images, then logits on all {n}"
+    );
+    println!(
+        "{:>4} {:>6} {:>13} {:>9} {:>10} {:>9}",
+        "K", "engine", "mode", "seconds", "models/s", "GFLOP/s"
+    );
+    for k in [8usize, 32] {
+        let keep = KeepMatrix::fixed_size(k, n, 0.5, 1)?;
+        let members: Vec<Member> = (0..k)
+            .map(|m| Member {
+                seed: m as u64,
+                train: (0..n).filter(|&i| keep.get(m, i)).collect(),
+            })
+            .collect();
+        let trained: usize = members.iter().map(|m| m.train.len()).sum();
+        let flops = 2.0 * macs * (3.0 * trained as f64 + (k * n) as f64);
+        let mut modes = vec![(Engine::Auto, 8), (Engine::Auto, 1)];
+        if k == 8 {
+            modes.push((Engine::Burn, 8));
+        }
+        for (engine, group) in modes {
+            let start = Instant::now();
+            let mut fused = false;
+            for chunk in members.chunks(group) {
+                let seeds: Vec<u64> = chunk.iter().map(|m| m.seed).collect();
+                let mut ensemble =
+                    Ensemble::init(&model.clone().into(), &[3, 32, 32], 10, &seeds, &device)?
+                        .with_engine(engine);
+                ensemble.train(&features, &labels, chunk, &config)?;
+                ensemble.predict(&features)?;
+                fused = ensemble.uses_fused_kernels();
             }
             let secs = start.elapsed().as_secs_f64();
             let mode = match group {

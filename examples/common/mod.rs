@@ -1,11 +1,17 @@
-//! What the MNIST examples share: the data directory and the paper's pool of MNIST digits with
-//! notMNIST letters as out-of-distribution canaries.
+//! What the examples of the paper's experiments share: the data directory, the pool of MNIST
+//! digits with notMNIST letters as out-of-distribution canaries, the paper-setting MLP, and
+//! audits pooled over target models. Not every example uses every piece.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
+use memia::attacks::{FittedTest, LiraConfig, MembershipTest};
+use memia::core::KeepMatrix;
 use memia::data::idx::load_idx;
 use memia::data::{CanarySource, LabelPolicy, Pool, PoolBuilder};
+use memia::metrics::{Direction, RocCurve, RocSummary, TprAtFpr};
 use memia::models::{Augmentation, BurnTrainer, MlpConfig, TrainingConfig};
+use ndarray::{Array1, Array3, Axis};
 
 /// The data directory: the first argument, else `$MEMIA_DATA_DIR`.
 pub fn data_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
@@ -65,4 +71,83 @@ pub fn mlp_trainer(epochs: usize, max_shift: usize) -> BurnTrainer {
         },
         8,
     )
+}
+
+/// A run's target models and their `phi` signals, for audits whose (sample, target) pairs are
+/// pooled into one ROC curve.
+pub struct Targets<'a> {
+    /// Who trained on what (all models of the run).
+    pub keep: &'a KeepMatrix,
+    /// Every model's `phi`, K x N x A.
+    pub phi: &'a Array3<f64>,
+    /// The target models.
+    pub targets: Vec<usize>,
+}
+
+impl Targets<'_> {
+    /// Each target's scores (in the order of `targets`) by `attack` fitted on `shadows`; NaN
+    /// where the shadows cannot judge a sample.
+    pub fn scores(
+        &self,
+        attack: &LiraConfig,
+        shadows: &[usize],
+    ) -> Result<Vec<Array1<f64>>, Box<dyn std::error::Error>> {
+        let fitted = attack.fit(
+            &self.keep.select_models(shadows)?,
+            self.phi.select(Axis(0), shadows).view(),
+        )?;
+        Ok(self
+            .targets
+            .iter()
+            .map(|&t| fitted.score(self.phi.index_axis(Axis(0), t)))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The ROC summary (TPR at 0.1% FPR) of the pairs of `samples` and the targets at positions
+    /// `which` of `targets`: unjudgeable samples count as not detected. None when the pairs hold
+    /// one class only.
+    pub fn summary(
+        &self,
+        scores: &[Array1<f64>],
+        which: &[usize],
+        samples: &[usize],
+    ) -> Option<RocSummary> {
+        let (s, m): (Vec<f64>, Vec<bool>) = which
+            .iter()
+            .flat_map(|&w| {
+                let t = self.targets[w];
+                samples.iter().map(move |&i| {
+                    let v = scores[w][i];
+                    (if v.is_nan() { f64::MIN } else { v }, self.keep.get(t, i))
+                })
+            })
+            .unzip();
+        RocCurve::new(&s, &m, Direction::HigherIsMember)
+            .ok()?
+            .summary(&[1e-3], TprAtFpr::LiraStrict)
+            .ok()
+    }
+
+    /// [`Targets::summary`] over every target.
+    pub fn pooled(&self, scores: &[Array1<f64>], samples: &[usize]) -> Option<RocSummary> {
+        let all: Vec<usize> = (0..self.targets.len()).collect();
+        self.summary(scores, &all, samples)
+    }
+}
+
+/// The TPR at 0.1% FPR with its interval, or "n/m" (not measurable) and the non-members.
+pub fn tpr(s: &RocSummary) -> String {
+    match s.at(1e-3) {
+        Some(p) if p.measurable => format!("{:.3} [{:.3}, {:.3}]", p.tpr, p.tpr_lower, p.tpr_upper),
+        _ => format!("n/m ({} non-members)", s.negatives),
+    }
+}
+
+/// A focused audit matches a blind one: AUROC within 0.005, TPR at 0.1% FPR at least the blind
+/// audit's lower 95% bound (both measurable).
+pub fn matches(focused: &RocSummary, blind: &RocSummary) -> bool {
+    let (Some(f), Some(b)) = (focused.at(1e-3), blind.at(1e-3)) else {
+        return false;
+    };
+    f.measurable && b.measurable && focused.auroc >= blind.auroc - 0.005 && f.tpr >= b.tpr_lower
 }

@@ -227,7 +227,7 @@ pub(crate) struct DeviceArgs {
     /// Models trained together in one batched pass.
     #[arg(long)]
     pub(crate) group_size: Option<usize>,
-    /// `auto` (memia's fused CPU kernels for MLPs on `cpu`, Burn otherwise) or `burn` (Burn's
+    /// `auto` (memia's fused CPU kernels for MLPs and CNNs on `cpu`, Burn otherwise) or `burn` (Burn's
     /// operations always).
     #[arg(long)]
     pub(crate) engine: Option<memia_models::Engine>,

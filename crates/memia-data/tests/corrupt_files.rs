@@ -194,8 +194,15 @@ fn cifar_batches() {
     let gz = gz.finish().unwrap();
     let gz_path = write(dir.path(), "data_batch_1.bin.gz", &gz);
     let from_gz = load_cifar10(&[&gz_path]).unwrap();
-    assert_eq!(from_gz.as_slice(), load_cifar10(&[&path]).unwrap().as_slice());
-    let cut = message(load_cifar10(&[write(dir.path(), "cut.bin.gz", &gz[..gz.len() / 2])]));
+    assert_eq!(
+        from_gz.as_slice(),
+        load_cifar10(&[&path]).unwrap().as_slice()
+    );
+    let cut = message(load_cifar10(&[write(
+        dir.path(),
+        "cut.bin.gz",
+        &gz[..gz.len() / 2],
+    )]));
     assert!(cut.contains("cut.bin.gz"), "{cut}");
 }
 

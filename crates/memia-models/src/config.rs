@@ -63,6 +63,23 @@ pub struct CnnConfig {
 }
 
 impl CnnConfig {
+    /// Multiply-adds of one sample's forward pass on `[c, h, w]` images with `classes`
+    /// outputs: each "same" convolution `h w cout cin k^2` (pooling halves h and w after it),
+    /// then the dense layers. The throughput figures count FLOPs as 2 per multiply-add.
+    pub fn forward_macs(&self, [c, h, w]: [usize; 3], classes: usize) -> usize {
+        let (mut c, mut h, mut w, mut macs) = (c, h, w, 0);
+        for &out in &self.channels {
+            macs += h * w * out * c * self.kernel * self.kernel;
+            (c, h, w) = (out, h / 2, w / 2);
+        }
+        let mut width = c * h * w;
+        for &next in self.hidden.iter().chain(std::iter::once(&classes)) {
+            macs += width * next;
+            width = next;
+        }
+        macs
+    }
+
     /// LeNet-style: convolutions of 6 and 16 channels, kernel 5, dense 120 and 84.
     pub fn lenet() -> Self {
         CnnConfig {
@@ -297,7 +314,8 @@ pub struct Member {
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
     /// The fastest path for the device and model: memia's fused CPU kernels for dense models
-    /// (MLPs, logistic regression) on the Flex device, Burn's tensor operations otherwise.
+    /// (MLPs, logistic regression) and LeNet-style CNNs on the Flex device, Burn's tensor
+    /// operations otherwise.
     #[default]
     Auto,
     /// Burn's tensor operations and autodiff on every device (to compare backends, or to check
@@ -308,12 +326,16 @@ pub enum Engine {
 impl Engine {
     /// Whether this engine runs memia's fused CPU kernels for a model on `device`.
     pub fn uses_fused_kernels(self, model: &ModelConfig, device: &Device) -> bool {
-        self.fuses(matches!(model, ModelConfig::Mlp(_)), device)
+        self.fuses(
+            matches!(model, ModelConfig::Mlp(_) | ModelConfig::Cnn(_)),
+            device,
+        )
     }
 
-    /// Whether the fused kernels run a network that is `dense` (only dense layers) on `device`.
-    pub(crate) fn fuses(self, dense: bool, device: &Device) -> bool {
-        self == Engine::Auto && dense && *device == Device::flex()
+    /// Whether the fused kernels run a network they `support` (dense layers, LeNet-style
+    /// convolution stages) on `device`.
+    pub(crate) fn fuses(self, supported: bool, device: &Device) -> bool {
+        self == Engine::Auto && supported && *device == Device::flex()
     }
 }
 

@@ -4,17 +4,24 @@
 //! model and reused by every step, the products through `gemm`, the models of a group in
 //! parallel.
 //!
-//! **Convolutions as products (im2col).** A stage's input is kept pixel-major (`[b, h, w, c]`):
-//! each output pixel's receptive field is gathered into one row of a patch matrix
-//! (`[b h w, c k k]`, columns in the weights' `(in channel, row, column)` order, zeros outside
-//! the image), and the convolution is one product with the weights (`[out, c k k]`) for the
-//! whole minibatch. Chosen by measurement on this workload over a direct convolution and
-//! Winograd: the patch matrix of the first stage (75 columns) is small enough to stay cheap to
-//! write, one large product runs near the GEMM kernels' peak where per-image products of 6 or
-//! 16 output channels did not, and the backward pass reuses the same matrix (the weight
-//! gradient is one more product with it, the input gradient a product and a scatter back,
-//! "col2im"). Winograd's F(2x2, 5x5) saves multiplications but not at 6 and 16 channels, where
-//! the transforms cost as much as the products.
+//! **Convolutions as products (im2col), one image at a time.** A stage's input is kept
+//! pixel-major (`[h, w, c]` per image): each output pixel's receptive field is gathered into one
+//! row of a patch matrix (`[h w, k k c]`; columns in `(row, column, channel)` order, so that a
+//! window row is one contiguous copy of `k c` values; zeros outside the image), and the
+//! convolution is one product with the weights, kept during training in the same column order
+//! (`[out, k k c]`, converted from and back to Burn's `(channel, row, column)` order once per
+//! `train` call). Chosen by measurement on this workload: gathering the whole minibatch's patches
+//! (75 columns per pixel for the first stage: 39 MB for 128 CIFAR images) made training and
+//! inference memory-bound at about a tenth of the GEMM kernels' speed; one image's patches (300 KB)
+//! stay in the core's cache, are written at copy speed, and are gathered again in the backward
+//! pass rather than kept. The weight gradient is the sum over images of one product each, the
+//! input gradient a product and a scatter back ("col2im"). Winograd's F(2x2, 5x5) saves
+//! multiplications, but at 3 to 16 channels its transforms cost as much as the products.
+//!
+//! One image's products are too small to split across cores (splitting them made a single
+//! model four times slower), so they always run on the model's own core; the dense layers'
+//! minibatch products are split when the group has fewer models than cores, as in the dense
+//! kernels.
 //!
 //! **ReLU and pooling** are one pass: the maximum of each 2 x 2 window of the convolution's
 //! output (floor for odd sizes, as Burn's and PyTorch's pooling), clamped at zero, with the
@@ -96,7 +103,9 @@ pub(crate) fn train(
         .par_iter_mut()
         .zip(members.par_iter())
         .for_each(|(model, member)| {
-            train_one(model, shape, features, labels, member, config, augment, par)
+            reorder_convolutions(model, shape, true);
+            train_one(model, shape, features, labels, member, config, augment, par);
+            reorder_convolutions(model, shape, false);
         });
 }
 
@@ -113,6 +122,8 @@ pub(crate) fn predict(models: &[DenseParams], shape: &CnnShape, features: &[f32]
     out.par_chunks_mut(n * classes)
         .zip(models.par_iter())
         .for_each(|(out, model)| {
+            let mut model = model.clone();
+            reorder_convolutions(&mut model, shape, true);
             let mut net = Buffers::new(shape, CHUNK.min(n));
             for (rows, dst) in features
                 .chunks(CHUNK * d)
@@ -122,28 +133,49 @@ pub(crate) fn predict(models: &[DenseParams], shape: &CnnShape, features: &[f32]
                 for (sample, src) in rows.chunks_exact(d).enumerate() {
                     net.put_sample(shape, sample, src);
                 }
-                net.forward(model, shape, r, par);
+                net.forward(&model, shape, r, par);
                 dst.copy_from_slice(&net.dense.logits[..r * classes]);
             }
         });
     out
 }
 
+/// Converts the convolutions' weights between Burn's column order `(channel, row, column)`
+/// (`to_spatial = false`) and the kernels' `(row, column, channel)`.
+fn reorder_convolutions(model: &mut DenseParams, shape: &CnnShape, to_spatial: bool) {
+    for (st, (weight, _)) in shape.stages.iter().zip(model.layers.iter_mut()) {
+        let (c, kk) = (st.cin, st.k * st.k);
+        let old = weight.clone();
+        for (o, row) in weight.chunks_exact_mut(c * kk).enumerate() {
+            let src = &old[o * c * kk..(o + 1) * c * kk];
+            for ch in 0..c {
+                for p in 0..kk {
+                    if to_spatial {
+                        row[p * c + ch] = src[ch * kk + p];
+                    } else {
+                        row[ch * kk + p] = src[p * c + ch];
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One model's buffers for a minibatch of up to `b` samples.
 struct Buffers {
     /// Each stage's input, pixel-major `[b, h, w, cin]` (stage s > 0: stage s - 1's output).
     input: Vec<Vec<f32>>,
-    /// Each stage's patch matrix `[b h w, cin k k]`.
+    /// Each stage's patch matrix of one image `[h w, k k cin]` (and slack).
     patches: Vec<Vec<f32>>,
-    /// Each stage's convolution output (before ReLU and pooling) `[b h w, cout]`.
+    /// Each stage's zero-padded image (see [`im2col`]).
+    padded: Vec<Vec<f32>>,
+    /// Each stage's convolution output of one image (before ReLU and pooling) `[h w, cout]`.
     conv: Vec<Vec<f32>>,
-    /// Each stage's pooled output's source: the index in `conv` of each window's maximum,
+    /// Each stage's pooling: the index, in its image's `conv`, of each window's maximum,
     /// `[b, h/2, w/2, cout]`.
     argmax: Vec<Vec<u32>>,
-    /// The last stage's pooled output, pixel-major (its gradient is reordered through it).
+    /// The last stage's pooled output, pixel-major.
     last: Vec<f32>,
-    /// One sample in the data's channel-major layout, before reordering.
-    sample: Vec<f32>,
     /// The dense layers' activations (`layers[0]`: the flattened last stage).
     dense: Activations,
 }
@@ -159,23 +191,23 @@ impl Buffers {
                 .collect(),
             patches: stages
                 .iter()
-                .map(|s| vec![0f32; b * s.pixels() * s.columns()])
+                .map(|s| vec![0f32; s.pixels() * s.columns() + SLACK])
                 .collect(),
+            padded: stages.iter().map(|s| vec![0f32; padded_len(s)]).collect(),
             conv: stages
                 .iter()
-                .map(|s| vec![0f32; b * s.pixels() * s.cout])
+                .map(|s| vec![0f32; s.pixels() * s.cout])
                 .collect(),
             argmax: stages
                 .iter()
                 .map(|s| vec![0u32; b * s.pooled() * s.cout])
                 .collect(),
             last: vec![0f32; b * last.pooled() * last.cout],
-            sample: vec![0f32; shape.inputs()],
             dense: Activations::new(&shape.dense, b),
         }
     }
 
-    /// Writes one sample (channel-major `[c, h, w]`) as row `sample` of the first stage's
+    /// Writes one sample (channel-major `[c, h, w]`) as image `sample` of the first stage's
     /// pixel-major input.
     fn put_sample(&mut self, shape: &CnnShape, sample: usize, src: &[f32]) {
         let s = shape.stages[0];
@@ -188,55 +220,39 @@ impl Buffers {
         }
     }
 
-    /// Forward pass of the first `r` samples of the first stage's input.
+    /// Forward pass of the first `r` images of the first stage's input (weights in the kernels'
+    /// column order).
     fn forward(&mut self, model: &DenseParams, shape: &CnnShape, r: usize, par: Parallelism) {
         let stages = &shape.stages;
-        for (si, st) in stages.iter().enumerate() {
-            let (weight, bias) = &model.layers[si];
-            let (rows, cols) = (r * st.pixels(), st.columns());
-            im2col(&self.input[si], &mut self.patches[si], st, r);
-            let conv = &mut self.conv[si][..rows * st.cout];
-            for row in conv.chunks_exact_mut(st.cout) {
-                row.copy_from_slice(bias);
-            }
-            matmul(
-                conv,
-                true,
-                &self.patches[si][..rows * cols],
-                false,
-                weight,
-                true,
-                [rows, st.cout, cols],
-                par,
-            );
-            // ReLU and 2 x 2 max pooling into the next stage's input (or `last`).
-            let (ph, pw, c) = (st.h / 2, st.w / 2, st.cout);
-            let argmax = &mut self.argmax[si];
-            let out: &mut [f32] = if si + 1 < stages.len() {
-                &mut self.input[si + 1]
-            } else {
-                &mut self.last
-            };
-            for n in 0..r {
-                for y in 0..ph {
-                    for x in 0..pw {
-                        let o = ((n * ph + y) * pw + x) * c;
-                        let base = |dy: usize, dx: usize| {
-                            ((n * st.h + 2 * y + dy) * st.w + 2 * x + dx) * c
-                        };
-                        let corners = [base(0, 0), base(0, 1), base(1, 0), base(1, 1)];
-                        for ch in 0..c {
-                            let mut best = corners[0] + ch;
-                            for &corner in &corners[1..] {
-                                if conv[corner + ch] > conv[best] {
-                                    best = corner + ch;
-                                }
-                            }
-                            argmax[o + ch] = best as u32;
-                            out[o + ch] = conv[best].max(0.0);
-                        }
-                    }
-                }
+        for n in 0..r {
+            for (si, st) in stages.iter().enumerate() {
+                let (weight, bias) = &model.layers[si];
+                let (px, cols, c) = (st.pixels(), st.columns(), st.cout);
+                let image = &self.input[si][n * px * st.cin..(n + 1) * px * st.cin];
+                im2col(image, &mut self.padded[si], &mut self.patches[si], st);
+                let conv = &mut self.conv[si];
+                matmul(
+                    conv,
+                    false,
+                    &self.patches[si],
+                    false,
+                    weight,
+                    true,
+                    [px, c, cols],
+                    Parallelism::None,
+                );
+                // Bias, ReLU and 2 x 2 max pooling into the next stage's input (or `last`):
+                // the bias is the same for a window's four values, so it is added to the
+                // maximum.
+                let (ph, pw) = (st.h / 2, st.w / 2);
+                let argmax = &mut self.argmax[si][n * ph * pw * c..(n + 1) * ph * pw * c];
+                let out: &mut [f32] = if si + 1 < stages.len() {
+                    &mut self.input[si + 1]
+                } else {
+                    &mut self.last
+                };
+                let out = &mut out[n * ph * pw * c..(n + 1) * ph * pw * c];
+                pool(conv, out, argmax, bias, st);
             }
         }
         // Flatten the last stage channel-major, as Burn's engine does.
@@ -255,66 +271,123 @@ impl Buffers {
     }
 }
 
-/// The patch matrix of `r` samples of a pixel-major input: row `(n, y, x)`, column
-/// `(channel, dy, dx)`, zero where the window leaves the image ("same" padding).
-fn im2col(input: &[f32], patches: &mut [f32], st: &Stage, r: usize) {
-    let (h, w, c, k) = (st.h, st.w, st.cin, st.k);
-    let pad = k / 2;
-    let cols = st.columns();
-    for n in 0..r {
-        for y in 0..h {
-            for x in 0..w {
-                let row = &mut patches[((n * h + y) * w + x) * cols..][..cols];
-                for dy in 0..k {
-                    let yy = y as isize + dy as isize - pad as isize;
-                    for dx in 0..k {
-                        let xx = x as isize + dx as isize - pad as isize;
-                        let inside = yy >= 0 && yy < h as isize && xx >= 0 && xx < w as isize;
-                        let src = if inside {
-                            ((n * h + yy as usize) * w + xx as usize) * c
-                        } else {
-                            0
-                        };
-                        for ch in 0..c {
-                            row[ch * k * k + dy * k + dx] =
-                                if inside { input[src + ch] } else { 0.0 };
-                        }
-                    }
-                }
+/// Bias, ReLU and 2 x 2 max pooling of one image's convolution output `conv` (`[h w, c]`):
+/// `out` (`[h/2, w/2, c]`) gets `max(0, max(window) + bias)`, `argmax` the index in `conv` of
+/// the window's maximum (the first of equal ones). Branch-free, so that it vectorises.
+fn pool(conv: &[f32], out: &mut [f32], argmax: &mut [u32], bias: &[f32], st: &Stage) {
+    let (w, c) = (st.w, st.cout);
+    let (ph, pw) = (st.h / 2, st.w / 2);
+    for y in 0..ph {
+        let top = &conv[2 * y * w * c..(2 * y + 1) * w * c];
+        let bottom = &conv[(2 * y + 1) * w * c..(2 * y + 2) * w * c];
+        for x in 0..pw {
+            let o = (y * pw + x) * c;
+            let (a, b) = (
+                &top[2 * x * c..(2 * x + 1) * c],
+                &top[(2 * x + 1) * c..(2 * x + 2) * c],
+            );
+            let (d, e) = (
+                &bottom[2 * x * c..(2 * x + 1) * c],
+                &bottom[(2 * x + 1) * c..(2 * x + 2) * c],
+            );
+            let base = (2 * y * w + 2 * x) * c;
+            let offsets = [0, c, w * c, w * c + c].map(|v| (base + v) as u32);
+            for (ch, ((((out, arg), &bias), (&va, &vb)), (&vd, &ve))) in out[o..o + c]
+                .iter_mut()
+                .zip(&mut argmax[o..o + c])
+                .zip(bias)
+                .zip(a.iter().zip(b))
+                .zip(d.iter().zip(e))
+                .enumerate()
+            {
+                let (mut best, mut at) = (va, offsets[0]);
+                let take = vb > best;
+                best = if take { vb } else { best };
+                at = if take { offsets[1] } else { at };
+                let take = vd > best;
+                best = if take { vd } else { best };
+                at = if take { offsets[2] } else { at };
+                let take = ve > best;
+                best = if take { ve } else { best };
+                at = if take { offsets[3] } else { at };
+                *arg = at + ch as u32;
+                *out = (best + bias).max(0.0);
             }
         }
     }
 }
 
-/// Adds each row of the patch gradient back to the input pixels it was gathered from: the
-/// input gradient of a convolution ("col2im").
-fn col2im(patches: &[f32], input: &mut [f32], st: &Stage, r: usize) {
+/// Slack after a patch matrix and a padded image, so that [`copy_run`] may copy whole blocks.
+const SLACK: usize = 8;
+
+/// Copies `src[..len]` to `dst[..len]` in blocks of 8 values, the last block whole: up to 7
+/// values past `len` are written (and read), which the callers allow (the next segment
+/// overwrites them, or the buffers' slack takes them). Short runs are copied as vector moves, not
+/// through `memcpy`.
+#[inline(always)]
+fn copy_run(dst: &mut [f32], src: &[f32], len: usize) {
+    let mut i = 0;
+    while i < len {
+        let block: [f32; 8] = src[i..i + 8].try_into().expect("8 values");
+        dst[i..i + 8].copy_from_slice(&block);
+        i += 8;
+    }
+}
+
+/// One image zero-padded by `k / 2` on every side, pixel-major, with slack.
+fn padded_len(st: &Stage) -> usize {
+    let pad = st.k / 2;
+    (st.h + 2 * pad) * (st.w + 2 * pad) * st.cin + SLACK
+}
+
+/// The patch matrix of one pixel-major image: row `(y, x)`, column `(dy, dx, channel)`, zero
+/// where the window leaves the image ("same" padding). The image is first copied into the
+/// interior of `padded` (whose border stays zero), so that each window row is one copy of
+/// `k c` values.
+fn im2col(image: &[f32], padded: &mut [f32], patches: &mut [f32], st: &Stage) {
     let (h, w, c, k) = (st.h, st.w, st.cin, st.k);
     let pad = k / 2;
-    let cols = st.columns();
-    input[..r * h * w * c].iter_mut().for_each(|v| *v = 0.0);
-    for n in 0..r {
-        for y in 0..h {
-            for x in 0..w {
-                let row = &patches[((n * h + y) * w + x) * cols..][..cols];
-                for dy in 0..k {
-                    let yy = y as isize + dy as isize - pad as isize;
-                    if yy < 0 || yy >= h as isize {
-                        continue;
-                    }
-                    for dx in 0..k {
-                        let xx = x as isize + dx as isize - pad as isize;
-                        if xx < 0 || xx >= w as isize {
-                            continue;
-                        }
-                        let dst = ((n * h + yy as usize) * w + xx as usize) * c;
-                        for ch in 0..c {
-                            input[dst + ch] += row[ch * k * k + dy * k + dx];
-                        }
-                    }
-                }
+    let wide = w + 2 * pad;
+    for y in 0..h {
+        let at = ((y + pad) * wide + pad) * c;
+        padded[at..at + w * c].copy_from_slice(&image[y * w * c..(y + 1) * w * c]);
+    }
+    let (run, cols) = (k * c, st.columns());
+    for y in 0..h {
+        for x in 0..w {
+            let row = (y * w + x) * cols;
+            for dy in 0..k {
+                let src = ((y + dy) * wide + x) * c;
+                copy_run(&mut patches[row + dy * run..], &padded[src..], run);
             }
         }
+    }
+}
+
+/// Adds each row of one image's patch gradient back to the pixels it was gathered from: the
+/// input gradient of a convolution ("col2im"), accumulated in the zero-padded `padded` and its
+/// interior written to `image`.
+fn col2im(patches: &[f32], padded: &mut [f32], image: &mut [f32], st: &Stage) {
+    let (h, w, c, k) = (st.h, st.w, st.cin, st.k);
+    let pad = k / 2;
+    let wide = w + 2 * pad;
+    padded.fill(0.0);
+    let (run, cols) = (k * c, st.columns());
+    for y in 0..h {
+        for x in 0..w {
+            let row = &patches[(y * w + x) * cols..][..cols];
+            for dy in 0..k {
+                let dst = ((y + dy) * wide + x) * c;
+                padded[dst..dst + run]
+                    .iter_mut()
+                    .zip(&row[dy * run..(dy + 1) * run])
+                    .for_each(|(v, &g)| *v += g);
+            }
+        }
+    }
+    for y in 0..h {
+        let at = ((y + pad) * wide + pad) * c;
+        image[y * w * c..(y + 1) * w * c].copy_from_slice(&padded[at..at + w * c]);
     }
 }
 
@@ -335,35 +408,32 @@ fn train_one(
     let mut net = Buffers::new(shape, b);
     let widest = shape.dense.iter().copied().max().unwrap_or(0);
     let (mut delta, mut delta_below) = (vec![0f32; b * widest], vec![0f32; b * widest]);
-    // Gradients of each stage's convolution output and of its input (pixel-major), and of the
-    // patch matrix.
+    // Per image: each stage's convolution-output gradient, input gradient and patch gradient.
     let mut d_conv: Vec<Vec<f32>> = stages
         .iter()
-        .map(|s| vec![0f32; b * s.pixels() * s.cout])
+        .map(|s| vec![0f32; s.pixels() * s.cout])
         .collect();
     let mut d_input: Vec<Vec<f32>> = stages
         .iter()
-        .map(|s| vec![0f32; b * s.pixels() * s.cin])
+        .map(|s| vec![0f32; s.pixels() * s.cin])
         .collect();
-    let widest_patches = stages
+    let mut d_patches: Vec<Vec<f32>> = stages
         .iter()
-        .map(|s| s.pixels() * s.columns())
-        .max()
-        .unwrap_or(0);
-    let mut d_patches = vec![0f32; b * widest_patches];
+        .map(|s| vec![0f32; s.pixels() * s.columns()])
+        .collect();
+    let mut d_padded: Vec<Vec<f32>> = stages.iter().map(|s| vec![0f32; padded_len(s)]).collect();
     let last = stages[stages.len() - 1];
-    let mut d_last = vec![0f32; b * last.pooled() * last.cout];
+    let mut d_last = vec![0f32; last.pooled() * last.cout];
+    let mut sample = vec![0f32; d];
     let total_steps = member.train.len().div_ceil(b) * config.epochs;
     let mut taken = 0usize;
     for epoch in 0..config.epochs {
         let (order, mut writer) = epoch_streams(member, epoch);
         for rows in order.chunks(b) {
             let r = rows.len();
-            for (sample, &i) in rows.iter().enumerate() {
-                let mut one = std::mem::take(&mut net.sample);
-                writer.write_sample(&features[i * d..(i + 1) * d], &mut one, augment);
-                net.put_sample(shape, sample, &one);
-                net.sample = one;
+            for (n, &i) in rows.iter().enumerate() {
+                writer.write_sample(&features[i * d..(i + 1) * d], &mut sample, augment);
+                net.put_sample(shape, n, &sample);
             }
             net.forward(model, shape, r, par);
             cross_entropy_grad(&net.dense.logits, &mut delta, rows, labels, classes);
@@ -380,71 +450,77 @@ fn train_one(
                 true,
                 par,
             );
-            // The flattened input's gradient back to pixel-major.
-            let (pp, c) = (last.pooled(), last.cout);
-            for n in 0..r {
-                for p in 0..pp {
-                    for ch in 0..c {
-                        d_last[(n * pp + p) * c + ch] = delta[n * c * pp + ch * pp + p];
-                    }
-                }
+            for (gw, gb) in conv_grads.iter_mut() {
+                gw.fill(0.0);
+                gb.fill(0.0);
             }
-            for si in (0..stages.len()).rev() {
-                let st = stages[si];
-                let (rows_px, cols) = (r * st.pixels(), st.columns());
-                // Through pooling and ReLU: to each window's maximum, where it was positive.
-                let d_out: &[f32] = if si + 1 < stages.len() {
-                    &d_input[si + 1]
-                } else {
-                    &d_last
-                };
-                let out: &[f32] = if si + 1 < stages.len() {
-                    &net.input[si + 1]
-                } else {
-                    &net.last
-                };
-                let dz = &mut d_conv[si][..rows_px * st.cout];
-                dz.iter_mut().for_each(|v| *v = 0.0);
-                let pooled = r * st.pooled() * st.cout;
-                for ((&g, &o), &at) in d_out[..pooled]
-                    .iter()
-                    .zip(&out[..pooled])
-                    .zip(&net.argmax[si][..pooled])
-                {
-                    if o > 0.0 {
-                        dz[at as usize] += g;
+            // Image by image, last stage first.
+            let (pp, c_last) = (last.pooled(), last.cout);
+            for n in 0..r {
+                // The flattened input's gradient back to pixel-major.
+                for p in 0..pp {
+                    for ch in 0..c_last {
+                        d_last[p * c_last + ch] = delta[n * c_last * pp + ch * pp + p];
                     }
                 }
-                let (gw, gb) = &mut conv_grads[si];
-                // Weights: dZ^T (cout x pixels) x patches (pixels x columns).
-                matmul(
-                    gw,
-                    false,
-                    dz,
-                    true,
-                    &net.patches[si][..rows_px * cols],
-                    false,
-                    [st.cout, cols, rows_px],
-                    par,
-                );
-                gb.iter_mut().for_each(|v| *v = 0.0);
-                for row in dz.chunks_exact(st.cout) {
-                    gb.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
-                }
-                if si > 0 {
-                    // Input: dZ (pixels x cout) x W (cout x columns), scattered back.
-                    let dp = &mut d_patches[..rows_px * cols];
+                for si in (0..stages.len()).rev() {
+                    let st = stages[si];
+                    let (px, cols, c) = (st.pixels(), st.columns(), st.cout);
+                    let pooled = st.pooled() * c;
+                    // Through pooling and ReLU: to each window's maximum, where it was positive.
+                    let (d_out, out): (&[f32], &[f32]) = if si + 1 < stages.len() {
+                        (
+                            &d_input[si + 1],
+                            &net.input[si + 1][n * pooled..(n + 1) * pooled],
+                        )
+                    } else {
+                        (&d_last, &net.last[n * pooled..(n + 1) * pooled])
+                    };
+                    let dz = &mut d_conv[si];
+                    dz.fill(0.0);
+                    for ((&g, &o), &at) in d_out
+                        .iter()
+                        .zip(out)
+                        .zip(&net.argmax[si][n * pooled..(n + 1) * pooled])
+                    {
+                        if o > 0.0 {
+                            dz[at as usize] += g;
+                        }
+                    }
+                    // The image's patches again (cheaper than keeping the minibatch's).
+                    let image = &net.input[si][n * px * st.cin..(n + 1) * px * st.cin];
+                    im2col(image, &mut net.padded[si], &mut net.patches[si], &st);
+                    let (gw, gb) = &mut conv_grads[si];
+                    // Weights: dZ^T (cout x pixels) x patches (pixels x columns), summed over
+                    // the images.
                     matmul(
-                        dp,
-                        false,
+                        gw,
+                        true,
                         dz,
+                        true,
+                        &net.patches[si],
                         false,
-                        &conv_params[si].0,
-                        false,
-                        [rows_px, cols, st.cout],
-                        par,
+                        [c, cols, px],
+                        Parallelism::None,
                     );
-                    col2im(dp, &mut d_input[si], &st, r);
+                    for row in dz.chunks_exact(c) {
+                        gb.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+                    }
+                    if si > 0 {
+                        // Input: dZ (pixels x cout) x W (cout x columns), scattered back.
+                        let dp = &mut d_patches[si];
+                        matmul(
+                            dp,
+                            false,
+                            dz,
+                            false,
+                            &conv_params[si].0,
+                            false,
+                            [px, cols, c],
+                            Parallelism::None,
+                        );
+                        col2im(dp, &mut d_padded[si], &mut d_input[si], &st);
+                    }
                 }
             }
             let rate = step_rate(config, taken, total_steps) as f32;

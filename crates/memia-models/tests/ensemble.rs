@@ -723,4 +723,19 @@ fn the_producer_names_the_engine_device_and_kernels() {
     assert_eq!(pf.details["memia"], env!("CARGO_PKG_VERSION"));
     assert!(!pf.details["device"].is_empty());
     assert_ne!(pf, pb);
+    // The trainer says what the ensemble runs: CNNs are fused, ResNets are not.
+    for (model, fused) in [
+        (ModelConfig::from(CnnConfig::lenet()), true),
+        (resnet(), false),
+    ] {
+        let trainer =
+            BurnTrainer::new(model.clone(), TrainingConfig::default(), 1).on(Device::flex());
+        let ensemble = Ensemble::init(&model, &[3, 32, 32], 10, &[1], &Device::flex()).unwrap();
+        assert_eq!(trainer.uses_fused_kernels(), fused, "{model:?}");
+        assert_eq!(ensemble.uses_fused_kernels(), fused, "{model:?}");
+        assert_eq!(
+            trainer.producer().details["engine"],
+            if fused { "fused" } else { "burn" }
+        );
+    }
 }

@@ -1,0 +1,286 @@
+//! The paper's setting at CIFAR scale: CIFAR-10 images with notMNIST letters as
+//! out-of-distribution canaries, 64 convolutional shadow models.
+//!
+//! A pool of 5,000 CIFAR-10 test images (`cifar10-test-jpeg.bin.gz`) and 250 notMNIST letters
+//! converted to 3 x 32 x 32 colour images, each letter with a random CIFAR label, so a model gets
+//! a letter right only by memorizing it. 64 LeNet-style CNNs (5x5 convolutions of 6 and 16
+//! channels, 2x2 max pooling, dense 120-84-10; memia's fused CPU kernels) train on balanced
+//! halves. From the same models:
+//!
+//! 1. how well the models fit their training data, and memorization (Feldman-Zhang) of letters
+//!    and images;
+//! 2. the audit of model 0 (online LiRA, global variance, with the other 63 as shadow models) on
+//!    all samples, the high-memorization candidates and the letters, and the attack against the
+//!    number of shadow models with 8 targets pooled; the report (HTML, plots, thumbnails);
+//! 3. the cost table of `audit_cost` at this scale: the focused audit with m shadow models on
+//!    the candidates it finds itself, against the blind audit with all 56 non-target models
+//!    (per-sample variances) on the same samples, 8 targets pooled.
+//!
+//! Run: `cargo run --release --example cifar_ood [DATA_DIR]` (default `$MEMIA_DATA_DIR`); the
+//! models are kept in the temporary directory and reused by a second run. Results are in
+//! docs/REPRODUCTION.md.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+use memia::attacks::LiraConfig;
+use memia::attacks::loo::EvalGroup;
+use memia::core::Signal;
+use memia::data::cifar::load_cifar10;
+use memia::data::idx::load_idx;
+use memia::data::{CanarySource, Dataset, LabelPolicy, PoolBuilder};
+use memia::memorization::{Memorization, MemorizationConfig, Outcome};
+use memia::models::{BurnTrainer, CnnConfig, TrainingConfig};
+use memia::report::{Audit, AuditConfig, AuditInputs, SampleImages, headline};
+use memia::shadow::{InclusionScheme, Plan, RunDir};
+
+const SEED: u64 = 2026;
+const MODELS: usize = 64;
+const IMAGES: usize = 5000;
+const LETTERS: usize = 250;
+const EPOCHS: usize = 30;
+/// Targets of the pooled evaluations.
+const TARGETS: usize = 8;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let dir = common::data_dir()?;
+    let cifar = load_cifar10(&[dir.join("cifar10-test-jpeg.bin.gz")])?;
+    let letters = load_idx(
+        dir.join("notmnist-t10k-images-idx3-ubyte.gz"),
+        dir.join("notmnist-t10k-labels-idx1-ubyte.gz"),
+        "notmnist",
+        Some(10),
+    )?;
+    let pool = PoolBuilder::new(&cifar)
+        .in_distribution(IMAGES)
+        .canaries(
+            CanarySource::OutOfDistribution(&letters),
+            LETTERS,
+            LabelPolicy::Random,
+        )
+        .build(SEED)?;
+    let canaries = pool.canaries();
+    let n = pool.dataset.len();
+    let labels = pool.dataset.labels();
+    println!(
+        "pool: {IMAGES} CIFAR-10 images + {LETTERS} notMNIST letters as 3x32x32 images with random labels ({n} samples)"
+    );
+
+    // 1. Train (resumable: a second run reuses the models).
+    let trainer = BurnTrainer::new(
+        CnnConfig::lenet(),
+        TrainingConfig {
+            epochs: EPOCHS,
+            batch_size: 128,
+            learning_rate: 0.02,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+        8,
+    );
+    let plan = Plan::new(
+        &pool.dataset,
+        MODELS,
+        InclusionScheme::Balanced { ratio: 0.5 },
+        SEED,
+        &trainer,
+    )?;
+    let run = RunDir::create_in(std::env::temp_dir().join("memia-cifar-ood"), &plan)?;
+    let t = Instant::now();
+    let trained = run.train(&trainer, &pool.dataset, 0..MODELS, |p| {
+        eprint!("\r  {p}   ")
+    })?;
+    eprintln!();
+    println!(
+        "{MODELS} CNNs (LeNet-style, {EPOCHS} epochs, ~{} images each, {}) on {:?}: {} trained in {:.1} s ({:.2} models/s), {} reused from {}",
+        n / 2,
+        if trainer.uses_fused_kernels() {
+            "memia's fused CPU kernels"
+        } else {
+            "Burn's operations"
+        },
+        trainer.device,
+        trained.trained.len(),
+        t.elapsed().as_secs_f64(),
+        trained.trained.len() as f64 / t.elapsed().as_secs_f64().max(1e-9),
+        trained.skipped.len(),
+        run.path().display()
+    );
+    let logits = run.logits()?;
+    let keep = run.keep();
+
+    // How well the models fit: accuracy on their own training halves and on the other halves.
+    let correct = logits.signals(&labels, Signal::Phi)?.mapv(|phi| phi > 0.0);
+    let rate = |inside: bool, set: &dyn Fn(usize) -> bool| {
+        let (mut right, mut total) = (0usize, 0usize);
+        for m in 0..MODELS {
+            for i in (0..n).filter(|&i| set(i) && keep.get(m, i) == inside) {
+                right += usize::from(correct[[m, i, 0]]);
+                total += 1;
+            }
+        }
+        right as f64 / total.max(1) as f64
+    };
+    let is_letter = |i: usize| i >= IMAGES;
+    let is_image = |i: usize| i < IMAGES;
+    println!(
+        "fit: training accuracy {:.3} on images, {:.3} on letters; held-out accuracy {:.3} on images, {:.3} on letters",
+        rate(true, &is_image),
+        rate(true, &is_letter),
+        rate(false, &is_image),
+        rate(false, &is_letter)
+    );
+    let mem = MemorizationConfig::default()
+        .allow_missing()
+        .estimate_from_logits(keep, &logits, &labels, Outcome::Correct)?;
+    let mean_of = |set: &dyn Fn(usize) -> bool| {
+        let v: Vec<f64> = (0..n)
+            .filter(|&i| set(i))
+            .map(|i| mem.score[i])
+            .filter(|m| m.is_finite())
+            .collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    println!(
+        "memorization (all {MODELS} models): letters {:.3} on average, images {:.3}; {} samples >= 0.8 ({} letters)",
+        mean_of(&is_letter),
+        mean_of(&is_image),
+        (0..n).filter(|&i| mem.score[i] >= 0.8).count(),
+        canaries.iter().filter(|&&i| mem.score[i] >= 0.8).count()
+    );
+
+    // 2. The audit of model 0, the curve with 8 targets, the report.
+    let t = Instant::now();
+    let provenance: Vec<String> = pool.provenance.iter().map(ToString::to_string).collect();
+    let groups = [EvalGroup {
+        name: "letters".into(),
+        samples: canaries.clone(),
+    }];
+    let images =
+        SampleImages::from_feature_shape(pool.dataset.feature_shape(), pool.dataset.as_slice())
+            .ok_or("the pool's samples are images")?;
+    let audit = Audit::run(
+        AuditInputs::new(keep, &logits, &labels)
+            .with_provenance(&provenance)
+            .with_groups(&groups)
+            .with_images(images),
+        &AuditConfig {
+            candidates: memia::attacks::CandidateRule::MemorizationAtLeast(0.8),
+            shadow_counts: Some(vec![2, 4, 8, 16, 32, MODELS - 1]),
+            curve_targets: TARGETS,
+            seed: SEED,
+            ..Default::default()
+        },
+        |_, _| {},
+    )?;
+    let s = &audit.summary;
+    println!(
+        "\n{} on model 0 with {} shadow models ({:.1} s):",
+        s.attack,
+        s.shadow_models,
+        t.elapsed().as_secs_f64()
+    );
+    println!("  {}", headline("all samples", s.all.as_ref()));
+    println!(
+        "  {}",
+        headline("candidates (memorization >= 0.8)", s.candidates.as_ref())
+    );
+    println!("  {}", headline("letters", s.groups[0].1.as_ref()));
+    println!(
+        "\nleave one model out, {TARGETS} targets pooled (AUROC / TPR at 0.1% FPR, n/m: not measurable):"
+    );
+    println!("{}", s.shadow_curve);
+    let report_dir = std::env::temp_dir().join("memia-cifar-ood-report");
+    let files = audit.write(&report_dir)?;
+    println!("report: {}", files.index.display());
+
+    // 3. The cost table: focused with m models against blind with the 56 non-target models.
+    let phi = logits.signals(&labels, Signal::Phi)?;
+    let targets = common::Targets {
+        keep,
+        phi: &phi,
+        targets: (0..TARGETS).collect(),
+    };
+    let shadows: Vec<usize> = (TARGETS..MODELS).collect();
+    let blind = targets.scores(&LiraConfig::online(), &shadows)?;
+    let memorization_of = |used: &[usize]| -> Result<Memorization, Box<dyn std::error::Error>> {
+        Ok(MemorizationConfig::default()
+            .allow_missing()
+            .estimate_from_logits(
+                &keep.select_models(used)?,
+                &logits.select_models(used)?,
+                &labels,
+                Outcome::Correct,
+            )?)
+    };
+    let cell = |s: Option<memia::metrics::RocSummary>| {
+        s.map_or("no members and non-members".to_string(), |s| {
+            format!("{:.4}  {}", s.auroc, common::tpr(&s))
+        })
+    };
+    println!(
+        "\nfocused audit (m shadow models, its own candidates: memorization >= 0.8 from the same m) against the blind audit ({} models, per-sample variance) on the same samples; AUROC  TPR@0.1%FPR [95% CI], {TARGETS} targets pooled:",
+        shadows.len()
+    );
+    println!(
+        "{:>6} | {:>10} | {:>32} | {:>32} | {:>32}",
+        "shadow",
+        "candidates",
+        "focused, global variance",
+        "focused, per-sample variance",
+        "blind, same samples"
+    );
+    let mut matched = [None, None];
+    let mut m = 2;
+    while m <= shadows.len() {
+        let used = &shadows[..m];
+        let own: Vec<usize> = {
+            let mem = memorization_of(used)?;
+            (0..n).filter(|&i| mem.score[i] >= 0.8).collect()
+        };
+        let global = targets.pooled(
+            &targets.scores(&LiraConfig::online().with_global_variance(true), used)?,
+            &own,
+        );
+        let per_sample = targets.pooled(&targets.scores(&LiraConfig::online(), used)?, &own);
+        let blind_same = targets.pooled(&blind, &own);
+        for (slot, focused) in matched.iter_mut().zip([&global, &per_sample]) {
+            if slot.is_none()
+                && let (Some(f), Some(b)) = (focused, &blind_same)
+                && common::matches(f, b)
+            {
+                *slot = Some(m);
+            }
+        }
+        println!(
+            "{m:>6} | {:>10} | {:>32} | {:>32} | {:>32}",
+            own.len(),
+            cell(global),
+            cell(per_sample),
+            cell(blind_same)
+        );
+        m = if m * 2 > shadows.len() && m < shadows.len() {
+            shadows.len()
+        } else {
+            m * 2
+        };
+    }
+    for (variance, found) in ["global", "per-sample"].iter().zip(matched) {
+        match found {
+            Some(m) => println!(
+                "{variance} variance: matches the blind {}-model audit with {m} shadow models ({:.1}x fewer)",
+                shadows.len(),
+                shadows.len() as f64 / m as f64
+            ),
+            None => println!(
+                "{variance} variance: does not match the blind {}-model audit with fewer models",
+                shadows.len()
+            ),
+        }
+    }
+    println!("\nwhole example: {:.1} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
