@@ -162,6 +162,14 @@ pub struct DataConfig {
     /// Canaries.
     #[serde(default)]
     pub canaries: Option<CanaryConfig>,
+    /// Standardise every channel to mean 0 and deviation 1 over the pool (canaries included),
+    /// as image models usually train.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub normalize: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// `[plan]`.
@@ -259,6 +267,7 @@ impl RunConfig {
                 source: DataSource::Digits {},
                 samples: None,
                 canaries: None,
+                normalize: false,
             },
             plan: PlanConfig::default(),
             model: default_model(),
@@ -420,6 +429,44 @@ mod tests {
         // The serialised form parses back to the same value.
         let again = RunConfig::parse(&c.to_toml(), Path::new("x"), Path::new("/")).unwrap();
         assert_eq!(again, c);
+    }
+
+    /// CIFAR batches and standardisation: the files resolved like every path, `normalize`
+    /// read, and the pool it builds standardised per channel.
+    #[test]
+    fn cifar_sources_and_normalisation() {
+        let text = r#"
+            [data]
+            source = "cifar100"
+            files = ["a.bin.gz", "/abs/b.bin"]
+            labels = "coarse"
+            normalize = true
+        "#;
+        let c = RunConfig::parse(text, Path::new("c.toml"), Path::new("/base")).unwrap();
+        assert_eq!(
+            c.data.source,
+            DataSource::Cifar100 {
+                files: vec!["/base/a.bin.gz".into(), "/abs/b.bin".into()],
+                labels: Cifar100Labels::Coarse,
+            }
+        );
+        assert!(c.data.normalize);
+        let again = RunConfig::parse(&c.to_toml(), Path::new("x"), Path::new("/")).unwrap();
+        assert_eq!(again, c);
+        let mut digits = RunConfig::digits();
+        digits.data.normalize = true;
+        let pool = crate::pool::build(&digits.data, 1).unwrap();
+        let values = memia_data::Dataset::to_row_major(&pool.dataset);
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64;
+        let var = values
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / values.len() as f64;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3,
+            "{mean} {var}"
+        );
     }
 
     #[test]

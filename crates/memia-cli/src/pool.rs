@@ -75,7 +75,12 @@ pub fn build(config: &DataConfig, seed: u64) -> Result<Pool> {
         };
         builder = builder.canaries(source, c.count, policy);
     }
-    Ok(builder.build(seed)?)
+    let mut pool = builder.build(seed)?;
+    if config.normalize {
+        let norm = memia_data::preprocess::Normalization::fit(&pool.dataset)?;
+        pool.dataset = norm.apply(pool.dataset)?;
+    }
+    Ok(pool)
 }
 
 /// One line per sample for reports: `source:index`, with ` canary` for canaries.
