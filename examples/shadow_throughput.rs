@@ -63,13 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "K", "engine", "mode", "seconds", "models/s", "GFLOP/s"
     );
     for k in [8usize, 32] {
-        let keep = KeepMatrix::fixed_size(k, n, 0.5, 1)?;
-        let members: Vec<Member> = (0..k)
-            .map(|m| Member {
-                seed: m as u64,
-                train: (0..n).filter(|&i| keep.get(m, i)).collect(),
-            })
-            .collect();
+        let members = halves(k, n)?;
         let steps: usize = members.iter().map(|m| m.train.len().div_ceil(128)).sum();
         let flops = 6.0 * 128.0 * model.forward_macs(d, 10) as f64 * steps as f64;
         // (engine, models per ensemble): memia's default (the fused CPU kernels on Flex), then
@@ -144,13 +138,7 @@ fn cnn_workload(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>>
         "K", "engine", "mode", "seconds", "models/s", "GFLOP/s"
     );
     for k in [8usize, 32] {
-        let keep = KeepMatrix::fixed_size(k, n, 0.5, 1)?;
-        let members: Vec<Member> = (0..k)
-            .map(|m| Member {
-                seed: m as u64,
-                train: (0..n).filter(|&i| keep.get(m, i)).collect(),
-            })
-            .collect();
+        let members = halves(k, n)?;
         let trained: usize = members.iter().map(|m| m.train.len()).sum();
         let flops = 2.0 * macs * (3.0 * trained as f64 + (k * n) as f64);
         let mut modes = vec![(Engine::Auto, 8), (Engine::Auto, 1)];
@@ -183,4 +171,16 @@ fn cnn_workload(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>>
         }
     }
     Ok(())
+}
+
+/// K models, each with its own half of the n samples (a fixed-size keep matrix, seed 1) and its
+/// index as its seed.
+fn halves(k: usize, n: usize) -> Result<Vec<Member>, Box<dyn std::error::Error>> {
+    let keep = KeepMatrix::fixed_size(k, n, 0.5, 1)?;
+    Ok((0..k)
+        .map(|m| Member {
+            seed: m as u64,
+            train: (0..n).filter(|&i| keep.get(m, i)).collect(),
+        })
+        .collect())
 }

@@ -52,40 +52,61 @@ pub(crate) fn train(
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
 ) {
+    train_each(models, members, |model, member, par| {
+        train_one(model, sizes, features, labels, member, config, augment, par)
+    });
+}
+
+/// Runs `one(model, member, parallelism)` for every model of a group concurrently (one model per
+/// core; the parallelism says whether a model's own products may use the other cores).
+pub(crate) fn train_each(
+    models: &mut [DenseParams],
+    members: &[Member],
+    one: impl Fn(&mut DenseParams, &Member, Parallelism) + Sync + Send,
+) {
     let par = parallelism(models.len());
     models
         .par_iter_mut()
         .zip(members.par_iter())
-        .for_each(|(model, member)| {
-            train_one(model, sizes, features, labels, member, config, augment, par)
-        });
+        .for_each(|(model, member)| one(model, member, par));
+}
+
+/// Every model's logits on `n` samples, `[G, n, classes]` row-major: `one(model, out,
+/// parallelism)` fills one model's `n x classes` share, the models concurrently.
+pub(crate) fn predict_each(
+    models: &[DenseParams],
+    n: usize,
+    classes: usize,
+    one: impl Fn(&DenseParams, &mut [f32], Parallelism) + Sync + Send,
+) -> Vec<f32> {
+    let mut out = vec![0f32; models.len() * n * classes];
+    if n == 0 {
+        return out;
+    }
+    let par = parallelism(models.len());
+    out.par_chunks_mut(n * classes)
+        .zip(models.par_iter())
+        .for_each(|(out, model)| one(model, out, par));
+    out
 }
 
 /// Logits of every model on every row of `features`: `[G, n, C]`, row-major.
 pub(crate) fn predict(models: &[DenseParams], sizes: &[usize], features: &[f32]) -> Vec<f32> {
     let (d, classes) = (sizes[0], sizes[sizes.len() - 1]);
     let n = features.len() / d;
-    let mut out = vec![0f32; models.len() * n * classes];
-    if n == 0 {
-        return out;
-    }
-    let par = parallelism(models.len());
     const CHUNK: usize = 1024;
-    out.par_chunks_mut(n * classes)
-        .zip(models.par_iter())
-        .for_each(|(out, model)| {
-            let mut acts = Activations::new(sizes, CHUNK.min(n));
-            for (rows, dst) in features
-                .chunks(CHUNK * d)
-                .zip(out.chunks_mut(CHUNK * classes))
-            {
-                let r = rows.len() / d;
-                acts.layers[0][..rows.len()].copy_from_slice(rows);
-                acts.forward(&model.layers, sizes, r, par);
-                dst.copy_from_slice(&acts.logits[..r * classes]);
-            }
-        });
-    out
+    predict_each(models, n, classes, |model, out, par| {
+        let mut acts = Activations::new(sizes, CHUNK.min(n));
+        for (rows, dst) in features
+            .chunks(CHUNK * d)
+            .zip(out.chunks_mut(CHUNK * classes))
+        {
+            let r = rows.len() / d;
+            acts.layers[0][..rows.len()].copy_from_slice(rows);
+            acts.forward(&model.layers, sizes, r, par);
+            dst.copy_from_slice(&acts.logits[..r * classes]);
+        }
+    })
 }
 
 /// Buffers for one model's minibatch: each layer's input (the first is the minibatch, the

@@ -35,12 +35,12 @@
 //! a group against the same model trained alone, bit for bit.
 
 use gemm::Parallelism;
-use rayon::prelude::*;
 
 use crate::augment::Augmentation;
 use crate::config::{Member, TrainingConfig};
 use crate::fused::{
-    Activations, DenseParams, Slots, cross_entropy_grad, dense_backward, matmul, parallelism,
+    Activations, DenseParams, Slots, cross_entropy_grad, dense_backward, matmul, predict_each,
+    train_each,
 };
 use crate::schedule::{epoch_streams, step_rate};
 
@@ -98,46 +98,34 @@ pub(crate) fn train(
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
 ) {
-    let par = parallelism(models.len());
-    models
-        .par_iter_mut()
-        .zip(members.par_iter())
-        .for_each(|(model, member)| {
-            reorder_convolutions(model, shape, true);
-            train_one(model, shape, features, labels, member, config, augment, par);
-            reorder_convolutions(model, shape, false);
-        });
+    train_each(models, members, |model, member, par| {
+        reorder_convolutions(model, shape, true);
+        train_one(model, shape, features, labels, member, config, augment, par);
+        reorder_convolutions(model, shape, false);
+    });
 }
 
 /// Logits of every model on every row of `features`: `[G, n, C]`, row-major.
 pub(crate) fn predict(models: &[DenseParams], shape: &CnnShape, features: &[f32]) -> Vec<f32> {
     let (d, classes) = (shape.inputs(), shape.classes());
     let n = features.len() / d;
-    let mut out = vec![0f32; models.len() * n * classes];
-    if n == 0 {
-        return out;
-    }
-    let par = parallelism(models.len());
     const CHUNK: usize = 256;
-    out.par_chunks_mut(n * classes)
-        .zip(models.par_iter())
-        .for_each(|(out, model)| {
-            let mut model = model.clone();
-            reorder_convolutions(&mut model, shape, true);
-            let mut net = Buffers::new(shape, CHUNK.min(n));
-            for (rows, dst) in features
-                .chunks(CHUNK * d)
-                .zip(out.chunks_mut(CHUNK * classes))
-            {
-                let r = rows.len() / d;
-                for (sample, src) in rows.chunks_exact(d).enumerate() {
-                    net.put_sample(shape, sample, src);
-                }
-                net.forward(&model, shape, r, par);
-                dst.copy_from_slice(&net.dense.logits[..r * classes]);
+    predict_each(models, n, classes, |model, out, par| {
+        let mut model = model.clone();
+        reorder_convolutions(&mut model, shape, true);
+        let mut net = Buffers::new(shape, CHUNK.min(n));
+        for (rows, dst) in features
+            .chunks(CHUNK * d)
+            .zip(out.chunks_mut(CHUNK * classes))
+        {
+            let r = rows.len() / d;
+            for (sample, src) in rows.chunks_exact(d).enumerate() {
+                net.put_sample(shape, sample, src);
             }
-        });
-    out
+            net.forward(&model, shape, r, par);
+            dst.copy_from_slice(&net.dense.logits[..r * classes]);
+        }
+    })
 }
 
 /// Converts the convolutions' weights between Burn's column order `(channel, row, column)`
