@@ -39,13 +39,7 @@ fn bench_training(c: &mut Criterion) {
         learning_rate: 0.05,
         ..Default::default()
     };
-    let keep = KeepMatrix::fixed_size(k, n, 0.5, 1).unwrap();
-    let members: Vec<Member> = (0..k)
-        .map(|m| Member {
-            seed: m as u64,
-            train: (0..n).filter(|&i| keep.get(m, i)).collect(),
-        })
-        .collect();
+    let members = halves(k, n);
     let device = Device::default();
     let mut group = c.benchmark_group("train_mlp_784_128_10_k8");
     group.sample_size(10);
@@ -94,13 +88,7 @@ fn bench_cnn(c: &mut Criterion) {
         learning_rate: 0.05,
         ..Default::default()
     };
-    let keep = KeepMatrix::fixed_size(k, n, 0.5, 1).unwrap();
-    let members: Vec<Member> = (0..k)
-        .map(|m| Member {
-            seed: m as u64,
-            train: (0..n).filter(|&i| keep.get(m, i)).collect(),
-        })
-        .collect();
+    let members = halves(k, n);
     let device = Device::default();
     let mut group = c.benchmark_group("train_cnn_lenet_cifar_k8");
     group.sample_size(10);
@@ -117,6 +105,17 @@ fn bench_cnn(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// K models, each with its own half of the n samples (a fixed-size keep matrix, seed 1).
+fn halves(k: usize, n: usize) -> Vec<Member> {
+    let keep = KeepMatrix::fixed_size(k, n, 0.5, 1).unwrap();
+    (0..k)
+        .map(|m| Member {
+            seed: m as u64,
+            train: (0..n).filter(|&i| keep.get(m, i)).collect(),
+        })
+        .collect()
 }
 
 criterion_group!(benches, bench_training, bench_cnn);

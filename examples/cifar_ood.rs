@@ -30,7 +30,6 @@ use memia::attacks::LiraConfig;
 use memia::attacks::loo::EvalGroup;
 use memia::core::Signal;
 use memia::data::cifar::load_cifar10;
-use memia::data::idx::load_idx;
 use memia::data::preprocess::Normalization;
 use memia::data::{CanarySource, Dataset, LabelPolicy, PoolBuilder};
 use memia::memorization::{Memorization, MemorizationConfig, Outcome};
@@ -49,12 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let dir = common::data_dir()?;
     let cifar = load_cifar10(&[dir.join("cifar10-test-jpeg.bin.gz")])?;
-    let letters = load_idx(
-        dir.join("notmnist-t10k-images-idx3-ubyte.gz"),
-        dir.join("notmnist-t10k-labels-idx1-ubyte.gz"),
-        "notmnist",
-        Some(10),
-    )?;
+    let letters = common::idx_set("notmnist")?;
     // 64 models; `MEMIA_CIFAR_MODELS` sets another count (e.g. 8 for a quick look).
     let models: usize = std::env::var("MEMIA_CIFAR_MODELS")
         .ok()

@@ -58,10 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "device {device:?}; MLP {d}-128-10, batch 128, 1 epoch on 5,000-sample subsets of MNIST test ({n} samples)"
     );
-    println!(
-        "{:>4} {:>6} {:>13} {:>9} {:>10} {:>9}",
-        "K", "engine", "mode", "seconds", "models/s", "GFLOP/s"
-    );
+    print_header();
     for k in [8usize, 32] {
         let members = halves(k, n)?;
         let steps: usize = members.iter().map(|m| m.train.len().div_ceil(128)).sum();
@@ -99,17 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for chunk in members.chunks(group) {
                 fused = train(engine, chunk)?;
             }
-            let secs = start.elapsed().as_secs_f64();
-            let mode = match group {
-                1 => "one by one".to_string(),
-                g => format!("groups of {g}"),
-            };
-            let engine = if fused { "fused" } else { "burn" };
-            println!(
-                "{k:>4} {engine:>6} {mode:>13} {secs:>9.2} {:>10.2} {:>9.1}",
-                k as f64 / secs,
-                flops / secs / 1e9
-            );
+            print_row(k, fused, group, start.elapsed().as_secs_f64(), flops);
         }
     }
     Ok(())
@@ -133,10 +120,7 @@ fn cnn_workload(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>>
     println!(
         "device {device:?}; LeNet-style CNN 3x32x32 -> 6, 16 channels (5x5) -> 120-84-10, batch 128, 1 epoch on 2,500-image halves of {n} CIFAR-10 images, then logits on all {n}"
     );
-    println!(
-        "{:>4} {:>6} {:>13} {:>9} {:>10} {:>9}",
-        "K", "engine", "mode", "seconds", "models/s", "GFLOP/s"
-    );
+    print_header();
     for k in [8usize, 32] {
         let members = halves(k, n)?;
         let trained: usize = members.iter().map(|m| m.train.len()).sum();
@@ -157,17 +141,7 @@ fn cnn_workload(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>>
                 ensemble.predict(&features)?;
                 fused = ensemble.uses_fused_kernels();
             }
-            let secs = start.elapsed().as_secs_f64();
-            let mode = match group {
-                1 => "one by one".to_string(),
-                g => format!("groups of {g}"),
-            };
-            let engine = if fused { "fused" } else { "burn" };
-            println!(
-                "{k:>4} {engine:>6} {mode:>13} {secs:>9.2} {:>10.2} {:>9.1}",
-                k as f64 / secs,
-                flops / secs / 1e9
-            );
+            print_row(k, fused, group, start.elapsed().as_secs_f64(), flops);
         }
     }
     Ok(())
@@ -183,4 +157,26 @@ fn halves(k: usize, n: usize) -> Result<Vec<Member>, Box<dyn std::error::Error>>
             train: (0..n).filter(|&i| keep.get(m, i)).collect(),
         })
         .collect())
+}
+
+/// The table's header.
+fn print_header() {
+    println!(
+        "{:>4} {:>6} {:>13} {:>9} {:>10} {:>9}",
+        "K", "engine", "mode", "seconds", "models/s", "GFLOP/s"
+    );
+}
+
+/// One row: K models trained in groups of `group` in `secs`, `flops` floating-point operations.
+fn print_row(k: usize, fused: bool, group: usize, secs: f64, flops: f64) {
+    let mode = match group {
+        1 => "one by one".to_string(),
+        g => format!("groups of {g}"),
+    };
+    let engine = if fused { "fused" } else { "burn" };
+    println!(
+        "{k:>4} {engine:>6} {mode:>13} {secs:>9.2} {:>10.2} {:>9.1}",
+        k as f64 / secs,
+        flops / secs / 1e9
+    );
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use memia::attacks::{FittedTest, LiraConfig, MembershipTest};
 use memia::core::KeepMatrix;
 use memia::data::idx::load_idx;
-use memia::data::{CanarySource, LabelPolicy, Pool, PoolBuilder};
+use memia::data::{CanarySource, InMemoryDataset, LabelPolicy, Pool, PoolBuilder};
 use memia::metrics::{Direction, RocCurve, RocSummary, TprAtFpr};
 use memia::models::{Augmentation, BurnTrainer, MlpConfig, TrainingConfig};
 use ndarray::{Array1, Array3, Axis};
@@ -22,6 +22,18 @@ pub fn data_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
         .ok_or_else(|| "give the data directory as the argument or in MEMIA_DATA_DIR".into())
 }
 
+/// The test set of an IDX family in the data directory: `mnist` or `notmnist`
+/// (`<name>-t10k-{images-idx3,labels-idx1}-ubyte.gz`), 10 classes.
+pub fn idx_set(name: &str) -> Result<InMemoryDataset, Box<dyn std::error::Error>> {
+    let dir = data_dir()?;
+    Ok(load_idx(
+        dir.join(format!("{name}-t10k-images-idx3-ubyte.gz")),
+        dir.join(format!("{name}-t10k-labels-idx1-ubyte.gz")),
+        name,
+        Some(10),
+    )?)
+}
+
 /// `digits` MNIST test digits and `letters` notMNIST letters, each letter with a random digit
 /// label (so that a model gets it right only by memorizing it), drawn with `seed`.
 pub fn mnist_with_letters(
@@ -29,20 +41,8 @@ pub fn mnist_with_letters(
     letters: usize,
     seed: u64,
 ) -> Result<Pool, Box<dyn std::error::Error>> {
-    let dir = data_dir()?;
-    let file = |name: &str| dir.join(name);
-    let mnist = load_idx(
-        file("mnist-t10k-images-idx3-ubyte.gz"),
-        file("mnist-t10k-labels-idx1-ubyte.gz"),
-        "mnist",
-        Some(10),
-    )?;
-    let notmnist = load_idx(
-        file("notmnist-t10k-images-idx3-ubyte.gz"),
-        file("notmnist-t10k-labels-idx1-ubyte.gz"),
-        "notmnist",
-        Some(10),
-    )?;
+    let mnist = idx_set("mnist")?;
+    let notmnist = idx_set("notmnist")?;
     Ok(PoolBuilder::new(&mnist)
         .in_distribution(digits)
         .canaries(

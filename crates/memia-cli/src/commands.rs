@@ -7,7 +7,7 @@ use memia_attacks::loo::EvalGroup;
 use memia_attacks::{
     AttackSpec, CandidateRule, FittedTest, LiraSignal, MembershipTest, OfflineScore,
 };
-use memia_core::npy::{AnyArray, into_dimension, read_npy, read_npy_any, write_npy};
+use memia_core::npy::{AnyArray, into_dimension, read_npy_any, write_npy};
 use memia_core::{
     KeepMatrix, LiraImportOptions, Logits, first_non_finite, import_lira_run, labels_from_i64,
 };
@@ -355,7 +355,7 @@ fn train_models(
     run: &LoadedRun,
     device: &DeviceArgs,
     models: Option<&str>,
-    pool: Option<Pool>,
+    pool: Option<&Pool>,
     allow_mixed_producers: bool,
     quiet: bool,
 ) -> Result<()> {
@@ -369,9 +369,13 @@ fn train_models(
         Some(text) => parse_range(text, k)?,
         None => 0..k,
     };
+    let built;
     let pool = match pool {
         Some(pool) => pool,
-        None => crate::pool::build(&config.data, config.plan.seed)?,
+        None => {
+            built = crate::pool::build(&config.data, config.plan.seed)?;
+            &built
+        }
     };
     if memia_data::Dataset::labels(&pool.dataset) != run.labels {
         return Err(CliError::Run {
@@ -584,22 +588,11 @@ pub fn attack(args: &AttackArgs, quiet: bool) -> Result<()> {
                 logits.select_models(&[t])?,
             )
         }
-        (None, Some(path)) => {
-            let target: Array3<f32> = read_npy(path)?;
-            let expected = [logits.samples(), logits.queries(), logits.classes()];
-            if target.shape() != expected {
-                return Err(usage(format!(
-                    "--target-logits {}: shape {:?}, the run's models give {expected:?} (samples x queries x classes)",
-                    path.display(),
-                    target.shape()
-                )));
-            }
-            (
-                keep.clone(),
-                logits.clone(),
-                Logits::from_models(&[target.view()])?,
-            )
-        }
+        (None, Some(path)) => (
+            keep.clone(),
+            logits.clone(),
+            outside_target(&run, path, None, quiet)?.logits,
+        ),
         (None, None) => {
             return Err(usage(
                 "say which model to attack: --target K (a model of the run) or --target-logits FILE",
@@ -1190,11 +1183,11 @@ pub(crate) fn outside_target(
     let location = logits_path.display().to_string();
     let target = model_logits(read_logits_any(logits_path, quiet)?, &location)?;
     let plan = run.dir.plan();
-    let expected = (plan.pool.samples, plan.queries, plan.pool.classes);
-    if target.dim() != expected {
+    let expected = [plan.pool.samples, plan.queries, plan.pool.classes];
+    if target.shape() != expected {
         return Err(usage(format!(
             "--target-logits {location}: shape {:?}, the run's models give {expected:?} (samples x queries x classes)",
-            target.dim()
+            target.shape()
         )));
     }
     if let Some(((i, q, c), v)) = first_non_finite(target.view()) {
@@ -1236,17 +1229,24 @@ fn pool_for_thumbnails(run: &LoadedRun, quiet: bool) -> Option<Pool> {
     }
 }
 
+/// Audits `run` and writes the report to `out`; `pool` is the run's pool when the caller has
+/// just built it (for the thumbnails), else it is rebuilt from the run's configuration.
 fn report_on(
     run: &LoadedRun,
     args: &AuditArgs,
     outside: Option<&OutsideTarget>,
+    pool: Option<&Pool>,
     out: &Path,
     quiet: bool,
 ) -> Result<()> {
     let config = audit_config(run, args)?;
     let logits = run.logits()?;
     let producers: Vec<String> = run.dir.producers()?.iter().map(|p| p.to_string()).collect();
-    let pool = pool_for_thumbnails(run, quiet);
+    let rebuilt = match pool {
+        Some(_) => None,
+        None => pool_for_thumbnails(run, quiet),
+    };
+    let pool = pool.or(rebuilt.as_ref());
     let mut inputs = AuditInputs::new(run.dir.keep(), &logits, &run.labels)
         .with_groups(&run.pool.groups)
         .with_producers(&producers);
@@ -1314,7 +1314,14 @@ pub fn report(args: &ReportArgs, quiet: bool) -> Result<()> {
         .as_deref()
         .map(|path| outside_target(&run, path, args.members.as_deref(), quiet))
         .transpose()?;
-    report_on(&run, &args.audit, outside.as_ref(), &args.output, quiet)
+    report_on(
+        &run,
+        &args.audit,
+        outside.as_ref(),
+        None,
+        &args.output,
+        quiet,
+    )
 }
 
 pub fn run(args: &RunArgs, quiet: bool) -> Result<()> {
@@ -1335,7 +1342,7 @@ pub fn run(args: &RunArgs, quiet: bool) -> Result<()> {
     };
     let pool = plan_into(&config, &args.config, &dir, quiet)?;
     let run = run_files::open(&dir)?;
-    train_models(&run, &args.device, None, Some(pool), false, quiet)?;
+    train_models(&run, &args.device, None, Some(&pool), false, quiet)?;
     let report_dir = args.report.clone().unwrap_or_else(|| dir.join("report"));
-    report_on(&run, &args.audit, None, &report_dir, quiet)
+    report_on(&run, &args.audit, None, Some(&pool), &report_dir, quiet)
 }

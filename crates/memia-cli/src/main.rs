@@ -324,7 +324,7 @@ struct AttackArgs {
     /// The target: a model of the run (the others become the shadow models).
     #[arg(long, conflicts_with = "target_logits")]
     target: Option<usize>,
-    /// The target: an external model's logits on the pool, N x A x C float32 `.npy`.
+    /// The target: an external model's logits on the pool, N x A x C (or N x C) `.npy`.
     #[arg(long)]
     target_logits: Option<PathBuf>,
     #[command(flatten)]
