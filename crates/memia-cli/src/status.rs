@@ -39,8 +39,15 @@ impl RunStatus {
     pub fn of(path: &Path) -> Result<RunStatus> {
         let run = run_files::open(path)?;
         let plan = run.dir.plan();
-        let done = run.dir.completed()?;
-        let (finished, missing): (Vec<usize>, Vec<usize>) = (0..done.len()).partition(|&k| done[k]);
+        // Every complete model has one producer entry (recorded or not): one pass over the
+        // logits files gives both.
+        let producers = run.dir.producers()?;
+        let mut done = vec![false; plan.models];
+        for k in producers.iter().flat_map(|p| &p.models) {
+            done[*k] = true;
+        }
+        let (finished, missing): (Vec<usize>, Vec<usize>) =
+            (0..plan.models).partition(|&k| done[k]);
         Ok(RunStatus {
             run: path.display().to_string(),
             plan: plan.content_hash(),
@@ -51,7 +58,7 @@ impl RunStatus {
             classes: plan.pool.classes,
             finished,
             missing,
-            producers: run.dir.producers()?,
+            producers,
             slurm: crate::slurm::state(path),
         })
     }
