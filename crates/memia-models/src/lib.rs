@@ -47,6 +47,7 @@ mod augment;
 mod burn_engine;
 mod config;
 mod device;
+mod direct_conv;
 mod ensemble;
 mod error;
 mod fused;
