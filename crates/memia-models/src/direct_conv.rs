@@ -1,106 +1,163 @@
-//! The first convolution of a CNN computed directly on channel-planar images, without a patch
-//! matrix.
+//! Convolutions computed directly on channel-planar images, without a patch matrix: the
+//! arithmetic of memia's fused CNN and ResNet kernels.
 //!
-//! The first stage has few input channels (3 for colour images), so its patch matrix is long and
-//! narrow (75 columns per pixel for a 5 x 5 kernel) and gathering it cost about as much as the
-//! product it feeds (see docs/PERFORMANCE.md). Here the image is kept as the sample arrives,
-//! channel-planar (`[c, h, w]`), zero-padded by `k / 2` on every side, and each output row is a
-//! sum over `(channel, dy, dx)` of a weight times the input row shifted by `dx`: eight output
-//! pixels per vector, several output channels per loaded input vector. Rows are computed over a
-//! width rounded up to a multiple of 8 (`wv`); the extra columns are never read by pooling and
-//! get a zero gradient, so they do not enter the weight gradient.
+//! An image is kept channel-planar (`[c, h, w]`) with a zero border, and each output row is a
+//! sum over `(channel, dy, dx)` of a weight times an input row shifted by `dx`: eight output
+//! pixels per vector, several output channels per loaded input vector. Gathering a patch matrix
+//! for a matrix product ("im2col") cost about as much as the product it fed on the CNN workload,
+//! and the first layers' few output channels fill a product's tiles poorly (see
+//! docs/PERFORMANCE.md). Rows are computed over a width rounded up to a multiple of 8 (`wv`);
+//! the extra columns are never read as outputs and must get a zero gradient.
+//!
+//! **Strides.** For a stride s, each padded input row is stored as s *phases* (columns
+//! `q, q + s, q + 2s, ...`), so that the inputs of eight consecutive outputs are again one
+//! contiguous load. The input gradient of a strided convolution is a stride-1 convolution of
+//! the output gradient spread onto the input grid (zeros between), with the flipped weights.
 //!
 //! With AVX2 and FMA (checked at run time) the kernels use them; elsewhere a portable version
-//! sums the same terms in the same order per output value, with separate multiply and add.
-//! Either way a model's arithmetic does not depend on the other models of its group.
+//! sums the same terms with separate multiply and add. Either way a model's arithmetic does not
+//! depend on the other models of its group.
 //!
-//! Weights are in Burn's order, `[out, in, dy, dx]`, so the first stage needs no reordering.
+//! Weights are in Burn's order, `[out, in, dy, dx]`.
 
-/// The geometry of a first-stage convolution ("same" padding, stride 1).
+/// The geometry of one convolution with "same" padding (`k / 2`, k odd) and a stride, and the
+/// layout of its padded input images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Planar {
     pub cin: usize,
     pub cout: usize,
+    /// Kernel size (odd).
     pub k: usize,
+    /// Input size.
     pub h: usize,
     pub w: usize,
+    /// Output `(y, x)` reads the inputs around `(stride y, stride x)`.
+    pub stride: usize,
+    /// Zero border of the stored input images, at least `k / 2` (a 1 x 1 convolution reads an
+    /// image stored for the 3 x 3 ones beside it).
+    pub pad: usize,
 }
 
 impl Planar {
-    fn pad(&self) -> usize {
-        self.k / 2
+    /// A stride-1 "same" convolution reading images padded by `k / 2`.
+    pub fn same(cin: usize, cout: usize, k: usize, h: usize, w: usize) -> Planar {
+        Planar {
+            cin,
+            cout,
+            k,
+            h,
+            w,
+            stride: 1,
+            pad: k / 2,
+        }
     }
 
-    /// Output row width: `w` rounded up to whole vectors of 8.
+    /// Border columns and rows skipped before the kernel's first tap.
+    fn lead(&self) -> usize {
+        self.pad - self.k / 2
+    }
+
+    /// Output rows.
+    pub fn ho(&self) -> usize {
+        (self.h - 1) / self.stride + 1
+    }
+
+    /// Output columns.
+    pub fn wo(&self) -> usize {
+        (self.w - 1) / self.stride + 1
+    }
+
+    /// Output row width: `wo` rounded up to whole vectors of 8.
     pub fn wv(&self) -> usize {
-        self.w.div_ceil(8) * 8
-    }
-
-    /// Padded input row width: every vector load of a row stays inside it.
-    fn wp(&self) -> usize {
-        self.wv() + 2 * self.pad()
+        self.wo().div_ceil(8) * 8
     }
 
     /// Padded input rows per channel.
     fn hp(&self) -> usize {
-        self.h + 2 * self.pad()
+        self.h + 2 * self.pad
+    }
+
+    /// Values per phase of a padded input row: every column, and every vector load.
+    fn wq(&self) -> usize {
+        let s = self.stride;
+        (self.wv() + (self.k - 1 + self.lead()) / s).max((self.w + 2 * self.pad).div_ceil(s))
+    }
+
+    /// Values per padded input row (all its phases).
+    fn row_len(&self) -> usize {
+        self.stride * self.wq()
     }
 
     /// Values of one padded input image.
     pub fn image_len(&self) -> usize {
-        self.cin * self.hp() * self.wp()
+        self.cin * self.hp() * self.row_len()
     }
 
-    /// Values of one output image (`[cout, h, wv]`).
+    /// Values of one output image (`[cout, ho, wv]`).
     pub fn out_len(&self) -> usize {
-        self.cout * self.h * self.wv()
+        self.cout * self.ho() * self.wv()
     }
 
     fn weights_per_output(&self) -> usize {
         self.cin * self.k * self.k
     }
 
-    /// Where row `y` of channel `c`'s interior starts in a padded image.
+    /// Where input value `(c, y, x)` is stored in a padded image.
+    pub fn at(&self, c: usize, y: usize, x: usize) -> usize {
+        let (yy, xx, s) = (y + self.pad, x + self.pad, self.stride);
+        (c * self.hp() + yy) * self.row_len() + (xx % s) * self.wq() + xx / s
+    }
+
+    /// Where the inputs of output column 0 for kernel column `dx` start in a padded row.
+    fn tap(&self, dx: usize) -> usize {
+        let t = dx + self.lead();
+        (t % self.stride) * self.wq() + t / self.stride
+    }
+
+    /// Where row `y` of channel `c` starts in a padded image; its `w` values follow (stride 1).
     pub fn interior(&self, c: usize, y: usize) -> usize {
-        let p = self.pad();
-        (c * self.hp() + y + p) * self.wp() + p
+        debug_assert_eq!(self.stride, 1, "strided rows are stored in phases");
+        self.at(c, y, 0)
     }
 
     /// The convolution that takes gradients back from the outputs to the inputs: `cout` input
-    /// channels, `cin` outputs, the same size and kernel (see [`flip_weights`]).
+    /// channels, `cin` outputs, stride 1 at the input's size (see [`input_grad`]).
     pub fn transposed(&self) -> Planar {
-        Planar {
-            cin: self.cout,
-            cout: self.cin,
-            ..*self
-        }
+        Planar::same(self.cout, self.cin, self.k, self.h, self.w)
     }
 
-    /// Writes a channel-major sample (`[cin, h, w]`) into the interior of a padded image whose
-    /// border is zero (and stays zero: only the interior is written).
+    /// Writes a channel-major sample (`[cin, h, w]`) into a padded image whose border is zero
+    /// (and stays zero: only the inputs' places are written).
     pub fn put(&self, src: &[f32], dst: &mut [f32]) {
-        let (h, w, p, hp, wp) = (self.h, self.w, self.pad(), self.hp(), self.wp());
+        let (h, w) = (self.h, self.w);
         for c in 0..self.cin {
             for y in 0..h {
-                let at = (c * hp + y + p) * wp + p;
-                dst[at..at + w].copy_from_slice(&src[(c * h + y) * w..(c * h + y + 1) * w]);
+                let row = &src[(c * h + y) * w..(c * h + y + 1) * w];
+                if self.stride == 1 {
+                    let at = self.interior(c, y);
+                    dst[at..at + w].copy_from_slice(row);
+                } else {
+                    for (x, &v) in row.iter().enumerate() {
+                        dst[self.at(c, y, x)] = v;
+                    }
+                }
             }
         }
     }
 
-    /// Asserts the lengths the kernels rely on (`out` is not checked when empty).
+    /// Asserts the lengths the kernels rely on.
     fn check(&self, image: &[f32], weights: &[f32], out: &[f32]) {
         assert!(
             image.len() >= self.image_len()
                 && weights.len() >= self.cout * self.weights_per_output()
-                && (out.is_empty() || out.len() >= self.out_len()),
+                && out.len() >= self.out_len(),
             "direct convolution: buffers too short for {self:?}"
         );
     }
 }
 
-/// `out[o, y, x] = sum over (c, dy, dx) of weights[o, c, dy, dx] * image[c, y + dy, x + dx]`
-/// (padded coordinates), without bias: `out` is `[cout, h, wv]`.
+/// `out[o, y, x] = sum over (c, dy, dx) of weights[o, c, dy, dx] * input[c, s y + dy - k/2,
+/// s x + dx - k/2]` (zero outside the image), without bias: `out` is `[cout, ho, wv]`.
 pub(crate) fn forward(g: &Planar, image: &[f32], weights: &[f32], out: &mut [f32]) {
     g.check(image, weights, out);
     #[cfg(target_arch = "x86_64")]
@@ -112,15 +169,11 @@ pub(crate) fn forward(g: &Planar, image: &[f32], weights: &[f32], out: &mut [f32
     portable_forward(g, image, weights, out);
 }
 
-/// Adds `sum over (y, x) of dz[o, y, x] * image[c, y + dy, x + dx]` to `grad[o, c, dy, dx]`:
-/// the weight gradient of [`forward`] for one image, `dz` being a padded image of the
-/// [`Planar::transposed`] convolution (`cout` channels; zero outside the interior's `h x w`).
+/// Adds `sum over (y, x) of dz[o, y, x] * input[c, s y + dy - k/2, s x + dx - k/2]` to
+/// `grad[o, c, dy, dx]`: the weight gradient of [`forward`] for one image, `dz` being
+/// `[cout, ho, wv]` and zero in the columns past `wo`.
 pub(crate) fn weight_grad(g: &Planar, image: &[f32], dz: &[f32], grad: &mut [f32]) {
-    g.check(image, grad, &[]);
-    assert!(
-        dz.len() >= g.transposed().image_len(),
-        "direct convolution: gradient too short for {g:?}"
-    );
+    g.check(image, grad, dz);
     #[cfg(target_arch = "x86_64")]
     if fma_available() {
         // SAFETY: the CPU has AVX2 and FMA; the lengths were checked above.
@@ -130,9 +183,43 @@ pub(crate) fn weight_grad(g: &Planar, image: &[f32], dz: &[f32], grad: &mut [f32
     portable_weight_grad(g, image, dz, grad);
 }
 
+/// The input gradient of [`forward`] for one image: from `dz` (`[cout, ho, wv]`, zero past
+/// `wo`) and `flipped` ([`flip_weights`]) into `out` (`[cin, h, wv]` of
+/// [`Planar::transposed`]). `scratch` holds one padded image of the transposed convolution
+/// (`transposed().image_len()` values, zero where it was never written).
+pub(crate) fn input_grad(
+    g: &Planar,
+    dz: &[f32],
+    flipped: &[f32],
+    scratch: &mut [f32],
+    out: &mut [f32],
+) {
+    let back = g.transposed();
+    let (ho, wo, wv, s) = (g.ho(), g.wo(), g.wv(), g.stride);
+    if s == 1 {
+        // The border is never written, so it stays zero.
+        for o in 0..g.cout {
+            for y in 0..ho {
+                let at = back.interior(o, y);
+                scratch[at..at + wo].copy_from_slice(&dz[(o * ho + y) * wv..][..wo]);
+            }
+        }
+    } else {
+        // Each output's gradient at its input position, zeros between.
+        scratch[..back.image_len()].fill(0.0);
+        for o in 0..g.cout {
+            for y in 0..ho {
+                for (x, &v) in dz[(o * ho + y) * wv..][..wo].iter().enumerate() {
+                    scratch[back.at(o, s * y, s * x)] = v;
+                }
+            }
+        }
+    }
+    forward(&back, scratch, flipped, out);
+}
+
 /// Writes the weights of [`Planar::transposed`] for `weights` of `g` (`[cout, cin, k, k]`):
-/// `flipped[c, o, k - 1 - dy, k - 1 - dx] = weights[o, c, dy, dx]`, so that [`forward`] of an
-/// output gradient (padded) with `flipped` is the input gradient.
+/// `flipped[c, o, k - 1 - dy, k - 1 - dx] = weights[o, c, dy, dx]`.
 pub(crate) fn flip_weights(g: &Planar, weights: &[f32], flipped: &mut [f32]) {
     let (k, per) = (g.k, g.weights_per_output());
     let per_flipped = g.cout * k * k;
@@ -153,19 +240,50 @@ fn fma_available() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
+/// A convolution's offsets, computed once per call rather than in the inner loops.
+struct Offsets {
+    /// Values per padded input plane and row.
+    plane: usize,
+    row: usize,
+    stride: usize,
+    lead: usize,
+    /// [`Planar::tap`] of every kernel column.
+    taps: Vec<usize>,
+}
+
+impl Offsets {
+    fn new(g: &Planar) -> Self {
+        Offsets {
+            plane: g.hp() * g.row_len(),
+            row: g.row_len(),
+            stride: g.stride,
+            lead: g.lead(),
+            taps: (0..g.k).map(|dx| g.tap(dx)).collect(),
+        }
+    }
+
+    /// Where padded input row `stride y + dy` (after the lead) of channel `c` starts.
+    #[inline(always)]
+    fn input_row(&self, c: usize, y: usize, dy: usize) -> usize {
+        c * self.plane + (self.stride * y + dy + self.lead) * self.row
+    }
+}
+
 fn portable_forward(g: &Planar, image: &[f32], weights: &[f32], out: &mut [f32]) {
-    let (k, h, wv, wp, hp, per) = (g.k, g.h, g.wv(), g.wp(), g.hp(), g.weights_per_output());
+    let (k, ho, wv, per) = (g.k, g.ho(), g.wv(), g.weights_per_output());
+    let at = Offsets::new(g);
     for o in 0..g.cout {
-        for y in 0..h {
-            let dst = &mut out[(o * h + y) * wv..(o * h + y + 1) * wv];
+        for y in 0..ho {
+            let dst = &mut out[(o * ho + y) * wv..(o * ho + y + 1) * wv];
             dst.fill(0.0);
             for c in 0..g.cin {
                 for dy in 0..k {
-                    let row = &image[(c * hp + y + dy) * wp..];
+                    let row = at.input_row(c, y, dy);
                     for dx in 0..k {
                         let wgt = weights[o * per + (c * k + dy) * k + dx];
-                        for (x, v) in dst.iter_mut().enumerate() {
-                            *v += wgt * row[x + dx];
+                        let src = &image[row + at.taps[dx]..][..wv];
+                        for (v, &x) in dst.iter_mut().zip(src) {
+                            *v += wgt * x;
                         }
                     }
                 }
@@ -175,18 +293,18 @@ fn portable_forward(g: &Planar, image: &[f32], weights: &[f32], out: &mut [f32])
 }
 
 fn portable_weight_grad(g: &Planar, image: &[f32], dz: &[f32], grad: &mut [f32]) {
-    let (k, h, wv, wp, hp, per) = (g.k, g.h, g.wv(), g.wp(), g.hp(), g.weights_per_output());
-    // `dz` has the transposed convolution's layout: `cout` planes of the same padded size.
+    let (k, ho, wv, per) = (g.k, g.ho(), g.wv(), g.weights_per_output());
+    let at = Offsets::new(g);
     for o in 0..g.cout {
         for c in 0..g.cin {
             for dy in 0..k {
                 for dx in 0..k {
                     let mut sum = 0f32;
-                    for y in 0..h {
-                        let row = &image[(c * hp + y + dy) * wp + dx..];
-                        let d = &dz[g.interior(o, y)..g.interior(o, y) + wv];
-                        for (x, &gz) in d.iter().enumerate() {
-                            sum += gz * row[x];
+                    for y in 0..ho {
+                        let src = &image[at.input_row(c, y, dy) + at.taps[dx]..][..wv];
+                        let d = &dz[(o * ho + y) * wv..][..wv];
+                        for (&gz, &x) in d.iter().zip(src) {
+                            sum += gz * x;
                         }
                     }
                     grad[o * per + (c * k + dy) * k + dx] += sum;
@@ -203,28 +321,29 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    use super::Planar;
+    use super::{Offsets, Planar};
 
     /// Output channels per forward tile: with 2 vectors of pixels, 12 accumulators (with the 2
     /// input vectors and the broadcast weight, 15 of the 16 registers: a wider tile spilled).
     const FORWARD_CHANNELS: usize = 6;
-    /// Output channels per weight-gradient tile: with 2 shifts, 12 accumulators.
+    /// Output channels per weight-gradient tile: with 2 kernel columns, 12 accumulators.
     const GRAD_CHANNELS: usize = 6;
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn forward(g: &Planar, image: &[f32], weights: &[f32], out: &mut [f32]) {
+        let at = Offsets::new(g);
         let mut o = 0;
         while o < g.cout {
             let take = (g.cout - o).min(FORWARD_CHANNELS);
             // SAFETY: as this function's.
             unsafe {
                 match take {
-                    1 => forward_channels::<1>(g, image, weights, out, o),
-                    2 => forward_channels::<2>(g, image, weights, out, o),
-                    3 => forward_channels::<3>(g, image, weights, out, o),
-                    4 => forward_channels::<4>(g, image, weights, out, o),
-                    5 => forward_channels::<5>(g, image, weights, out, o),
-                    _ => forward_channels::<FORWARD_CHANNELS>(g, image, weights, out, o),
+                    1 => forward_channels::<1>(g, &at, image, weights, out, o),
+                    2 => forward_channels::<2>(g, &at, image, weights, out, o),
+                    3 => forward_channels::<3>(g, &at, image, weights, out, o),
+                    4 => forward_channels::<4>(g, &at, image, weights, out, o),
+                    5 => forward_channels::<5>(g, &at, image, weights, out, o),
+                    _ => forward_channels::<FORWARD_CHANNELS>(g, &at, image, weights, out, o),
                 }
             }
             o += take;
@@ -234,22 +353,23 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn forward_channels<const O: usize>(
         g: &Planar,
+        at: &Offsets,
         image: &[f32],
         weights: &[f32],
         out: &mut [f32],
         o: usize,
     ) {
         let wv = g.wv();
-        for y in 0..g.h {
+        for y in 0..g.ho() {
             let mut x = 0;
             // SAFETY: as this function's; x + 8 X <= wv.
             unsafe {
                 while x + 16 <= wv {
-                    forward_tile::<O, 2>(g, image, weights, out, o, y, x);
+                    forward_tile::<O, 2>(g, at, image, weights, out, o, y, x);
                     x += 16;
                 }
                 while x < wv {
-                    forward_tile::<O, 1>(g, image, weights, out, o, y, x);
+                    forward_tile::<O, 1>(g, at, image, weights, out, o, y, x);
                     x += 8;
                 }
             }
@@ -261,6 +381,7 @@ mod x86 {
     #[allow(clippy::too_many_arguments)]
     unsafe fn forward_tile<const O: usize, const X: usize>(
         g: &Planar,
+        at: &Offsets,
         image: &[f32],
         weights: &[f32],
         out: &mut [f32],
@@ -268,21 +389,23 @@ mod x86 {
         y: usize,
         x0: usize,
     ) {
-        let (k, h, wv, wp, hp) = (g.k, g.h, g.wv(), g.wp(), g.hp());
+        let (k, ho, wv) = (g.k, g.ho(), g.wv());
         let per = g.weights_per_output();
         let mut acc = [[_mm256_setzero_ps(); X]; O];
         let (ip, wgt) = (image.as_ptr(), weights.as_ptr());
-        // SAFETY: rows y + dy < hp, columns x0 + dx + 8 X <= wv + k - 1 <= wp; weights within
-        // cout x per; outputs within cout x h x wv (checked by the callers).
+        // SAFETY: rows s y + dy + lead < hp, phase columns x0 + tap + 8 X <= wq (see
+        // `Planar::wq`); weights within cout x per; outputs within cout x ho x wv (lengths
+        // checked by the callers).
         unsafe {
             for c in 0..g.cin {
                 for dy in 0..k {
-                    let row = ip.add((c * hp + y + dy) * wp + x0);
+                    let row = ip.add(at.input_row(c, y, dy) + x0);
                     let wrow = wgt.add(o * per + (c * k + dy) * k);
-                    for dx in 0..k {
+                    for (dx, &tap) in at.taps.iter().enumerate() {
+                        let src = row.add(tap);
                         let mut v = [_mm256_setzero_ps(); X];
                         for (xv, v) in v.iter_mut().enumerate() {
-                            *v = _mm256_loadu_ps(row.add(dx + 8 * xv));
+                            *v = _mm256_loadu_ps(src.add(8 * xv));
                         }
                         for (oi, acc) in acc.iter_mut().enumerate() {
                             let w = _mm256_broadcast_ss(&*wrow.add(oi * per + dx));
@@ -296,7 +419,7 @@ mod x86 {
             let op = out.as_mut_ptr();
             for (oi, acc) in acc.iter().enumerate() {
                 for (xv, &a) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(op.add(((o + oi) * h + y) * wv + x0 + 8 * xv), a);
+                    _mm256_storeu_ps(op.add(((o + oi) * ho + y) * wv + x0 + 8 * xv), a);
                 }
             }
         }
@@ -304,18 +427,19 @@ mod x86 {
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn weight_grad(g: &Planar, image: &[f32], dz: &[f32], grad: &mut [f32]) {
+        let at = Offsets::new(g);
         let mut o = 0;
         while o < g.cout {
             let take = (g.cout - o).min(GRAD_CHANNELS);
             // SAFETY: as this function's.
             unsafe {
                 match take {
-                    1 => grad_channels::<1>(g, image, dz, grad, o),
-                    2 => grad_channels::<2>(g, image, dz, grad, o),
-                    3 => grad_channels::<3>(g, image, dz, grad, o),
-                    4 => grad_channels::<4>(g, image, dz, grad, o),
-                    5 => grad_channels::<5>(g, image, dz, grad, o),
-                    _ => grad_channels::<GRAD_CHANNELS>(g, image, dz, grad, o),
+                    1 => grad_channels::<1>(g, &at, image, dz, grad, o),
+                    2 => grad_channels::<2>(g, &at, image, dz, grad, o),
+                    3 => grad_channels::<3>(g, &at, image, dz, grad, o),
+                    4 => grad_channels::<4>(g, &at, image, dz, grad, o),
+                    5 => grad_channels::<5>(g, &at, image, dz, grad, o),
+                    _ => grad_channels::<GRAD_CHANNELS>(g, &at, image, dz, grad, o),
                 }
             }
             o += take;
@@ -325,6 +449,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn grad_channels<const O: usize>(
         g: &Planar,
+        at: &Offsets,
         image: &[f32],
         dz: &[f32],
         grad: &mut [f32],
@@ -336,11 +461,11 @@ mod x86 {
                 // SAFETY: as this function's; dx + D <= k.
                 unsafe {
                     while dx + 2 <= g.k {
-                        grad_tile::<O, 2>(g, image, dz, grad, o, c, dy, dx);
+                        grad_tile::<O, 2>(g, at, image, dz, grad, o, c, dy, dx);
                         dx += 2;
                     }
                     if dx < g.k {
-                        grad_tile::<O, 1>(g, image, dz, grad, o, c, dy, dx);
+                        grad_tile::<O, 1>(g, at, image, dz, grad, o, c, dy, dx);
                     }
                 }
             }
@@ -352,6 +477,7 @@ mod x86 {
     #[allow(clippy::too_many_arguments)]
     unsafe fn grad_tile<const O: usize, const D: usize>(
         g: &Planar,
+        at: &Offsets,
         image: &[f32],
         dz: &[f32],
         grad: &mut [f32],
@@ -360,23 +486,23 @@ mod x86 {
         dy: usize,
         dx: usize,
     ) {
-        let (k, h, wv, wp, hp) = (g.k, g.h, g.wv(), g.wp(), g.hp());
+        let (k, ho, wv) = (g.k, g.ho(), g.wv());
         let per = g.weights_per_output();
         let mut acc = [[_mm256_setzero_ps(); D]; O];
         let (ip, dp) = (image.as_ptr(), dz.as_ptr());
-        // SAFETY: as in `forward_tile`; dz rows within its cout padded planes (x + 8 <= wv,
-        // interior starts at pad: the row ends by wp).
+        let taps: [usize; D] = std::array::from_fn(|d| at.taps[dx + d]);
+        // SAFETY: as in `forward_tile`; dz within cout x ho x wv.
         unsafe {
-            for y in 0..h {
-                let row = ip.add((c * hp + y + dy) * wp + dx);
+            for y in 0..ho {
+                let row = ip.add(at.input_row(c, y, dy));
                 let mut x = 0;
                 while x < wv {
                     let mut v = [_mm256_setzero_ps(); D];
-                    for (d, v) in v.iter_mut().enumerate() {
-                        *v = _mm256_loadu_ps(row.add(x + d));
+                    for (v, &t) in v.iter_mut().zip(&taps) {
+                        *v = _mm256_loadu_ps(row.add(t + x));
                     }
                     for (oi, acc) in acc.iter_mut().enumerate() {
-                        let gz = _mm256_loadu_ps(dp.add(g.interior(o + oi, y) + x));
+                        let gz = _mm256_loadu_ps(dp.add(((o + oi) * ho + y) * wv + x));
                         for (a, &v) in acc.iter_mut().zip(&v) {
                             *a = _mm256_fmadd_ps(gz, v, *a);
                         }
@@ -405,59 +531,72 @@ mod x86 {
 mod tests {
     use super::*;
 
-    /// Both kernels against a plain "same" convolution, its weight gradient and its input
-    /// gradient (through [`flip_weights`]), on an odd size with more channels than one tile (so
-    /// every tile shape runs).
+    /// Both kernels against plain sums (f64) of a convolution, its weight gradient and its
+    /// input gradient, for a stride-1 5 x 5 convolution and a strided 3 x 3 and 1 x 1 one (the
+    /// latter reading an image padded for 3 x 3), on odd sizes with more channels than one tile.
     #[test]
     fn direct_convolution_matches_the_definition() {
-        let g = Planar {
-            cin: 3,
-            cout: 8,
-            k: 5,
-            h: 11,
-            w: 13,
+        let same = Planar::same(3, 8, 5, 11, 13);
+        let strided = Planar {
+            stride: 2,
+            pad: 1,
+            ..Planar::same(5, 7, 3, 9, 10)
         };
-        let (k, h, w, per) = (g.k, g.h, g.w, g.weights_per_output());
+        let projection = Planar {
+            stride: 2,
+            pad: 1,
+            ..Planar::same(4, 13, 1, 9, 11)
+        };
+        for g in [same, strided, projection] {
+            check_geometry(&g);
+        }
+    }
+
+    fn check_geometry(g: &Planar) {
+        let (k, h, w, s, per) = (g.k, g.h, g.w, g.stride, g.weights_per_output());
+        let (ho, wo) = (g.ho(), g.wo());
         let sample: Vec<f32> = (0..g.cin * h * w)
             .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
             .collect();
         let weights: Vec<f32> = (0..g.cout * per)
             .map(|i| ((i * 104_729 % 997) as f32 / 997.0) - 0.5)
             .collect();
-        let dz: Vec<f32> = (0..g.cout * h * w)
-            .map(|i| ((i * 31 % 17) as f32 / 17.0) - 0.5)
+        // The output gradient, zero in the columns past `wo`.
+        let dz: Vec<f32> = (0..g.out_len())
+            .map(|i| {
+                if i % g.wv() < wo {
+                    ((i * 31 % 17) as f32 / 17.0) - 0.5
+                } else {
+                    0.0
+                }
+            })
             .collect();
-        // Plain sums in f64 on the unpadded arrays.
         let pad = (k / 2) as isize;
-        let at = |v: &[f32], c: usize, y: isize, x: isize| -> f64 {
-            if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
-                0.0
-            } else {
-                v[(c * h + y as usize) * w + x as usize] as f64
-            }
-        };
+        let inside = |y: isize, x: isize| y >= 0 && x >= 0 && y < h as isize && x < w as isize;
         let weight = |o: usize, c: usize, dy: usize, dx: usize| -> f64 {
             weights[o * per + (c * k + dy) * k + dx] as f64
         };
-        let mut out_def = vec![0f64; g.cout * h * w];
+        let mut out_def = vec![0f64; g.cout * ho * wo];
         let mut input_grad_def = vec![0f64; g.cin * h * w];
         let mut weight_grad_def = vec![0f64; weights.len()];
         for o in 0..g.cout {
             for c in 0..g.cin {
                 for dy in 0..k {
                     for dx in 0..k {
-                        for y in 0..h {
-                            for x in 0..w {
-                                let (sy, sx) = ((y + dy) as isize - pad, (x + dx) as isize - pad);
-                                let z = dz[(o * h + y) * w + x] as f64;
-                                out_def[(o * h + y) * w + x] +=
-                                    weight(o, c, dy, dx) * at(&sample, c, sy, sx);
-                                weight_grad_def[o * per + (c * k + dy) * k + dx] +=
-                                    z * at(&sample, c, sy, sx);
-                                if sy >= 0 && sx >= 0 && sy < h as isize && sx < w as isize {
-                                    input_grad_def[(c * h + sy as usize) * w + sx as usize] +=
-                                        weight(o, c, dy, dx) * z;
+                        for y in 0..ho {
+                            for x in 0..wo {
+                                let sy = (s * y + dy) as isize - pad;
+                                let sx = (s * x + dx) as isize - pad;
+                                if !inside(sy, sx) {
+                                    continue;
                                 }
+                                let input = (c * h + sy as usize) * w + sx as usize;
+                                let z = dz[(o * ho + y) * g.wv() + x] as f64;
+                                out_def[(o * ho + y) * wo + x] +=
+                                    weight(o, c, dy, dx) * sample[input] as f64;
+                                weight_grad_def[o * per + (c * k + dy) * k + dx] +=
+                                    z * sample[input] as f64;
+                                input_grad_def[input] += weight(o, c, dy, dx) * z;
                             }
                         }
                     }
@@ -467,43 +606,38 @@ mod tests {
         let mut image = vec![0f32; g.image_len()];
         g.put(&sample, &mut image);
         let back = g.transposed();
-        let mut dz_padded = vec![0f32; back.image_len()];
-        back.put(&dz, &mut dz_padded);
         let mut flipped = vec![0f32; weights.len()];
-        flip_weights(&g, &weights, &mut flipped);
-        let close =
-            |a: f32, b: f64, what: &str| assert!((a as f64 - b).abs() < 1e-4, "{what}: {a} vs {b}");
-        type Kernels = (
-            fn(&Planar, &[f32], &[f32], &mut [f32]),
-            fn(&Planar, &[f32], &[f32], &mut [f32]),
-        );
-        let kernels: [(&str, Kernels); 2] = [
-            ("dispatched", (forward, weight_grad)),
-            ("portable", (portable_forward, portable_weight_grad)),
+        flip_weights(g, &weights, &mut flipped);
+        let close = |a: f32, b: f64, what: String| {
+            assert!((a as f64 - b).abs() < 1e-4, "{g:?} {what}: {a} vs {b}")
+        };
+        type Kernel = fn(&Planar, &[f32], &[f32], &mut [f32]);
+        let kernels: [(&str, Kernel, Kernel); 2] = [
+            ("dispatched", forward, weight_grad),
+            ("portable", portable_forward, portable_weight_grad),
         ];
-        for (name, (conv, grad)) in kernels {
+        for (name, conv, grad) in kernels {
             let mut out = vec![f32::NAN; g.out_len()];
-            conv(&g, &image, &weights, &mut out);
+            conv(g, &image, &weights, &mut out);
+            for (i, &def) in out_def.iter().enumerate() {
+                close(
+                    out[i / wo * g.wv() + i % wo],
+                    def,
+                    format!("{name} output {i}"),
+                );
+            }
+            let mut scratch = vec![0f32; back.image_len()];
             let mut input_grad = vec![f32::NAN; back.out_len()];
-            conv(&back, &dz_padded, &flipped, &mut input_grad);
-            for (c, def, got) in [
-                (g.cout, &out_def, &out),
-                (g.cin, &input_grad_def, &input_grad),
-            ] {
-                for ch in 0..c {
-                    for y in 0..h {
-                        for x in 0..w {
-                            let i = (ch * h + y) * w + x;
-                            close(got[(ch * h + y) * g.wv() + x], def[i], name);
-                        }
-                    }
-                }
+            super::input_grad(g, &dz, &flipped, &mut scratch, &mut input_grad);
+            for (i, &def) in input_grad_def.iter().enumerate() {
+                let got = input_grad[i / w * back.wv() + i % w];
+                close(got, def, format!("input gradient {i}"));
             }
             // Accumulated onto a starting value of 1.
             let mut wg = vec![1f32; weights.len()];
-            grad(&g, &image, &dz_padded, &mut wg);
-            for (&a, &b) in wg.iter().zip(&weight_grad_def) {
-                close(a - 1.0, b, name);
+            grad(g, &image, &dz, &mut wg);
+            for (i, (&a, &b)) in wg.iter().zip(&weight_grad_def).enumerate() {
+                close(a - 1.0, b, format!("{name} weight gradient {i}"));
             }
         }
     }

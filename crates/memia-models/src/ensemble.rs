@@ -178,13 +178,7 @@ impl Ensemble {
                 cin, cout, kernel, ..
             } = layer.op
             {
-                shape.stages.push(Stage {
-                    cin,
-                    cout,
-                    k: kernel,
-                    h,
-                    w,
-                });
+                shape.stages.push(Stage::same(cin, cout, kernel, h, w));
                 (h, w, channels) = (h / 2, w / 2, cout);
             }
         }

@@ -247,9 +247,10 @@ fn train_one(
     let mut net = Buffers::new(shape, b);
     let widest = shape.dense.iter().copied().max().unwrap_or(0);
     let (mut delta, mut delta_below) = (vec![0f32; b * widest], vec![0f32; b * widest]);
-    // Per stage: one image's output gradient, padded (the input of the transposed
-    // convolution), its input gradient (planar `[cin, h, wv]`), and the flipped weights.
-    let mut d_conv: Vec<Vec<f32>> = stages
+    // Per stage: one image's output gradient (`[cout, h, wv]`), the same padded (the input of
+    // the transposed convolution), its input gradient (`[cin, h, wv]`), the flipped weights.
+    let mut d_conv: Vec<Vec<f32>> = stages.iter().map(|s| vec![0f32; s.out_len()]).collect();
+    let mut d_padded: Vec<Vec<f32>> = stages
         .iter()
         .map(|s| vec![0f32; s.transposed().image_len()])
         .collect();
@@ -309,22 +310,17 @@ fn train_one(
                     };
                     // Through pooling and ReLU: to each window's maximum, where the output was
                     // positive; the bias gradient on the way.
-                    let back = st.transposed();
                     let dz = &mut d_conv[si];
                     dz.fill(0.0);
                     let argmax = &net.argmax[si][n * pp..(n + 1) * pp];
                     let (gw, gb) = &mut conv_grads[si];
-                    let wv = st.wv();
                     for (ch, gb) in gb.iter_mut().enumerate() {
                         for y in 0..ph {
                             let g = &d_out[(ch * ph + y) * stride..][..pw];
                             let arg = &argmax[(ch * ph + y) * pw..][..pw];
                             for (&g, &at) in g.iter().zip(arg) {
                                 if at != CLAMPED {
-                                    // `at` indexes the planar [cout, h, wv] output.
-                                    let at = at as usize;
-                                    let (c, rest) = (at / (st.h * wv), at % (st.h * wv));
-                                    dz[back.interior(c, rest / wv) + rest % wv] += g;
+                                    dz[at as usize] += g;
                                     *gb += g;
                                 }
                             }
@@ -334,7 +330,8 @@ fn train_one(
                     let image = &net.input[si][n * len..(n + 1) * len];
                     direct_conv::weight_grad(st, image, dz, gw);
                     if si > 0 {
-                        direct_conv::forward(&back, dz, &flipped[si], &mut d_input[si]);
+                        let (flipped, scratch) = (&flipped[si], &mut d_padded[si]);
+                        direct_conv::input_grad(st, dz, flipped, scratch, &mut d_input[si]);
                     }
                 }
             }
