@@ -327,13 +327,16 @@ impl Engine {
     /// Whether this engine runs memia's fused CPU kernels for a model on `device`.
     pub fn uses_fused_kernels(self, model: &ModelConfig, device: &Device) -> bool {
         self.fuses(
-            matches!(model, ModelConfig::Mlp(_) | ModelConfig::Cnn(_)),
+            matches!(
+                model,
+                ModelConfig::Mlp(_) | ModelConfig::Cnn(_) | ModelConfig::ResNet(_)
+            ),
             device,
         )
     }
 
     /// Whether the fused kernels run a network they `support` (dense layers, LeNet-style
-    /// convolution stages) on `device`.
+    /// convolution stages, residual blocks) on `device`.
     pub(crate) fn fuses(self, supported: bool, device: &Device) -> bool {
         self == Engine::Auto && supported && *device == Device::flex()
     }

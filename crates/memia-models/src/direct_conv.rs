@@ -78,9 +78,11 @@ impl Planar {
     }
 
     /// Values per phase of a padded input row: every column, and every vector load.
+    /// Independent of the kernel (`lead + k - 1 <= 2 pad`), so that convolutions of different
+    /// kernels with the same stride and padding read the same stored image.
     fn wq(&self) -> usize {
         let s = self.stride;
-        (self.wv() + (self.k - 1 + self.lead()) / s).max((self.w + 2 * self.pad).div_ceil(s))
+        (self.wv() + 2 * self.pad / s).max((self.w + 2 * self.pad).div_ceil(s))
     }
 
     /// Values per padded input row (all its phases).
@@ -102,22 +104,22 @@ impl Planar {
         self.cin * self.k * self.k
     }
 
-    /// Where input value `(c, y, x)` is stored in a padded image.
-    pub fn at(&self, c: usize, y: usize, x: usize) -> usize {
-        let (yy, xx, s) = (y + self.pad, x + self.pad, self.stride);
-        (c * self.hp() + yy) * self.row_len() + (xx % s) * self.wq() + xx / s
+    /// Where the rows of its padded input images are (computed once: the methods above divide).
+    pub fn rows(&self) -> Rows {
+        Rows {
+            plane: self.hp() * self.row_len(),
+            row: self.row_len(),
+            wq: self.wq(),
+            pad: self.pad,
+            stride: self.stride,
+            w: self.w,
+        }
     }
 
     /// Where the inputs of output column 0 for kernel column `dx` start in a padded row.
     fn tap(&self, dx: usize) -> usize {
         let t = dx + self.lead();
         (t % self.stride) * self.wq() + t / self.stride
-    }
-
-    /// Where row `y` of channel `c` starts in a padded image; its `w` values follow (stride 1).
-    pub fn interior(&self, c: usize, y: usize) -> usize {
-        debug_assert_eq!(self.stride, 1, "strided rows are stored in phases");
-        self.at(c, y, 0)
     }
 
     /// The convolution that takes gradients back from the outputs to the inputs: `cout` input
@@ -129,18 +131,10 @@ impl Planar {
     /// Writes a channel-major sample (`[cin, h, w]`) into a padded image whose border is zero
     /// (and stays zero: only the inputs' places are written).
     pub fn put(&self, src: &[f32], dst: &mut [f32]) {
-        let (h, w) = (self.h, self.w);
+        let (h, w, rows) = (self.h, self.w, self.rows());
         for c in 0..self.cin {
             for y in 0..h {
-                let row = &src[(c * h + y) * w..(c * h + y + 1) * w];
-                if self.stride == 1 {
-                    let at = self.interior(c, y);
-                    dst[at..at + w].copy_from_slice(row);
-                } else {
-                    for (x, &v) in row.iter().enumerate() {
-                        dst[self.at(c, y, x)] = v;
-                    }
-                }
+                rows.put(c, y, &src[(c * h + y) * w..(c * h + y + 1) * w], dst);
             }
         }
     }
@@ -153,6 +147,78 @@ impl Planar {
                 && out.len() >= self.out_len(),
             "direct convolution: buffers too short for {self:?}"
         );
+    }
+}
+
+/// Where the rows of a [`Planar`] convolution's padded input images are: row `(c, y)` of the
+/// input starts at `c plane + (y + pad) row`, and its column `x` is in phase `(x + pad) % stride`
+/// (`wq` values each) at index `(x + pad) / stride`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rows {
+    plane: usize,
+    row: usize,
+    wq: usize,
+    pad: usize,
+    stride: usize,
+    w: usize,
+}
+
+impl Rows {
+    /// Where padded row `y + pad` of channel `c` starts.
+    fn start(&self, c: usize, y: usize) -> usize {
+        c * self.plane + (y + self.pad) * self.row
+    }
+
+    /// Where input row `(c, y)`'s `w` values start (stride 1: they are contiguous).
+    pub fn interior(&self, c: usize, y: usize) -> usize {
+        debug_assert_eq!(self.stride, 1, "strided rows are stored in phases");
+        self.start(c, y) + self.pad
+    }
+
+    /// Where input value `(c, y, x)` is.
+    pub fn at(&self, c: usize, y: usize, x: usize) -> usize {
+        let (xx, s) = (x + self.pad, self.stride);
+        self.start(c, y) + (xx % s) * self.wq + xx / s
+    }
+
+    /// Writes the `w` values of input row `(c, y)` into a padded image.
+    pub fn put(&self, c: usize, y: usize, row: &[f32], dst: &mut [f32]) {
+        let w = self.w;
+        if self.stride == 1 {
+            let at = self.interior(c, y);
+            dst[at..at + w].copy_from_slice(&row[..w]);
+        } else {
+            // Phase by phase, each a contiguous run.
+            let s = self.stride;
+            for q in 0..s {
+                let first = (q + s - self.pad % s) % s;
+                let at = self.at(c, y, first);
+                for (d, &v) in dst[at..]
+                    .iter_mut()
+                    .zip(row[..w].iter().skip(first).step_by(s))
+                {
+                    *d = v;
+                }
+            }
+        }
+    }
+
+    /// Reads the `w` values of input row `(c, y)` of a padded image into `row`.
+    pub fn get(&self, c: usize, y: usize, image: &[f32], row: &mut [f32]) {
+        let w = self.w;
+        if self.stride == 1 {
+            let at = self.interior(c, y);
+            row[..w].copy_from_slice(&image[at..at + w]);
+        } else {
+            let s = self.stride;
+            for q in 0..s {
+                let first = (q + s - self.pad % s) % s;
+                let at = self.at(c, y, first);
+                for (v, &d) in row[..w].iter_mut().skip(first).step_by(s).zip(&image[at..]) {
+                    *v = d;
+                }
+            }
+        }
     }
 }
 
@@ -195,12 +261,13 @@ pub(crate) fn input_grad(
     out: &mut [f32],
 ) {
     let back = g.transposed();
+    let rows = back.rows();
     let (ho, wo, wv, s) = (g.ho(), g.wo(), g.wv(), g.stride);
     if s == 1 {
         // The border is never written, so it stays zero.
         for o in 0..g.cout {
             for y in 0..ho {
-                let at = back.interior(o, y);
+                let at = rows.interior(o, y);
                 scratch[at..at + wo].copy_from_slice(&dz[(o * ho + y) * wv..][..wo]);
             }
         }
@@ -210,7 +277,7 @@ pub(crate) fn input_grad(
         for o in 0..g.cout {
             for y in 0..ho {
                 for (x, &v) in dz[(o * ho + y) * wv..][..wo].iter().enumerate() {
-                    scratch[back.at(o, s * y, s * x)] = v;
+                    scratch[rows.at(o, s * y, s * x)] = v;
                 }
             }
         }
@@ -359,24 +426,27 @@ mod x86 {
         out: &mut [f32],
         o: usize,
     ) {
-        let wv = g.wv();
-        for y in 0..g.ho() {
-            let mut x = 0;
-            // SAFETY: as this function's; x + 8 X <= wv.
-            unsafe {
-                while x + 16 <= wv {
-                    forward_tile::<O, 2>(g, at, image, weights, out, o, y, x);
-                    x += 16;
-                }
-                while x < wv {
-                    forward_tile::<O, 1>(g, at, image, weights, out, o, y, x);
-                    x += 8;
-                }
+        // Vectors of 8 outputs, row by row; a tile takes two, from the next row if need be
+        // (rows of 8 would otherwise leave half the accumulators idle).
+        let per_row = g.wv() / 8;
+        let vectors = g.ho() * per_row;
+        let place = |v: usize| (v / per_row, v % per_row * 8);
+        let mut v = 0;
+        // SAFETY: as this function's; every place is an output vector.
+        unsafe {
+            while v + 2 <= vectors {
+                let places = [place(v), place(v + 1)];
+                forward_tile::<O, 2>(g, at, image, weights, out, o, places);
+                v += 2;
+            }
+            if v < vectors {
+                forward_tile::<O, 1>(g, at, image, weights, out, o, [place(v)]);
             }
         }
     }
 
-    /// Output channels `o..o + O`, row `y`, pixels `x0..x0 + 8 X`.
+    /// Output channels `o..o + O` at the X vectors of 8 pixels starting at `places` (row,
+    /// column).
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn forward_tile<const O: usize, const X: usize>(
@@ -386,26 +456,24 @@ mod x86 {
         weights: &[f32],
         out: &mut [f32],
         o: usize,
-        y: usize,
-        x0: usize,
+        places: [(usize, usize); X],
     ) {
         let (k, ho, wv) = (g.k, g.ho(), g.wv());
         let per = g.weights_per_output();
         let mut acc = [[_mm256_setzero_ps(); X]; O];
         let (ip, wgt) = (image.as_ptr(), weights.as_ptr());
-        // SAFETY: rows s y + dy + lead < hp, phase columns x0 + tap + 8 X <= wq (see
+        // SAFETY: rows s y + dy + lead < hp, phase columns x0 + tap + 8 <= wq (see
         // `Planar::wq`); weights within cout x per; outputs within cout x ho x wv (lengths
         // checked by the callers).
         unsafe {
             for c in 0..g.cin {
                 for dy in 0..k {
-                    let row = ip.add(at.input_row(c, y, dy) + x0);
+                    let rows = places.map(|(y, x0)| ip.add(at.input_row(c, y, dy) + x0));
                     let wrow = wgt.add(o * per + (c * k + dy) * k);
                     for (dx, &tap) in at.taps.iter().enumerate() {
-                        let src = row.add(tap);
                         let mut v = [_mm256_setzero_ps(); X];
-                        for (xv, v) in v.iter_mut().enumerate() {
-                            *v = _mm256_loadu_ps(src.add(8 * xv));
+                        for (v, &row) in v.iter_mut().zip(&rows) {
+                            *v = _mm256_loadu_ps(row.add(tap));
                         }
                         for (oi, acc) in acc.iter_mut().enumerate() {
                             let w = _mm256_broadcast_ss(&*wrow.add(oi * per + dx));
@@ -418,8 +486,8 @@ mod x86 {
             }
             let op = out.as_mut_ptr();
             for (oi, acc) in acc.iter().enumerate() {
-                for (xv, &a) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(op.add(((o + oi) * ho + y) * wv + x0 + 8 * xv), a);
+                for (&a, &(y, x0)) in acc.iter().zip(&places) {
+                    _mm256_storeu_ps(op.add(((o + oi) * ho + y) * wv + x0), a);
                 }
             }
         }

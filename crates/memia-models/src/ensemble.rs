@@ -2,9 +2,9 @@
 //! stacked parameters, trained together in one pass, each as if it were trained alone. This
 //! module builds the architecture and draws every model's initial weights from its own seeded
 //! stream, checks the arguments of training and inference, and hands the work to the engine
-//! that runs it: memia's fused CPU kernels ([`crate::fused`], [`crate::fused_cnn`]) for dense
-//! models and LeNet-style CNNs on the Flex device, Burn's operations ([`crate::burn_engine`])
-//! otherwise (ResNets, other devices, `Engine::Burn`).
+//! that runs it: memia's fused CPU kernels ([`crate::fused`], [`crate::fused_cnn`],
+//! [`crate::fused_resnet`]) on the Flex device, Burn's operations ([`crate::burn_engine`])
+//! otherwise (other devices, `Engine::Burn`).
 
 use burn::tensor::{Device, Tensor, TensorData};
 use memia_core::rng::stream_rng;
@@ -15,6 +15,7 @@ use crate::config::{Engine, Member, ModelConfig, TrainingConfig};
 use crate::error::{ModelError, Result, architecture, invalid_data, invalid_setting};
 use crate::fused::{self, DenseParams};
 use crate::fused_cnn::{self, CnnShape, Stage};
+use crate::fused_resnet::{self, ResNetShape};
 
 /// What the fused CPU kernels train.
 enum FusedNet {
@@ -22,6 +23,8 @@ enum FusedNet {
     Dense(Vec<usize>),
     /// A LeNet-style CNN.
     Cnn(CnnShape),
+    /// A small ResNet.
+    ResNet(ResNetShape),
 }
 
 /// G models of one architecture with stacked parameters.
@@ -143,21 +146,41 @@ impl Ensemble {
             .position(|l| l.op == Op::Dense)
             .unwrap_or(self.net.layers.len());
         let stages = &self.net.layers[..dense_from];
-        let supported = self.net.layers[dense_from..]
-            .iter()
-            .all(|l| l.op == Op::Dense)
-            && stages.iter().all(|l| {
-                matches!(
-                    l.op,
-                    Op::Conv {
-                        stride: 1,
-                        role: Role::Pooled,
-                        ..
-                    }
-                )
-            });
+        let dense = &self.net.layers[dense_from..];
+        let lenet = stages.iter().all(|l| {
+            matches!(
+                l.op,
+                Op::Conv {
+                    stride: 1,
+                    role: Role::Pooled,
+                    ..
+                }
+            )
+        });
+        let residual = !lenet && dense.len() == 1;
+        let supported = dense.iter().all(|l| l.op == Op::Dense) && (lenet || residual);
         if !self.engine.fuses(supported, &self.net.device) {
             return None;
+        }
+        if residual {
+            let convs: Vec<_> = stages
+                .iter()
+                .filter_map(|l| match l.op {
+                    Op::Conv {
+                        cin,
+                        cout,
+                        kernel,
+                        stride,
+                        role,
+                    } => Some((role, cin, cout, kernel, stride)),
+                    Op::Dense => None,
+                })
+                .collect();
+            let &[c, h, w] = self.net.input_shape.as_slice() else {
+                return None;
+            };
+            let classes = dense[0].weight.dims()[2];
+            return ResNetShape::new(&convs, [c, h, w], classes).map(FusedNet::ResNet);
         }
         let outs = |l: &Layer| l.weight.dims()[2];
         if stages.is_empty() {
@@ -294,6 +317,15 @@ impl Ensemble {
                     config,
                     augment,
                 ),
+                FusedNet::ResNet(shape) => fused_resnet::train(
+                    &mut models,
+                    shape,
+                    features,
+                    labels,
+                    members,
+                    config,
+                    augment,
+                ),
             }
             self.set_host_parameters(&models);
             return Ok(());
@@ -319,6 +351,11 @@ impl Ensemble {
                 Ok(fused::predict(&self.host_parameters()?, &sizes, features))
             }
             Some(FusedNet::Cnn(shape)) => Ok(fused_cnn::predict(
+                &self.host_parameters()?,
+                &shape,
+                features,
+            )),
+            Some(FusedNet::ResNet(shape)) => Ok(fused_resnet::predict(
                 &self.host_parameters()?,
                 &shape,
                 features,

@@ -219,6 +219,19 @@ pub(crate) fn cross_entropy_grad(
     classes: usize,
 ) {
     let weight = 1.0 / rows.len() as f32;
+    cross_entropy_grad_weighted(logits, delta, rows, labels, classes, weight);
+}
+
+/// [`cross_entropy_grad`] of some of a minibatch's rows, each weighted by `weight` (one over
+/// the minibatch's size).
+pub(crate) fn cross_entropy_grad_weighted(
+    logits: &[f32],
+    delta: &mut [f32],
+    rows: &[usize],
+    labels: &[u32],
+    classes: usize,
+    weight: f32,
+) {
     for ((z, dz), &i) in logits
         .chunks_exact(classes)
         .zip(delta.chunks_exact_mut(classes))

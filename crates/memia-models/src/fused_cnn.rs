@@ -164,7 +164,8 @@ impl Buffers {
                     Some(next) => {
                         let len = next.image_len();
                         let out = &mut self.input[si + 1][n * len..(n + 1) * len];
-                        pool(conv, st, bias, argmax, out, |c, y| next.interior(c, y));
+                        let rows = next.rows();
+                        pool(conv, st, bias, argmax, out, |c, y| rows.interior(c, y));
                     }
                     None => {
                         let out = &mut self.dense.layers[0][n * flat..(n + 1) * flat];

@@ -21,8 +21,8 @@ use crate::error::{Result, invalid_setting};
 ///
 /// | engine (who runs it) | same models, same groups | other groups or shards | across producers |
 /// |---|---|---|---|
-/// | fused CPU kernels (`Engine::Auto`, MLP, logistic regression or LeNet-style CNN on Flex) | identical | identical: each model's arithmetic runs alone | equal within float tolerance (1e-4 on parameters, tested against Burn's engine); other CPU kernels (AVX-512 / AVX2) may round differently |
-/// | Burn's operations (`Engine::Burn`, ResNets, other devices) | identical on the CPU backends | within float tolerance (1e-4 MLP, 1e-3 ResNet, tested): batched products sum in another order | within float tolerance (tested on NdArray and wgpu against Flex) |
+/// | fused CPU kernels (`Engine::Auto` on Flex: MLP, logistic regression, LeNet-style CNN, ResNet) | identical | identical: each model's arithmetic runs alone | equal within float tolerance (1e-4 on parameters, tested against Burn's engine); other CPU kernels (AVX-512 / AVX2 / without FMA) may round differently |
+/// | Burn's operations (`Engine::Burn`, other devices) | identical on the CPU backends | within float tolerance (1e-4 MLP, 1e-3 ResNet, tested): batched products sum in another order | within float tolerance (tested on NdArray and wgpu against Flex) |
 ///
 /// So a run trained by one producer is reproducible bit for bit; shards of a fused run equal
 /// the single run byte for byte; shards of a Burn-engine run differ from it in the last bits.

@@ -173,7 +173,7 @@ fn fused_kernels_match_burn() {
     }
     // Not the same code: the engines round differently.
     assert!(differs, "the fused kernels gave Burn's exact bits");
-    // LeNet-style CNNs are fused too; ResNets take Burn's path.
+    // LeNet-style CNNs and ResNets are fused too.
     let cnn = Ensemble::init(
         &CnnConfig::lenet().into(),
         &[1, 28, 28],
@@ -183,7 +183,64 @@ fn fused_kernels_match_burn() {
     );
     assert!(cnn.unwrap().uses_fused_kernels());
     let net = Ensemble::init(&resnet(), &[1, 8, 8], 10, &[1], &Device::flex());
-    assert!(!net.unwrap().uses_fused_kernels());
+    assert!(net.unwrap().uses_fused_kernels());
+}
+
+/// The fused ResNet against Burn's engine: digits (8 x 8, one block per stage: the strided
+/// block and its projection) with SGD, Adam and augmentation; odd-sized colour images with two
+/// blocks per stage (identity blocks after the strided ones, odd sizes halved to their
+/// ceiling).
+#[test]
+fn fused_resnet_matches_burn() {
+    let (x, _, _) = digits();
+    let augmented = TrainingConfig {
+        augmentation: memia_models::Augmentation {
+            max_shift: 1,
+            flip: true,
+        },
+        ..configs()[1]
+    };
+    let mut differs = false;
+    for config in [configs()[0], configs()[2], augmented] {
+        let fused = train_with(&members(), &config, &resnet(), Engine::Auto);
+        let burn = train_with(&members(), &config, &resnet(), Engine::Burn);
+        differs |= assert_engines_agree(&fused, &burn, &x, &format!("resnet {config:?}"));
+    }
+    assert!(differs, "the fused ResNet gave Burn's exact bits");
+    let (n, shape) = (90usize, [3usize, 11, 13]);
+    let d: usize = shape.iter().product();
+    let x: Vec<f32> = (0..n * d)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) + (i / d % 3) as f32 * 0.3)
+        .collect();
+    let y: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+    let members: Vec<Member> = [(3u64, 50usize), (4, 41)]
+        .iter()
+        .map(|&(seed, size)| Member {
+            seed,
+            train: (0..size).map(|i| (i * 5 + seed as usize) % n).collect(),
+        })
+        .collect();
+    let model: ModelConfig = ResNetConfig {
+        widths: vec![5, 7, 9],
+        blocks_per_stage: 2,
+    }
+    .into();
+    let config = TrainingConfig {
+        epochs: 3,
+        batch_size: 16,
+        learning_rate: 0.05,
+        weight_decay: 0.001,
+        ..Default::default()
+    };
+    let seeds: Vec<u64> = members.iter().map(|m| m.seed).collect();
+    let run = |engine: Engine| {
+        let mut e = Ensemble::init(&model, &shape, 3, &seeds, &Device::flex())
+            .unwrap()
+            .with_engine(engine);
+        e.train(&x, &y, &members, &config).unwrap();
+        e
+    };
+    assert_engines_agree(&run(Engine::Auto), &run(Engine::Burn), &x, "odd resnet");
 }
 
 /// The fused CNN against Burn's engine on colour images of odd sizes (pooling drops the last
@@ -717,10 +774,10 @@ fn the_producer_names_the_engine_device_and_kernels() {
     assert_eq!(pf.details["memia"], env!("CARGO_PKG_VERSION"));
     assert!(!pf.details["device"].is_empty());
     assert_ne!(pf, pb);
-    // The trainer says what the ensemble runs: CNNs are fused, ResNets are not.
+    // The trainer says what the ensemble runs: CNNs and ResNets are fused.
     for (model, fused) in [
         (ModelConfig::from(CnnConfig::lenet()), true),
-        (resnet(), false),
+        (resnet(), true),
     ] {
         let trainer =
             BurnTrainer::new(model.clone(), TrainingConfig::default(), 1).on(Device::flex());

@@ -1,0 +1,618 @@
+//! memia's fused CPU kernels for the small ResNets (a 3 x 3 stem, residual blocks of two 3 x 3
+//! convolutions with a 1 x 1 strided projection where a block halves the resolution, global
+//! average pooling, the output layer; no normalisation layers), in the design of the CNN ones
+//! ([`crate::fused_cnn`]): one model's step on one core, buffers allocated once, the models of a
+//! group in parallel, every convolution through [`crate::direct_conv`].
+//!
+//! **One image at a time, forward and backward.** The network has no batch statistics and its
+//! output layer is small, so each image's forward pass, loss gradient and backward pass run
+//! back to back while its activations (about 400 KB for 32 x 32 images) are still in the core's
+//! cache; the gradients of the minibatch's images are summed, then the optimiser steps, exactly
+//! as for the whole minibatch at once. Activations are stored as the padded images their
+//! consumers read (phased rows before a strided convolution), so no copy happens between
+//! layers; a ReLU's gradient mask is its stored output being positive.
+//!
+//! The formulas are Burn's engine's (`crate::burn_engine`: same initial weights, minibatch
+//! orders, augmentation streams, schedule and optimiser); the tests compare the two engines, and
+//! a model trained in a group against the same model trained alone, bit for bit.
+
+use gemm::Parallelism;
+
+use crate::augment::Augmentation;
+use crate::burn_engine::Role;
+use crate::config::{Member, TrainingConfig};
+use crate::direct_conv::{self, Planar, Rows};
+use crate::fused::{DenseParams, Slots, cross_entropy_grad_weighted, predict_each, train_each};
+use crate::schedule::{epoch_streams, step_rate};
+
+/// One residual block: the indices of its convolutions among the network's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Block {
+    start: usize,
+    shortcut: Option<usize>,
+    end: usize,
+}
+
+/// A ResNet as the fused kernels run it: its convolutions in Burn's layer order (the stem, then
+/// per block the branch's first convolution, the projection if any, the branch's last), each
+/// with its geometry, then one output layer of `classes` on the pooled channels. A model's
+/// parameters are a [`DenseParams`] whose layers are the convolutions' (weights
+/// `[cout, cin, k, k]`, bias `cout`) and the output layer's (`width x classes`, `classes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResNetShape {
+    convs: Vec<Planar>,
+    blocks: Vec<Block>,
+    classes: usize,
+}
+
+impl ResNetShape {
+    /// The shape of the network whose convolutions are `convs` (`(role, cin, cout, kernel,
+    /// stride)` in Burn's layer order) on `[c, h, w]` images, then one output layer of
+    /// `classes`; `None` when the layers are not a stem followed by residual blocks.
+    pub(crate) fn new(
+        convs: &[(Role, usize, usize, usize, usize)],
+        image: [usize; 3],
+        classes: usize,
+    ) -> Option<Self> {
+        // Every stored image is padded for the widest kernel, so that a block's 3 x 3 and
+        // 1 x 1 convolutions read the same one.
+        let pad = convs.iter().map(|c| c.3 / 2).max()?;
+        let geometry = |&(_, cin, cout, k, stride): &(Role, usize, usize, usize, usize),
+                        (h, w): (usize, usize)| Planar {
+            cin,
+            cout,
+            k,
+            h,
+            w,
+            stride,
+            pad,
+        };
+        let [_, h, w] = image;
+        let (first, rest) = convs.split_first()?;
+        if first.0 != Role::Plain {
+            return None;
+        }
+        let stem = geometry(first, (h, w));
+        let mut size = (stem.ho(), stem.wo());
+        let mut shape = ResNetShape {
+            convs: vec![stem],
+            blocks: Vec::new(),
+            classes,
+        };
+        let mut i = 0;
+        while i < rest.len() {
+            let input = size;
+            let start = geometry(&rest[i], input);
+            if rest[i].0 != Role::BranchStart {
+                return None;
+            }
+            let mut block = Block {
+                start: shape.convs.len(),
+                shortcut: None,
+                end: 0,
+            };
+            shape.convs.push(start);
+            i += 1;
+            if rest.get(i)?.0 == Role::Shortcut {
+                block.shortcut = Some(shape.convs.len());
+                shape.convs.push(geometry(&rest[i], input));
+                i += 1;
+            }
+            let branch = (start.ho(), start.wo());
+            let end = geometry(rest.get(i)?, branch);
+            if rest[i].0 != Role::BranchEnd || end.stride != 1 {
+                return None;
+            }
+            if block.shortcut.is_none() && (start.stride != 1 || start.cin != end.cout) {
+                return None;
+            }
+            block.end = shape.convs.len();
+            shape.convs.push(end);
+            shape.blocks.push(block);
+            size = branch;
+            i += 1;
+        }
+        Some(shape)
+    }
+
+    fn image(&self) -> &Planar {
+        &self.convs[0]
+    }
+
+    fn inputs(&self) -> usize {
+        let g = self.image();
+        g.cin * g.h * g.w
+    }
+
+    /// The last block's (or the stem's) output channels: the output layer's inputs.
+    fn width(&self) -> usize {
+        self.last_output().cout
+    }
+
+    /// The convolution whose output is pooled.
+    fn last_output(&self) -> &Planar {
+        &self.convs[self.blocks.last().map_or(0, |b| b.end)]
+    }
+
+    /// The geometry in which the input of block `j` is stored (its first convolution's), or
+    /// for `j` = the number of blocks, the pooled output's (a stride-1 layout of its size).
+    fn block_input(&self, j: usize) -> Planar {
+        match self.blocks.get(j) {
+            Some(b) => self.convs[b.start],
+            None => {
+                let last = self.last_output();
+                Planar {
+                    cin: last.cout,
+                    h: last.ho(),
+                    w: last.wo(),
+                    stride: 1,
+                    ..*last
+                }
+            }
+        }
+    }
+}
+
+/// Trains every model on its member's rows of `features` (n x C H W, row-major).
+pub(crate) fn train(
+    models: &mut [DenseParams],
+    shape: &ResNetShape,
+    features: &[f32],
+    labels: &[u32],
+    members: &[Member],
+    config: &TrainingConfig,
+    augment: Option<([usize; 3], &Augmentation)>,
+) {
+    train_each(models, members, |model, member, _: Parallelism| {
+        train_one(model, shape, features, labels, member, config, augment);
+    });
+}
+
+/// Logits of every model on every row of `features`: `[G, n, C]`, row-major.
+pub(crate) fn predict(models: &[DenseParams], shape: &ResNetShape, features: &[f32]) -> Vec<f32> {
+    let (d, classes) = (shape.inputs(), shape.classes);
+    let n = features.len() / d;
+    predict_each(models, n, classes, |model, out, _| {
+        let mut net = Buffers::new(shape);
+        for (src, dst) in features.chunks_exact(d).zip(out.chunks_exact_mut(classes)) {
+            net.forward(model, shape, src);
+            dst.copy_from_slice(&net.logits);
+        }
+    })
+}
+
+/// One model's buffers for one image.
+struct Buffers {
+    /// Block j's input as its first convolution reads it (`inputs[0]`: the stem's output;
+    /// the last: the network's pooled output, stride 1), each a padded image.
+    inputs: Vec<Vec<f32>>,
+    /// The image, padded for the stem.
+    image: Vec<f32>,
+    /// Each convolution's output before bias and activation, `[cout, ho, wv]`.
+    conv: Vec<Vec<f32>>,
+    /// Each block's branch activation (the ReLU of its first convolution), as its last
+    /// convolution reads it.
+    branch: Vec<Vec<f32>>,
+    /// One row of values being written.
+    row: Vec<f32>,
+    /// The pooled channels and the logits.
+    pooled: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(shape: &ResNetShape) -> Self {
+        let widest = shape
+            .convs
+            .iter()
+            .map(|g| g.w.max(g.wv()))
+            .max()
+            .unwrap_or(0);
+        Buffers {
+            inputs: (0..=shape.blocks.len())
+                .map(|j| vec![0f32; shape.block_input(j).image_len()])
+                .collect(),
+            image: vec![0f32; shape.image().image_len()],
+            conv: shape
+                .convs
+                .iter()
+                .map(|g| vec![0f32; g.out_len()])
+                .collect(),
+            branch: shape
+                .blocks
+                .iter()
+                .map(|b| vec![0f32; shape.convs[b.end].image_len()])
+                .collect(),
+            row: vec![0f32; widest],
+            pooled: vec![0f32; shape.width()],
+            logits: vec![0f32; shape.classes],
+        }
+    }
+
+    /// The forward pass of one sample (channel-major `[c, h, w]`): every activation kept, the
+    /// logits in `logits`.
+    fn forward(&mut self, model: &DenseParams, shape: &ResNetShape, sample: &[f32]) {
+        let convs = &shape.convs;
+        shape.image().put(sample, &mut self.image);
+        let params = &model.layers;
+        direct_conv::forward(&convs[0], &self.image, &params[0].0, &mut self.conv[0]);
+        let next = shape.block_input(0).rows();
+        relu_into(
+            &convs[0],
+            &self.conv[0],
+            &params[0].1,
+            None,
+            &next,
+            &mut self.inputs[0],
+            &mut self.row,
+        );
+        for (j, b) in shape.blocks.iter().enumerate() {
+            let (before, after) = self.inputs.split_at_mut(j + 1);
+            let x = &before[j];
+            let (start, end) = (&convs[b.start], &convs[b.end]);
+            direct_conv::forward(start, x, &params[b.start].0, &mut self.conv[b.start]);
+            relu_into(
+                start,
+                &self.conv[b.start],
+                &params[b.start].1,
+                None,
+                &end.rows(),
+                &mut self.branch[j],
+                &mut self.row,
+            );
+            direct_conv::forward(
+                end,
+                &self.branch[j],
+                &params[b.end].0,
+                &mut self.conv[b.end],
+            );
+            // The skip: the projection's output plus its bias, or the block's input itself.
+            let skip = match b.shortcut {
+                Some(p) => {
+                    direct_conv::forward(&convs[p], x, &params[p].0, &mut self.conv[p]);
+                    Skip::Projection(&convs[p], &self.conv[p], &params[p].1)
+                }
+                None => Skip::Identity(start.rows(), x),
+            };
+            let next = shape.block_input(j + 1).rows();
+            relu_into(
+                end,
+                &self.conv[b.end],
+                &params[b.end].1,
+                Some(skip),
+                &next,
+                &mut after[0],
+                &mut self.row,
+            );
+        }
+        // Global average pooling, then the output layer.
+        let last = shape.block_input(shape.blocks.len());
+        let image = &self.inputs[shape.blocks.len()];
+        let area = (last.h * last.w) as f32;
+        let rows = last.rows();
+        for (c, p) in self.pooled.iter_mut().enumerate() {
+            let mut sum = 0f32;
+            for y in 0..last.h {
+                let at = rows.interior(c, y);
+                sum += image[at..at + last.w].iter().sum::<f32>();
+            }
+            *p = sum / area;
+        }
+        let (weight, bias) = &params[convs.len()];
+        self.logits.copy_from_slice(bias);
+        for (&p, w) in self.pooled.iter().zip(weight.chunks_exact(shape.classes)) {
+            for (z, &w) in self.logits.iter_mut().zip(w) {
+                *z += p * w;
+            }
+        }
+    }
+}
+
+/// What a block's last convolution adds before its ReLU.
+enum Skip<'a> {
+    /// The projection's output (`[cout, ho, wv]` of its geometry) and bias.
+    Projection(&'a Planar, &'a [f32], &'a [f32]),
+    /// The block's input, stored for the block's first convolution (rows as these).
+    Identity(Rows, &'a [f32]),
+}
+
+/// Writes `relu(conv + bias (+ skip))` of a convolution `g`'s output into the padded image
+/// `dst` that `next` reads, row by row through `row`.
+fn relu_into(
+    g: &Planar,
+    conv: &[f32],
+    bias: &[f32],
+    skip: Option<Skip>,
+    next: &Rows,
+    dst: &mut [f32],
+    row: &mut [f32],
+) {
+    let (ho, wo, wv) = (g.ho(), g.wo(), g.wv());
+    let row = &mut row[..wo];
+    for (c, &b) in bias.iter().enumerate() {
+        for y in 0..ho {
+            let z = &conv[(c * ho + y) * wv..][..wo];
+            row.iter_mut().zip(z).for_each(|(r, &z)| *r = z + b);
+            match &skip {
+                Some(Skip::Projection(p, out, pb)) => {
+                    let s = &out[(c * ho + y) * p.wv()..][..wo];
+                    row.iter_mut().zip(s).for_each(|(r, &s)| *r += s + pb[c]);
+                }
+                Some(Skip::Identity(layout, x)) => {
+                    let at = layout.interior(c, y);
+                    row.iter_mut()
+                        .zip(&x[at..at + wo])
+                        .for_each(|(r, &s)| *r += s);
+                }
+                None => {}
+            }
+            row.iter_mut().for_each(|r| *r = r.max(0.0));
+            next.put(c, y, row, dst);
+        }
+    }
+}
+
+/// `dz[c, y, x] = upstream(c, y, x)` where the ReLU output stored in `act` (as `layout` reads
+/// it) is positive, else 0, for `g`'s output (`[cout, ho, wv]`, zero past `wo`); each channel's
+/// sum is added to `bias_grad`.
+#[allow(clippy::too_many_arguments)] // one masked gradient: geometry, mask, source, targets
+fn relu_grad(
+    g: &Planar,
+    act: &[f32],
+    layout: &Rows,
+    upstream: &[f32],
+    upstream_wv: usize,
+    dz: &mut [f32],
+    bias_grad: &mut [f32],
+    row: &mut [f32],
+) {
+    let (ho, wo, wv) = (g.ho(), g.wo(), g.wv());
+    for (c, gb) in bias_grad.iter_mut().enumerate().take(g.cout) {
+        for y in 0..ho {
+            layout.get(c, y, act, row);
+            let up = &upstream[(c * ho + y) * upstream_wv..][..wo];
+            let out = &mut dz[(c * ho + y) * wv..][..wv];
+            for ((d, &u), &a) in out.iter_mut().zip(up).zip(&row[..wo]) {
+                *d = if a > 0.0 { u } else { 0.0 };
+            }
+            out[wo..].fill(0.0);
+            *gb += out[..wo].iter().sum::<f32>();
+        }
+    }
+}
+
+/// The gradients of one model's step beside its buffers: each convolution's output gradient,
+/// the input gradient of each block (and of the stem's output), the flipped weights and the
+/// transposed convolutions' scratch images.
+struct Gradients {
+    dz: Vec<Vec<f32>>,
+    d_input: Vec<Vec<f32>>,
+    projection: Vec<f32>,
+    flipped: Vec<Vec<f32>>,
+    scratch: Vec<Vec<f32>>,
+    pooled: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+impl Gradients {
+    fn new(shape: &ResNetShape, model: &DenseParams) -> Self {
+        let back = |g: &Planar| g.transposed();
+        Gradients {
+            dz: shape
+                .convs
+                .iter()
+                .map(|g| vec![0f32; g.out_len()])
+                .collect(),
+            d_input: (0..=shape.blocks.len())
+                .map(|j| {
+                    let g = shape.block_input(j);
+                    vec![0f32; g.cin * g.h * g.w.div_ceil(8) * 8]
+                })
+                .collect(),
+            projection: vec![
+                0f32;
+                shape
+                    .convs
+                    .iter()
+                    .map(|g| back(g).out_len())
+                    .max()
+                    .unwrap_or(0)
+            ],
+            flipped: model.layers[..shape.convs.len()]
+                .iter()
+                .map(|(w, _)| vec![0f32; w.len()])
+                .collect(),
+            scratch: shape
+                .convs
+                .iter()
+                .map(|g| vec![0f32; back(g).image_len()])
+                .collect(),
+            pooled: vec![0f32; shape.width()],
+            logits: vec![0f32; shape.classes],
+        }
+    }
+}
+
+fn train_one(
+    model: &mut DenseParams,
+    shape: &ResNetShape,
+    features: &[f32],
+    labels: &[u32],
+    member: &Member,
+    config: &TrainingConfig,
+    augment: Option<([usize; 3], &Augmentation)>,
+) {
+    let (d, b, classes) = (shape.inputs(), config.batch_size, shape.classes);
+    let convs = &shape.convs;
+    let mut slots = Slots::new(&model.layers, config);
+    let mut net = Buffers::new(shape);
+    let mut grads = Gradients::new(shape, model);
+    let mut sample = vec![0f32; d];
+    let total_steps = member.train.len().div_ceil(b) * config.epochs;
+    let mut taken = 0usize;
+    for epoch in 0..config.epochs {
+        let (order, mut writer) = epoch_streams(member, epoch);
+        for rows in order.chunks(b) {
+            for (gw, gb) in slots.grads.iter_mut() {
+                gw.fill(0.0);
+                gb.fill(0.0);
+            }
+            for (g, ((w, _), f)) in convs
+                .iter()
+                .zip(model.layers.iter().zip(&mut grads.flipped))
+            {
+                direct_conv::flip_weights(g, w, f);
+            }
+            let weight = 1.0 / rows.len() as f32;
+            for &i in rows {
+                writer.write_sample(&features[i * d..(i + 1) * d], &mut sample, augment);
+                net.forward(model, shape, &sample);
+                cross_entropy_grad_weighted(
+                    &net.logits,
+                    &mut grads.logits,
+                    &[i],
+                    labels,
+                    classes,
+                    weight,
+                );
+                backward(model, shape, &mut net, &mut grads, &mut slots.grads);
+            }
+            let rate = step_rate(config, taken, total_steps) as f32;
+            taken += 1;
+            slots.step(&mut model.layers, rate, taken, config);
+        }
+    }
+}
+
+/// One image's backward pass (after its forward pass, the logits' gradient in
+/// `grads.logits`): every parameter's gradient added to `param_grads`.
+fn backward(
+    model: &DenseParams,
+    shape: &ResNetShape,
+    net: &mut Buffers,
+    grads: &mut Gradients,
+    param_grads: &mut [(Vec<f32>, Vec<f32>)],
+) {
+    let convs = &shape.convs;
+    let params = &model.layers;
+    let nb = shape.blocks.len();
+    // The output layer, then through global average pooling onto the last output's pixels.
+    {
+        let (gw, gb) = &mut param_grads[convs.len()];
+        let weight = &params[convs.len()].0;
+        gb.iter_mut().zip(&grads.logits).for_each(|(s, &g)| *s += g);
+        for ((&p, gw), (w, dp)) in net
+            .pooled
+            .iter()
+            .zip(gw.chunks_exact_mut(shape.classes))
+            .zip(weight.chunks_exact(shape.classes).zip(&mut grads.pooled))
+        {
+            gw.iter_mut()
+                .zip(&grads.logits)
+                .for_each(|(s, &g)| *s += p * g);
+            *dp = w.iter().zip(&grads.logits).map(|(&w, &g)| w * g).sum();
+        }
+        let last = shape.block_input(nb);
+        let area = (last.h * last.w) as f32;
+        let wv = last.w.div_ceil(8) * 8;
+        let spread = &mut grads.d_input[nb];
+        for (c, &g) in grads.pooled.iter().enumerate() {
+            spread[c * last.h * wv..(c + 1) * last.h * wv].fill(g / area);
+        }
+    }
+    for (j, b) in shape.blocks.iter().enumerate().rev() {
+        let (start, end) = (&convs[b.start], &convs[b.end]);
+        let output = shape.block_input(j + 1);
+        let x = &net.inputs[j];
+        let (below, above) = grads.d_input.split_at_mut(j + 1);
+        let upstream = &above[0];
+        // Through the block's ReLU: the branch's last convolution and the skip get dz_end.
+        let (dz_before, dz_after) = grads.dz.split_at_mut(b.end);
+        let dz_end = &mut dz_after[0];
+        relu_grad(
+            end,
+            &net.inputs[j + 1],
+            &output.rows(),
+            upstream,
+            output.w.div_ceil(8) * 8,
+            dz_end,
+            &mut param_grads[b.end].1,
+            &mut net.row,
+        );
+        direct_conv::weight_grad(end, &net.branch[j], dz_end, &mut param_grads[b.end].0);
+        let d_branch = &mut grads.projection;
+        direct_conv::input_grad(
+            end,
+            dz_end,
+            &grads.flipped[b.end],
+            &mut grads.scratch[b.end],
+            d_branch,
+        );
+        // Through the branch's ReLU into its first convolution.
+        let dz_start = &mut dz_before[b.start];
+        let back_wv = start.wo().div_ceil(8) * 8;
+        relu_grad(
+            start,
+            &net.branch[j],
+            &end.rows(),
+            d_branch,
+            back_wv,
+            dz_start,
+            &mut param_grads[b.start].1,
+            &mut net.row,
+        );
+        direct_conv::weight_grad(start, x, dz_start, &mut param_grads[b.start].0);
+        let d_x = &mut below[j];
+        direct_conv::input_grad(
+            start,
+            dz_start,
+            &grads.flipped[b.start],
+            &mut grads.scratch[b.start],
+            d_x,
+        );
+        match b.shortcut {
+            Some(p) => {
+                let g = &convs[p];
+                let gb = &mut param_grads[p].1;
+                for c in 0..g.cout {
+                    gb[c] += dz_end[c * end.ho() * end.wv()..(c + 1) * end.ho() * end.wv()]
+                        .iter()
+                        .sum::<f32>();
+                }
+                direct_conv::weight_grad(g, x, dz_end, &mut param_grads[p].0);
+                let d_skip = &mut grads.projection;
+                direct_conv::input_grad(
+                    g,
+                    dz_end,
+                    &grads.flipped[p],
+                    &mut grads.scratch[p],
+                    d_skip,
+                );
+                d_x.iter_mut()
+                    .zip(d_skip.iter())
+                    .for_each(|(d, &s)| *d += s);
+            }
+            None => {
+                // Identity: same size, so the same row width.
+                d_x.iter_mut()
+                    .zip(dz_end.iter())
+                    .for_each(|(d, &s)| *d += s);
+            }
+        }
+    }
+    // The stem.
+    let stem = &convs[0];
+    let layout = shape.block_input(0).rows();
+    let dz = &mut grads.dz[0];
+    relu_grad(
+        stem,
+        &net.inputs[0],
+        &layout,
+        &grads.d_input[0],
+        stem.wo().div_ceil(8) * 8,
+        dz,
+        &mut param_grads[0].1,
+        &mut net.row,
+    );
+    direct_conv::weight_grad(stem, &net.image, dz, &mut param_grads[0].0);
+}
