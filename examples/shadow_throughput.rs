@@ -10,7 +10,11 @@
 //! `benches/python/cnn_torch.py` measures PyTorch; GFLOP/s = 2 x multiply-adds x (3 per training
 //! sample + 1 per inferred one).
 //!
-//! Run: `cargo run --release --example shadow_throughput [cnn] [DATA_DIR]` (default
+//! With `resnet`, memia's small ResNet (`ResNetConfig::small`: a 3x3 stem of 16 channels, one
+//! residual block per stage of 16, 32 and 64 channels, global average pooling) on 2,000 CIFAR-10
+//! images the same way (1,000-image halves, K = 8), as `benches/python/cnn_torch.py resnet`.
+//!
+//! Run: `cargo run --release --example shadow_throughput [cnn|resnet] [DATA_DIR]` (default
 //! `$MEMIA_DATA_DIR`, then `../shared/data`). `BURN_DEVICE` selects the Burn device (default Flex).
 
 use std::path::PathBuf;
@@ -21,13 +25,18 @@ use memia::data::Dataset;
 use memia::data::cifar::load_cifar10;
 use memia::data::idx::load_idx;
 use memia::models::{
-    CnnConfig, Device, Engine, Ensemble, Member, MlpConfig, ModelError, TrainingConfig,
+    CnnConfig, Device, Engine, Ensemble, Member, MlpConfig, ModelConfig, ModelError, ResNetConfig,
+    TrainingConfig,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let cnn = args.first().is_some_and(|a| a == "cnn");
-    if cnn {
+    let images = match args.first().map(String::as_str) {
+        Some("cnn") => Some(("cnn", 5000, vec![8, 32])),
+        Some("resnet") => Some(("resnet", 2000, vec![8])),
+        _ => None,
+    };
+    if images.is_some() {
         args.remove(0);
     }
     let dir = args
@@ -35,8 +44,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("MEMIA_DATA_DIR").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("../shared/data"));
-    if cnn {
-        return cnn_workload(&dir);
+    if let Some((model, n, ks)) = images {
+        return image_workload(&dir, model, n, &ks);
     }
     let mnist = load_idx(
         dir.join("mnist-t10k-images-idx3-ubyte.gz"),
@@ -102,13 +111,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The CNN workload (see the module documentation).
-fn cnn_workload(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+/// The CNN or ResNet workload on `n` CIFAR-10 images for each K of `ks` (see the module
+/// documentation).
+fn image_workload(
+    dir: &std::path::Path,
+    name: &str,
+    n: usize,
+    ks: &[usize],
+) -> Result<(), Box<dyn std::error::Error>> {
     let cifar = load_cifar10(&[dir.join("cifar10-test-jpeg.bin.gz")])?;
-    let n = 5000;
     let features = cifar.to_row_major()[..n * 3072].to_vec();
     let labels = cifar.labels()[..n].to_vec();
-    let model = CnnConfig::lenet();
+    let (model, macs, title): (ModelConfig, usize, &str) = if name == "resnet" {
+        let net = ResNetConfig::small();
+        let macs = net.forward_macs([3, 32, 32], 10);
+        (
+            net.into(),
+            macs,
+            "ResNet 3x32x32 -> 16 (3x3 stem) -> blocks of 16, 32, 64 channels -> 10",
+        )
+    } else {
+        let cnn = CnnConfig::lenet();
+        let macs = cnn.forward_macs([3, 32, 32], 10);
+        (
+            cnn.into(),
+            macs,
+            "LeNet-style CNN 3x32x32 -> 6, 16 channels (5x5) -> 120-84-10",
+        )
+    };
     let config = TrainingConfig {
         epochs: 1,
         batch_size: 128,
@@ -116,12 +146,13 @@ fn cnn_workload(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>>
         ..Default::default()
     };
     let device = Device::default();
-    let macs = model.forward_macs([3, 32, 32], 10) as f64;
+    let macs = macs as f64;
     println!(
-        "device {device:?}; LeNet-style CNN 3x32x32 -> 6, 16 channels (5x5) -> 120-84-10, batch 128, 1 epoch on 2,500-image halves of {n} CIFAR-10 images, then logits on all {n}"
+        "device {device:?}; {title}, batch 128, 1 epoch on {}-image halves of {n} CIFAR-10 images, then logits on all {n}",
+        n / 2
     );
     print_header();
-    for k in [8usize, 32] {
+    for &k in ks {
         let members = halves(k, n)?;
         let trained: usize = members.iter().map(|m| m.train.len()).sum();
         let flops = 2.0 * macs * (3.0 * trained as f64 + (k * n) as f64);
@@ -135,8 +166,7 @@ fn cnn_workload(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>>
             for chunk in members.chunks(group) {
                 let seeds: Vec<u64> = chunk.iter().map(|m| m.seed).collect();
                 let mut ensemble =
-                    Ensemble::init(&model.clone().into(), &[3, 32, 32], 10, &seeds, &device)?
-                        .with_engine(engine);
+                    Ensemble::init(&model, &[3, 32, 32], 10, &seeds, &device)?.with_engine(engine);
                 ensemble.train(&features, &labels, chunk, &config)?;
                 ensemble.predict(&features)?;
                 fused = ensemble.uses_fused_kernels();

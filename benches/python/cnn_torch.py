@@ -13,8 +13,14 @@ SGD momentum 0.9, learning rate 0.05, batch 128, then its logits on the 5,000 im
 GFLOP/s counts the multiply-adds of the forward pass (x2), times 3 for a training step, as the
 Rust example does.
 
-Install: pip install torch numpy. Run: python benches/python/cnn_torch.py [DATA_DIR] [K ...]
-(default $MEMIA_DATA_DIR, K = 8 32). Threads: all cores, as Rust's rayon pool.
+With `resnet` as the first argument, memia's small ResNet instead (`ResNetConfig::small`: a 3x3
+stem of 16 channels, one residual block per stage of 16, 32 and 64 channels, two 3x3
+convolutions each and a strided 1x1 projection where the resolution halves, no normalisation,
+global average pooling, a linear layer) on 2,000 images (1,000-image halves), K = 8, one by one
+and vmap (the grouped-convolution mode is the LeNet's only), as `shadow_throughput resnet`.
+
+Install: pip install torch numpy. Run: python benches/python/cnn_torch.py [resnet] [DATA_DIR]
+[K ...] (default $MEMIA_DATA_DIR, K = 8 32). Threads: all cores, as Rust's rayon pool.
 """
 import gzip
 import os
@@ -25,9 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-DATA = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("MEMIA_DATA_DIR", "../shared/data")
-KS = [int(k) for k in sys.argv[2:]] or [8, 32]
-N, B, LR, MOM, C = 5000, 128, 0.05, 0.9, 10
+RESNET = len(sys.argv) > 1 and sys.argv[1] == "resnet"
+ARGS = sys.argv[2:] if RESNET else sys.argv[1:]
+DATA = ARGS[0] if ARGS else os.environ.get("MEMIA_DATA_DIR", "../shared/data")
+KS = [int(k) for k in ARGS[1:]] or ([8] if RESNET else [8, 32])
+N, B, LR, MOM, C = (2000 if RESNET else 5000), 128, 0.05, 0.9, 10
 
 
 def load_cifar():
@@ -39,6 +47,12 @@ def load_cifar():
 
 
 def forward_macs():
+    if RESNET:
+        stem = 32 * 32 * 16 * 3 * 9
+        block1 = 32 * 32 * 16 * (16 * 9 + 16 * 9)
+        block2 = 16 * 16 * 32 * (16 * 9 + 32 * 9 + 16)
+        block3 = 8 * 8 * 64 * (32 * 9 + 64 * 9 + 32)
+        return stem + block1 + block2 + block3 + 64 * C
     conv1 = 32 * 32 * 6 * 3 * 25
     conv2 = 16 * 16 * 16 * 6 * 25
     dense = 1024 * 120 + 120 * 84 + 84 * 10
@@ -60,6 +74,32 @@ def lenet():
     )
 
 
+class Block(nn.Module):
+    """A residual block without normalisation: relu(conv2(relu(conv1(x))) + skip(x))."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
+        self.proj = nn.Conv2d(cin, cout, 1, stride) if stride != 1 or cin != cout else None
+
+    def forward(self, x):
+        skip = x if self.proj is None else self.proj(x)
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))) + skip)
+
+
+def resnet():
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, 1, 1), nn.ReLU(),
+        Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, C),
+    )
+
+
+def network():
+    return resnet() if RESNET else lenet()
+
+
 def halves(k, rng):
     return [torch.from_numpy(np.sort(rng.choice(N, N // 2, replace=False))) for _ in range(k)]
 
@@ -68,7 +108,7 @@ def one_by_one(x, y, k, rng):
     subs = halves(k, rng)
     start = time.perf_counter()
     for s in subs:
-        model = lenet()
+        model = network()
         opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOM)
         order = s[torch.randperm(len(s))]
         for i in range(0, len(order), B):
@@ -129,9 +169,9 @@ def grouped(x, y, k, rng):
 def vmapped(x, y, k, rng):
     from torch.func import functional_call, grad, stack_module_state, vmap
 
-    models = [lenet() for _ in range(k)]
+    models = [network() for _ in range(k)]
     params, buffers = stack_module_state(models)
-    base = lenet().to("meta")
+    base = network().to("meta")
 
     def loss(p, b, xb, yb):
         return nn.functional.cross_entropy(functional_call(base, (p, b), (xb,)), yb)
@@ -158,9 +198,13 @@ def vmapped(x, y, k, rng):
 def main():
     torch.manual_seed(0)
     x, y = load_cifar()
-    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; {N} CIFAR-10 images")
+    model = "ResNet" if RESNET else "LeNet-style CNN"
+    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; {model}, {N} CIFAR-10 images")
+    modes = [("one by one", one_by_one), ("grouped conv", grouped), ("vmap", vmapped)]
+    if RESNET:
+        modes.pop(1)
     for k in KS:
-        for name, run in [("one by one", one_by_one), ("grouped conv", grouped), ("vmap", vmapped)]:
+        for name, run in modes:
             rng = np.random.default_rng(k)
             try:
                 seconds = run(x, y, k, rng)

@@ -105,6 +105,27 @@ pub struct ResNetConfig {
 }
 
 impl ResNetConfig {
+    /// Multiply-adds of one sample's forward pass on `[c, h, w]` images with `classes`
+    /// outputs: the stem, each block's two 3 x 3 convolutions and projection (a strided
+    /// convolution of "same" padding has `ceil(h / 2) x ceil(w / 2)` outputs), the output layer.
+    pub fn forward_macs(&self, [c, h, w]: [usize; 3], classes: usize) -> usize {
+        let first = self.widths.first().copied().unwrap_or(c);
+        let (mut width, mut h, mut w) = (first, h, w);
+        let mut macs = h * w * first * c * 9;
+        for (stage, &out) in self.widths.iter().enumerate() {
+            for block in 0..self.blocks_per_stage {
+                let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+                (h, w) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
+                macs += h * w * out * (width * 9 + out * 9);
+                if stride != 1 || width != out {
+                    macs += h * w * out * width;
+                }
+                width = out;
+            }
+        }
+        macs + width * classes
+    }
+
     /// Three stages of 16, 32 and 64 channels, one block each (for 32 x 32 x 3 images).
     pub fn small() -> Self {
         ResNetConfig {
