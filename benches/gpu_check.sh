@@ -62,6 +62,8 @@ device)
   BURN_DEVICE=wgpu timeout 240 .devcarry/bin/shadow_throughput 2>&1 | tee "$out/throughput.txt"
   echo "== CNN throughput on wgpu (CIFAR-10)"
   BURN_DEVICE=wgpu timeout 240 .devcarry/bin/shadow_throughput cnn 2>&1 | tee "$out/throughput_cnn.txt"
+  echo "== ResNet throughput on wgpu (CIFAR-10)"
+  BURN_DEVICE=wgpu timeout 180 .devcarry/bin/shadow_throughput resnet 2>&1 | tee "$out/throughput_resnet.txt"
   echo "== throughput on Flex (all cores)"
   BURN_DEVICE=flex timeout 60 .devcarry/bin/shadow_throughput 2>&1 | tee "$out/throughput_cpu.txt"
   kill "$smi" 2>/dev/null || true

@@ -72,6 +72,12 @@ impl Planar {
         self.wo().div_ceil(8) * 8
     }
 
+    /// Row width of input gradients (`[cin, h, input_wv]`, see [`input_grad`]): `w` rounded up
+    /// to whole vectors of 8.
+    pub fn input_wv(&self) -> usize {
+        self.w.div_ceil(8) * 8
+    }
+
     /// Padded input rows per channel.
     fn hp(&self) -> usize {
         self.h + 2 * self.pad
@@ -390,31 +396,35 @@ mod x86 {
 
     use super::{Offsets, Planar};
 
-    /// Output channels per forward tile: with 2 vectors of pixels, 12 accumulators (with the 2
-    /// input vectors and the broadcast weight, 15 of the 16 registers: a wider tile spilled).
-    const FORWARD_CHANNELS: usize = 6;
-    /// Output channels per weight-gradient tile: with 2 kernel columns, 12 accumulators.
-    const GRAD_CHANNELS: usize = 6;
+    // Tiles of up to 6 output channels: in the forward pass with 2 vectors of pixels, 12
+    // accumulators (with the 2 input vectors and the broadcast weight, 15 of the 16 registers:
+    // a wider tile spilled); in the weight gradient with 2 kernel columns, 12 accumulators.
+
+    /// Calls `$tile::<O>(args.., o)` for every block of up to 6 output channels starting at
+    /// `o`, with `O` the block's size as a constant (so that its accumulators are registers).
+    macro_rules! by_channel_blocks {
+        ($cout:expr, $tile:ident($($arg:expr),*)) => {{
+            let mut o = 0;
+            while o < $cout {
+                let take = ($cout - o).min(6);
+                match take {
+                    1 => $tile::<1>($($arg,)* o),
+                    2 => $tile::<2>($($arg,)* o),
+                    3 => $tile::<3>($($arg,)* o),
+                    4 => $tile::<4>($($arg,)* o),
+                    5 => $tile::<5>($($arg,)* o),
+                    _ => $tile::<6>($($arg,)* o),
+                }
+                o += take;
+            }
+        }};
+    }
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn forward(g: &Planar, image: &[f32], weights: &[f32], out: &mut [f32]) {
         let at = Offsets::new(g);
-        let mut o = 0;
-        while o < g.cout {
-            let take = (g.cout - o).min(FORWARD_CHANNELS);
-            // SAFETY: as this function's.
-            unsafe {
-                match take {
-                    1 => forward_channels::<1>(g, &at, image, weights, out, o),
-                    2 => forward_channels::<2>(g, &at, image, weights, out, o),
-                    3 => forward_channels::<3>(g, &at, image, weights, out, o),
-                    4 => forward_channels::<4>(g, &at, image, weights, out, o),
-                    5 => forward_channels::<5>(g, &at, image, weights, out, o),
-                    _ => forward_channels::<FORWARD_CHANNELS>(g, &at, image, weights, out, o),
-                }
-            }
-            o += take;
-        }
+        // SAFETY: as this function's.
+        unsafe { by_channel_blocks!(g.cout, forward_channels(g, &at, image, weights, out)) }
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -496,22 +506,8 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn weight_grad(g: &Planar, image: &[f32], dz: &[f32], grad: &mut [f32]) {
         let at = Offsets::new(g);
-        let mut o = 0;
-        while o < g.cout {
-            let take = (g.cout - o).min(GRAD_CHANNELS);
-            // SAFETY: as this function's.
-            unsafe {
-                match take {
-                    1 => grad_channels::<1>(g, &at, image, dz, grad, o),
-                    2 => grad_channels::<2>(g, &at, image, dz, grad, o),
-                    3 => grad_channels::<3>(g, &at, image, dz, grad, o),
-                    4 => grad_channels::<4>(g, &at, image, dz, grad, o),
-                    5 => grad_channels::<5>(g, &at, image, dz, grad, o),
-                    _ => grad_channels::<GRAD_CHANNELS>(g, &at, image, dz, grad, o),
-                }
-            }
-            o += take;
-        }
+        // SAFETY: as this function's.
+        unsafe { by_channel_blocks!(g.cout, grad_channels(g, &at, image, dz, grad)) }
     }
 
     #[target_feature(enable = "avx2,fma")]

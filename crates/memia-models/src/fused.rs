@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use crate::augment::Augmentation;
 use crate::config::{Member, Optimizer, TrainingConfig};
-use crate::schedule::{adam_correction, epoch_streams, step_rate};
+use crate::schedule::{SampleWriter, adam_correction, epoch_streams, step_rate};
 
 /// One model's parameters, layer by layer: weights `in x out` (row-major) and bias `out`.
 #[derive(Debug, Clone)]
@@ -315,32 +315,48 @@ fn train_one(
 ) {
     let (d, b, last) = (sizes[0], config.batch_size, sizes.len() - 2);
     let classes = sizes[last + 1];
-    let mut slots = Slots::new(&model.layers, config);
     let mut acts = Activations::new(sizes, b);
     let widest = sizes[1..].iter().copied().max().unwrap_or(0);
     let (mut delta, mut delta_below) = (vec![0f32; b * widest], vec![0f32; b * widest]);
+    train_loop(model, member, config, |model, grads, rows, writer| {
+        let r = rows.len();
+        for (dst, &i) in acts.layers[0].chunks_exact_mut(d).zip(rows) {
+            writer.write_sample(&features[i * d..(i + 1) * d], dst, augment);
+        }
+        acts.forward(&model.layers, sizes, r, par);
+        cross_entropy_grad(&acts.logits, &mut delta, rows, labels, classes);
+        dense_backward(
+            &model.layers,
+            grads,
+            sizes,
+            &acts,
+            &mut delta,
+            &mut delta_below,
+            r,
+            false,
+            par,
+        );
+    });
+}
+
+/// One model's training loop, shared by the fused kernels: for every minibatch of every epoch
+/// (the member's own order and augmentation stream), `gradients(model, grads, rows, writer)`
+/// writes the minibatch's gradients into `grads` (shaped like the parameters), then the
+/// optimiser steps at the schedule's rate.
+pub(crate) fn train_loop(
+    model: &mut DenseParams,
+    member: &Member,
+    config: &TrainingConfig,
+    mut gradients: impl FnMut(&DenseParams, &mut [(Vec<f32>, Vec<f32>)], &[usize], &mut SampleWriter),
+) {
+    let mut slots = Slots::new(&model.layers, config);
+    let b = config.batch_size;
     let total_steps = member.train.len().div_ceil(b) * config.epochs;
     let mut taken = 0usize;
     for epoch in 0..config.epochs {
         let (order, mut writer) = epoch_streams(member, epoch);
         for rows in order.chunks(b) {
-            let r = rows.len();
-            for (dst, &i) in acts.layers[0].chunks_exact_mut(d).zip(rows) {
-                writer.write_sample(&features[i * d..(i + 1) * d], dst, augment);
-            }
-            acts.forward(&model.layers, sizes, r, par);
-            cross_entropy_grad(&acts.logits, &mut delta, rows, labels, classes);
-            dense_backward(
-                &model.layers,
-                &mut slots.grads,
-                sizes,
-                &acts,
-                &mut delta,
-                &mut delta_below,
-                r,
-                false,
-                par,
-            );
+            gradients(model, &mut slots.grads, rows, &mut writer);
             let rate = step_rate(config, taken, total_steps) as f32;
             taken += 1;
             slots.step(&mut model.layers, rate, taken, config);

@@ -35,9 +35,9 @@ use crate::augment::Augmentation;
 use crate::config::{Member, TrainingConfig};
 use crate::direct_conv::{self, Planar};
 use crate::fused::{
-    Activations, DenseParams, Slots, cross_entropy_grad, dense_backward, predict_each, train_each,
+    Activations, DenseParams, cross_entropy_grad, dense_backward, predict_each, train_each,
+    train_loop,
 };
-use crate::schedule::{epoch_streams, step_rate};
 
 /// One convolution stage: `cin` -> `cout` channels, kernel `k` (odd), on `h x w` inputs, then
 /// ReLU and 2 x 2 max pooling.
@@ -244,7 +244,6 @@ fn train_one(
     let (d, b, classes) = (shape.inputs(), config.batch_size, shape.classes());
     let stages = &shape.stages;
     let flat = shape.dense[0];
-    let mut slots = Slots::new(&model.layers, config);
     let mut net = Buffers::new(shape, b);
     let widest = shape.dense.iter().copied().max().unwrap_or(0);
     let (mut delta, mut delta_below) = (vec![0f32; b * widest], vec![0f32; b * widest]);
@@ -264,81 +263,73 @@ fn train_one(
         .map(|(w, _)| vec![0f32; w.len()])
         .collect();
     let mut sample = vec![0f32; d];
-    let total_steps = member.train.len().div_ceil(b) * config.epochs;
-    let mut taken = 0usize;
-    for epoch in 0..config.epochs {
-        let (order, mut writer) = epoch_streams(member, epoch);
-        for rows in order.chunks(b) {
-            let r = rows.len();
-            for (n, &i) in rows.iter().enumerate() {
-                writer.write_sample(&features[i * d..(i + 1) * d], &mut sample, augment);
-                net.put_sample(shape, n, &sample);
-            }
-            net.forward(model, shape, r, par);
-            cross_entropy_grad(&net.dense.logits, &mut delta, rows, labels, classes);
-            let (conv_params, dense_params) = model.layers.split_at(stages.len());
-            let (conv_grads, dense_grads) = slots.grads.split_at_mut(stages.len());
-            dense_backward(
-                dense_params,
-                dense_grads,
-                &shape.dense,
-                &net.dense,
-                &mut delta,
-                &mut delta_below,
-                r,
-                true,
-                par,
-            );
-            for ((gw, gb), (st, ((w, _), f))) in conv_grads
-                .iter_mut()
-                .zip(stages.iter().zip(conv_params.iter().zip(&mut flipped)))
-            {
-                gw.fill(0.0);
-                gb.fill(0.0);
-                direct_conv::flip_weights(st, w, f);
-            }
-            // Image by image, last stage first.
-            for n in 0..r {
-                for (si, st) in stages.iter().enumerate().rev() {
-                    let (ph, pw) = (st.h / 2, st.w / 2);
-                    let pp = pooled(st) * st.cout;
-                    // The gradient of the pooled output, by rows `(c, y)`: the dense input's
-                    // (channel-major) after the last stage, else the next stage's input gradient
-                    // (planar with rows of the next stage's `wv`).
-                    let (d_out, stride): (&[f32], usize) = match stages.get(si + 1) {
-                        None => (&delta[n * flat..(n + 1) * flat], pw),
-                        Some(next) => (&d_input[si + 1], next.wv()),
-                    };
-                    // Through pooling and ReLU: to each window's maximum, where the output was
-                    // positive; the bias gradient on the way.
-                    let dz = &mut d_conv[si];
-                    dz.fill(0.0);
-                    let argmax = &net.argmax[si][n * pp..(n + 1) * pp];
-                    let (gw, gb) = &mut conv_grads[si];
-                    for (ch, gb) in gb.iter_mut().enumerate() {
-                        for y in 0..ph {
-                            let g = &d_out[(ch * ph + y) * stride..][..pw];
-                            let arg = &argmax[(ch * ph + y) * pw..][..pw];
-                            for (&g, &at) in g.iter().zip(arg) {
-                                if at != CLAMPED {
-                                    dz[at as usize] += g;
-                                    *gb += g;
-                                }
+    train_loop(model, member, config, |model, grads, rows, writer| {
+        let r = rows.len();
+        for (n, &i) in rows.iter().enumerate() {
+            writer.write_sample(&features[i * d..(i + 1) * d], &mut sample, augment);
+            net.put_sample(shape, n, &sample);
+        }
+        net.forward(model, shape, r, par);
+        cross_entropy_grad(&net.dense.logits, &mut delta, rows, labels, classes);
+        let (conv_params, dense_params) = model.layers.split_at(stages.len());
+        let (conv_grads, dense_grads) = grads.split_at_mut(stages.len());
+        dense_backward(
+            dense_params,
+            dense_grads,
+            &shape.dense,
+            &net.dense,
+            &mut delta,
+            &mut delta_below,
+            r,
+            true,
+            par,
+        );
+        for ((gw, gb), (st, ((w, _), f))) in conv_grads
+            .iter_mut()
+            .zip(stages.iter().zip(conv_params.iter().zip(&mut flipped)))
+        {
+            gw.fill(0.0);
+            gb.fill(0.0);
+            direct_conv::flip_weights(st, w, f);
+        }
+        // Image by image, last stage first.
+        for n in 0..r {
+            for (si, st) in stages.iter().enumerate().rev() {
+                let (ph, pw) = (st.h / 2, st.w / 2);
+                let pp = pooled(st) * st.cout;
+                // The gradient of the pooled output, by rows `(c, y)`: the dense input's
+                // (channel-major) after the last stage, else the next stage's input gradient
+                // (planar with rows of the next stage's `wv`).
+                let (d_out, stride): (&[f32], usize) = match stages.get(si + 1) {
+                    None => (&delta[n * flat..(n + 1) * flat], pw),
+                    Some(next) => (&d_input[si + 1], next.input_wv()),
+                };
+                // Through pooling and ReLU: to each window's maximum, where the output was
+                // positive; the bias gradient on the way.
+                let dz = &mut d_conv[si];
+                dz.fill(0.0);
+                let argmax = &net.argmax[si][n * pp..(n + 1) * pp];
+                let (gw, gb) = &mut conv_grads[si];
+                for (ch, gb) in gb.iter_mut().enumerate() {
+                    for y in 0..ph {
+                        let g = &d_out[(ch * ph + y) * stride..][..pw];
+                        let arg = &argmax[(ch * ph + y) * pw..][..pw];
+                        for (&g, &at) in g.iter().zip(arg) {
+                            if at != CLAMPED {
+                                dz[at as usize] += g;
+                                *gb += g;
                             }
                         }
                     }
-                    let len = st.image_len();
-                    let image = &net.input[si][n * len..(n + 1) * len];
-                    direct_conv::weight_grad(st, image, dz, gw);
-                    if si > 0 {
-                        let (flipped, scratch) = (&flipped[si], &mut d_padded[si]);
-                        direct_conv::input_grad(st, dz, flipped, scratch, &mut d_input[si]);
-                    }
+                }
+                let len = st.image_len();
+                let image = &net.input[si][n * len..(n + 1) * len];
+                direct_conv::weight_grad(st, image, dz, gw);
+                if si > 0 {
+                    let (flipped, scratch) = (&flipped[si], &mut d_padded[si]);
+                    direct_conv::input_grad(st, dz, flipped, scratch, &mut d_input[si]);
                 }
             }
-            let rate = step_rate(config, taken, total_steps) as f32;
-            taken += 1;
-            slots.step(&mut model.layers, rate, taken, config);
         }
-    }
+    });
 }

@@ -22,8 +22,9 @@ use crate::augment::Augmentation;
 use crate::burn_engine::Role;
 use crate::config::{Member, TrainingConfig};
 use crate::direct_conv::{self, Planar, Rows};
-use crate::fused::{DenseParams, Slots, cross_entropy_grad_weighted, predict_each, train_each};
-use crate::schedule::{epoch_streams, step_rate};
+use crate::fused::{
+    DenseParams, cross_entropy_grad_weighted, predict_each, train_each, train_loop,
+};
 
 /// One residual block: the indices of its convolutions among the network's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -387,7 +388,8 @@ fn relu_grad(
 struct Gradients {
     dz: Vec<Vec<f32>>,
     d_input: Vec<Vec<f32>>,
-    projection: Vec<f32>,
+    /// An input gradient made and used within one block: the branch's, then the projection's.
+    spare: Vec<f32>,
     flipped: Vec<Vec<f32>>,
     scratch: Vec<Vec<f32>>,
     pooled: Vec<f32>,
@@ -406,10 +408,10 @@ impl Gradients {
             d_input: (0..=shape.blocks.len())
                 .map(|j| {
                     let g = shape.block_input(j);
-                    vec![0f32; g.cin * g.h * g.w.div_ceil(8) * 8]
+                    vec![0f32; g.cin * g.h * g.input_wv()]
                 })
                 .collect(),
-            projection: vec![
+            spare: vec![
                 0f32;
                 shape
                     .convs
@@ -442,46 +444,32 @@ fn train_one(
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
 ) {
-    let (d, b, classes) = (shape.inputs(), config.batch_size, shape.classes);
+    let (d, classes) = (shape.inputs(), shape.classes);
     let convs = &shape.convs;
-    let mut slots = Slots::new(&model.layers, config);
     let mut net = Buffers::new(shape);
     let mut grads = Gradients::new(shape, model);
     let mut sample = vec![0f32; d];
-    let total_steps = member.train.len().div_ceil(b) * config.epochs;
-    let mut taken = 0usize;
-    for epoch in 0..config.epochs {
-        let (order, mut writer) = epoch_streams(member, epoch);
-        for rows in order.chunks(b) {
-            for (gw, gb) in slots.grads.iter_mut() {
-                gw.fill(0.0);
-                gb.fill(0.0);
-            }
-            for (g, ((w, _), f)) in convs
-                .iter()
-                .zip(model.layers.iter().zip(&mut grads.flipped))
-            {
-                direct_conv::flip_weights(g, w, f);
-            }
-            let weight = 1.0 / rows.len() as f32;
-            for &i in rows {
-                writer.write_sample(&features[i * d..(i + 1) * d], &mut sample, augment);
-                net.forward(model, shape, &sample);
-                cross_entropy_grad_weighted(
-                    &net.logits,
-                    &mut grads.logits,
-                    &[i],
-                    labels,
-                    classes,
-                    weight,
-                );
-                backward(model, shape, &mut net, &mut grads, &mut slots.grads);
-            }
-            let rate = step_rate(config, taken, total_steps) as f32;
-            taken += 1;
-            slots.step(&mut model.layers, rate, taken, config);
+    train_loop(model, member, config, |model, param_grads, rows, writer| {
+        for (gw, gb) in param_grads.iter_mut() {
+            gw.fill(0.0);
+            gb.fill(0.0);
         }
-    }
+        for (g, ((w, _), f)) in convs
+            .iter()
+            .zip(model.layers.iter().zip(&mut grads.flipped))
+        {
+            direct_conv::flip_weights(g, w, f);
+        }
+        // Each image's gradients added to the minibatch's, the loss the minibatch's mean.
+        let weight = 1.0 / rows.len() as f32;
+        for &i in rows {
+            writer.write_sample(&features[i * d..(i + 1) * d], &mut sample, augment);
+            net.forward(model, shape, &sample);
+            let logits = &mut grads.logits;
+            cross_entropy_grad_weighted(&net.logits, logits, &[i], labels, classes, weight);
+            backward(model, shape, &mut net, &mut grads, param_grads);
+        }
+    });
 }
 
 /// One image's backward pass (after its forward pass, the logits' gradient in
@@ -514,7 +502,7 @@ fn backward(
         }
         let last = shape.block_input(nb);
         let area = (last.h * last.w) as f32;
-        let wv = last.w.div_ceil(8) * 8;
+        let wv = last.input_wv();
         let spread = &mut grads.d_input[nb];
         for (c, &g) in grads.pooled.iter().enumerate() {
             spread[c * last.h * wv..(c + 1) * last.h * wv].fill(g / area);
@@ -534,13 +522,13 @@ fn backward(
             &net.inputs[j + 1],
             &output.rows(),
             upstream,
-            output.w.div_ceil(8) * 8,
+            output.input_wv(),
             dz_end,
             &mut param_grads[b.end].1,
             &mut net.row,
         );
         direct_conv::weight_grad(end, &net.branch[j], dz_end, &mut param_grads[b.end].0);
-        let d_branch = &mut grads.projection;
+        let d_branch = &mut grads.spare;
         direct_conv::input_grad(
             end,
             dz_end,
@@ -550,13 +538,12 @@ fn backward(
         );
         // Through the branch's ReLU into its first convolution.
         let dz_start = &mut dz_before[b.start];
-        let back_wv = start.wo().div_ceil(8) * 8;
         relu_grad(
             start,
             &net.branch[j],
             &end.rows(),
             d_branch,
-            back_wv,
+            end.input_wv(),
             dz_start,
             &mut param_grads[b.start].1,
             &mut net.row,
@@ -580,7 +567,7 @@ fn backward(
                         .sum::<f32>();
                 }
                 direct_conv::weight_grad(g, x, dz_end, &mut param_grads[p].0);
-                let d_skip = &mut grads.projection;
+                let d_skip = &mut grads.spare;
                 direct_conv::input_grad(
                     g,
                     dz_end,
@@ -602,14 +589,14 @@ fn backward(
     }
     // The stem.
     let stem = &convs[0];
-    let layout = shape.block_input(0).rows();
+    let (layout, layout_wv) = (shape.block_input(0).rows(), shape.block_input(0).input_wv());
     let dz = &mut grads.dz[0];
     relu_grad(
         stem,
         &net.inputs[0],
         &layout,
         &grads.d_input[0],
-        stem.wo().div_ceil(8) * 8,
+        layout_wv,
         dz,
         &mut param_grads[0].1,
         &mut net.row,

@@ -207,40 +207,12 @@ fn fused_resnet_matches_burn() {
         differs |= assert_engines_agree(&fused, &burn, &x, &format!("resnet {config:?}"));
     }
     assert!(differs, "the fused ResNet gave Burn's exact bits");
-    let (n, shape) = (90usize, [3usize, 11, 13]);
-    let d: usize = shape.iter().product();
-    let x: Vec<f32> = (0..n * d)
-        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) + (i / d % 3) as f32 * 0.3)
-        .collect();
-    let y: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
-    let members: Vec<Member> = [(3u64, 50usize), (4, 41)]
-        .iter()
-        .map(|&(seed, size)| Member {
-            seed,
-            train: (0..size).map(|i| (i * 5 + seed as usize) % n).collect(),
-        })
-        .collect();
     let model: ModelConfig = ResNetConfig {
         widths: vec![5, 7, 9],
         blocks_per_stage: 2,
     }
     .into();
-    let config = TrainingConfig {
-        epochs: 3,
-        batch_size: 16,
-        learning_rate: 0.05,
-        weight_decay: 0.001,
-        ..Default::default()
-    };
-    let seeds: Vec<u64> = members.iter().map(|m| m.seed).collect();
-    let run = |engine: Engine| {
-        let mut e = Ensemble::init(&model, &shape, 3, &seeds, &Device::flex())
-            .unwrap()
-            .with_engine(engine);
-        e.train(&x, &y, &members, &config).unwrap();
-        e
-    };
-    assert_engines_agree(&run(Engine::Auto), &run(Engine::Burn), &x, "odd resnet");
+    assert_engines_agree_on_odd_images(&model, 90, [50, 41], 3, "odd resnet");
 }
 
 /// The fused CNN against Burn's engine on colour images of odd sizes (pooling drops the last
@@ -248,27 +220,40 @@ fn fused_resnet_matches_burn() {
 /// flattening as Burn's.
 #[test]
 fn fused_cnn_matches_burn_on_odd_colour_images() {
-    let (n, shape) = (120usize, [3usize, 11, 13]);
-    let d: usize = shape.iter().product();
-    let x: Vec<f32> = (0..n * d)
-        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) + (i / d % 3) as f32 * 0.3)
-        .collect();
-    let y: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
-    let members: Vec<Member> = [(3u64, 70usize), (4, 55)]
-        .iter()
-        .map(|&(seed, size)| Member {
-            seed,
-            train: (0..size).map(|i| (i * 5 + seed as usize) % n).collect(),
-        })
-        .collect();
     let model: ModelConfig = CnnConfig {
         channels: vec![5, 7],
         kernel: 5,
         hidden: vec![12, 9],
     }
     .into();
+    assert_engines_agree_on_odd_images(&model, 120, [70, 55], 4, "odd colour images");
+}
+
+/// Trains `model` with both engines on `n` synthetic 3 x 11 x 13 images of 3 classes (two
+/// models on subsets of `sizes`, SGD with weight decay, batch 16) and compares them.
+fn assert_engines_agree_on_odd_images(
+    model: &ModelConfig,
+    n: usize,
+    sizes: [usize; 2],
+    epochs: usize,
+    what: &str,
+) {
+    let shape = [3usize, 11, 13];
+    let d: usize = shape.iter().product();
+    let x: Vec<f32> = (0..n * d)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) + (i / d % 3) as f32 * 0.3)
+        .collect();
+    let y: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+    let members: Vec<Member> = [3u64, 4]
+        .iter()
+        .zip(sizes)
+        .map(|(&seed, size)| Member {
+            seed,
+            train: (0..size).map(|i| (i * 5 + seed as usize) % n).collect(),
+        })
+        .collect();
     let config = TrainingConfig {
-        epochs: 4,
+        epochs,
         batch_size: 16,
         learning_rate: 0.05,
         weight_decay: 0.001,
@@ -276,14 +261,13 @@ fn fused_cnn_matches_burn_on_odd_colour_images() {
     };
     let seeds: Vec<u64> = members.iter().map(|m| m.seed).collect();
     let run = |engine: Engine| {
-        let mut e = Ensemble::init(&model, &shape, 3, &seeds, &Device::flex())
+        let mut e = Ensemble::init(model, &shape, 3, &seeds, &Device::flex())
             .unwrap()
             .with_engine(engine);
         e.train(&x, &y, &members, &config).unwrap();
         e
     };
-    let (fused, burn) = (run(Engine::Auto), run(Engine::Burn));
-    assert_engines_agree(&fused, &burn, &x, "odd colour images");
+    assert_engines_agree(&run(Engine::Auto), &run(Engine::Burn), &x, what);
 }
 
 /// The fused kernels and Burn's engine trained the same models: every parameter within 1e-4,
