@@ -127,19 +127,24 @@ fn assert_group_equals_one_by_one(config: &TrainingConfig, model: &ModelConfig) 
     }
 }
 
+/// `configs()[1]` (cosine schedule, weight decay) with random shifts of 1 pixel and flips.
+fn augmented() -> TrainingConfig {
+    TrainingConfig {
+        augmentation: memia_models::Augmentation {
+            max_shift: 1,
+            flip: true,
+        },
+        ..configs()[1]
+    }
+}
+
 /// memia's fused CPU kernels and Burn's operations train the same models: same initialisation,
 /// minibatches, augmentation, schedule and optimiser, equal parameters and logits within float
 /// tolerance (the two sum in different orders).
 #[test]
 fn fused_kernels_match_burn() {
     let (x, _, _) = digits();
-    let augmented = TrainingConfig {
-        augmentation: memia_models::Augmentation {
-            max_shift: 1,
-            flip: true,
-        },
-        ..configs()[1]
-    };
+    let augmented = augmented();
     let models: Vec<ModelConfig> = vec![
         MlpConfig::mlp(32).into(),
         MlpConfig::logistic_regression().into(),
@@ -193,13 +198,7 @@ fn fused_kernels_match_burn() {
 #[test]
 fn fused_resnet_matches_burn() {
     let (x, _, _) = digits();
-    let augmented = TrainingConfig {
-        augmentation: memia_models::Augmentation {
-            max_shift: 1,
-            flip: true,
-        },
-        ..configs()[1]
-    };
+    let augmented = augmented();
     let mut differs = false;
     for config in [configs()[0], configs()[2], augmented] {
         let fused = train_with(&members(), &config, &resnet(), Engine::Auto);
