@@ -341,9 +341,7 @@ fn relu_into(
                 }
                 Some(Skip::Identity(layout, x)) => {
                     let at = layout.interior(c, y);
-                    row.iter_mut()
-                        .zip(&x[at..at + wo])
-                        .for_each(|(r, &s)| *r += s);
+                    add(row, &x[at..at + wo]);
                 }
                 None => {}
             }
@@ -355,7 +353,7 @@ fn relu_into(
 
 /// `dz[c, y, x] = upstream(c, y, x)` where the ReLU output stored in `act` (as `layout` reads
 /// it) is positive, else 0, for `g`'s output (`[cout, ho, wv]`, zero past `wo`); each channel's
-/// sum is added to `bias_grad`.
+/// sum goes to `sums` (the image's bias gradient, for every bias that `dz` reaches).
 #[allow(clippy::too_many_arguments)] // one masked gradient: geometry, mask, source, targets
 fn relu_grad(
     g: &Planar,
@@ -364,11 +362,12 @@ fn relu_grad(
     upstream: &[f32],
     upstream_wv: usize,
     dz: &mut [f32],
-    bias_grad: &mut [f32],
+    sums: &mut [f32],
     row: &mut [f32],
 ) {
     let (ho, wo, wv) = (g.ho(), g.wo(), g.wv());
-    for (c, gb) in bias_grad.iter_mut().enumerate().take(g.cout) {
+    for (c, gb) in sums.iter_mut().enumerate().take(g.cout) {
+        *gb = 0.0;
         for y in 0..ho {
             layout.get(c, y, act, row);
             let up = &upstream[(c * ho + y) * upstream_wv..][..wo];
@@ -382,6 +381,11 @@ fn relu_grad(
     }
 }
 
+/// Adds `values` to `sums`, element by element.
+fn add(sums: &mut [f32], values: &[f32]) {
+    sums.iter_mut().zip(values).for_each(|(s, &v)| *s += v);
+}
+
 /// The gradients of one model's step beside its buffers: each convolution's output gradient,
 /// the input gradient of each block (and of the stem's output), the flipped weights and the
 /// transposed convolutions' scratch images.
@@ -390,6 +394,8 @@ struct Gradients {
     d_input: Vec<Vec<f32>>,
     /// An input gradient made and used within one block: the branch's, then the projection's.
     spare: Vec<f32>,
+    /// One image's bias gradient of the convolution being taken back (see [`relu_grad`]).
+    sums: Vec<f32>,
     flipped: Vec<Vec<f32>>,
     scratch: Vec<Vec<f32>>,
     pooled: Vec<f32>,
@@ -411,6 +417,7 @@ impl Gradients {
                     vec![0f32; g.cin * g.h * g.input_wv()]
                 })
                 .collect(),
+            sums: vec![0f32; shape.convs.iter().map(|g| g.cout).max().unwrap_or(0)],
             spare: vec![
                 0f32;
                 shape
@@ -488,7 +495,7 @@ fn backward(
     {
         let (gw, gb) = &mut param_grads[convs.len()];
         let weight = &params[convs.len()].0;
-        gb.iter_mut().zip(&grads.logits).for_each(|(s, &g)| *s += g);
+        add(gb, &grads.logits);
         for ((&p, gw), (w, dp)) in net
             .pooled
             .iter()
@@ -524,9 +531,14 @@ fn backward(
             upstream,
             output.input_wv(),
             dz_end,
-            &mut param_grads[b.end].1,
+            &mut grads.sums,
             &mut net.row,
         );
+        add(&mut param_grads[b.end].1, &grads.sums);
+        if let Some(p) = b.shortcut {
+            // The projection's output gradient is the branch end's: so is its bias's.
+            add(&mut param_grads[p].1, &grads.sums);
+        }
         direct_conv::weight_grad(end, &net.branch[j], dz_end, &mut param_grads[b.end].0);
         let d_branch = &mut grads.spare;
         direct_conv::input_grad(
@@ -545,9 +557,10 @@ fn backward(
             d_branch,
             end.input_wv(),
             dz_start,
-            &mut param_grads[b.start].1,
+            &mut grads.sums,
             &mut net.row,
         );
+        add(&mut param_grads[b.start].1, &grads.sums);
         direct_conv::weight_grad(start, x, dz_start, &mut param_grads[b.start].0);
         let d_x = &mut below[j];
         direct_conv::input_grad(
@@ -560,12 +573,6 @@ fn backward(
         match b.shortcut {
             Some(p) => {
                 let g = &convs[p];
-                let gb = &mut param_grads[p].1;
-                for c in 0..g.cout {
-                    gb[c] += dz_end[c * end.ho() * end.wv()..(c + 1) * end.ho() * end.wv()]
-                        .iter()
-                        .sum::<f32>();
-                }
                 direct_conv::weight_grad(g, x, dz_end, &mut param_grads[p].0);
                 let d_skip = &mut grads.spare;
                 direct_conv::input_grad(
@@ -575,15 +582,11 @@ fn backward(
                     &mut grads.scratch[p],
                     d_skip,
                 );
-                d_x.iter_mut()
-                    .zip(d_skip.iter())
-                    .for_each(|(d, &s)| *d += s);
+                add(d_x, d_skip);
             }
             None => {
                 // Identity: same size, so the same row width.
-                d_x.iter_mut()
-                    .zip(dz_end.iter())
-                    .for_each(|(d, &s)| *d += s);
+                add(d_x, dz_end);
             }
         }
     }
@@ -598,8 +601,9 @@ fn backward(
         &grads.d_input[0],
         layout_wv,
         dz,
-        &mut param_grads[0].1,
+        &mut grads.sums,
         &mut net.row,
     );
+    add(&mut param_grads[0].1, &grads.sums);
     direct_conv::weight_grad(stem, &net.image, dz, &mut param_grads[0].0);
 }
