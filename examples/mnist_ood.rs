@@ -151,6 +151,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .expect("the pool's samples are images"),
             ),
         &AuditConfig {
+            // memorization >= 0.5, not the default 0.8: the candidates of the numbers in
+            // README.md and docs/REPRODUCTION.md.
+            candidates: memia::attacks::CandidateRule::MemorizationAtLeast(0.5),
             shadow_counts: Some(vec![2, 4, 8, 16, MODELS - 1]),
             curve_targets: 16,
             seed: SEED,

@@ -332,3 +332,78 @@ fn reported_inputs_take_no_memory_for_what_they_only_claim() {
         assert!(err.contains("unexpected bytes after"), "{err}");
     });
 }
+
+/// A `.npy` (version 1) of `descr` and `shape` (as numpy writes it) followed by `data`.
+fn npy_claiming(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    let padded = (10 + dict.len() + 1).div_ceil(64) * 64 - 10;
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend((padded as u16).to_le_bytes());
+    npy.extend(format!("{dict:<width$}\n", width = padded - 1).bytes());
+    npy.extend(data);
+    npy
+}
+
+/// Issue 23 ("what already holds"): headers that claim arrays far larger than any memory, as
+/// shape (10^12, 10^12) (whose size overflows 64 bits) or (10^6, 10^6) float64 (8 TB, a size
+/// that counts), in `.npy` files, streams and `.npz` entries, and IDX headers of
+/// 2^32 - 1 per dimension or 10^11 bytes, raw and gzipped: each is refused with an error, and
+/// the reader takes no more memory than a small multiple of the file (nothing of the claimed
+/// size is ever reserved).
+#[test]
+fn oversized_headers_are_refused_before_allocating() {
+    let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("<f4", "(1000000000000, 1000000000000)", "overflows"),
+        ("<f8", "(1000000, 1000000)", "truncated"),
+        (
+            "|b1",
+            "(1000000000000, 1000000000000, 1000000000000)",
+            "overflows",
+        ),
+        ("<i8", "(18446744073709551615,)", ""),
+    ];
+    for (descr, shape, says) in cases {
+        let npy = npy_claiming(descr, shape, &[0u8; 64]);
+        let path = put(dir.path(), "claims.npy", &npy);
+        assert_bounded(&format!(".npy {descr} {shape}"), npy.len(), 16, || {
+            let err = read_npy_any(&path).unwrap_err().to_string();
+            assert!(err.contains(says), "{shape}: {err}");
+        });
+        assert_bounded(&format!("stream {descr} {shape}"), npy.len(), 16, || {
+            assert!(read_npy_from(npy.as_slice(), "stream").is_err(), "{shape}");
+        });
+        let path = dir.path().join("claims.npz");
+        {
+            let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+            let options = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            zip.start_file("x.npy", options).unwrap();
+            zip.write_all(&npy).unwrap();
+            zip.finish().unwrap();
+        }
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        assert_bounded(&format!(".npz {descr} {shape}"), len, 16, || {
+            let mut archive = NpzArchive::open(&path).unwrap();
+            assert!(archive.read_any("x").is_err(), "{shape}");
+            assert!(load_npz(&path, "x", "x", None).is_err(), "{shape}");
+        });
+    }
+    // IDX: three dimensions of 2^32 - 1 (the count overflows), and 100000 x 1000 x 1000
+    // bytes (10^11) with 64 bytes of data.
+    for dims in [[u32::MAX; 3], [100_000, 1000, 1000]] {
+        let mut idx = vec![0, 0, 8, 3];
+        for d in dims {
+            idx.extend(d.to_be_bytes());
+        }
+        idx.extend([7u8; 64]);
+        for (name, bytes) in [("claims.idx", idx.clone()), ("claims.idx.gz", gzip(&idx))] {
+            let path = put(dir.path(), name, &bytes);
+            assert_bounded(&format!("{name} {dims:?}"), bytes.len(), 16, || {
+                let err = read_idx(&path).unwrap_err().to_string();
+                assert!(!err.is_empty(), "{name}");
+            });
+        }
+    }
+}

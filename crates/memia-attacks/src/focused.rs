@@ -11,7 +11,13 @@ use ndarray::{Array1, ArrayView2, ArrayView3, Axis};
 use crate::error::{Result, check_shadow_shape, invalid};
 use crate::{FittedTest, MembershipTest};
 
-/// How to choose the candidates. In TOML: `memorization_at_least = 0.5`,
+/// The memorization threshold of the candidates wherever no other is given: the paper's 0.8.
+/// Every command and library default uses this one value, so that `memia metrics`, `memia
+/// report` and `memia audit` choose the same candidates from the same memorization unless told
+/// otherwise.
+pub const DEFAULT_MEMORIZATION_THRESHOLD: f64 = 0.8;
+
+/// How to choose the candidates. In TOML: `memorization_at_least = 0.8`,
 /// `top_memorized = 100` or `privacy_score_at_least = 1.0`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

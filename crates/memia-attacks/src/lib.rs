@@ -53,7 +53,7 @@ use ndarray::{Array1, ArrayView2, ArrayView3};
 
 pub use baselines::Threshold;
 pub use error::{AttackError, Result};
-pub use focused::{CandidateRule, FittedFocused, Focused};
+pub use focused::{CandidateRule, DEFAULT_MEMORIZATION_THRESHOLD, FittedFocused, Focused};
 pub use gaussian::{norm_logpdf, norm_logsf};
 pub use lira::{Center, FittedLira, LiraConfig, LiraMode, OfflineScore, STD_EPSILON, Variance};
 pub use rmia::{FittedRmia, RmiaConfig};

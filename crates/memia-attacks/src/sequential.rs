@@ -71,7 +71,7 @@ pub struct SequentialConfig {
     /// Stop when the decisions' expected error rate is at most this (default 0.01).
     pub delta: f64,
     /// Candidates: samples whose memorization (point estimate from the shadow models so far)
-    /// is at least this (default 0.8, the paper's threshold).
+    /// is at least this (default [`crate::DEFAULT_MEMORIZATION_THRESHOLD`], 0.8, the paper's).
     pub threshold: f64,
 }
 
@@ -79,7 +79,7 @@ impl Default for SequentialConfig {
     fn default() -> Self {
         SequentialConfig {
             delta: 0.01,
-            threshold: 0.8,
+            threshold: crate::DEFAULT_MEMORIZATION_THRESHOLD,
         }
     }
 }

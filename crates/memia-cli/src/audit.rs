@@ -20,6 +20,12 @@ pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
         .as_deref()
         .map(|path| outside_target(&run, path, args.members.as_deref(), quiet))
         .transpose()?;
+    if let Some(t) = args.target.filter(|&t| t >= models) {
+        return Err(CliError::Usage(format!(
+            "--target {t} is out of range: the run has {}",
+            crate::text::run_models(models)
+        )));
+    }
     // Without a target, the run's last model: the rounds train the others from model 0 up.
     let target = match &outside {
         Some(t) => SequentialTarget::External {
@@ -35,7 +41,7 @@ pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
     let budget = args.budget.unwrap_or(available);
     if budget == 0 || budget > available {
         return Err(CliError::Usage(format!(
-            "--budget {budget}: the run can give 1..={available} shadow models (plan more models to raise it)"
+            "--budget {budget} is out of range: the run can give 1-{available} shadow models (plan more models to raise it)"
         )));
     }
     let mut rounds: Vec<usize> = std::iter::successors(Some(1usize), |m| m.checked_mul(2))
@@ -50,6 +56,18 @@ pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
         rounds: Some(rounds),
     };
     sequential.config.check()?;
+    status(
+        quiet,
+        format!(
+            "candidates: memorization >= {} ({})",
+            args.threshold,
+            if args.threshold == memia_attacks::DEFAULT_MEMORIZATION_THRESHOLD {
+                "the default threshold; --threshold T to change it"
+            } else {
+                "--threshold"
+            }
+        ),
+    );
     // Planned runs train what the rounds need; imported ones use the models they have.
     let (trainer, pool) = match &run.config {
         Some(config) => {

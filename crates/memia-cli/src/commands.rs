@@ -147,7 +147,8 @@ fn parse_range(text: &str, models: usize) -> Result<Range<usize>> {
     };
     if start >= end || end > models {
         return Err(usage(format!(
-            "--models: {start}..{end} is not a non-empty range within the run's {models} models (0..{models})"
+            "--models {text}: not a non-empty range A..B (B excluded) within the run's {models} models ({})",
+            crate::text::run_models(models)
         )));
     }
     Ok(start..end)
@@ -255,7 +256,16 @@ fn plan_into(config: &RunConfig, origin: &Path, dir: &Path, quiet: bool) -> Resu
     )
     .map_err(|e| CliError::Config {
         path: origin.to_path_buf(),
-        reason: format!("[plan] {e}"),
+        // A size refused for memory names the table its setting lives in.
+        reason: match &e {
+            memia_shadow::ShadowError::TooLarge(t) if t.setting == "group_size" => {
+                format!("[train] {e}")
+            }
+            memia_shadow::ShadowError::TooLarge(t) if t.setting == "model" => {
+                format!("[model] {e}")
+            }
+            _ => format!("[plan] {e}"),
+        },
     })?;
     let existed = dir.join("plan.json").exists();
     let run = RunDir::create(dir, &plan)?;
@@ -473,7 +483,28 @@ pub fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
     } else {
         Outcome::Correct
     };
-    let mem = config.estimate_from_logits(run.dir.keep(), &logits, &run.labels, outcome)?;
+    let k = logits.models();
+    if let Some(&bad) = args.exclude.iter().find(|&&m| m >= k) {
+        return Err(usage(format!(
+            "--exclude {bad} is out of range: the run has {}",
+            crate::text::run_models(k)
+        )));
+    }
+    let kept: Vec<usize> = (0..k).filter(|m| !args.exclude.contains(m)).collect();
+    if kept.is_empty() {
+        return Err(usage(format!(
+            "--exclude leaves no model of the run's {k} to estimate memorization with"
+        )));
+    }
+    let (keep, logits) = if kept.len() == k {
+        (run.dir.keep().clone(), logits)
+    } else {
+        (
+            run.dir.keep().select_models(&kept)?,
+            logits.select_models(&kept)?,
+        )
+    };
+    let mem = config.estimate_from_logits(&keep, &logits, &run.labels, outcome)?;
     match args.output.extension().and_then(|e| e.to_str()) {
         Some("npz") => mem.save_npz(&args.output)?,
         Some("npy") => write_npy(&args.output, &mem.score)?,
@@ -493,11 +524,21 @@ pub fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
     status(
         quiet,
         format!(
-            "memorization of {} samples from {} models: mean {:.4}, {} at least 0.5, {} undetermined; written to {}",
+            "memorization of {} samples from {} models{}: mean {:.4}, {} at least {} (the default candidate threshold), {} undetermined; written to {}",
             mem.score.len(),
             logits.models(),
+            if kept.len() == k {
+                String::new()
+            } else {
+                let left: Vec<usize> = (0..k).filter(|m| !kept.contains(m)).collect();
+                format!(" (left out: {})", crate::text::index_ranges(&left))
+            },
             defined.iter().sum::<f64>() / defined.len().max(1) as f64,
-            defined.iter().filter(|&&m| m >= 0.5).count(),
+            defined
+                .iter()
+                .filter(|&&m| m >= memia_attacks::DEFAULT_MEMORIZATION_THRESHOLD)
+                .count(),
+            memia_attacks::DEFAULT_MEMORIZATION_THRESHOLD,
             mem.score.len() - defined.len(),
             args.output.display()
         ),
@@ -577,8 +618,8 @@ pub fn attack(args: &AttackArgs, quiet: bool) -> Result<()> {
         (Some(t), None) => {
             if t >= keep.models() {
                 return Err(usage(format!(
-                    "--target {t}: the run has models 0..{}",
-                    keep.models()
+                    "--target {t} is out of range: the run has {}",
+                    crate::text::run_models(keep.models())
                 )));
             }
             let others: Vec<usize> = (0..keep.models()).filter(|&k| k != t).collect();
@@ -756,6 +797,20 @@ pub fn metrics(args: &MetricsArgs, quiet: bool) -> Result<()> {
     }
     if let Some(path) = &args.candidates {
         let chosen = read_candidates(path, args.threshold, scores.len())?;
+        status(
+            quiet,
+            format!(
+                "candidates: {} samples with memorization >= {} in {} ({})",
+                chosen.len(),
+                args.threshold,
+                path.display(),
+                if args.threshold == memia_attacks::DEFAULT_MEMORIZATION_THRESHOLD {
+                    "the default threshold; --threshold T to change it"
+                } else {
+                    "--threshold"
+                }
+            ),
+        );
         let mut value = on_own_curve(&chosen)?;
         value["rule"] = format!("memorization >= {}", args.threshold).into();
         json["candidates"] = value;
@@ -971,10 +1026,9 @@ fn store_import(import: Import<'_>, output: &Path, quiet: bool) -> Result<()> {
     let output_abs = absolute(output)?;
     let parent = output_abs.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(crate::error::io(parent))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".memia-import-")
-        .tempdir_in(parent)
-        .map_err(crate::error::io(parent))?;
+    // `.RUN.RANDOM.tmp`, created exclusively; those of imports killed over an hour ago go.
+    memia_core::remove_stale_temporaries_of(&output_abs, std::time::Duration::from_secs(3600));
+    let staging = memia_core::temporary_dir_for(&output_abs).map_err(crate::error::io(parent))?;
     let run = RunDir::create_given(staging.path(), &plan, import.keep)?;
     let mut bar = Progress::new("storing", "models", k as u64, quiet);
     for m in 0..k {
@@ -1056,20 +1110,26 @@ fn model_logits(a: ndarray::ArrayD<f32>, location: &str) -> Result<Array3<f32>> 
 pub fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
     let keep = KeepMatrix::load(&args.keep)?;
     let (k, n) = (keep.models(), keep.samples());
+    // Read first: their length tells a transposed keep matrix from transposed logits.
+    let raw = read_npy_any(&args.labels)?.to_i64_vec(&args.labels.display().to_string())?;
+    let mut names: Option<Vec<String>> = None;
     let models: Vec<Array3<f32>> = if args.logits.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&args.logits)
-            .map_err(crate::error::io(&args.logits))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "npy"))
-            .collect();
-        files.sort();
-        if files.len() != k {
-            return Err(usage(format!(
-                "--logits {}: {} .npy files for the keep matrix's {k} models",
-                args.logits.display(),
-                files.len()
-            )));
-        }
+        let expected = crate::import_checks::Expected {
+            models: k,
+            samples: n,
+            labels: Some(raw.len()),
+        };
+        let (files, order) = crate::import_checks::model_files(&args.logits, &expected)?;
+        status(quiet, order);
+        names = Some(
+            files
+                .iter()
+                .map(|f| {
+                    f.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                })
+                .collect(),
+        );
         files
             .iter()
             .map(|f| model_logits(read_logits_any(f, quiet)?, &f.display().to_string()))
@@ -1083,10 +1143,14 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
         };
         let location = args.logits.display().to_string();
         let all = into_dimension::<f32, ndarray::Ix4>(all, &location)?;
-        if all.dim().0 != k {
-            return Err(usage(format!(
-                "--logits {location}: logits of {} models for the keep matrix's {k}",
-                all.dim().0
+        let (models, samples) = (all.dim().0, all.dim().1);
+        if models != k {
+            return Err(usage(transposed_message(
+                &args.keep,
+                &location,
+                (k, n),
+                (models, samples),
+                raw.len(),
             )));
         }
         all.outer_iter().map(|m| m.to_owned()).collect()
@@ -1106,7 +1170,6 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
             )));
         }
     }
-    let raw = read_npy_any(&args.labels)?.to_i64_vec(&args.labels.display().to_string())?;
     if raw.len() != n {
         return Err(usage(format!(
             "--labels {}: {} labels for {n} samples",
@@ -1115,6 +1178,11 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
         )));
     }
     let labels = labels_from_i64(&raw, logits.classes())?;
+    // Checked before anything is written, said after the import's own line so that it is the
+    // last thing on the screen.
+    let mismatched =
+        crate::import_checks::mismatched_models(&keep, &logits, &labels, names.as_deref());
+    let probabilities = crate::import_checks::probability_models(&logits);
     let (keep_path, logits_path) = (canonical(&args.keep)?, canonical(&args.logits)?);
     store_import(
         Import {
@@ -1132,7 +1200,48 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
         },
         &args.output,
         quiet,
-    )
+    )?;
+    crate::import_checks::warn(&mismatched, k, &probabilities);
+    Ok(())
+}
+
+/// The error for logits of another number of models than the keep matrix's rows: where the
+/// shapes are each other's transpose, which of the two arrays is transposed (the one whose
+/// samples axis does not match the labels), named by its flag.
+fn transposed_message(
+    keep_path: &Path,
+    logits: &str,
+    (k, n): (usize, usize),
+    (models, samples): (usize, usize),
+    labels: usize,
+) -> String {
+    let keep = keep_path.display();
+    let plain = format!(
+        "--logits {logits}: logits of {models} models (first axis), but the keep matrix \
+         --keep {keep} has {k} rows, one per model"
+    );
+    if !(models == n && samples == k && k != n) {
+        return plain;
+    }
+    if labels == k {
+        format!(
+            "--keep {keep}: the keep matrix is {k} x {n}, which looks transposed: the logits hold \
+             {models} models x {samples} samples and there are {labels} labels, so the keep \
+             matrix must be models x samples, {n} x {k} (numpy: keep.T)"
+        )
+    } else if labels == n {
+        format!(
+            "--logits {logits}: the logits are {models} x {samples} x ..., which looks transposed \
+             (samples x models): the keep matrix --keep {keep} is {k} models x {n} samples and \
+             there are {labels} labels, so the logits must be models x samples x [queries x] \
+             classes, {k} x {n} x ... (numpy: logits.swapaxes(0, 1))"
+        )
+    } else {
+        format!(
+            "{plain}: one of the two looks transposed (the keep matrix is {k} x {n}, the logits \
+             {models} x {samples} x ...); both must be models x samples"
+        )
+    }
 }
 
 fn audit_config(run: &LoadedRun, args: &AuditArgs) -> Result<AuditConfig> {
@@ -1164,6 +1273,20 @@ fn audit_config(run: &LoadedRun, args: &AuditArgs) -> Result<AuditConfig> {
         ));
     }
     Ok(config)
+}
+
+/// Where the candidate rule of [`audit_config`] came from, for the status line that prints it.
+fn candidates_origin(run: &LoadedRun, args: &AuditArgs) -> String {
+    if args.threshold.is_some() {
+        "--threshold".into()
+    } else if run.config.is_some() {
+        format!(
+            "[audit] candidates of {}",
+            run.path().join("memia.toml").display()
+        )
+    } else {
+        "the default; --threshold T to change it".into()
+    }
 }
 
 /// A model trained elsewhere as the report's target: its logits file and, when given, which
@@ -1240,6 +1363,22 @@ fn report_on(
     quiet: bool,
 ) -> Result<()> {
     let config = audit_config(run, args)?;
+    let k = run.dir.plan().models;
+    if outside.is_none() && config.target >= k {
+        let what = if args.target.is_some() {
+            format!("--target {}", config.target)
+        } else {
+            format!(
+                "[audit] target = {} of {}",
+                config.target,
+                run.path().join("memia.toml").display()
+            )
+        };
+        return Err(usage(format!(
+            "{what} is out of range: the run has {}",
+            crate::text::run_models(k)
+        )));
+    }
     let logits = run.logits()?;
     let producers: Vec<String> = run.dir.producers()?.iter().map(|p| p.to_string()).collect();
     let rebuilt = match pool {
@@ -1275,12 +1414,13 @@ fn report_on(
     if !quiet {
         let s = &audit.summary;
         eprintln!(
-            "{} on {} with {} shadow models; {} candidates ({}):",
+            "{} on {} with {} shadow models; {} candidates ({}, {}):",
             s.attack,
             s.target_name,
             s.shadow_models,
             s.memorization.candidates,
-            s.memorization.candidate_rule
+            s.memorization.candidate_rule,
+            candidates_origin(run, args)
         );
         if producers.len() > 1 {
             eprintln!("  the run mixes {} producers:", producers.len());

@@ -22,11 +22,13 @@ mod audit;
 mod commands;
 mod config;
 mod error;
+mod import_checks;
 mod pool;
 mod progress;
 mod run_files;
 mod slurm;
 mod status;
+mod text;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,8 +122,9 @@ pub(crate) struct SequentialArgs {
     /// Stop when the decisions' expected error rate is at most this.
     #[arg(long, default_value_t = 0.01)]
     pub(crate) delta: f64,
-    /// Candidates: memorization (from the shadow models so far) at least this.
-    #[arg(long, default_value_t = 0.8)]
+    /// Candidates: memorization (from the shadow models so far) at least this (the default,
+    /// 0.8, is every command's).
+    #[arg(long, default_value_t = memia_attacks::DEFAULT_MEMORIZATION_THRESHOLD)]
     pub(crate) threshold: f64,
     /// Most shadow models to use (default: all the run can give).
     #[arg(long)]
@@ -262,6 +265,11 @@ struct MemorizeArgs {
     /// Fail on samples without IN or OUT models instead of writing NaN for them.
     #[arg(long)]
     strict: bool,
+    /// Leave these models out (repeatable, or comma-separated: `--exclude 0,3`): the target
+    /// of `memia attack --target K` must be left out of the memorization that chooses its
+    /// candidates, or it chooses its own.
+    #[arg(long, value_delimiter = ',')]
+    exclude: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -367,8 +375,8 @@ struct MetricsArgs {
     /// (`memia memorize`'s `.npz`, key `mem`, or a 1-D `.npy`) is at least --threshold.
     #[arg(long)]
     candidates: Option<PathBuf>,
-    /// The memorization threshold of --candidates.
-    #[arg(long, default_value_t = 0.5, requires = "candidates")]
+    /// The memorization threshold of --candidates (the default, 0.8, is every command's).
+    #[arg(long, default_value_t = memia_attacks::DEFAULT_MEMORIZATION_THRESHOLD, requires = "candidates")]
     threshold: f64,
 }
 
@@ -406,7 +414,11 @@ struct ImportArgs {
     #[arg(long)]
     keep: PathBuf,
     /// The logits: one K x N x A x C (or K x N x C) float32 `.npy`, or a folder of K per-model
-    /// files (N x A x C or N x C), taken in name order. float64 is converted, with a notice.
+    /// files (N x A x C or N x C) named with the model's row in the keep matrix
+    /// (`model_0.npy` ... or `model_00000.npy` ...), taken in numeric order. float64 is
+    /// converted, with a notice. Each model is checked against its keep row (a warning names
+    /// models no better on their training samples than on the others, or near chance) and for
+    /// probabilities in place of logits.
     #[arg(long)]
     logits: PathBuf,
     /// The pool's labels: N integers, `.npy`.
@@ -428,7 +440,8 @@ struct AuditArgs {
     target: Option<usize>,
     #[command(flatten)]
     method: AttackMethodArgs,
-    /// Candidates: samples with memorization at least this.
+    /// Candidates: samples with memorization at least this (default: the configuration's
+    /// `[audit] candidates`, else 0.8, every command's default).
     #[arg(long)]
     threshold: Option<f64>,
     /// Target models in the shadow-model curve.

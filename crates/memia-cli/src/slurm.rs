@@ -58,17 +58,67 @@ pub fn submissions(run: &Path) -> Vec<Submission> {
         .unwrap_or_default()
 }
 
-/// A word for a shell script: quoted unless plainly safe.
-fn shell_word(text: &str) -> String {
-    if !text.is_empty()
+/// Characters that mean the same to bash and to Slurm's `#SBATCH` parser when bare.
+fn plainly_safe(text: &str) -> bool {
+    !text.is_empty()
         && text
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
-    {
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c))
+}
+
+/// A word for a shell script: quoted unless plainly safe.
+fn shell_word(text: &str) -> String {
+    if plainly_safe(text) {
         text.to_string()
     } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
+        memia_shadow::shell_quote(text)
     }
+}
+
+/// A value for an `#SBATCH --flag=VALUE` line, as sbatch's directive parser reads it: bare when
+/// plainly safe, otherwise in double quotes with `\` and `"` escaped by a backslash (the parser
+/// removes quotes and backslashes, and ends the value at a bare space or `#`).
+fn slurm_word(text: &str) -> String {
+    if plainly_safe(text) {
+        text.to_string()
+    } else {
+        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// A path for Slurm's `--output`, where `%` starts a filename pattern: each literal `%` doubled.
+/// A backslash would switch every pattern off (Slurm's rule), so it is refused.
+fn slurm_filename(what: &str, path: &Path) -> Result<String> {
+    let text = utf8(what, path)?;
+    if text.contains('\\') {
+        return Err(CliError::Usage(format!(
+            "{what} {text:?} contains a backslash, which Slurm reads as 'no %-patterns in this log file name': choose a path without one"
+        )));
+    }
+    Ok(text.replace('%', "%%"))
+}
+
+/// Refuses a value with a control character (a newline would end the script's line, and with
+/// it the quoting); `what` names the argument in the error.
+fn no_control(what: &str, value: &str) -> Result<()> {
+    match value.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => Err(CliError::Usage(format!(
+            "{what} {value:?} contains the control character {:?} (U+{:04X}), which cannot be written safely into an sbatch script",
+            c, c as u32
+        ))),
+    }
+}
+
+/// A path as UTF-8 text without control characters, or an error naming `what`.
+fn utf8<'a>(what: &str, path: &'a Path) -> Result<&'a str> {
+    let text = path.to_str().ok_or_else(|| {
+        CliError::Usage(format!(
+            "{what} {path:?} is not UTF-8: it cannot be written into an sbatch script"
+        ))
+    })?;
+    no_control(what, text)?;
+    Ok(text)
 }
 
 pub fn slurm(args: &SlurmArgs, quiet: bool) -> Result<()> {
@@ -114,41 +164,56 @@ pub fn slurm(args: &SlurmArgs, quiet: bool) -> Result<()> {
         None => logs.join("train.sbatch"),
     };
     let ranges: Vec<String> = shards.iter().map(|(a, b)| format!("{a}..{b}")).collect();
+    // Every value that reaches the script, checked before anything is written.
+    let run_text = utf8("the run directory", &run_dir)?;
+    let memia_text = utf8("the memia executable (--memia)", &memia)?;
+    let train_log = slurm_filename("the run directory", &logs.join("train_%A_%a.log"))?;
+    // `%` was doubled above for the run directory's part only: the pattern's own are restored.
+    let train_log = train_log.replace("train_%%A_%%a.log", "train_%A_%a.log");
+    no_control("--job-name", &args.job_name)?;
+    let options = [
+        ("partition", &args.partition),
+        ("gres", &args.gres),
+        ("time", &args.time),
+        ("mem", &args.mem),
+        ("cpus-per-task", &args.cpus_per_task.map(|c| c.to_string())),
+    ];
+    for (flag, value) in &options {
+        if let Some(v) = value {
+            no_control(&format!("--{flag}"), v)?;
+        }
+    }
+    for line in &args.sbatch {
+        no_control("--sbatch", line)?;
+    }
+    if let Some(device) = &args.device.device {
+        no_control("--device", device)?;
+    }
     let mut script = String::new();
     let _ = writeln!(script, "#!/bin/bash");
     let _ = writeln!(
         script,
         "# memia: train the {} unfinished models of {} as a Slurm job array, at most {} per task.",
         missing.len(),
-        run_dir.display(),
+        run_text,
         args.per_task
     );
     let _ = writeln!(
         script,
         "# Written by `memia slurm`. After failures or preemption run `memia slurm {} --submit`",
-        run_dir.display()
+        shell_word(run_text)
     );
     let _ = writeln!(
         script,
         "# again: it schedules only the models still missing (finished ones are never retrained)."
     );
-    let _ = writeln!(script, "#SBATCH --job-name={}", shell_word(&args.job_name));
+    let _ = writeln!(script, "#SBATCH --job-name={}", slurm_word(&args.job_name));
     let throttle = args.throttle.map_or(String::new(), |m| format!("%{m}"));
     let _ = writeln!(script, "#SBATCH --array=0-{}{throttle}", shards.len() - 1);
-    let _ = writeln!(
-        script,
-        "#SBATCH --output={}",
-        logs.join("train_%A_%a.log").display()
-    );
-    for (flag, value) in [
-        ("partition", &args.partition),
-        ("gres", &args.gres),
-        ("time", &args.time),
-        ("mem", &args.mem),
-        ("cpus-per-task", &args.cpus_per_task.map(|c| c.to_string())),
-    ] {
+    let _ = writeln!(script, "#SBATCH --output={}", slurm_word(&train_log));
+    for (flag, value) in options {
         if let Some(v) = value {
-            let _ = writeln!(script, "#SBATCH --{flag}={v}");
+            let _ = writeln!(script, "#SBATCH --{flag}={}", slurm_word(v));
         }
     }
     for line in &args.sbatch {
@@ -160,9 +225,9 @@ pub fn slurm(args: &SlurmArgs, quiet: bool) -> Result<()> {
     let _ = writeln!(script, "# The model range of each array task.");
     let _ = writeln!(script, "RANGES=({})", ranges.join(" "));
     let mut train = vec![
-        shell_word(&memia.display().to_string()),
+        shell_word(memia_text),
         "train".into(),
-        shell_word(&run_dir.display().to_string()),
+        shell_word(run_text),
         "--models".into(),
         "\"${RANGES[$SLURM_ARRAY_TASK_ID]}\"".into(),
     ];
@@ -205,20 +270,22 @@ pub fn slurm(args: &SlurmArgs, quiet: bool) -> Result<()> {
     }
     let array = sbatch(&[script_path.display().to_string()])?;
     let report_dir = run_dir.join("report");
+    let report_log = slurm_filename("the run directory", &logs.join("report_%j.log"))?
+        .replace("report_%%j.log", "report_%j.log");
     let mut report_args = vec![
         "--parsable".to_string(),
         format!("--dependency=afterok:{array}"),
         "--job-name=memia-report".into(),
-        format!("--output={}", logs.join("report_%j.log").display()),
+        format!("--output={report_log}"),
     ];
     if let Some(p) = &args.partition {
         report_args.push(format!("--partition={p}"));
     }
     report_args.push(format!(
         "--wrap={} report {} -o {}",
-        shell_word(&memia.display().to_string()),
-        shell_word(&run_dir.display().to_string()),
-        shell_word(&report_dir.display().to_string())
+        shell_word(memia_text),
+        shell_word(run_text),
+        shell_word(&report_dir.to_string_lossy())
     ));
     let report = sbatch_raw(&report_args)?;
     let mut all = submissions(&run_dir);
@@ -391,6 +458,26 @@ mod tests {
         assert_eq!(shards(&[0, 1, 2, 3, 4], 2), [(0, 2), (2, 4), (4, 5)]);
         assert_eq!(shards(&[1, 2, 5, 6, 7, 9], 8), [(1, 3), (5, 8), (9, 10)]);
         assert_eq!(shards(&[], 4), []);
+    }
+
+    #[test]
+    fn slurm_words_are_quoted_for_the_directive_parser() {
+        assert_eq!(slurm_word("gpu"), "gpu");
+        assert_eq!(slurm_word("my job #1"), "\"my job #1\"");
+        assert_eq!(slurm_word(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert!(no_control("--partition", "gpu\ntouch X").is_err());
+        let err = no_control("--partition", "gpu\ntouch X")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--partition") && err.contains("U+000A"),
+            "{err}"
+        );
+        assert_eq!(
+            slurm_filename("run", Path::new("/r/50%/log_%j")).unwrap(),
+            "/r/50%%/log_%%j"
+        );
+        assert!(slurm_filename("run", Path::new("/r\\x")).is_err());
     }
 
     #[test]

@@ -63,7 +63,9 @@ impl RunStatus {
         })
     }
 
-    /// The status for a terminal.
+    /// The status for a terminal. Everything in it read from the run's files (the pool's name,
+    /// producers from `model_k.json`, Slurm's answers) may hold control characters, which are
+    /// printed escaped (`\u{1b}`), never raw; `--json` escapes them as JSON does.
     pub fn text(&self) -> String {
         let mut lines = vec![
             format!(
@@ -106,6 +108,10 @@ impl RunStatus {
         if let Some(slurm) = &self.slurm {
             lines.extend(slurm.text());
         }
+        let lines: Vec<String> = lines
+            .iter()
+            .map(|line| crate::text::escape_controls(line))
+            .collect();
         lines.join("\n")
     }
 }

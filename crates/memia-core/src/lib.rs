@@ -36,7 +36,10 @@ pub mod rng;
 mod signal;
 
 pub use error::{CoreError, Result};
-pub use fsutil::atomic_write;
+pub use fsutil::{
+    TEMPORARY_SUFFIX, atomic_write, is_temporary_name, remove_stale_temporaries_of, replace_dir,
+    temporary_dir_for, temporary_file_for,
+};
 pub use keep::KeepMatrix;
 pub use lira::{LiraImportOptions, LiraRun, import_lira_run};
 pub use logits::{Logits, check_labels, class_count, first_non_finite, labels_from_i64};

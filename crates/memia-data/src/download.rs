@@ -73,38 +73,34 @@ pub fn fetch(file: &RemoteFile, cache_dir: &Path) -> Result<PathBuf> {
     if path.is_file() && sha256_file(&path)? == file.sha256 {
         return Ok(path);
     }
-    let tmp = cache_dir.join(format!(".{}.part-{}", file.file_name, std::process::id()));
-    let result = download_to(&file.url, &tmp).and_then(|()| {
-        let found = sha256_file(&tmp)?;
-        if found != file.sha256 {
-            return Err(DataError::Checksum {
-                path: path.clone(),
-                expected: file.sha256.clone(),
-                found,
-            });
-        }
-        std::fs::rename(&tmp, &path).map_err(|source| DataError::Io {
+    // A random, exclusively created name: concurrent downloads (or a planted symlink) never
+    // share it; dropped (removed) on any error.
+    let io = |source| DataError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut tmp = memia_core::temporary_file_for(&path).map_err(io)?;
+    let tmp_path = tmp.path().to_path_buf();
+    download_to(&file.url, tmp.as_file_mut(), &tmp_path)?;
+    let found = sha256_file(tmp.path())?;
+    if found != file.sha256 {
+        return Err(DataError::Checksum {
             path: path.clone(),
-            source,
-        })
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+            expected: file.sha256.clone(),
+            found,
+        });
     }
-    result.map(|()| path)
+    tmp.persist(&path).map_err(|e| io(e.error))?;
+    Ok(path)
 }
 
-fn download_to(url: &str, dest: &Path) -> Result<()> {
+fn download_to(url: &str, out: &mut std::fs::File, dest: &Path) -> Result<()> {
     let fail = |reason: String| DataError::Download {
         url: url.to_string(),
         reason,
     };
     let mut response = ureq::get(url).call().map_err(|e| fail(e.to_string()))?;
     let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
-    let mut out = std::fs::File::create(dest).map_err(|source| DataError::Io {
-        path: dest.to_path_buf(),
-        source,
-    })?;
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = reader

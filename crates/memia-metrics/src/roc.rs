@@ -377,8 +377,11 @@ impl RocCurve {
     }
 }
 
-/// The TPR at one FPR, with its uncertainty.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+/// The TPR at one FPR, with its uncertainty. As JSON, a point that is not
+/// [`measurable`](TprPoint::measurable) has `null` for `tpr`, `tpr_lower` and `tpr_upper`: a
+/// number there would rest on zero false positives, and a reader of the file (`memia metrics`,
+/// a report's `summary.json`) would take it for a result.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TprPoint {
     /// The false-positive rate.
     pub fpr: f64,
@@ -393,6 +396,25 @@ pub struct TprPoint {
     /// Whether the FPR can be measured with these non-members (at least one false positive
     /// allowed). When not, print no TPR for it: it rests on zero false positives.
     pub measurable: bool,
+}
+
+impl serde::Serialize for TprPoint {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        // Where not measurable the TPR and its interval are written as null, never as numbers.
+        let shown = |v: f64| self.measurable.then_some(v);
+        let mut s = serializer.serialize_struct("TprPoint", 6)?;
+        s.serialize_field("fpr", &self.fpr)?;
+        s.serialize_field("tpr", &shown(self.tpr))?;
+        s.serialize_field("tpr_lower", &shown(self.tpr_lower))?;
+        s.serialize_field("tpr_upper", &shown(self.tpr_upper))?;
+        s.serialize_field("false_positives_allowed", &self.false_positives_allowed)?;
+        s.serialize_field("measurable", &self.measurable)?;
+        s.end()
+    }
 }
 
 impl RocSummary {
@@ -582,5 +604,29 @@ mod tests {
         assert!(roc.tpr_at_fpr(0.0, TprAtFpr::LiraStrict).is_err());
         assert!(roc.tpr_at_fpr(1.5, TprAtFpr::Interpolated).is_err());
         assert!(roc.tpr_at_fpr(f64::NAN, TprAtFpr::Interpolated).is_err());
+    }
+
+    /// A TPR at an FPR below one false positive is written as null, with its interval; a
+    /// measurable one keeps its numbers (issue 23, item 10).
+    #[test]
+    fn unmeasurable_tprs_serialise_as_null() {
+        // 4 non-members: FPR 0.1 allows no false positive, 0.5 allows two.
+        let scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2];
+        let members = [true, true, false, true, false, true, false, false];
+        let roc = RocCurve::new(&scores, &members, Direction::HigherIsMember).unwrap();
+        let summary = roc.summary(&[0.1, 0.5], TprAtFpr::LiraStrict).unwrap();
+        assert!(!summary.tpr_at_fpr[0].measurable && summary.tpr_at_fpr[0].tpr > 0.0);
+        let json = serde_json::to_value(&summary).unwrap();
+        let low = &json["tpr_at_fpr"][0];
+        assert_eq!(low["measurable"], false);
+        for key in ["tpr", "tpr_lower", "tpr_upper"] {
+            assert!(low[key].is_null(), "{key}: {low}");
+        }
+        assert_eq!(low["fpr"], 0.1);
+        assert_eq!(low["false_positives_allowed"], 0);
+        let high = &json["tpr_at_fpr"][1];
+        assert_eq!(high["measurable"], true);
+        assert_eq!(high["tpr"], summary.tpr_at_fpr[1].tpr);
+        assert!(high["tpr_lower"].is_f64() && high["tpr_upper"].is_f64());
     }
 }

@@ -188,6 +188,118 @@ impl ModelConfig {
     }
 }
 
+/// The sizes of one model that decide its memory, counted without building anything (see
+/// [`ModelConfig::footprint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// Trainable values (weights and biases).
+    pub parameters: u64,
+    /// Values one sample's forward pass produces, over every layer (convolutions before and
+    /// after pooling), the outputs included.
+    pub activations: u64,
+    /// Layers with parameters.
+    pub layers: u64,
+}
+
+impl ModelConfig {
+    /// The parameters, activations and layers of one model on samples of `input_shape` with
+    /// `classes` outputs, with checked arithmetic: `None` when a count overflows 64 bits. It
+    /// allocates nothing and loops once per stage (not per block), so that a plan can refuse
+    /// `hidden = [1000000000]` or a billion blocks before building them. The shape is not
+    /// checked here (an image that is too small counts its empty layers as zero).
+    pub fn footprint(&self, input_shape: &[usize], classes: usize) -> Option<Footprint> {
+        let mut f = Footprint {
+            parameters: 0,
+            activations: 0,
+            layers: 0,
+        };
+        // A layer of `count` copies, each of `weights` + `bias` parameters and `outputs` values.
+        let mut add = |count: u64, weights: u64, bias: u64, outputs: u64| -> Option<()> {
+            f.parameters = f
+                .parameters
+                .checked_add(count.checked_mul(weights.checked_add(bias)?)?)?;
+            f.activations = f.activations.checked_add(count.checked_mul(outputs)?)?;
+            f.layers = f.layers.checked_add(count)?;
+            Some(())
+        };
+        let m = |a: usize, b: usize| (a as u64).checked_mul(b as u64);
+        let dense = |add: &mut dyn FnMut(u64, u64, u64, u64) -> Option<()>,
+                     mut width: u64,
+                     hidden: &[usize]|
+         -> Option<()> {
+            for &h in hidden.iter().chain(std::iter::once(&classes)) {
+                let h = h as u64;
+                add(1, width.checked_mul(h)?, h, h)?;
+                width = h;
+            }
+            Some(())
+        };
+        let inputs = input_shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))?;
+        match self {
+            ModelConfig::Mlp(mlp) => dense(&mut add, inputs, &mlp.hidden)?,
+            ModelConfig::Cnn(cnn) => {
+                let &[c, h, w] = input_shape else {
+                    return dense(&mut add, inputs, &cnn.hidden).map(|_| f);
+                };
+                let (mut c, mut h, mut w) = (c as u64, h as u64, w as u64);
+                let k2 = m(cnn.kernel, cnn.kernel)?;
+                for &out in &cnn.channels {
+                    let out = out as u64;
+                    let plane = h.checked_mul(w)?;
+                    let pooled = (h / 2).checked_mul(w / 2)?;
+                    let outputs = out.checked_mul(plane.checked_add(pooled)?)?;
+                    add(1, out.checked_mul(c)?.checked_mul(k2)?, out, outputs)?;
+                    (c, h, w) = (out, h / 2, w / 2);
+                }
+                dense(&mut add, c.checked_mul(h)?.checked_mul(w)?, &cnn.hidden)?;
+            }
+            ModelConfig::ResNet(net) => {
+                let &[c, h, w] = input_shape else {
+                    return Some(f); // not an image: refused when the network is built
+                };
+                let (c, mut h, mut w) = (c as u64, h as u64, w as u64);
+                let first = net.widths.first().copied().unwrap_or(1) as u64;
+                add(
+                    1,
+                    first.checked_mul(c)?.checked_mul(9)?,
+                    first,
+                    first.checked_mul(h)?.checked_mul(w)?,
+                )?;
+                let blocks = net.blocks_per_stage as u64;
+                let mut width = first;
+                for (stage, &out) in net.widths.iter().enumerate() {
+                    let out = out as u64;
+                    if blocks == 0 {
+                        break;
+                    }
+                    if stage > 0 {
+                        (h, w) = (h.div_ceil(2), w.div_ceil(2));
+                    }
+                    let plane = out.checked_mul(h)?.checked_mul(w)?;
+                    // The first block: maybe strided, maybe with a projection shortcut.
+                    add(1, out.checked_mul(width)?.checked_mul(9)?, out, plane)?;
+                    if stage > 0 || width != out {
+                        add(1, out.checked_mul(width)?, out, plane)?;
+                    }
+                    add(1, out.checked_mul(out)?.checked_mul(9)?, out, plane)?;
+                    // The other blocks of the stage: two 3 x 3 convolutions of `out` channels.
+                    add(
+                        (blocks - 1).checked_mul(2)?,
+                        out.checked_mul(out)?.checked_mul(9)?,
+                        out,
+                        plane,
+                    )?;
+                    width = out;
+                }
+                dense(&mut add, width, &[])?;
+            }
+        }
+        Some(f)
+    }
+}
+
 impl From<ResNetConfig> for ModelConfig {
     fn from(c: ResNetConfig) -> Self {
         ModelConfig::ResNet(c)
@@ -382,5 +494,109 @@ impl std::str::FromStr for Engine {
             "burn" => Ok(Engine::Burn),
             _ => Err(ModelError::UnknownEngine(name.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BurnTrainer, Ensemble};
+    use burn::tensor::Device;
+
+    /// The counts agree with the networks the ensemble builds: parameters with the values of
+    /// one model, layers with its tensors (a weight and a bias each).
+    #[test]
+    fn footprints_count_what_the_ensemble_builds() {
+        let cases: Vec<(ModelConfig, Vec<usize>)> = vec![
+            (MlpConfig::mlp(16).into(), vec![1, 8, 8]),
+            (MlpConfig::logistic_regression().into(), vec![64]),
+            (CnnConfig::lenet().into(), vec![1, 12, 12]),
+            (
+                ResNetConfig {
+                    widths: vec![4, 8],
+                    blocks_per_stage: 2,
+                }
+                .into(),
+                vec![3, 8, 8],
+            ),
+        ];
+        for (config, shape) in cases {
+            let f = config.footprint(&shape, 10).unwrap();
+            let ensemble = Ensemble::init(&config, &shape, 10, &[1, 2], &Device::flex()).unwrap();
+            let tensors = ensemble.parameters(1).unwrap();
+            let values: usize = tensors.iter().map(Vec::len).sum();
+            assert_eq!(f.parameters, values as u64, "{config:?}");
+            assert_eq!(2 * f.layers, tensors.len() as u64, "{config:?}");
+            assert!(f.activations >= 10, "{config:?}");
+        }
+    }
+
+    /// `hidden = [1000000000]` was accepted by `plan` and aborted in `train`; a billion ResNet
+    /// blocks, or a count that overflows, would abort when their layers were listed. Each is
+    /// now refused by the trainer's check, before anything of that size is allocated.
+    #[test]
+    fn models_larger_than_memory_are_refused() {
+        let pool = memia_data::embedded::digits();
+        let training = TrainingConfig::default();
+        let too_large = [
+            ModelConfig::from(MlpConfig::mlp(1_000_000_000)),
+            MlpConfig {
+                hidden: vec![usize::MAX, 2],
+            }
+            .into(),
+            CnnConfig {
+                channels: vec![1 << 40],
+                kernel: 3,
+                hidden: vec![],
+            }
+            .into(),
+            ResNetConfig {
+                widths: vec![8],
+                blocks_per_stage: 1_000_000_000_000,
+            }
+            .into(),
+        ];
+        for model in too_large {
+            let trainer = BurnTrainer::new(model.clone(), training, 1);
+            let err = trainer.check_pool(&pool).unwrap_err();
+            assert!(matches!(err, ModelError::Memory(_)), "{model:?}: {err:?}");
+            let text = err.to_string();
+            assert!(
+                text.starts_with("model = {") && text.contains("training one model"),
+                "{text}"
+            );
+            assert!(
+                text.contains("available") || text.contains("limit"),
+                "{text}"
+            );
+        }
+        let text = BurnTrainer::new(MlpConfig::mlp(1_000_000_000), training, 1)
+            .check_pool(&pool)
+            .unwrap_err()
+            .to_string();
+        // 64 x 10^9 + 10^9 x 10 weights and 10^9 + 10 biases: 75000000010 parameters, 4 bytes
+        // each for the values, their gradients and momentum: at least 900 GB, 1.4 TB with the
+        // activations of a batch of 128.
+        assert!(
+            text.contains("75000000010 parameters") && text.contains("1.4 TB"),
+            "{text}"
+        );
+        // A batch size far beyond the pool: the fused kernels' buffers are sized by it.
+        let huge_batch = TrainingConfig {
+            batch_size: 100_000_000_000,
+            ..training
+        };
+        let err = BurnTrainer::new(MlpConfig::mlp(128), huge_batch, 1)
+            .check_pool(&pool)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a batch of 100000000000"), "{err}");
+        // Too many ResNet stages for the image: an architecture error, not a wrapped shift.
+        let deep = ResNetConfig {
+            widths: vec![4; 70],
+            blocks_per_stage: 1,
+        };
+        let err = Ensemble::check_architecture(&deep.into(), &[1, 8, 8], 10).unwrap_err();
+        assert!(err.to_string().contains("too small for 70 stages"), "{err}");
     }
 }

@@ -73,14 +73,29 @@ impl Ensemble {
         }
         let plan = layer_plan(config, input_shape, classes)?;
         let g = seeds.len();
+        // Reserved fallibly: a model too large for this machine is an error, not an abort
+        // (the scheduler refuses it earlier, against the memory available).
+        let reserve = |values: Option<usize>, what: &str, l: usize| {
+            let mut v: Vec<f32> = Vec::new();
+            match values {
+                Some(count) if v.try_reserve_exact(count).is_ok() => Ok(v),
+                _ => Err(architecture(format!(
+                    "the {what} of layer {l} for {g} models cannot be allocated on this machine"
+                ))),
+            }
+        };
         let layers = plan
             .into_iter()
             .enumerate()
             .map(|(l, (op, fan_in, [rows, cols], outs))| {
                 let bound = 1.0 / (fan_in as f64).sqrt();
                 let (mut weights, mut biases) = (
-                    Vec::with_capacity(g * rows * cols),
-                    Vec::with_capacity(g * outs),
+                    reserve(
+                        g.checked_mul(rows).and_then(|v| v.checked_mul(cols)),
+                        "weights",
+                        l,
+                    )?,
+                    reserve(g.checked_mul(outs), "biases", l)?,
                 );
                 for &seed in seeds {
                     let mut rng = stream_rng(seed, l as u64);
@@ -92,13 +107,13 @@ impl Ensemble {
                         (0..outs).map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32),
                     );
                 }
-                Layer {
+                Ok(Layer {
                     op,
                     weight: Tensor::from_data(TensorData::new(weights, [g, rows, cols]), device),
                     bias: Tensor::from_data(TensorData::new(biases, [g, 1, outs]), device),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(Ensemble {
             net: Stacked {
                 layers,
@@ -406,6 +421,13 @@ fn layer_plan(
         ));
     }
     config.check()?;
+    // Counted before anything is built: a size that overflows is refused here, and the layer
+    // list below is reserved fallibly (a billion blocks fail as an error, not an abort).
+    let footprint = config.footprint(input_shape, classes).ok_or_else(|| {
+        architecture(format!(
+            "{config:?} on samples of shape {input_shape:?}: its size overflows 64 bits"
+        ))
+    })?;
     let inputs: usize = input_shape.iter().product();
     let conv = |cin: usize, cout: usize, kernel: usize, stride: usize, role: Role| {
         let op = Op::Conv {
@@ -423,6 +445,13 @@ fn layer_plan(
         )
     };
     let mut plan: Vec<LayerSpec> = Vec::new();
+    let layers = usize::try_from(footprint.layers).unwrap_or(usize::MAX);
+    plan.try_reserve_exact(layers).map_err(|_| {
+        architecture(format!(
+            "{} layers cannot be allocated on this machine",
+            footprint.layers
+        ))
+    })?;
     let dense_from = |plan: &mut Vec<LayerSpec>, mut width: usize, hidden: &[usize]| {
         for &h in hidden.iter().chain(std::iter::once(&classes)) {
             plan.push((Op::Dense, width, [width, h], h));
@@ -459,7 +488,11 @@ fn layer_plan(
                 });
             };
             let first = net.widths[0]; // at least one stage: checked above
-            if h >> (net.widths.len() - 1) == 0 || w >> (net.widths.len() - 1) == 0 {
+            // (A checked shift: 64 stages or more leave no pixel, not a wrapped shift.)
+            let halvings = u32::try_from(net.widths.len() - 1).unwrap_or(u32::MAX);
+            if h.checked_shr(halvings).unwrap_or(0) == 0
+                || w.checked_shr(halvings).unwrap_or(0) == 0
+            {
                 return Err(architecture(format!(
                     "input {input_shape:?} is too small for {} stages",
                     net.widths.len()

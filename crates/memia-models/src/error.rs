@@ -53,6 +53,12 @@ pub enum ModelError {
     #[error("unknown engine '{0}' (auto or burn)")]
     UnknownEngine(String),
 
+    /// The memory check of the scheduler ([`memia_shadow::memory`]) refused: a model needs
+    /// more memory than memia may use (refused before anything is allocated), or
+    /// `MEMIA_MEMORY_LIMIT` does not parse.
+    #[error(transparent)]
+    Memory(Box<memia_shadow::ShadowError>),
+
     /// Burn returned something it should not have (a missing gradient, a tensor of another
     /// element type): a bug in memia or Burn, reported rather than unwrapped.
     #[error("Burn backend: {0}")]

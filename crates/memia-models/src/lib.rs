@@ -59,8 +59,8 @@ mod trainer;
 
 pub use augment::{Augmentation, Query, apply_query};
 pub use config::{
-    CnnConfig, Engine, Member, MlpConfig, ModelConfig, Optimizer, ResNetConfig, Schedule,
-    TrainingConfig,
+    CnnConfig, Engine, Footprint, Member, MlpConfig, ModelConfig, Optimizer, ResNetConfig,
+    Schedule, TrainingConfig,
 };
 pub use device::{device_by_name, device_names};
 pub use ensemble::Ensemble;

@@ -3,13 +3,15 @@
 
 use burn::tensor::Device;
 use memia_data::Dataset;
-use memia_shadow::{ModelJob, Producer, ShadowTrainer, TrainerError, TrainingSession};
+use memia_shadow::{
+    MemoryLimit, MemoryNeed, ModelJob, Producer, ShadowTrainer, TrainerError, TrainingSession,
+};
 use ndarray::Array3;
 
 use crate::augment::{Query, apply_query};
-use crate::config::{Engine, Member, ModelConfig, TrainingConfig};
+use crate::config::{Engine, Member, ModelConfig, Optimizer, TrainingConfig};
 use crate::ensemble::Ensemble;
-use crate::error::{Result, invalid_setting};
+use crate::error::{ModelError, Result, invalid_setting};
 
 /// Trains shadow models of one architecture, `group_size` at a time, on `device`.
 ///
@@ -113,6 +115,11 @@ impl BurnTrainer {
     /// against the samples' shape. A plan should pass this before it is made.
     pub fn check_pool(&self, pool: &dyn Dataset) -> Result<()> {
         self.check()?;
+        // One model must fit in the memory available before its layers are even listed; the
+        // scheduler checks the group size where it knows it (plans and training calls).
+        let limit = MemoryLimit::detect().map_err(|e| ModelError::Memory(Box::new(e)))?;
+        memia_shadow::memory::check_training(self, pool, 1, &limit)
+            .map_err(|e| ModelError::Memory(Box::new(e)))?;
         let shape = pool.feature_shape();
         Ensemble::check_architecture(&self.model, shape, pool.classes())?;
         self.training.augmentation.check(shape)?;
@@ -230,6 +237,53 @@ impl ShadowTrainer for BurnTrainer {
 
     fn queries(&self) -> usize {
         self.queries.len()
+    }
+
+    /// Per model: the parameters with their gradients and optimiser state, one batch's
+    /// activations (kept for the backward pass), the predictions and logits on the whole
+    /// pool; once:
+    /// the pool's features as the models read them (a copy per transformed query). A lower
+    /// bound of what the ensemble allocates, so that what it refuses could not have trained.
+    fn memory_needed(&self, pool: &dyn Dataset, models: usize) -> MemoryNeed {
+        let (n, classes) = (pool.len() as u64, pool.classes() as u64);
+        let a = self.queries.len() as u64;
+        let footprint = self.model.footprint(pool.feature_shape(), pool.classes());
+        let states: u64 = match self.training.optimizer {
+            Optimizer::Sgd { momentum: 0.0 } => 0,
+            Optimizer::Sgd { .. } => 1,
+            Optimizer::Adam { .. } => 2,
+        };
+        // The configured batch, not capped at the pool: the fused kernels size their buffers
+        // by it (`batch_size = 100000000000` aborted there).
+        let batch = self.training.batch_size as u64;
+        let inputs = pool
+            .feature_shape()
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
+        let copies = 1 + self.queries.iter().filter(|&&q| q != Query::Plain).count() as u64;
+        let bytes = footprint.and_then(|f| {
+            let per_model = f
+                .parameters
+                .checked_mul(2 + states)?
+                .checked_add(batch.checked_mul(f.activations)?)?
+                .checked_add(n.checked_mul(a)?.checked_mul(classes)?.checked_mul(2)?)?;
+            let shared = n.checked_mul(inputs?)?.checked_mul(copies)?;
+            (models as u64)
+                .checked_mul(per_model)?
+                .checked_add(shared)?
+                .checked_mul(4)
+        });
+        let parameters = footprint.map_or("more than 2^64".into(), |f| f.parameters.to_string());
+        MemoryNeed {
+            bytes,
+            setting: "model",
+            value: serde_json::to_string(&self.model).unwrap_or_default(),
+            what: format!(
+                "{parameters} parameters per model with their gradients and optimizer state, \
+                 the activations of a batch of {batch}, the logits of {n} samples x {a} queries \
+                 x {classes} classes, float32"
+            ),
+        }
     }
 
     fn group_size(&self) -> usize {

@@ -21,7 +21,8 @@ pub struct AuditConfig {
     pub attack: AttackSpec,
     /// The model attacked as the target; the others are its shadow models.
     pub target: usize,
-    /// How the high-memorization candidates are chosen (default: memorization >= 0.5).
+    /// How the high-memorization candidates are chosen (default: memorization >= 0.8,
+    /// [`memia_attacks::DEFAULT_MEMORIZATION_THRESHOLD`], as every command's default).
     pub candidates: CandidateRule,
     /// Number of target models in the leave-one-model-out curve (models 0, 1, ...).
     pub curve_targets: usize,
@@ -40,7 +41,9 @@ impl Default for AuditConfig {
         AuditConfig {
             attack: AttackSpec::default(),
             target: 0,
-            candidates: CandidateRule::MemorizationAtLeast(0.5),
+            candidates: CandidateRule::MemorizationAtLeast(
+                memia_attacks::DEFAULT_MEMORIZATION_THRESHOLD,
+            ),
             curve_targets: 8,
             curve_repeats: 1,
             shadow_counts: None,
@@ -355,8 +358,9 @@ impl Audit {
                 }
                 if config.target >= k {
                     return Err(ReportError::Invalid(format!(
-                        "target model {} does not exist: the run has models 0..{k}",
-                        config.target
+                        "target model {} is out of range: the run has models 0-{}",
+                        config.target,
+                        k - 1
                     )));
                 }
                 let t = config.target;

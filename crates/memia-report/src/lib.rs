@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod audit;
+pub mod csv;
 pub mod error;
 pub mod plots;
 pub mod sequential;

@@ -140,9 +140,14 @@ impl SequentialAudit {
         let (candidates_pool, members): (Vec<usize>, Option<Vec<bool>>) = match target {
             SequentialTarget::Model(t) => {
                 if t >= models {
-                    return Err(ReportError::Invalid(format!(
-                        "target model {t} does not exist: the run has models 0..{models}"
-                    )));
+                    return Err(ReportError::Invalid(if models == 0 {
+                        format!("target model {t} is out of range: the run has no models")
+                    } else {
+                        format!(
+                            "target model {t} is out of range: the run has models 0-{}",
+                            models - 1
+                        )
+                    }));
                 }
                 (
                     (0..models).filter(|&m| m != t).collect(),
@@ -237,8 +242,7 @@ fn ensure_trained(
     };
     let (Some(trainer), Some(pool)) = (trainer, pool) else {
         return Err(ReportError::Invalid(format!(
-            "models {first}..{} are not trained and no trainer was given (an imported run can only use the models it has)",
-            last + 1
+            "models {first}-{last} are not all trained and no trainer was given (an imported run can only use the models it has)"
         )));
     };
     run.train(trainer, pool, first..last + 1, |p| {

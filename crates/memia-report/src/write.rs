@@ -59,14 +59,6 @@ fn number(v: f64) -> String {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -91,7 +83,7 @@ impl Audit {
             let provenance = self
                 .provenance
                 .as_ref()
-                .map_or(String::new(), |p| csv_field(&p[i]));
+                .map_or(String::new(), |p| crate::csv::text_cell(&p[i]));
             let _ = writeln!(
                 out,
                 "{i},{},{provenance},{},{},{},{},{},{}",
@@ -114,14 +106,42 @@ impl Audit {
         serde_json::to_string_pretty(&self.summary).expect("plain data serialises")
     }
 
-    /// Writes the report into `dir` (created if needed): `summary.json`, `samples.csv`, the SVG
-    /// plots and `index.html`. Every file is written atomically.
+    /// Writes the report into `dir`: `summary.json`, `samples.csv`, the SVG plots, `index.html`
+    /// and the thumbnails. The files are written into a staging directory beside `dir` and put in
+    /// its place as a whole ([`memia_core::replace_dir`]), so that a report killed part-way
+    /// leaves the previous report intact and a reader never sees files of two runs side by side.
+    /// An existing `dir` may hold only a previous report's files: anything else is refused
+    /// rather than deleted.
     pub fn write(&self, dir: impl AsRef<Path>) -> Result<ReportFiles> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
-            path: dir.to_path_buf(),
+        let dest = dir.as_ref();
+        refuse_foreign_files(dest)?;
+        if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| ReportError::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        // Staging directories of reports killed more than an hour ago.
+        memia_core::remove_stale_temporaries_of(dest, std::time::Duration::from_secs(3600));
+        let staging = memia_core::temporary_dir_for(dest).map_err(|source| ReportError::Io {
+            path: dest.to_path_buf(),
             source,
         })?;
+        let files = self.write_files(staging.path())?;
+        memia_core::replace_dir(staging, dest)?;
+        // The paths as they are now, under `dest`.
+        let moved = |p: PathBuf| dest.join(p.strip_prefix(&files.root).unwrap_or(&p));
+        Ok(ReportFiles {
+            summary: moved(files.summary),
+            samples: moved(files.samples),
+            plots: files.plots.into_iter().map(moved).collect(),
+            index: moved(files.index),
+            thumbnails: files.thumbnails.into_iter().map(moved).collect(),
+        })
+    }
+
+    /// Writes every file of the report into the (new, empty) directory `dir`.
+    fn write_files(&self, dir: &Path) -> Result<StagedFiles> {
         let summary = dir.join("summary.json");
         write_text(&summary, &self.summary_json())?;
         let samples = dir.join("samples.csv");
@@ -187,7 +207,8 @@ impl Audit {
         }
         let index = dir.join("index.html");
         write_text(&index, &self.index_html())?;
-        Ok(ReportFiles {
+        Ok(StagedFiles {
+            root: dir.to_path_buf(),
             summary,
             samples,
             plots: plot_paths,
@@ -536,6 +557,56 @@ fn short(v: f64) -> String {
 }
 
 /// The file of sample `i`'s thumbnail inside `samples/`.
+/// The files of a report written into a staging directory, before it is moved into place.
+struct StagedFiles {
+    root: PathBuf,
+    summary: PathBuf,
+    samples: PathBuf,
+    plots: Vec<PathBuf>,
+    index: PathBuf,
+    thumbnails: Vec<PathBuf>,
+}
+
+/// Refuses an existing report directory that holds anything but a report's own files, so that
+/// replacing it never deletes a user's other files (`memia report RUN -o .`, say).
+fn refuse_foreign_files(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(ReportError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let ours = |name: &str| {
+        ["summary.json", "samples.csv", "index.html", "samples"].contains(&name)
+            || PLOTS.iter().any(|(plot, _)| *plot == name)
+            || memia_core::is_temporary_name(name, "")
+    };
+    let foreign: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !ours(name))
+        .collect();
+    if foreign.is_empty() {
+        Ok(())
+    } else {
+        Err(ReportError::Invalid(format!(
+            "{} holds files that are not part of a memia report ({}): a report replaces its \
+             directory as a whole, so write it to a new or report-only directory",
+            dir.display(),
+            foreign
+                .iter()
+                .take(5)
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+}
+
 fn thumbnail_name(i: usize) -> String {
     format!("sample_{i}.png")
 }

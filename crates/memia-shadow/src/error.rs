@@ -67,6 +67,12 @@ pub enum ShadowError {
         reason: String,
     },
 
+    /// A setting asks for more memory than memia may use (see [`crate::MemoryLimit`]):
+    /// refused before anything of that size is allocated, rather than aborting on a failed
+    /// allocation. Boxed: the details are larger than every other variant.
+    #[error("{0}")]
+    TooLarge(Box<crate::memory::TooLarge>),
+
     /// Outputs were requested before every model finished.
     #[error("{}: {missing} of {models} models are not trained yet (first missing: model {first})", path.display())]
     Incomplete {

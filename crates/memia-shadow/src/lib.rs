@@ -35,14 +35,16 @@
 
 pub mod error;
 mod external;
+pub mod memory;
 mod plan;
 mod run;
 mod softmax;
 mod trainer;
 
 pub use error::{Result, ShadowError};
-pub use external::ExternalTrainer;
+pub use external::{ExternalTrainer, seed32, shell_quote};
+pub use memory::MemoryLimit;
 pub use plan::{InclusionScheme, Plan, PoolFingerprint, keep_sha256, labels_sha256};
 pub use run::{ProducedModels, Progress, RunDir, TrainReport, model_ranges};
 pub use softmax::SoftmaxRegression;
-pub use trainer::{ModelJob, Producer, ShadowTrainer, TrainerError, TrainingSession};
+pub use trainer::{MemoryNeed, ModelJob, Producer, ShadowTrainer, TrainerError, TrainingSession};

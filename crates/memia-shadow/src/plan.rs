@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, invalid};
+use crate::memory::{MemoryLimit, check_keep_matrix, check_training};
 use crate::trainer::ShadowTrainer;
 
 /// How each model's training subset is drawn (see `memia_core::KeepMatrix`).
@@ -223,6 +224,10 @@ impl Plan {
                 "the trainer queries its models on no input: at least one query is needed",
             ));
         }
+        // Sizes are checked before anything of their size is allocated: the keep matrix (in
+        // `keep_matrix`), then one model and one group of the trainer.
+        let limit = MemoryLimit::detect()?;
+        check_keep_matrix(models, pool.len(), &limit)?;
         let plan = Plan {
             format: 1,
             pool: PoolFingerprint::of(pool),
@@ -232,6 +237,7 @@ impl Plan {
             queries: trainer.queries(),
             trainer: trainer.config(),
         };
+        check_training(trainer, pool, trainer.group_size().clamp(1, models), &limit)?;
         let keep = plan.keep_matrix()?; // validates the scheme's parameters
         // (A given scheme has no fraction, and no keep matrix to derive: refused above.)
         if let Some(fraction) = plan.scheme.fraction()
@@ -296,7 +302,10 @@ impl Plan {
     /// The keep matrix (K x N) the plan determines.
     ///
     /// For [`InclusionScheme::Given`] plans it is not derivable: read it from the run directory.
+    /// A matrix larger than the memory available is refused before it is allocated (a
+    /// `plan.json` may say any number of models).
     pub fn keep_matrix(&self) -> Result<KeepMatrix> {
+        check_keep_matrix(self.models, self.pool.samples, &MemoryLimit::detect()?)?;
         self.scheme
             .keep_matrix(self.models, self.pool.samples, self.seed)
     }

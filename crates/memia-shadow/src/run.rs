@@ -330,8 +330,9 @@ impl RunDir {
             .collect()
     }
 
-    /// Removes temporary files that a killed write left in `logits/` (`.model_*.tmp-PID`), once
-    /// they are older than `age`, so that a concurrent shard's write in progress is left alone.
+    /// Removes temporary files that a killed write left in `logits/` (`.model_*.RANDOM.tmp`, and
+    /// the `.model_*.tmp-PID` of older memia), once they are older than `age`, so that a
+    /// concurrent shard's write in progress is left alone.
     fn remove_stale_temporaries(&self, age: Duration) -> Result<()> {
         let dir = self.path.join("logits");
         let entries = match std::fs::read_dir(&dir) {
@@ -345,7 +346,7 @@ impl RunDir {
                 .metadata()
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t.elapsed().is_ok_and(|e| e >= age));
-            if name.starts_with(".model_") && name.contains(".tmp-") && stale {
+            if memia_core::is_temporary_name(&name, "model_") && stale {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -414,6 +415,16 @@ impl RunDir {
         let group = trainer.group_size().max(1);
         let producer = trainer.producer();
         let mut trained = Vec::with_capacity(todo.len());
+        // A group this machine cannot hold is refused before the trainer allocates it (the
+        // plan was checked where it was made, perhaps on another machine or group size).
+        if !todo.is_empty() {
+            crate::memory::check_training(
+                trainer,
+                pool,
+                group.min(todo.len()),
+                &crate::MemoryLimit::detect()?,
+            )?;
+        }
         let mut session = if todo.is_empty() {
             None
         } else {
@@ -561,6 +572,19 @@ impl RunDir {
                 ),
             ));
         }
+        // Each model's array, then all of them stacked: refused before reading where they
+        // cannot be held.
+        let (n, a, c) = (
+            self.plan.pool.samples,
+            self.plan.queries,
+            self.plan.pool.classes,
+        );
+        crate::MemoryLimit::detect()?.check(
+            "models",
+            models.len().to_string(),
+            format!("reading the logits of {} models ({n} samples x {a} queries x {c} classes, float32, read and stacked)", models.len()),
+            crate::memory::checked_product(&[models.len() as u64, n as u64, a as u64, c as u64, 4, 2]),
+        )?;
         let done = self.completed()?;
         let missing: Vec<usize> = models.iter().copied().filter(|&k| !done[k]).collect();
         if let Some(&first) = missing.first() {

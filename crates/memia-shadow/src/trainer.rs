@@ -7,6 +7,8 @@ use memia_data::Dataset;
 use ndarray::Array3;
 use serde::{Deserialize, Serialize};
 
+use crate::memory::checked_product;
+
 /// One model to train.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelJob {
@@ -41,6 +43,26 @@ pub trait ShadowTrainer: Send + Sync {
         1
     }
 
+    /// The memory that training `models` models of this family together on `pool` needs at
+    /// least (parameters, optimiser state, activations, outputs), counted with checked
+    /// arithmetic and without allocating, so that a plan, and every training call, refuses
+    /// a model or group size this machine cannot hold instead of aborting on a failed
+    /// allocation (see [`crate::memory`]). The default counts the outputs alone: per model
+    /// N x A x C float32 logits.
+    fn memory_needed(&self, pool: &dyn Dataset, models: usize) -> MemoryNeed {
+        let (n, a, c) = (
+            pool.len() as u64,
+            self.queries() as u64,
+            pool.classes() as u64,
+        );
+        MemoryNeed {
+            bytes: checked_product(&[models as u64, n, a, c, 4]),
+            setting: "queries",
+            value: self.queries().to_string(),
+            what: format!("{n} samples x {a} queries x {c} classes of float32 logits per model"),
+        }
+    }
+
     /// What produces the outputs, beyond the plan's settings (default: the type's name). It
     /// is recorded with every model this trainer writes.
     fn producer(&self) -> Producer {
@@ -66,6 +88,19 @@ pub trait ShadowTrainer: Send + Sync {
         let _ = pool;
         Ok(None)
     }
+}
+
+/// What a trainer needs to train some models together (see [`ShadowTrainer::memory_needed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryNeed {
+    /// Bytes needed at least; `None` when the count overflows 64 bits.
+    pub bytes: Option<u64>,
+    /// The setting that decides the size most (`model`, `queries`), for messages.
+    pub setting: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What the bytes are for, e.g. `74000000010 parameters per model with their gradients`.
+    pub what: String,
 }
 
 /// A trainer prepared for one pool (see [`ShadowTrainer::session`]).
