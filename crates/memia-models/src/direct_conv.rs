@@ -20,102 +20,290 @@
 //!
 //! Weights are in Burn's order, `[out, in, dy, dx]`.
 
+/// Why a convolution geometry is refused by [`Planar::new`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum GeometryError {
+    /// A size that must be at least 1 is zero.
+    #[error("the {0} of a convolution is zero")]
+    Zero(&'static str),
+    /// "Same" padding needs an odd kernel.
+    #[error("kernel size {0} is even (a \"same\" convolution needs an odd kernel)")]
+    EvenKernel(usize),
+    /// The stored images' border is narrower than half the kernel: the kernel would read
+    /// before the first stored row or column.
+    #[error("padding {pad} is less than half the kernel ({k} / 2)")]
+    Padding {
+        /// The padding asked for.
+        pad: usize,
+        /// The kernel size.
+        k: usize,
+    },
+    /// A size or an index the kernels compute does not fit in memory (it would overflow, or
+    /// exceed `isize::MAX` bytes).
+    #[error("the convolution is too large: its {0} overflows")]
+    TooLarge(&'static str),
+}
+
+impl From<GeometryError> for crate::error::ModelError {
+    fn from(e: GeometryError) -> Self {
+        crate::error::architecture(format!("convolution geometry: {e}"))
+    }
+}
+
+/// The most `f32` values a buffer (and so any offset into it) may hold: `isize::MAX` bytes,
+/// the limit of an allocation and of a pointer offset.
+const MAX_VALUES: usize = isize::MAX as usize / std::mem::size_of::<f32>();
+
 /// The geometry of one convolution with "same" padding (`k / 2`, k odd) and a stride, and the
 /// layout of its padded input images.
+///
+/// **The kernels' raw-pointer reads and writes trust this type.** Its fields are private, and
+/// it is made only by [`Planar::new`] (or [`Planar::same`] and [`Planar::transposed`], through
+/// the same checks), which refuses every geometry whose reads would leave the
+/// padded image (padding less than half the kernel, an even kernel, a zero size) and every
+/// geometry whose sizes do not fit in memory, computing each size once with checked
+/// arithmetic. What the kernels then compute per pixel is bounded by these sizes, so it cannot
+/// wrap; a call checks only that its buffers are as long as the sizes (once per call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Planar {
-    pub cin: usize,
-    pub cout: usize,
+    cin: usize,
+    cout: usize,
     /// Kernel size (odd).
-    pub k: usize,
+    k: usize,
     /// Input size.
-    pub h: usize,
-    pub w: usize,
+    h: usize,
+    w: usize,
     /// Output `(y, x)` reads the inputs around `(stride y, stride x)`.
-    pub stride: usize,
+    stride: usize,
     /// Zero border of the stored input images, at least `k / 2` (a 1 x 1 convolution reads an
     /// image stored for the 3 x 3 ones beside it).
-    pub pad: usize,
+    pad: usize,
+    /// Border columns and rows skipped before the kernel's first tap: `pad - k / 2`.
+    lead: usize,
+    /// Output rows and columns, and the output row width (`wo` rounded up to whole vectors).
+    ho: usize,
+    wo: usize,
+    wv: usize,
+    /// `w` rounded up to whole vectors of 8.
+    input_wv: usize,
+    /// Padded input rows per channel.
+    hp: usize,
+    /// Values per phase of a padded input row.
+    wq: usize,
+    /// Values of one padded input image, of one output image, of the weights.
+    image_len: usize,
+    out_len: usize,
+    weights_len: usize,
 }
 
 impl Planar {
+    /// A convolution of `cin` -> `cout` channels with a `k x k` kernel (odd) on `h x w`
+    /// inputs, with a stride, reading input images stored with a zero border of `pad`.
+    ///
+    /// Refused: a zero size, stride or kernel; an even kernel; `pad < k / 2`; sizes that
+    /// overflow or exceed `isize::MAX` bytes, for this convolution or for the stride-1
+    /// convolutions of its input gradient ([`Planar::transposed`], and that one's own).
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        [h, w]: [usize; 2],
+        stride: usize,
+        pad: usize,
+    ) -> Result<Planar, GeometryError> {
+        let planar = Planar::build(cin, cout, k, [h, w], stride, pad)?;
+        // The transposed convolution, and its own transposed one (whose transposed is the
+        // first again): `transposed()` cannot then fail.
+        Planar::build(cout, cin, k, [h, w], 1, k / 2)?;
+        Planar::build(cin, cout, k, [h, w], 1, k / 2)?;
+        Ok(planar)
+    }
+
     /// A stride-1 "same" convolution reading images padded by `k / 2`.
-    pub fn same(cin: usize, cout: usize, k: usize, h: usize, w: usize) -> Planar {
-        Planar {
+    pub fn same(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Planar, GeometryError> {
+        Planar::new(cin, cout, k, [h, w], 1, k / 2)
+    }
+
+    /// One geometry, checked, its sizes computed.
+    fn build(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        [h, w]: [usize; 2],
+        stride: usize,
+        pad: usize,
+    ) -> Result<Planar, GeometryError> {
+        use GeometryError::{EvenKernel, Padding, TooLarge, Zero};
+        for (what, size) in [
+            ("input channels", cin),
+            ("output channels", cout),
+            ("kernel size", k),
+            ("input height", h),
+            ("input width", w),
+            ("stride", stride),
+        ] {
+            if size == 0 {
+                return Err(Zero(what));
+            }
+        }
+        if k.is_multiple_of(2) {
+            return Err(EvenKernel(k));
+        }
+        let lead = pad.checked_sub(k / 2).ok_or(Padding { pad, k })?;
+        let too_large = |what| move || TooLarge(what);
+        // h, w >= 1 and stride >= 1: no wrap, and ho <= h, wo <= w.
+        let (ho, wo) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
+        let vectors = |n: usize| n.div_ceil(8).checked_mul(8);
+        let wv = vectors(wo).ok_or_else(too_large("output row width"))?;
+        let input_wv = vectors(w).ok_or_else(too_large("input row width"))?;
+        let border = pad.checked_mul(2).ok_or_else(too_large("padding"))?;
+        let hp = h
+            .checked_add(border)
+            .ok_or_else(too_large("padded height"))?;
+        // Every column, and every vector load: the last tap of the last vector of a phase
+        // row ends at `(lead + k - 1) / stride + wv <= 2 pad / stride + wv` (lead + k - 1 =
+        // pad + k / 2 <= 2 pad). Independent of the kernel, so that convolutions of different
+        // kernels with the same stride and padding read the same stored image.
+        let loads = wv
+            .checked_add(border / stride)
+            .ok_or_else(too_large("padded row"))?;
+        let columns = w
+            .checked_add(border)
+            .ok_or_else(too_large("padded row"))?
+            .div_ceil(stride);
+        let wq = loads.max(columns);
+        let row_len = stride.checked_mul(wq).ok_or_else(too_large("padded row"))?;
+        let image_len = hp
+            .checked_mul(row_len)
+            .and_then(|plane| plane.checked_mul(cin))
+            .filter(|&n| n <= MAX_VALUES)
+            .ok_or_else(too_large("padded image"))?;
+        let out_len = ho
+            .checked_mul(wv)
+            .and_then(|plane| plane.checked_mul(cout))
+            .filter(|&n| n <= MAX_VALUES)
+            .ok_or_else(too_large("output image"))?;
+        let weights_len = k
+            .checked_mul(k)
+            .and_then(|n| n.checked_mul(cin))
+            .and_then(|n| n.checked_mul(cout))
+            .filter(|&n| n <= MAX_VALUES)
+            .ok_or_else(too_large("weights"))?;
+        // What the kernels' offsets rely on, stated once: the last row a kernel reads is a
+        // padded row, and the last value of a row's last vector load is in its row.
+        let last_row = stride * (ho - 1) + (k - 1) + lead;
+        let last_column = (lead + k - 1) / stride + wv;
+        if last_row >= hp || last_column > wq {
+            return Err(Padding { pad, k });
+        }
+        Ok(Planar {
             cin,
             cout,
             k,
             h,
             w,
-            stride: 1,
-            pad: k / 2,
-        }
+            stride,
+            pad,
+            lead,
+            ho,
+            wo,
+            wv,
+            input_wv,
+            hp,
+            wq,
+            image_len,
+            out_len,
+            weights_len,
+        })
     }
 
-    /// Border columns and rows skipped before the kernel's first tap.
-    fn lead(&self) -> usize {
-        self.pad - self.k / 2
+    /// Input channels.
+    pub fn cin(&self) -> usize {
+        self.cin
+    }
+
+    /// Output channels.
+    pub fn cout(&self) -> usize {
+        self.cout
+    }
+
+    /// Kernel size.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Input rows.
+    pub fn h(&self) -> usize {
+        self.h
+    }
+
+    /// Input columns.
+    pub fn w(&self) -> usize {
+        self.w
+    }
+
+    /// Stride.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Zero border of the stored input images.
+    pub fn pad(&self) -> usize {
+        self.pad
     }
 
     /// Output rows.
     pub fn ho(&self) -> usize {
-        (self.h - 1) / self.stride + 1
+        self.ho
     }
 
     /// Output columns.
     pub fn wo(&self) -> usize {
-        (self.w - 1) / self.stride + 1
+        self.wo
     }
 
     /// Output row width: `wo` rounded up to whole vectors of 8.
     pub fn wv(&self) -> usize {
-        self.wo().div_ceil(8) * 8
+        self.wv
     }
 
     /// Row width of input gradients (`[cin, h, input_wv]`, see [`input_grad`]): `w` rounded up
     /// to whole vectors of 8.
     pub fn input_wv(&self) -> usize {
-        self.w.div_ceil(8) * 8
-    }
-
-    /// Padded input rows per channel.
-    fn hp(&self) -> usize {
-        self.h + 2 * self.pad
-    }
-
-    /// Values per phase of a padded input row: every column, and every vector load.
-    /// Independent of the kernel (`lead + k - 1 <= 2 pad`), so that convolutions of different
-    /// kernels with the same stride and padding read the same stored image.
-    fn wq(&self) -> usize {
-        let s = self.stride;
-        (self.wv() + 2 * self.pad / s).max((self.w + 2 * self.pad).div_ceil(s))
+        self.input_wv
     }
 
     /// Values per padded input row (all its phases).
     fn row_len(&self) -> usize {
-        self.stride * self.wq()
+        self.stride * self.wq
     }
 
     /// Values of one padded input image.
     pub fn image_len(&self) -> usize {
-        self.cin * self.hp() * self.row_len()
+        self.image_len
     }
 
     /// Values of one output image (`[cout, ho, wv]`).
     pub fn out_len(&self) -> usize {
-        self.cout * self.ho() * self.wv()
+        self.out_len
     }
 
     fn weights_per_output(&self) -> usize {
         self.cin * self.k * self.k
     }
 
-    /// Where the rows of its padded input images are (computed once: the methods above divide).
+    /// Where the rows of its padded input images are.
     pub fn rows(&self) -> Rows {
         Rows {
-            plane: self.hp() * self.row_len(),
+            plane: self.hp * self.row_len(),
             row: self.row_len(),
-            wq: self.wq(),
+            wq: self.wq,
             pad: self.pad,
             stride: self.stride,
             w: self.w,
@@ -124,14 +312,15 @@ impl Planar {
 
     /// Where the inputs of output column 0 for kernel column `dx` start in a padded row.
     fn tap(&self, dx: usize) -> usize {
-        let t = dx + self.lead();
-        (t % self.stride) * self.wq() + t / self.stride
+        let t = dx + self.lead;
+        (t % self.stride) * self.wq + t / self.stride
     }
 
     /// The convolution that takes gradients back from the outputs to the inputs: `cout` input
     /// channels, `cin` outputs, stride 1 at the input's size (see [`input_grad`]).
     pub fn transposed(&self) -> Planar {
-        Planar::same(self.cout, self.cin, self.k, self.h, self.w)
+        Planar::build(self.cout, self.cin, self.k, [self.h, self.w], 1, self.k / 2)
+            .expect("Planar::new checked the transposed geometry")
     }
 
     /// Writes a channel-major sample (`[cin, h, w]`) into a padded image whose border is zero
@@ -145,12 +334,13 @@ impl Planar {
         }
     }
 
-    /// Asserts the lengths the kernels rely on.
+    /// Asserts the lengths the kernels rely on (once per call: the offsets within them were
+    /// bounded when the geometry was built).
     fn check(&self, image: &[f32], weights: &[f32], out: &[f32]) {
         assert!(
-            image.len() >= self.image_len()
-                && weights.len() >= self.cout * self.weights_per_output()
-                && out.len() >= self.out_len(),
+            image.len() >= self.image_len
+                && weights.len() >= self.weights_len
+                && out.len() >= self.out_len,
             "direct convolution: buffers too short for {self:?}"
         );
     }
@@ -234,7 +424,8 @@ pub(crate) fn forward(g: &Planar, image: &[f32], weights: &[f32], out: &mut [f32
     g.check(image, weights, out);
     #[cfg(target_arch = "x86_64")]
     if fma_available() {
-        // SAFETY: the CPU has AVX2 and FMA; the lengths were checked above.
+        // SAFETY: the CPU has AVX2 and FMA; the buffers are as long as the geometry's sizes
+        // (checked above), and `Planar::new` bounded every offset the kernels form by them.
         unsafe { x86::forward(g, image, weights, out) };
         return;
     }
@@ -248,7 +439,7 @@ pub(crate) fn weight_grad(g: &Planar, image: &[f32], dz: &[f32], grad: &mut [f32
     g.check(image, grad, dz);
     #[cfg(target_arch = "x86_64")]
     if fma_available() {
-        // SAFETY: the CPU has AVX2 and FMA; the lengths were checked above.
+        // SAFETY: as in `forward` (`dz` is output-shaped, `grad` weight-shaped).
         unsafe { x86::weight_grad(g, image, dz, grad) };
         return;
     }
@@ -327,10 +518,10 @@ struct Offsets {
 impl Offsets {
     fn new(g: &Planar) -> Self {
         Offsets {
-            plane: g.hp() * g.row_len(),
+            plane: g.hp * g.row_len(),
             row: g.row_len(),
             stride: g.stride,
-            lead: g.lead(),
+            lead: g.lead,
             taps: (0..g.k).map(|dx| g.tap(dx)).collect(),
         }
     }
@@ -390,7 +581,9 @@ fn portable_weight_grad(g: &Planar, image: &[f32], dz: &[f32], grad: &mut [f32])
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     //! AVX2 + FMA kernels. Every function requires the CPU features (checked by the callers)
-    //! and buffers of the lengths `Planar::check` asserts.
+    //! and buffers of the lengths `Planar::check` asserts. The geometry itself needs no
+    //! check here: a `Planar` exists only as `Planar::new` accepted it, which bounds every
+    //! offset below (formed without checks, per pixel) by those lengths, so none can wrap.
 
     use std::arch::x86_64::*;
 
@@ -472,9 +665,10 @@ mod x86 {
         let per = g.weights_per_output();
         let mut acc = [[_mm256_setzero_ps(); X]; O];
         let (ip, wgt) = (image.as_ptr(), weights.as_ptr());
-        // SAFETY: rows s y + dy + lead < hp, phase columns x0 + tap + 8 <= wq (see
-        // `Planar::wq`); weights within cout x per; outputs within cout x ho x wv (lengths
-        // checked by the callers).
+        // SAFETY: rows s y + dy + lead < hp, and within a phase x0 + (column of the tap) + 8
+        // <= wq (both checked by `Planar::build`, so the offsets stay below `image_len`);
+        // weights within cout x per; outputs within cout x ho x wv (lengths checked by the
+        // callers).
         unsafe {
             for c in 0..g.cin {
                 for dy in 0..k {
@@ -600,19 +794,125 @@ mod tests {
     /// latter reading an image padded for 3 x 3), on odd sizes with more channels than one tile.
     #[test]
     fn direct_convolution_matches_the_definition() {
-        let same = Planar::same(3, 8, 5, 11, 13);
-        let strided = Planar {
-            stride: 2,
-            pad: 1,
-            ..Planar::same(5, 7, 3, 9, 10)
-        };
-        let projection = Planar {
-            stride: 2,
-            pad: 1,
-            ..Planar::same(4, 13, 1, 9, 11)
-        };
+        let same = Planar::same(3, 8, 5, 11, 13).unwrap();
+        let strided = Planar::new(5, 7, 3, [9, 10], 2, 1).unwrap();
+        let projection = Planar::new(4, 13, 1, [9, 11], 2, 1).unwrap();
         for g in [same, strided, projection] {
             check_geometry(&g);
+        }
+    }
+
+    /// A kernel wider than the border would read before the first stored row and column:
+    /// `pad - k / 2` would wrap in a release build and the kernels would read far outside the
+    /// image. Refused, whatever the stride; a border at least half the kernel is accepted.
+    #[test]
+    fn too_little_padding_is_refused() {
+        for (k, pad, stride) in [(5, 1, 1), (3, 0, 1), (3, 0, 2), (7, 2, 3)] {
+            assert_eq!(
+                Planar::new(2, 3, k, [8, 8], stride, pad),
+                Err(GeometryError::Padding { pad, k }),
+                "k {k}, pad {pad}, stride {stride}"
+            );
+        }
+        // A 1 x 1 convolution reading an image stored for 3 x 3 ones (lead 1), and a border
+        // wider than needed.
+        assert!(Planar::new(2, 3, 1, [8, 8], 2, 1).is_ok());
+        assert!(Planar::new(2, 3, 3, [8, 8], 1, 4).is_ok());
+    }
+
+    #[test]
+    fn zero_sizes_and_even_kernels_are_refused() {
+        let refused = |cin, cout, k, h, w, stride| Planar::new(cin, cout, k, [h, w], stride, 2);
+        assert_eq!(
+            refused(0, 3, 3, 8, 8, 1),
+            Err(GeometryError::Zero("input channels"))
+        );
+        assert_eq!(
+            refused(2, 0, 3, 8, 8, 1),
+            Err(GeometryError::Zero("output channels"))
+        );
+        assert_eq!(
+            refused(2, 3, 0, 8, 8, 1),
+            Err(GeometryError::Zero("kernel size"))
+        );
+        assert_eq!(
+            refused(2, 3, 3, 0, 8, 1),
+            Err(GeometryError::Zero("input height"))
+        );
+        assert_eq!(
+            refused(2, 3, 3, 8, 0, 1),
+            Err(GeometryError::Zero("input width"))
+        );
+        assert_eq!(
+            refused(2, 3, 3, 8, 8, 0),
+            Err(GeometryError::Zero("stride"))
+        );
+        assert_eq!(refused(2, 3, 4, 8, 8, 1), Err(GeometryError::EvenKernel(4)));
+    }
+
+    /// Sizes that would wrap in a release build, or exceed what an allocation (and a pointer
+    /// offset) can hold, are refused before any buffer exists; so is a geometry whose own
+    /// sizes fit but whose input gradient's convolution would not.
+    #[test]
+    fn sizes_that_overflow_are_refused() {
+        let too_large =
+            |r: Result<Planar, GeometryError>| matches!(r, Err(GeometryError::TooLarge(_)));
+        let big = usize::MAX;
+        // Width rounded up to vectors, padded height, twice the padding.
+        assert!(too_large(Planar::same(1, 1, 1, 4, big)));
+        assert!(too_large(Planar::same(1, 1, 3, big, 4)));
+        assert!(too_large(Planar::new(1, 1, 3, [4, 4], 1, big / 2 + 1)));
+        // channels x rows x row length wraps; fits in usize but not in isize::MAX bytes.
+        assert!(too_large(Planar::same(big / 8, 1, 1, 8, 8)));
+        assert!(too_large(Planar::same(1 << 46, 1, 1, 1 << 12, 1)));
+        assert!(too_large(Planar::same(1, 1 << 60, 1, 1, 1)));
+        assert!(too_large(Planar::same(1 << 31, 1 << 31, 1, 1, 1)));
+        // Strided to a single output, it fits; its input gradient (2^40 channels at the full
+        // 2^12 x 2^12 size) would not.
+        let (c, side) = (1 << 40, 1 << 12);
+        assert!(Planar::build(1, c, 1, [side, side], side, 0).is_ok());
+        assert!(too_large(Planar::new(1, c, 1, [side, side], side, 0)));
+        // The error of the crate names the reason.
+        let e = crate::error::ModelError::from(Planar::same(1, 1, 2, 4, 4).unwrap_err());
+        assert!(
+            matches!(&e, crate::error::ModelError::Architecture { reason } if reason.contains("even")),
+            "{e}"
+        );
+    }
+
+    /// Buffers shorter than the geometry's sizes are refused (a panic, before any raw
+    /// pointer is formed), by both kernels and for each buffer.
+    #[test]
+    fn short_buffers_are_refused() {
+        let g = Planar::new(3, 7, 3, [9, 10], 2, 1).unwrap();
+        let image = vec![0f32; g.image_len()];
+        let weights = vec![0f32; g.weights_len];
+        let out = vec![0f32; g.out_len()];
+        let short = |v: &[f32]| v[..v.len() - 1].to_vec();
+        type Kernel = fn(&Planar, &[f32], &[f32], &mut [f32]);
+        let kernels: [Kernel; 2] = [forward, weight_grad];
+        for (name, kernel) in ["forward", "weight gradient"].into_iter().zip(kernels) {
+            for which in 0..3 {
+                let mut bufs = [image.clone(), weights.clone(), out.clone()];
+                bufs[which] = short(&bufs[which]);
+                let [image, weights, mut out] = bufs;
+                let refused = std::panic::catch_unwind(move || {
+                    if name == "forward" {
+                        kernel(&g, &image, &weights, &mut out);
+                    } else {
+                        // weight_grad(g, image, dz, grad): dz is output-shaped, grad weights.
+                        kernel(&g, &image, &out, &mut weights.clone());
+                    }
+                });
+                assert!(refused.is_err(), "{name}: short buffer {which} accepted");
+            }
+            // And the full lengths are accepted.
+            let (mut o, mut w) = (out.clone(), weights.clone());
+            if name == "forward" {
+                kernel(&g, &image, &weights, &mut o);
+            } else {
+                kernel(&g, &image, &out, &mut w);
+            }
         }
     }
 

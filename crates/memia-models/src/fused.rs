@@ -428,14 +428,24 @@ pub(crate) fn matmul(
     [m, n, k]: [usize; 3],
     par: Parallelism,
 ) {
+    // Checked products: a wrapped `m * n` would pass a short buffer in a release build.
+    let holds =
+        |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|v| v <= len);
     assert!(
-        dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n,
-        "matmul operands too small"
+        holds(dst.len(), m, n) && holds(a.len(), m, k) && holds(b.len(), k, n),
+        "matmul operands too small for [m, n, k] = {:?}",
+        [m, n, k]
     );
-    let (a_rs, a_cs) = if a_t { (1, m) } else { (k, 1) };
-    let (b_rs, b_cs) = if b_t { (1, k) } else { (n, 1) };
-    // SAFETY: the assertion above keeps every index the strides reach inside the slices, and
-    // `dst` does not alias `a` or `b` (a mutable and two shared borrows).
+    // Strides as gemm takes them; a dimension of an empty product may exceed isize::MAX.
+    let [m_s, n_s, k_s] = [m, n, k].map(|d| {
+        isize::try_from(d).unwrap_or_else(|_| panic!("matmul dimension {d} exceeds isize::MAX"))
+    });
+    let (a_rs, a_cs) = if a_t { (1, m_s) } else { (k_s, 1) };
+    let (b_rs, b_cs) = if b_t { (1, k_s) } else { (n_s, 1) };
+    // SAFETY: the assertion above keeps every index the strides reach inside the slices (the
+    // largest is `rows x cols - 1` of each operand, computed without wrapping), every stride is
+    // a dimension that fits in isize, and `dst` does not alias `a` or `b` (a mutable and two
+    // shared borrows).
     unsafe {
         gemm::gemm(
             m,
@@ -443,14 +453,14 @@ pub(crate) fn matmul(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            n_s,
             accumulate,
             a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
+            a_cs,
+            a_rs,
             b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
+            b_cs,
+            b_rs,
             1.0,
             1.0,
             false,
@@ -480,6 +490,46 @@ mod tests {
         (0..cols * rows)
             .map(|i| x[(i % rows) * cols + i / rows])
             .collect()
+    }
+
+    /// Dimensions whose products wrap (or whose operands are short) are refused before gemm
+    /// gets a pointer: with unchecked products, `[2^32, 2^32, 2^32]` and `[2^62, 4, 4]` wrap to
+    /// products of 0 (or 16) values that 16-value buffers would have passed.
+    #[test]
+    fn matmul_refuses_dimensions_that_overflow_or_buffers_too_short() {
+        let (dst, a, b) = (vec![0f32; 16], vec![0f32; 16], vec![0f32; 16]);
+        for dims in [[1 << 32, 1 << 32, 1 << 32], [1 << 62, 4, 4], [4, 4, 5]] {
+            let refused = std::panic::catch_unwind(|| {
+                let mut dst = dst.clone();
+                matmul(
+                    &mut dst,
+                    false,
+                    &a,
+                    false,
+                    &b,
+                    false,
+                    dims,
+                    Parallelism::None,
+                );
+            });
+            assert!(refused.is_err(), "{dims:?} accepted");
+        }
+        // An empty product whose other dimension exceeds isize::MAX (it would be a negative
+        // stride).
+        let refused = std::panic::catch_unwind(|| {
+            let mut dst = dst.clone();
+            matmul(
+                &mut dst,
+                false,
+                &a,
+                false,
+                &b,
+                false,
+                [0, usize::MAX, 0],
+                Parallelism::None,
+            );
+        });
+        assert!(refused.is_err());
     }
 
     #[test]

@@ -34,18 +34,34 @@ use gemm::Parallelism;
 use crate::augment::Augmentation;
 use crate::config::{Member, TrainingConfig};
 use crate::direct_conv::{self, Planar};
+use crate::error::{Result, architecture};
 use crate::fused::{
     Activations, DenseParams, cross_entropy_grad, dense_backward, predict_each, train_each,
     train_loop,
 };
 
-/// One convolution stage: `cin` -> `cout` channels, kernel `k` (odd), on `h x w` inputs, then
-/// ReLU and 2 x 2 max pooling.
-pub(crate) type Stage = Planar;
+/// One convolution stage as the network describes it: `cin` -> `cout` channels, kernel `k`
+/// (odd), on `h x w` inputs, then ReLU and 2 x 2 max pooling. A description only: the kernels
+/// run the [`Planar`] geometry that [`CnnShape::checked`] makes of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stage {
+    cin: usize,
+    cout: usize,
+    k: usize,
+    h: usize,
+    w: usize,
+}
+
+impl Stage {
+    /// A stage of "same" convolutions (stride 1, padding `k / 2`).
+    pub(crate) fn same(cin: usize, cout: usize, k: usize, h: usize, w: usize) -> Stage {
+        Stage { cin, cout, k, h, w }
+    }
+}
 
 /// Pooled values per channel of a stage.
-fn pooled(st: &Stage) -> usize {
-    (st.h / 2) * (st.w / 2)
+fn pooled(st: &Planar) -> usize {
+    (st.h() / 2) * (st.w() / 2)
 }
 
 /// A LeNet-style network: its convolution stages (input first) and its dense layer sizes (the
@@ -58,9 +74,76 @@ pub(crate) struct CnnShape {
 }
 
 impl CnnShape {
+    /// The network as the kernels run it: every stage's geometry checked ([`Planar::new`]),
+    /// each stage's pooled output the next one's input, the last one's the dense input, and
+    /// every convolution output small enough for the `u32` positions of its pooling.
+    pub(crate) fn checked(&self) -> Result<Cnn> {
+        let stages = self
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Planar::same(s.cin, s.cout, s.k, s.h, s.w)
+                    .map_err(|e| architecture(format!("CNN stage {i}: convolution geometry: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let Some(last) = stages.last() else {
+            return Err(architecture("a CNN needs at least one convolution stage"));
+        };
+        for (i, pair) in stages.windows(2).enumerate() {
+            let (st, next) = (&pair[0], &pair[1]);
+            if (next.cin(), next.h(), next.w()) != (st.cout(), st.h() / 2, st.w() / 2) {
+                return Err(architecture(format!(
+                    "CNN stage {} reads {} x {} x {} inputs, stage {i} pools to {} x {} x {}",
+                    i + 1,
+                    next.cin(),
+                    next.h(),
+                    next.w(),
+                    st.cout(),
+                    st.h() / 2,
+                    st.w() / 2
+                )));
+            }
+        }
+        if let Some(st) = stages.iter().find(|st| st.out_len() >= CLAMPED as usize) {
+            return Err(architecture(format!(
+                "a CNN stage's output of {} values is too large for its pooling",
+                st.out_len()
+            )));
+        }
+        let flat = last.cout() * pooled(last);
+        if self.dense.len() < 2 || self.dense[0] != flat {
+            return Err(architecture(format!(
+                "CNN dense layers {:?}: expected {flat} inputs (the last stage's pooled output) \
+                 and at least one layer",
+                self.dense
+            )));
+        }
+        Ok(Cnn {
+            stages,
+            dense: self.dense.clone(),
+        })
+    }
+
+    /// [`CnnShape::checked`], for the training and query entry points: the ensemble builds its
+    /// shapes from configurations it has checked, so a refusal here is a bug in memia.
+    fn expect_checked(&self) -> Cnn {
+        self.checked()
+            .unwrap_or_else(|e| panic!("fused CNN kernels given {self:?}: {e}"))
+    }
+}
+
+/// A [`CnnShape`] as the kernels run it (see [`CnnShape::checked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cnn {
+    stages: Vec<Planar>,
+    dense: Vec<usize>,
+}
+
+impl Cnn {
     fn inputs(&self) -> usize {
         let s = self.stages[0];
-        s.cin * s.h * s.w
+        s.cin() * s.h() * s.w()
     }
 
     fn classes(&self) -> usize {
@@ -78,6 +161,7 @@ pub(crate) fn train(
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
 ) {
+    let shape = &shape.expect_checked();
     train_each(models, members, |model, member, par| {
         train_one(model, shape, features, labels, member, config, augment, par);
     });
@@ -85,6 +169,7 @@ pub(crate) fn train(
 
 /// Logits of every model on every row of `features`: `[G, n, C]`, row-major.
 pub(crate) fn predict(models: &[DenseParams], shape: &CnnShape, features: &[f32]) -> Vec<f32> {
+    let shape = &shape.expect_checked();
     let (d, classes) = (shape.inputs(), shape.classes());
     let n = features.len() / d;
     const CHUNK: usize = 256;
@@ -124,7 +209,7 @@ struct Buffers {
 }
 
 impl Buffers {
-    fn new(shape: &CnnShape, b: usize) -> Self {
+    fn new(shape: &Cnn, b: usize) -> Self {
         let stages = &shape.stages;
         Buffers {
             input: stages
@@ -134,7 +219,7 @@ impl Buffers {
             conv: stages.iter().map(|s| vec![0f32; s.out_len()]).collect(),
             argmax: stages
                 .iter()
-                .map(|s| vec![0u32; b * pooled(s) * s.cout])
+                .map(|s| vec![0u32; b * pooled(s) * s.cout()])
                 .collect(),
             dense: Activations::new(&shape.dense, b),
         }
@@ -142,14 +227,14 @@ impl Buffers {
 
     /// Writes one sample (channel-major `[c, h, w]`) as image `sample` of the first stage's
     /// input.
-    fn put_sample(&mut self, shape: &CnnShape, sample: usize, src: &[f32]) {
+    fn put_sample(&mut self, shape: &Cnn, sample: usize, src: &[f32]) {
         let first = shape.stages[0];
         let len = first.image_len();
         first.put(src, &mut self.input[0][sample * len..(sample + 1) * len]);
     }
 
     /// Forward pass of the first `r` images of the first stage's input.
-    fn forward(&mut self, model: &DenseParams, shape: &CnnShape, r: usize, par: Parallelism) {
+    fn forward(&mut self, model: &DenseParams, shape: &Cnn, r: usize, par: Parallelism) {
         let stages = &shape.stages;
         let flat = shape.dense[0];
         for n in 0..r {
@@ -158,7 +243,7 @@ impl Buffers {
                 let len = st.image_len();
                 let conv = &mut self.conv[si];
                 direct_conv::forward(st, &self.input[si][n * len..(n + 1) * len], weight, conv);
-                let pp = pooled(st) * st.cout;
+                let pp = pooled(st) * st.cout();
                 let argmax = &mut self.argmax[si][n * pp..(n + 1) * pp];
                 match stages.get(si + 1) {
                     Some(next) => {
@@ -169,9 +254,9 @@ impl Buffers {
                     }
                     None => {
                         let out = &mut self.dense.layers[0][n * flat..(n + 1) * flat];
-                        let pw = st.w / 2;
+                        let pw = st.w() / 2;
                         pool(conv, st, bias, argmax, out, |c, y| {
-                            (c * (st.h / 2) + y) * pw
+                            (c * (st.h() / 2) + y) * pw
                         });
                     }
                 }
@@ -189,16 +274,16 @@ impl Buffers {
 /// bias is the same for a window's four values, so it is added to the maximum.
 fn pool(
     conv: &[f32],
-    st: &Stage,
+    st: &Planar,
     bias: &[f32],
     argmax: &mut [u32],
     out: &mut [f32],
     row: impl Fn(usize, usize) -> usize,
 ) {
-    let (wv, ph, pw) = (st.wv(), st.h / 2, st.w / 2);
+    let (wv, ph, pw) = (st.wv(), st.h() / 2, st.w() / 2);
     for (ch, &bias) in bias.iter().enumerate() {
         for y in 0..ph {
-            let top = (ch * st.h + 2 * y) * wv;
+            let top = (ch * st.h() + 2 * y) * wv;
             let upper = conv[top..top + 2 * pw].chunks_exact(2);
             let lower = conv[top + wv..top + wv + 2 * pw].chunks_exact(2);
             let at = row(ch, y);
@@ -233,7 +318,7 @@ fn window_max(values: [f32; 4], at: [u32; 4], bias: f32) -> (f32, u32) {
 #[allow(clippy::too_many_arguments)] // one model's share of `train`
 fn train_one(
     model: &mut DenseParams,
-    shape: &CnnShape,
+    shape: &Cnn,
     features: &[f32],
     labels: &[u32],
     member: &Member,
@@ -295,8 +380,8 @@ fn train_one(
         // Image by image, last stage first.
         for n in 0..r {
             for (si, st) in stages.iter().enumerate().rev() {
-                let (ph, pw) = (st.h / 2, st.w / 2);
-                let pp = pooled(st) * st.cout;
+                let (ph, pw) = (st.h() / 2, st.w() / 2);
+                let pp = pooled(st) * st.cout();
                 // The gradient of the pooled output, by rows `(c, y)`: the dense input's
                 // (channel-major) after the last stage, else the next stage's input gradient
                 // (planar with rows of the next stage's `wv`).
@@ -332,4 +417,62 @@ fn train_one(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ModelError;
+
+    fn lenet(stages: Vec<Stage>, dense: Vec<usize>) -> CnnShape {
+        CnnShape { stages, dense }
+    }
+
+    fn refused(shape: &CnnShape, why: &str) {
+        match shape.checked() {
+            Err(ModelError::Architecture { reason }) => {
+                assert!(reason.contains(why), "{reason} (expected {why:?})")
+            }
+            other => panic!("{shape:?} accepted: {other:?}"),
+        }
+    }
+
+    /// The shapes the ensemble builds are accepted; a stage's bad geometry, stages that do not
+    /// chain, or dense layers that do not read the last stage are refused before any buffer
+    /// is sized from them.
+    #[test]
+    fn bad_cnn_shapes_are_refused() {
+        let good = lenet(
+            vec![Stage::same(3, 6, 5, 32, 32), Stage::same(6, 16, 5, 16, 16)],
+            vec![16 * 8 * 8, 120, 10],
+        );
+        let cnn = good.checked().unwrap();
+        assert_eq!((cnn.inputs(), cnn.classes()), (3 * 32 * 32, 10));
+        refused(
+            &lenet(vec![Stage::same(3, 6, 4, 32, 32)], vec![6 * 16 * 16, 10]),
+            "even",
+        );
+        refused(
+            &lenet(vec![Stage::same(3, 6, 5, 0, 32)], vec![0, 10]),
+            "zero",
+        );
+        refused(
+            &lenet(vec![Stage::same(1 << 50, 6, 5, 1 << 12, 32)], vec![6, 10]),
+            "too large",
+        );
+        refused(&lenet(Vec::new(), vec![10, 10]), "at least one");
+        // Stage 1 reads 5 channels or a 15-row image where stage 0 pools to 6 x 16 x 16.
+        for next in [Stage::same(5, 16, 5, 16, 16), Stage::same(6, 16, 5, 15, 16)] {
+            let shape = lenet(vec![Stage::same(3, 6, 5, 32, 32), next], vec![1024, 10]);
+            refused(&shape, "pools to");
+        }
+        refused(
+            &lenet(good.stages.clone(), vec![16 * 8 * 8 + 1, 10]),
+            "expected 1024 inputs",
+        );
+        refused(
+            &lenet(good.stages.clone(), vec![16 * 8 * 8]),
+            "at least one layer",
+        );
+    }
 }

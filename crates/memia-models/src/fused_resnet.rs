@@ -22,6 +22,7 @@ use crate::augment::Augmentation;
 use crate::burn_engine::Role;
 use crate::config::{Member, TrainingConfig};
 use crate::direct_conv::{self, Planar, Rows};
+use crate::error::{Result, architecture};
 use crate::fused::{
     DenseParams, cross_entropy_grad_weighted, predict_each, train_each, train_loop,
 };
@@ -43,77 +44,122 @@ struct Block {
 pub(crate) struct ResNetShape {
     convs: Vec<Planar>,
     blocks: Vec<Block>,
+    /// The last block's (or the stem's) output as the global average pooling reads it: a
+    /// stride-1 layout of its size.
+    pooled: Planar,
     classes: usize,
 }
 
 impl ResNetShape {
     /// The shape of the network whose convolutions are `convs` (`(role, cin, cout, kernel,
     /// stride)` in Burn's layer order) on `[c, h, w]` images, then one output layer of
-    /// `classes`; `None` when the layers are not a stem followed by residual blocks.
+    /// `classes`; `None` when the layers are not a stem followed by residual blocks, or when a
+    /// convolution's geometry is refused ([`ResNetShape::checked`] says why).
     pub(crate) fn new(
         convs: &[(Role, usize, usize, usize, usize)],
         image: [usize; 3],
         classes: usize,
     ) -> Option<Self> {
+        Self::checked(convs, image, classes).ok()
+    }
+
+    /// [`ResNetShape::new`], with the reason of a refusal.
+    pub(crate) fn checked(
+        convs: &[(Role, usize, usize, usize, usize)],
+        image: [usize; 3],
+        classes: usize,
+    ) -> Result<Self> {
+        let layout = |what: &str| architecture(format!("not a fused ResNet: {what}"));
         // Every stored image is padded for the widest kernel, so that a block's 3 x 3 and
         // 1 x 1 convolutions read the same one.
-        let pad = convs.iter().map(|c| c.3 / 2).max()?;
-        let geometry = |&(_, cin, cout, k, stride): &(Role, usize, usize, usize, usize),
-                        (h, w): (usize, usize)| Planar {
-            cin,
-            cout,
-            k,
-            h,
-            w,
-            stride,
-            pad,
+        let pad = convs
+            .iter()
+            .map(|c| c.3 / 2)
+            .max()
+            .ok_or_else(|| layout("no convolution"))?;
+        let geometry = |i: usize, (h, w): (usize, usize)| -> Result<Planar> {
+            let (_, cin, cout, k, stride) = convs[i];
+            Planar::new(cin, cout, k, [h, w], stride, pad).map_err(|e| {
+                architecture(format!("ResNet convolution {i}: convolution geometry: {e}"))
+            })
         };
-        let [_, h, w] = image;
-        let (first, rest) = convs.split_first()?;
-        if first.0 != Role::Plain {
-            return None;
+        let [c, h, w] = image;
+        if convs[0].0 != Role::Plain || convs[0].1 != c {
+            return Err(layout(
+                "the first convolution is not a stem reading the image's channels",
+            ));
         }
-        let stem = geometry(first, (h, w));
+        let stem = geometry(0, (h, w))?;
         let mut size = (stem.ho(), stem.wo());
-        let mut shape = ResNetShape {
-            convs: vec![stem],
-            blocks: Vec::new(),
-            classes,
-        };
-        let mut i = 0;
-        while i < rest.len() {
+        let mut channels = stem.cout();
+        let mut convs_checked = vec![stem];
+        let mut blocks = Vec::new();
+        let role = |i: usize| convs.get(i).map(|c| c.0);
+        let mut i = 1;
+        while i < convs.len() {
             let input = size;
-            let start = geometry(&rest[i], input);
-            if rest[i].0 != Role::BranchStart {
-                return None;
+            if role(i) != Some(Role::BranchStart) {
+                return Err(layout("a block does not start with its branch"));
+            }
+            let start = geometry(i, input)?;
+            if start.cin() != channels {
+                return Err(layout(
+                    "a block's input channels are not the previous output's",
+                ));
             }
             let mut block = Block {
-                start: shape.convs.len(),
+                start: convs_checked.len(),
                 shortcut: None,
                 end: 0,
             };
-            shape.convs.push(start);
+            convs_checked.push(start);
             i += 1;
-            if rest.get(i)?.0 == Role::Shortcut {
-                block.shortcut = Some(shape.convs.len());
-                shape.convs.push(geometry(&rest[i], input));
+            if role(i) == Some(Role::Shortcut) {
+                block.shortcut = Some(convs_checked.len());
+                convs_checked.push(geometry(i, input)?);
                 i += 1;
             }
+            if role(i) != Some(Role::BranchEnd) {
+                return Err(layout("a block's branch has no end"));
+            }
             let branch = (start.ho(), start.wo());
-            let end = geometry(rest.get(i)?, branch);
-            if rest[i].0 != Role::BranchEnd || end.stride != 1 {
-                return None;
+            let end = geometry(i, branch)?;
+            if end.stride() != 1 || end.cin() != start.cout() {
+                return Err(layout(
+                    "a branch's last convolution is strided or does not read its first",
+                ));
             }
-            if block.shortcut.is_none() && (start.stride != 1 || start.cin != end.cout) {
-                return None;
+            if block.shortcut.is_none() && (start.stride() != 1 || start.cin() != end.cout()) {
+                return Err(layout("a block without a projection changes the shape"));
             }
-            block.end = shape.convs.len();
-            shape.convs.push(end);
-            shape.blocks.push(block);
-            size = branch;
+            if block.shortcut.is_some_and(|p| {
+                let p = &convs_checked[p];
+                (p.cin(), p.cout(), p.ho(), p.wo()) != (start.cin(), end.cout(), end.ho(), end.wo())
+            }) {
+                return Err(layout("a block's projection does not match its branch"));
+            }
+            block.end = convs_checked.len();
+            convs_checked.push(end);
+            blocks.push(block);
+            (size, channels) = (branch, end.cout());
             i += 1;
         }
-        Some(shape)
+        let last = convs_checked[blocks.last().map_or(0, |b| b.end)];
+        let pooled = Planar::new(
+            last.cout(),
+            last.cout(),
+            last.k(),
+            [last.ho(), last.wo()],
+            1,
+            last.pad(),
+        )
+        .map_err(|e| architecture(format!("ResNet pooled output: convolution geometry: {e}")))?;
+        Ok(ResNetShape {
+            convs: convs_checked,
+            blocks,
+            pooled,
+            classes,
+        })
     }
 
     fn image(&self) -> &Planar {
@@ -122,34 +168,20 @@ impl ResNetShape {
 
     fn inputs(&self) -> usize {
         let g = self.image();
-        g.cin * g.h * g.w
+        g.cin() * g.h() * g.w()
     }
 
     /// The last block's (or the stem's) output channels: the output layer's inputs.
     fn width(&self) -> usize {
-        self.last_output().cout
-    }
-
-    /// The convolution whose output is pooled.
-    fn last_output(&self) -> &Planar {
-        &self.convs[self.blocks.last().map_or(0, |b| b.end)]
+        self.pooled.cin()
     }
 
     /// The geometry in which the input of block `j` is stored (its first convolution's), or
     /// for `j` = the number of blocks, the pooled output's (a stride-1 layout of its size).
-    fn block_input(&self, j: usize) -> Planar {
+    fn block_input(&self, j: usize) -> &Planar {
         match self.blocks.get(j) {
-            Some(b) => self.convs[b.start],
-            None => {
-                let last = self.last_output();
-                Planar {
-                    cin: last.cout,
-                    h: last.ho(),
-                    w: last.wo(),
-                    stride: 1,
-                    ..*last
-                }
-            }
+            Some(b) => &self.convs[b.start],
+            None => &self.pooled,
         }
     }
 }
@@ -206,7 +238,7 @@ impl Buffers {
         let widest = shape
             .convs
             .iter()
-            .map(|g| g.w.max(g.wv()))
+            .map(|g| g.w().max(g.wv()))
             .max()
             .unwrap_or(0);
         Buffers {
@@ -289,13 +321,13 @@ impl Buffers {
         // Global average pooling, then the output layer.
         let last = shape.block_input(shape.blocks.len());
         let image = &self.inputs[shape.blocks.len()];
-        let area = (last.h * last.w) as f32;
+        let area = (last.h() * last.w()) as f32;
         let rows = last.rows();
         for (c, p) in self.pooled.iter_mut().enumerate() {
             let mut sum = 0f32;
-            for y in 0..last.h {
+            for y in 0..last.h() {
                 let at = rows.interior(c, y);
-                sum += image[at..at + last.w].iter().sum::<f32>();
+                sum += image[at..at + last.w()].iter().sum::<f32>();
             }
             *p = sum / area;
         }
@@ -366,7 +398,7 @@ fn relu_grad(
     row: &mut [f32],
 ) {
     let (ho, wo, wv) = (g.ho(), g.wo(), g.wv());
-    for (c, gb) in sums.iter_mut().enumerate().take(g.cout) {
+    for (c, gb) in sums.iter_mut().enumerate().take(g.cout()) {
         *gb = 0.0;
         for y in 0..ho {
             layout.get(c, y, act, row);
@@ -414,10 +446,10 @@ impl Gradients {
             d_input: (0..=shape.blocks.len())
                 .map(|j| {
                     let g = shape.block_input(j);
-                    vec![0f32; g.cin * g.h * g.input_wv()]
+                    vec![0f32; g.cin() * g.h() * g.input_wv()]
                 })
                 .collect(),
-            sums: vec![0f32; shape.convs.iter().map(|g| g.cout).max().unwrap_or(0)],
+            sums: vec![0f32; shape.convs.iter().map(|g| g.cout()).max().unwrap_or(0)],
             spare: vec![
                 0f32;
                 shape
@@ -508,11 +540,11 @@ fn backward(
             *dp = w.iter().zip(&grads.logits).map(|(&w, &g)| w * g).sum();
         }
         let last = shape.block_input(nb);
-        let area = (last.h * last.w) as f32;
+        let area = (last.h() * last.w()) as f32;
         let wv = last.input_wv();
         let spread = &mut grads.d_input[nb];
         for (c, &g) in grads.pooled.iter().enumerate() {
-            spread[c * last.h * wv..(c + 1) * last.h * wv].fill(g / area);
+            spread[c * last.h() * wv..(c + 1) * last.h() * wv].fill(g / area);
         }
     }
     for (j, b) in shape.blocks.iter().enumerate().rev() {
@@ -606,4 +638,73 @@ fn backward(
     );
     add(&mut param_grads[0].1, &grads.sums);
     direct_conv::weight_grad(stem, &net.image, dz, &mut param_grads[0].0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ModelError;
+    use Role::{BranchEnd, BranchStart, Plain, Shortcut};
+
+    type Conv = (Role, usize, usize, usize, usize);
+
+    /// A stem of 16, a block of 16, and a block halving the resolution to 32 channels.
+    fn small() -> Vec<Conv> {
+        vec![
+            (Plain, 3, 16, 3, 1),
+            (BranchStart, 16, 16, 3, 1),
+            (BranchEnd, 16, 16, 3, 1),
+            (BranchStart, 16, 32, 3, 2),
+            (Shortcut, 16, 32, 1, 2),
+            (BranchEnd, 32, 32, 3, 1),
+        ]
+    }
+
+    fn refused(convs: &[Conv], image: [usize; 3], why: &str) {
+        assert!(ResNetShape::new(convs, image, 10).is_none());
+        match ResNetShape::checked(convs, image, 10) {
+            Err(ModelError::Architecture { reason }) => {
+                assert!(reason.contains(why), "{reason} (expected {why:?})")
+            }
+            other => panic!("{convs:?} accepted: {other:?}"),
+        }
+    }
+
+    /// The layout the ensemble builds is accepted, with the pooled output's geometry; a bad
+    /// convolution geometry or blocks that do not chain are refused.
+    #[test]
+    fn bad_resnet_shapes_are_refused() {
+        let shape = ResNetShape::checked(&small(), [3, 32, 32], 10).unwrap();
+        let pooled = shape.block_input(shape.blocks.len());
+        assert_eq!((pooled.cin(), pooled.h(), pooled.w()), (32, 16, 16));
+        assert_eq!((shape.width(), shape.inputs()), (32, 3 * 32 * 32));
+        let with = |i: usize, conv: Conv| {
+            let mut convs = small();
+            convs[i] = conv;
+            convs
+        };
+        refused(&small(), [3, 0, 32], "zero");
+        refused(&with(5, (BranchEnd, 32, 32, 4, 1)), [3, 32, 32], "even");
+        refused(&small(), [3, 1 << 62, 32], "too large");
+        refused(&with(0, (BranchStart, 3, 16, 3, 1)), [3, 32, 32], "stem");
+        refused(&small(), [1, 32, 32], "the image's channels");
+        refused(
+            &with(1, (BranchStart, 8, 16, 3, 1)),
+            [3, 32, 32],
+            "input channels",
+        );
+        refused(&with(2, (BranchEnd, 16, 16, 3, 2)), [3, 32, 32], "strided");
+        refused(
+            &with(2, (BranchEnd, 16, 8, 3, 1)),
+            [3, 32, 32],
+            "changes the shape",
+        );
+        refused(
+            &with(4, (Shortcut, 16, 32, 1, 1)),
+            [3, 32, 32],
+            "projection",
+        );
+        refused(&small()[..5], [3, 32, 32], "no end");
+        refused(&[], [3, 32, 32], "no convolution");
+    }
 }
