@@ -287,14 +287,15 @@ impl RunConfig {
         let mut config: RunConfig = toml::from_str(text).map_err(|e| error(e.to_string()))?;
         config.resolve_paths(base)?;
         // What needs no data is checked now; the rest when the plan is made.
-        config
-            .model
-            .check()
-            .map_err(|e| error(format!("[model] {e}")))?;
-        config
-            .training
-            .check()
-            .map_err(|e| error(format!("[training] {e}")))?;
+        let refused = |table: &'static str| {
+            move |source| CliError::ModelSetting {
+                path: origin.to_path_buf(),
+                table: Some(table),
+                source,
+            }
+        };
+        config.model.check().map_err(refused("model"))?;
+        config.training.check().map_err(refused("training"))?;
         if config.train.group_size == 0 {
             return Err(error("[train] group_size: must be at least 1".into()));
         }

@@ -53,6 +53,30 @@ pub enum CliError {
     /// From memia-report.
     #[error(transparent)]
     Report(#[from] memia_report::ReportError),
+    /// From memia-models: a device name this build does not have, a model that cannot be
+    /// built or trained. The library's error and its causes stay in the chain.
+    #[error(transparent)]
+    Model(#[from] memia_models::ModelError),
+    /// A setting of a configuration file that memia-models refuses (an architecture, a
+    /// training setting, a model that does not fit the pool or the memory). The message names
+    /// the file and the table the setting lives in; the library's error is the
+    /// [`source`](std::error::Error::source), so that its own causes (a memory limit that
+    /// does not parse, say) are printed after it.
+    #[error("{path}: {}{source}", in_table(*.table))]
+    ModelSetting {
+        /// The configuration file.
+        path: PathBuf,
+        /// The table of the setting (`model`, `training`), when one is named.
+        table: Option<&'static str>,
+        /// What memia-models said.
+        #[source]
+        source: memia_models::ModelError,
+    },
+}
+
+/// `[table] ` before a setting's error, or nothing.
+fn in_table(table: Option<&str>) -> String {
+    table.map(|t| format!("[{t}] ")).unwrap_or_default()
 }
 
 /// Result with [`CliError`].
@@ -62,4 +86,40 @@ pub type Result<T> = std::result::Result<T, CliError>;
 pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CliError {
     let path = path.into();
     move |source| CliError::Io { path, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    /// A model setting's error names the file and the table, and keeps memia-models' error as
+    /// its source (which `main` does not print twice: the message already holds it).
+    #[test]
+    fn a_refused_setting_keeps_its_source() {
+        let refused = || memia_models::device_by_name("tpu").unwrap_err();
+        let e = CliError::ModelSetting {
+            path: PathBuf::from("a.toml"),
+            table: Some("train"),
+            source: refused(),
+        };
+        let said = e.to_string();
+        assert!(
+            said.starts_with("a.toml: [train] unknown device 'tpu'"),
+            "{said}"
+        );
+        let source = e.source().expect("the library's error is the source");
+        assert!(source.is::<memia_models::ModelError>());
+        assert!(said.ends_with(&source.to_string()));
+        let untabled = CliError::ModelSetting {
+            path: PathBuf::from("a.toml"),
+            table: None,
+            source: refused(),
+        };
+        assert!(untabled.to_string().starts_with("a.toml: unknown device"));
+        // Through `?`, the library's error is kept whole, with its message.
+        let plain = CliError::from(refused());
+        assert!(matches!(plain, CliError::Model(_)));
+        assert_eq!(plain.to_string(), refused().to_string());
+    }
 }

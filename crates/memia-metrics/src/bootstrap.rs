@@ -5,7 +5,7 @@ use rand::RngExt;
 use rayon::prelude::*;
 
 use crate::error::{MetricsError, Result, check_unit_interval};
-use crate::privacy::Interval;
+use crate::interval::Interval;
 use crate::roc::{Direction, RocCurve, SortedClasses, TprAtFpr};
 
 /// The statistic to bootstrap.

@@ -29,6 +29,7 @@
 mod bootstrap;
 mod correlation;
 pub mod error;
+mod interval;
 mod privacy;
 mod roc;
 mod sort;
@@ -36,8 +37,7 @@ mod sort;
 pub use bootstrap::{Bootstrap, Statistic};
 pub use correlation::{Correlation, average_ranks, kendall_tau_b, pearson, spearman};
 pub use error::{MetricsError, Result};
-pub use privacy::{
-    EpsilonBound, Interval, clopper_pearson, clopper_pearson_bounds, epsilon_lower_bound,
-};
+pub use interval::{Interval, clopper_pearson, clopper_pearson_bounds};
+pub use privacy::{EpsilonBound, epsilon_lower_bound};
 pub use roc::{Direction, RocCurve, RocSummary, STANDARD_FPRS, TprAtFpr, TprPoint, auroc};
 pub use sort::median;

@@ -1,6 +1,7 @@
 //! ROC curves with exact tie handling, AUROC, TPR at low FPR, balanced accuracy, advantage.
 
 use crate::error::{MetricsError, Result, check_finite, check_same_len, check_unit_interval};
+use crate::interval::clopper_pearson_bounds;
 use crate::sort::{key, radix_sort, unkey};
 
 /// Which way an attack's scores point. memia never guesses: every metric takes it explicitly.
@@ -353,8 +354,7 @@ impl RocCurve {
             .map(|&fpr| {
                 let tpr = self.tpr_at_fpr(fpr, convention)?;
                 // tpr is a count over p members (interpolation aside): its interval is theirs.
-                let (tpr_lower, tpr_upper) =
-                    crate::privacy::clopper_pearson_bounds(tpr * p as f64, p as f64, 0.95);
+                let (tpr_lower, tpr_upper) = clopper_pearson_bounds(tpr * p as f64, p as f64, 0.95);
                 let false_positives_allowed = (fpr * n as f64 + 1e-9).floor() as u64;
                 Ok(TprPoint {
                     fpr,

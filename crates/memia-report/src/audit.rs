@@ -300,68 +300,69 @@ impl Audit {
         let (keep, logits, labels) = (inputs.keep, inputs.logits, inputs.labels);
         let (k, n, a, c) = logits.view().dim();
         if keep.models() != k || keep.samples() != n {
-            return Err(ReportError::Invalid(format!(
-                "the keep matrix is {} x {} but the logits cover {k} models x {n} samples",
-                keep.models(),
-                keep.samples()
-            )));
+            return Err(ReportError::KeepLogitsMismatch {
+                keep_models: keep.models(),
+                keep_samples: keep.samples(),
+                logit_models: k,
+                logit_samples: n,
+            });
         }
         if labels.len() != n {
-            return Err(ReportError::Invalid(format!(
-                "{} labels for {n} samples",
-                labels.len()
-            )));
+            return Err(ReportError::PerSampleLength {
+                what: "labels",
+                given: labels.len(),
+                samples: n,
+            });
         }
         if let Some(p) = inputs.provenance
             && p.len() != n
         {
-            return Err(ReportError::Invalid(format!(
-                "{} provenance entries for {n} samples",
-                p.len()
-            )));
+            return Err(ReportError::PerSampleLength {
+                what: "provenance entries",
+                given: p.len(),
+                samples: n,
+            });
         }
         if let Some(images) = &inputs.images {
             let [ch, h, w] = images.shape;
             if !matches!(ch, 1 | 3) || h == 0 || w == 0 || images.pixels.len() != n * ch * h * w {
-                return Err(ReportError::Invalid(format!(
-                    "images of shape {:?} (channels 1 or 3) need {} values for {n} samples, {} given",
-                    images.shape,
-                    n * ch * h * w,
-                    images.pixels.len()
-                )));
+                return Err(ReportError::ImageShape {
+                    shape: images.shape,
+                    samples: n,
+                    needed: n * ch * h * w,
+                    given: images.pixels.len(),
+                });
             }
         }
         // The target and its shadow models.
         let (target, shadows, target_name) = match &inputs.external_target {
             Some(external) => {
                 if external.logits.view().dim() != (1, n, a, c) {
-                    return Err(ReportError::Invalid(format!(
-                        "the external target's logits are {:?}, the run's models give 1 x {n} x {a} x {c}",
-                        external.logits.view().dim()
-                    )));
+                    return Err(ReportError::TargetLogitsShape {
+                        given: external.logits.view().dim(),
+                        expected: (1, n, a, c),
+                    });
                 }
                 if let Some(m) = external.members
                     && m.len() != n
                 {
-                    return Err(ReportError::Invalid(format!(
-                        "{} membership entries for {n} samples",
-                        m.len()
-                    )));
+                    return Err(ReportError::PerSampleLength {
+                        what: "membership entries",
+                        given: m.len(),
+                        samples: n,
+                    });
                 }
                 (None, (0..k).collect::<Vec<_>>(), external.name.to_string())
             }
             None => {
                 if k < 2 {
-                    return Err(ReportError::Invalid(format!(
-                        "an audit needs at least 2 models (a target and a shadow model), the run has {k}"
-                    )));
+                    return Err(ReportError::TooFewModels { models: k });
                 }
                 if config.target >= k {
-                    return Err(ReportError::Invalid(format!(
-                        "target model {} is out of range: the run has models 0-{}",
-                        config.target,
-                        k - 1
-                    )));
+                    return Err(ReportError::TargetOutOfRange {
+                        target: config.target,
+                        models: k,
+                    });
                 }
                 let t = config.target;
                 (
@@ -411,11 +412,11 @@ impl Audit {
             (None, None) => unreachable!("a run's target has an index"),
         };
         if !scores.iter().any(|s| s.is_finite()) {
-            return Err(ReportError::Invalid(format!(
-                "{} judged no sample of {target_name} with its {} shadow models (online LiRA and RMIA need IN and OUT shadow models of each sample): use more models or an offline attack",
-                config.attack.describe(),
-                shadows.len()
-            )));
+            return Err(ReportError::NothingJudged {
+                attack: config.attack.describe(),
+                target: target_name,
+                shadow_models: shadows.len(),
+            });
         }
 
         // A set's ROC curve, or why it has none.
@@ -484,10 +485,11 @@ impl Audit {
             .iter()
             .map(|g| {
                 if let Some(&bad) = g.samples.iter().find(|&&i| i >= n) {
-                    return Err(ReportError::Invalid(format!(
-                        "group '{}' names sample {bad}, the pool has {n}",
-                        g.name
-                    )));
+                    return Err(ReportError::GroupSampleOutOfRange {
+                        group: g.name.clone(),
+                        sample: bad,
+                        samples: n,
+                    });
                 }
                 Ok((g.name.clone(), scored_set(&g.name, &g.samples)?))
             })

@@ -109,16 +109,15 @@ impl SequentialAudit {
             }
         };
         if rounds.is_empty() || rounds.windows(2).any(|w| w[0] >= w[1]) || rounds[0] == 0 {
-            return Err(ReportError::Invalid(format!(
-                "rounds {rounds:?}: shadow-model counts must be positive and increasing"
-            )));
+            return Err(ReportError::Rounds { rounds });
         }
         if let Some(&last) = rounds.last()
             && last > available
         {
-            return Err(ReportError::Invalid(format!(
-                "a round of {last} shadow models, the run can give {available}"
-            )));
+            return Err(ReportError::RoundTooLarge {
+                shadow_models: last,
+                available,
+            });
         }
         Ok(rounds)
     }
@@ -140,14 +139,7 @@ impl SequentialAudit {
         let (candidates_pool, members): (Vec<usize>, Option<Vec<bool>>) = match target {
             SequentialTarget::Model(t) => {
                 if t >= models {
-                    return Err(ReportError::Invalid(if models == 0 {
-                        format!("target model {t} is out of range: the run has no models")
-                    } else {
-                        format!(
-                            "target model {t} is out of range: the run has models 0-{}",
-                            models - 1
-                        )
-                    }));
+                    return Err(ReportError::TargetOutOfRange { target: t, models });
                 }
                 (
                     (0..models).filter(|&m| m != t).collect(),
@@ -158,11 +150,11 @@ impl SequentialAudit {
                 if let Some(m) = members
                     && m.len() != run.plan().pool.samples
                 {
-                    return Err(ReportError::Invalid(format!(
-                        "{} membership entries for the run's {} samples",
-                        m.len(),
-                        run.plan().pool.samples
-                    )));
+                    return Err(ReportError::PerSampleLength {
+                        what: "membership entries",
+                        given: m.len(),
+                        samples: run.plan().pool.samples,
+                    });
                 }
                 ((0..models).collect(), members.map(<[bool]>::to_vec))
             }
@@ -241,9 +233,7 @@ fn ensure_trained(
         return Ok(());
     };
     let (Some(trainer), Some(pool)) = (trainer, pool) else {
-        return Err(ReportError::Invalid(format!(
-            "models {first}-{last} are not all trained and no trainer was given (an imported run can only use the models it has)"
-        )));
+        return Err(ReportError::Untrained { first, last });
     };
     run.train(trainer, pool, first..last + 1, |p| {
         progress(SequentialEvent::Training(p))

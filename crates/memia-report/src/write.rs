@@ -593,17 +593,10 @@ fn refuse_foreign_files(dir: &Path) -> Result<()> {
     if foreign.is_empty() {
         Ok(())
     } else {
-        Err(ReportError::Invalid(format!(
-            "{} holds files that are not part of a memia report ({}): a report replaces its \
-             directory as a whole, so write it to a new or report-only directory",
-            dir.display(),
-            foreign
-                .iter()
-                .take(5)
-                .map(|n| format!("{n:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )))
+        Err(ReportError::ForeignFiles {
+            dir: dir.to_path_buf(),
+            files: foreign,
+        })
     }
 }
 

@@ -5,7 +5,8 @@ use memia_attacks::{FittedTest, LiraConfig, MembershipTest};
 use memia_core::{KeepMatrix, Logits, Signal};
 use memia_metrics::{Direction, RocCurve};
 use memia_report::{
-    Audit, AuditConfig, AuditInputs, ExternalTarget, PLOTS, SHOWN_PER_PANEL, SampleImages,
+    Audit, AuditConfig, AuditInputs, ExternalTarget, PLOTS, ReportError, SHOWN_PER_PANEL,
+    SampleImages,
 };
 use ndarray::{Array4, Axis, s};
 
@@ -155,6 +156,34 @@ fn bad_inputs_are_named() {
     assert!(run(&keep, &labels[1..], &AuditConfig::default()).contains("399 labels"));
     let small = KeepMatrix::balanced(2, N, 1).unwrap();
     assert!(run(&small, &labels, &AuditConfig::default()).contains("2 x 400"));
+    // A caller can tell the cases apart without reading the message.
+    let typed = |keep: &KeepMatrix, labels: &[u32], config: &AuditConfig| {
+        Audit::run(AuditInputs::new(keep, &logits, labels), config, |_, _| {}).unwrap_err()
+    };
+    assert!(matches!(
+        typed(&keep, &labels, &target),
+        ReportError::TargetOutOfRange {
+            target: 16,
+            models: K
+        }
+    ));
+    assert!(matches!(
+        typed(&keep, &labels[1..], &AuditConfig::default()),
+        ReportError::PerSampleLength {
+            what: "labels",
+            given: 399,
+            samples: N
+        }
+    ));
+    assert!(matches!(
+        typed(&small, &labels, &AuditConfig::default()),
+        ReportError::KeepLogitsMismatch {
+            keep_models: 2,
+            keep_samples: N,
+            logit_models: K,
+            logit_samples: N
+        }
+    ));
     let two = KeepMatrix::balanced(2, N, 1).unwrap();
     let two_logits =
         Logits::new(logits.view().slice(ndarray::s![..2, .., .., ..]).to_owned()).unwrap();
@@ -163,8 +192,18 @@ fn bad_inputs_are_named() {
         &AuditConfig::default(),
         |_, _| {},
     )
-    .unwrap_err()
-    .to_string();
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReportError::NothingJudged {
+                shadow_models: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("judged no sample of model 0 of the run with its 1 shadow models"),
         "{err}"
@@ -256,6 +295,69 @@ fn an_external_target_is_attacked_with_every_model() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("399 membership entries"), "{err}");
+    assert!(matches!(
+        err,
+        ReportError::PerSampleLength {
+            what: "membership entries",
+            given: 399,
+            samples: N
+        }
+    ));
+    let wide = Logits::new(logits.view().slice(s![3..5, .., .., ..]).to_owned()).unwrap();
+    let err = Audit::run(
+        AuditInputs::new(&keep, &logits, &labels).with_external_target(ExternalTarget {
+            logits: &wide,
+            members: None,
+            name: "t.npy",
+        }),
+        &config,
+        |_, _| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReportError::TargetLogitsShape {
+                given: (2, N, 1, _),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("1 x 400 x 1 x"), "{err}");
+}
+
+/// A report is not written over a directory that holds other files: the error names them and
+/// the files stay.
+#[test]
+fn a_directory_with_foreign_files_is_refused() {
+    let (keep, logits, labels) = data();
+    let config = AuditConfig {
+        curve_targets: 1,
+        ..Default::default()
+    };
+    let audit = Audit::run(
+        AuditInputs::new(&keep, &logits, &labels),
+        &config,
+        |_, _| {},
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let err = audit.write(dir.path()).unwrap_err();
+    assert!(
+        matches!(&err, ReportError::ForeignFiles { dir: d, files } if d == dir.path() && files == &["notes.txt"]),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("not part of a memia report (\"notes.txt\")"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        "mine"
+    );
 }
 
 /// The report shows the samples it singles out (thumbnails for image pools), leaves out of the
