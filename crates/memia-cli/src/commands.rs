@@ -8,9 +8,7 @@ use memia_attacks::{
     AttackSpec, CandidateRule, FittedTest, LiraSignal, MembershipTest, OfflineScore,
 };
 use memia_core::npy::{AnyArray, into_dimension, read_npy_any, write_npy};
-use memia_core::{
-    KeepMatrix, LiraImportOptions, Logits, first_non_finite, import_lira_run, labels_from_i64,
-};
+use memia_core::{KeepMatrix, LiraImportOptions, Logits, import_lira_run, labels_from_i64};
 use memia_data::Pool;
 use memia_memorization::{MemorizationConfig, Outcome};
 use memia_metrics::{Direction, RocCurve, STANDARD_FPRS, TprAtFpr};
@@ -224,7 +222,7 @@ pub(crate) fn trainer(
         RunTrainer::Burn(t) => {
             let name = device.device.as_deref().unwrap_or(&config.train.device);
             RunTrainer::Burn(
-                t.on(device_by_name(name).map_err(|e| usage(e.to_string()))?)
+                t.on(device_by_name(name)?)
                     .with_engine(device.engine.unwrap_or(config.train.engine)),
             )
         }
@@ -242,9 +240,10 @@ fn plan_into(config: &RunConfig, origin: &Path, dir: &Path, quiet: bool) -> Resu
     if let RunTrainer::Burn(burn) = &trainer {
         crate::pool::check_shape(&pool.dataset, &config.model)?;
         burn.check_pool(&pool.dataset)
-            .map_err(|e| CliError::Config {
+            .map_err(|source| CliError::ModelSetting {
                 path: origin.to_path_buf(),
-                reason: e.to_string(),
+                table: None,
+                source,
             })?;
     }
     let plan = Plan::new(
@@ -1097,14 +1096,17 @@ fn read_logits_any(path: &Path, quiet: bool) -> Result<ndarray::ArrayD<f32>> {
     })
 }
 
-/// One model's logits as N x A x C (an N x C array gets the query axis).
-fn model_logits(a: ndarray::ArrayD<f32>, location: &str) -> Result<Array3<f32>> {
-    let a = if a.ndim() == 2 {
-        a.insert_axis(ndarray::Axis(1))
-    } else {
-        a
-    };
-    Ok(into_dimension::<f32, ndarray::Ix3>(a, location)?)
+/// One model's logits file, read and checked by memia's one reader (memia_core), saying so
+/// where float64 values were converted.
+fn read_one_model(path: &Path, expected: Option<[usize; 3]>, quiet: bool) -> Result<Array3<f32>> {
+    let read = memia_core::read_model_logits(path, expected)?;
+    if read.converted_from_f64 {
+        status(
+            quiet,
+            format!("{}: float64 logits converted to float32", path.display()),
+        );
+    }
+    Ok(read.logits)
 }
 
 pub fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
@@ -1132,7 +1134,7 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
         );
         files
             .iter()
-            .map(|f| model_logits(read_logits_any(f, quiet)?, &f.display().to_string()))
+            .map(|f| read_one_model(f, None, quiet))
             .collect::<Result<_>>()?
     } else {
         let all = read_logits_any(&args.logits, quiet)?;
@@ -1164,11 +1166,8 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
         )));
     }
     for (m, model) in models.iter().enumerate() {
-        if let Some(((i, q, c), v)) = first_non_finite(model.view()) {
-            return Err(usage(format!(
-                "--logits: model {m}'s logit {v} of sample {i}, query {q}, class {c} is not finite"
-            )));
-        }
+        memia_core::check_model_logits(model.view(), None)
+            .map_err(|problem| usage(format!("--logits: model {m}: {problem}")))?;
     }
     if raw.len() != n {
         return Err(usage(format!(
@@ -1304,20 +1303,9 @@ pub(crate) fn outside_target(
     quiet: bool,
 ) -> Result<OutsideTarget> {
     let location = logits_path.display().to_string();
-    let target = model_logits(read_logits_any(logits_path, quiet)?, &location)?;
+    let target = read_one_model(logits_path, Some(run.dir.expected_logits_shape()), quiet)
+        .map_err(|e| usage(format!("--target-logits {e}")))?;
     let plan = run.dir.plan();
-    let expected = [plan.pool.samples, plan.queries, plan.pool.classes];
-    if target.shape() != expected {
-        return Err(usage(format!(
-            "--target-logits {location}: shape {:?}, the run's models give {expected:?} (samples x queries x classes)",
-            target.shape()
-        )));
-    }
-    if let Some(((i, q, c), v)) = first_non_finite(target.view()) {
-        return Err(usage(format!(
-            "--target-logits {location}: logit {v} of sample {i}, query {q}, class {c} is not finite"
-        )));
-    }
     let members = members
         .map(|path| -> Result<Vec<bool>> {
             let m = read_membership(path)?;

@@ -92,6 +92,15 @@ pub enum CoreError {
         value: f32,
     },
 
+    /// One model's logits file is unusable (layout, shape or a value).
+    #[error("{}: {problem}", path.display())]
+    ModelLogits {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: crate::LogitsProblem,
+    },
+
     /// A directory does not have the layout of a LiRA reference run.
     #[error("LiRA run {}: {reason}", path.display())]
     LiraLayout {

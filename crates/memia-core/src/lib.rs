@@ -30,6 +30,7 @@ mod fsutil;
 mod keep;
 pub mod lira;
 mod logits;
+mod model_logits;
 pub mod npy;
 pub mod npz;
 pub mod rng;
@@ -43,4 +44,7 @@ pub use fsutil::{
 pub use keep::KeepMatrix;
 pub use lira::{LiraImportOptions, LiraRun, import_lira_run};
 pub use logits::{Logits, check_labels, class_count, first_non_finite, labels_from_i64};
+pub use model_logits::{
+    LogitsProblem, ModelLogits, check_model_logits, model_logits_from, read_model_logits,
+};
 pub use signal::{Signal, logsumexp};

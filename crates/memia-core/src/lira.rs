@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array4, ArrayD, Axis};
+use ndarray::{Array1, Array4, Axis};
 
 use crate::error::{CoreError, Result};
 use crate::keep::KeepMatrix;
@@ -79,7 +79,8 @@ pub fn import_lira_run(dir: impl AsRef<Path>, options: &LiraImportOptions) -> Re
     for (k, name) in experiments.iter().enumerate() {
         let exp_dir = dir.join(name);
         let logits_file = pick_logits_file(&exp_dir, options.epoch)?;
-        let model = read_model_logits(&logits_file)?;
+        // Layout and finiteness checked by the one reader of a model's logits.
+        let model = crate::read_model_logits(&logits_file, None)?.logits;
         let all = logits.get_or_insert_with(|| {
             let (n, a, c) = model.dim();
             Array4::zeros((experiments.len(), n, a, c))
@@ -92,12 +93,6 @@ pub fn import_lira_run(dir: impl AsRef<Path>, options: &LiraImportOptions) -> Re
                     model.shape(),
                     &all.shape()[1..]
                 ),
-            ));
-        }
-        if let Some(((i, q, c), v)) = crate::logits::first_non_finite(model.view()) {
-            return Err(layout(
-                &logits_file,
-                format!("logit {v} of sample {i}, query {q}, class {c} is not finite"),
             ));
         }
         all.index_axis_mut(Axis(0), k).assign(&model);
@@ -176,19 +171,6 @@ fn pick_logits_file(exp_dir: &Path, epoch: Option<u64>) -> Result<PathBuf> {
 }
 
 /// Reads one experiment's logits, (N, 1, A, C) as the reference writes them, or (N, A, C).
-fn read_model_logits(path: &Path) -> Result<ndarray::Array3<f32>> {
-    let location = path.display().to_string();
-    let any: ArrayD<f32> = read_npy_any(path)?.into_typed(&location)?;
-    let any = match any.ndim() {
-        4 if any.shape()[1] == 1 => any.index_axis_move(Axis(1), 0),
-        _ => any,
-    };
-    into_dimension(any, &location).map_err(|_| CoreError::LiraLayout {
-        path: path.to_path_buf(),
-        reason: "expected logits of shape (N, 1, A, C) or (N, A, C)".into(),
-    })
-}
-
 fn read_labels(dir: &Path, samples: usize, classes: usize) -> Result<Option<Vec<u32>>> {
     let path = dir.join("y_train.npy");
     if !path.is_file() {

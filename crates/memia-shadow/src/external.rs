@@ -44,7 +44,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use memia_core::npy::{AnyArray, read_npy_any};
 use memia_core::npz::NpzWriter;
 use memia_data::Dataset;
 use ndarray::{Array1, Array3, ArrayD};
@@ -208,46 +207,39 @@ impl ExternalTrainer {
         self.read_output(pool, job, &out)
     }
 
-    /// The command's output, checked: N x A x C (or N x C) float32 (float64 converted), finite.
+    /// The command's output, read and checked by memia's one reader of a model's logits:
+    /// N x A x C (or N x C) float32 (float64 converted), of the pool's shape, finite.
     fn read_output(
         &self,
         pool: &dyn Dataset,
         job: &ModelJob,
         out: &Path,
     ) -> Result<Array3<f32>, TrainerError> {
-        let location = format!(
-            "model {}: the command's output {}",
-            job.index,
-            out.display()
-        );
         if !out.is_file() {
-            return Err(format!("{location} was not written").into());
+            return Err(format!(
+                "model {}: the command's output {} was not written",
+                job.index,
+                out.display()
+            )
+            .into());
         }
-        let array = match read_npy_any(out)? {
-            AnyArray::F64(a) => a.mapv(|v| v as f32),
-            other => other.into_typed::<f32>(&location)?,
-        };
-        let array = if array.ndim() == 2 {
-            array.insert_axis(ndarray::Axis(1))
-        } else {
-            array
-        };
         let expected = [pool.len(), self.queries, pool.classes()];
-        if array.shape() != expected {
-            return Err(format!(
-                "{location} has shape {:?}, expected {expected:?} (samples x queries x classes)",
-                array.shape()
-            )
-            .into());
+        match memia_core::read_model_logits(out, Some(expected)) {
+            Ok(read) => Ok(read.logits),
+            Err(memia_core::CoreError::ModelLogits { problem, .. }) => {
+                let hint = match problem {
+                    memia_core::LogitsProblem::NotFinite { .. } => " (training diverged?)",
+                    _ => "",
+                };
+                Err(format!(
+                    "model {}: the command's output {}: {problem}{hint}",
+                    job.index,
+                    out.display()
+                )
+                .into())
+            }
+            Err(e) => Err(format!("model {}: the command's output: {e}", job.index).into()),
         }
-        let array = array.into_dimensionality::<ndarray::Ix3>()?;
-        if let Some(((i, q, c), v)) = memia_core::first_non_finite(array.view()) {
-            return Err(format!(
-                "{location}: logit {v} of sample {i}, query {q}, class {c} is not finite (training diverged?)"
-            )
-            .into());
-        }
-        Ok(array)
     }
 }
 

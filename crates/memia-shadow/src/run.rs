@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use memia_core::npy::{read_header, read_npy, write_npy};
-use memia_core::{KeepMatrix, Logits, atomic_write, first_non_finite};
+use memia_core::{KeepMatrix, Logits, atomic_write};
 use memia_data::Dataset;
 use ndarray::{Array3, ArrayView3};
 use serde::{Deserialize, Serialize};
@@ -353,12 +353,17 @@ impl RunDir {
         Ok(())
     }
 
-    fn expected_shape(&self) -> Vec<usize> {
-        vec![
+    /// The shape every model's logits have in this run: samples x queries x classes.
+    pub fn expected_logits_shape(&self) -> [usize; 3] {
+        [
             self.plan.pool.samples,
             self.plan.queries,
             self.plan.pool.classes,
         ]
+    }
+
+    fn expected_shape(&self) -> Vec<usize> {
+        self.expected_logits_shape().to_vec()
     }
 
     /// Trains the models in `models` (a shard; `0..K` for all) that are not complete yet, in
@@ -503,19 +508,18 @@ impl RunDir {
         logits: ArrayView3<'_, f32>,
         producer: &Producer,
     ) -> Result<()> {
-        let bad = |reason: String| ShadowError::BadLogits { model: k, reason };
-        if logits.shape() != self.expected_shape() {
-            return Err(bad(format!(
-                "shape {:?}, expected {:?} (samples x queries x classes)",
-                logits.shape(),
-                self.expected_shape()
-            )));
-        }
-        if let Some(((i, q, c), v)) = first_non_finite(logits) {
-            return Err(bad(format!(
-                "logit {v} of sample {i}, query {q}, class {c} is not finite (training diverged?)"
-            )));
-        }
+        let expected = self.expected_shape();
+        memia_core::check_model_logits(logits, Some([expected[0], expected[1], expected[2]]))
+            .map_err(|problem| {
+                let hint = match problem {
+                    memia_core::LogitsProblem::NotFinite { .. } => " (training diverged?)",
+                    _ => "",
+                };
+                ShadowError::BadLogits {
+                    model: k,
+                    reason: format!("{problem}{hint}"),
+                }
+            })?;
         let text = serde_json::to_string_pretty(producer).expect("producers serialise");
         atomic_write(&self.producer_path(k), |f| {
             std::io::Write::write_all(f, text.as_bytes())
@@ -599,17 +603,14 @@ impl RunDir {
             .iter()
             .map(|&k| {
                 let path = self.logits_path(k);
-                let model: Array3<f32> = read_npy(&path)?;
                 // Named here by its file and run index, not later by its index in a selection.
-                if let Some(((i, q, c), v)) = first_non_finite(model.view()) {
-                    return Err(ShadowError::BadLogits {
+                let model: Array3<f32> = read_npy(&path)?;
+                memia_core::check_model_logits(model.view(), None).map_err(|problem| {
+                    ShadowError::BadLogits {
                         model: k,
-                        reason: format!(
-                            "{}: logit {v} of sample {i}, query {q}, class {c} is not finite",
-                            path.display()
-                        ),
-                    });
-                }
+                        reason: format!("{}: {problem}", path.display()),
+                    }
+                })?;
                 Ok(model)
             })
             .collect::<Result<_>>()?;
