@@ -17,6 +17,20 @@ use crate::{FittedTest, MembershipTest};
 /// otherwise.
 pub const DEFAULT_MEMORIZATION_THRESHOLD: f64 = 0.8;
 
+/// Checks a memorization threshold: memorization is a difference of two rates, in [-1, 1], so a
+/// threshold outside it (or NaN) selects every sample or none. The one check every front-end
+/// uses; the error's reason reads `T: memorization thresholds are numbers in [-1, 1]`.
+pub fn check_memorization_threshold(threshold: f64) -> Result<f64> {
+    if (-1.0..=1.0).contains(&threshold) {
+        Ok(threshold)
+    } else {
+        Err(invalid(
+            "threshold",
+            format!("{threshold}: memorization thresholds are numbers in [-1, 1]"),
+        ))
+    }
+}
+
 /// How to choose the candidates. In TOML: `memorization_at_least = 0.8`,
 /// `top_memorized = 100` or `privacy_score_at_least = 1.0`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -53,9 +53,13 @@ use ndarray::{Array1, ArrayView2, ArrayView3};
 
 pub use baselines::Threshold;
 pub use error::{AttackError, Result};
-pub use focused::{CandidateRule, DEFAULT_MEMORIZATION_THRESHOLD, FittedFocused, Focused};
+pub use focused::{
+    CandidateRule, DEFAULT_MEMORIZATION_THRESHOLD, FittedFocused, Focused,
+    check_memorization_threshold,
+};
 pub use gaussian::{norm_logpdf, norm_logsf};
 pub use lira::{Center, FittedLira, LiraConfig, LiraMode, OfflineScore, STD_EPSILON, Variance};
+pub use loo::doubling_counts;
 pub use rmia::{FittedRmia, RmiaConfig};
 pub use spec::{AttackSpec, FittedSpec, LiraSignal};
 

@@ -205,13 +205,7 @@ pub fn leave_one_out<T: MembershipTest>(
     }
     let counts = match &config.shadow_counts {
         Some(c) => c.clone(),
-        None => {
-            let mut c: Vec<usize> = std::iter::successors(Some(1usize), |x| Some(x * 2))
-                .take_while(|&x| x < k - 1)
-                .collect();
-            c.push(k - 1);
-            c
-        }
+        None => doubling_counts(k - 1),
     };
     if let Some(&bad) = counts.iter().find(|&&c| c == 0 || c >= k) {
         return Err(invalid(
@@ -324,6 +318,20 @@ fn evaluate(
     })
 }
 
+/// The schedule every curve and every sequential audit uses: 1, 2, 4, ... below `up_to`, then
+/// `up_to` itself (`[1, 2, 4, 8, 13]` for 13; empty for 0). Doubling spaces the points evenly on
+/// the logarithmic axis on which the number of shadow models matters.
+pub fn doubling_counts(up_to: usize) -> Vec<usize> {
+    if up_to == 0 {
+        return Vec::new();
+    }
+    let mut counts: Vec<usize> = std::iter::successors(Some(1usize), |m| m.checked_mul(2))
+        .take_while(|&m| m < up_to)
+        .collect();
+    counts.push(up_to);
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +375,15 @@ mod tests {
                 + if keep.get(k, i) { (i % 4) as f64 } else { 0.0 }
         });
         (keep, obs)
+    }
+
+    #[test]
+    fn doubling_counts_end_at_the_bound() {
+        assert_eq!(doubling_counts(0), Vec::<usize>::new());
+        assert_eq!(doubling_counts(1), vec![1]);
+        assert_eq!(doubling_counts(8), vec![1, 2, 4, 8]);
+        assert_eq!(doubling_counts(13), vec![1, 2, 4, 8, 13]);
+        assert_eq!(doubling_counts(usize::MAX).len(), 65);
     }
 
     #[test]

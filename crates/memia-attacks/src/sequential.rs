@@ -133,12 +133,7 @@ impl SequentialConfig {
                 ),
             ));
         }
-        if !(-1.0..=1.0).contains(&self.threshold) {
-            return Err(invalid(
-                "threshold",
-                format!("{}: memorization thresholds are in [-1, 1]", self.threshold),
-            ));
-        }
+        crate::check_memorization_threshold(self.threshold)?;
         Ok(())
     }
 
@@ -266,8 +261,8 @@ impl SequentialConfig {
                 let var_mid = v_gap / 4.0;
                 let x = (0..a).map(|q| target[[s.sample, q]]).sum::<f64>() / a as f64;
                 let extra = var_mid + var_gap_post;
-                let log_in = log_normal(x, mid + gap_post / 2.0, var_in + extra);
-                let log_out = log_normal(x, mid - gap_post / 2.0, var_out + extra);
+                let log_in = crate::norm_logpdf(x, mid + gap_post / 2.0, (var_in + extra).sqrt());
+                let log_out = crate::norm_logpdf(x, mid - gap_post / 2.0, (var_out + extra).sqrt());
                 // min(f_in, f_out) / (f_in + f_out), in the log domain.
                 let error = 1.0 / (1.0 + (log_in - log_out).abs().exp());
                 Decision {
@@ -374,8 +369,4 @@ fn side_statistics(
         pooled_in: pooled(ss_in, dof_in),
         pooled_out: pooled(ss_out, dof_out),
     }
-}
-
-fn log_normal(x: f64, mean: f64, variance: f64) -> f64 {
-    -0.5 * ((x - mean).powi(2) / variance + (2.0 * std::f64::consts::PI * variance).ln())
 }

@@ -44,10 +44,7 @@ pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
             "--budget {budget} is out of range: the run can give 1-{available} shadow models (plan more models to raise it)"
         )));
     }
-    let mut rounds: Vec<usize> = std::iter::successors(Some(1usize), |m| m.checked_mul(2))
-        .take_while(|&m| m < budget)
-        .collect();
-    rounds.push(budget);
+    let rounds = memia_attacks::doubling_counts(budget);
     let sequential = SequentialAudit {
         config: SequentialConfig {
             delta: args.delta,

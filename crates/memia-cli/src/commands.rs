@@ -821,14 +821,20 @@ pub fn metrics(args: &MetricsArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+/// `--threshold T`, checked by the library's one rule and named as the flag.
+fn threshold_arg(threshold: f64) -> Result<f64> {
+    memia_attacks::check_memorization_threshold(threshold).map_err(|e| match e {
+        memia_attacks::AttackError::InvalidArgument { reason, .. } => {
+            usage(format!("--threshold {reason}"))
+        }
+        other => other.into(),
+    })
+}
+
 /// The samples whose memorization in `path` (a `memia memorize` `.npz`, or a 1-D `.npy`) is at
 /// least `threshold`; the file must cover the `n` scored samples.
 fn read_candidates(path: &Path, threshold: f64, n: usize) -> Result<Vec<usize>> {
-    if !(-1.0..=1.0).contains(&threshold) {
-        return Err(usage(format!(
-            "--threshold {threshold}: memorization thresholds are numbers in [-1, 1]"
-        )));
-    }
+    threshold_arg(threshold)?;
     let location = path.display().to_string();
     let mem: Vec<f64> = if path.extension().is_some_and(|e| e == "npz") {
         let mut npz = memia_core::npz::NpzArchive::open(path)?;
@@ -1253,12 +1259,7 @@ fn audit_config(run: &LoadedRun, args: &AuditArgs) -> Result<AuditConfig> {
     }
     config.attack = attack_spec(&args.method, &config.attack)?;
     if let Some(t) = args.threshold {
-        if !(-1.0..=1.0).contains(&t) {
-            return Err(usage(format!(
-                "--threshold {t}: memorization thresholds are numbers in [-1, 1]"
-            )));
-        }
-        config.candidates = CandidateRule::MemorizationAtLeast(t);
+        config.candidates = CandidateRule::MemorizationAtLeast(threshold_arg(t)?);
     }
     if let Some(c) = args.curve_targets {
         config.curve_targets = c;

@@ -100,13 +100,7 @@ impl SequentialAudit {
     fn schedule(&self, available: usize) -> Result<Vec<usize>> {
         let rounds = match &self.rounds {
             Some(r) => r.clone(),
-            None => {
-                let mut r: Vec<usize> = std::iter::successors(Some(1usize), |m| m.checked_mul(2))
-                    .take_while(|&m| m < available)
-                    .collect();
-                r.push(available);
-                r
-            }
+            None => memia_attacks::doubling_counts(available),
         };
         if rounds.is_empty() || rounds.windows(2).any(|w| w[0] >= w[1]) || rounds[0] == 0 {
             return Err(ReportError::Rounds { rounds });
