@@ -6,11 +6,11 @@ use memia_report::sequential::{
     SequentialAudit, SequentialEvent, SequentialReport, SequentialTarget, Stop,
 };
 
-use crate::SequentialArgs;
-use crate::commands::{outside_target, planned_pool, refuse_mixed_families, trainer};
+use crate::args::SequentialArgs;
 use crate::error::{CliError, Result};
 use crate::progress::{Progress, status};
 use crate::run_files;
+use crate::run_setup::{outside_target, planned_pool, refuse_mixed_families, trainer};
 
 pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
     let run = run_files::open(&args.run)?;

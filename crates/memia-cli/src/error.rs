@@ -82,6 +82,11 @@ fn in_table(table: Option<&str>) -> String {
 /// Result with [`CliError`].
 pub type Result<T> = std::result::Result<T, CliError>;
 
+/// A [`CliError::Usage`] with this message.
+pub fn usage(message: impl Into<String>) -> CliError {
+    CliError::Usage(message.into())
+}
+
 /// An I/O error on `path`.
 pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CliError {
     let path = path.into();

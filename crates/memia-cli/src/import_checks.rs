@@ -13,12 +13,8 @@ use std::path::{Path, PathBuf};
 use memia_core::{KeepMatrix, Logits};
 use ndarray::{Array2, Axis};
 
-use crate::error::{CliError, Result};
+use crate::error::{Result, usage};
 use crate::text::index_ranges;
-
-fn usage(message: impl Into<String>) -> CliError {
-    CliError::Usage(message.into())
-}
 
 /// The shapes a folder's model files are checked against.
 pub(crate) struct Expected {

@@ -31,7 +31,7 @@ pub struct RunStatus {
     pub producers: Vec<ProducedModels>,
     /// The last `memia slurm --submit` and what Slurm says of it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub slurm: Option<crate::slurm::SlurmState>,
+    pub slurm: Option<crate::slurm_jobs::SlurmState>,
 }
 
 impl RunStatus {
@@ -59,7 +59,7 @@ impl RunStatus {
             finished,
             missing,
             producers,
-            slurm: crate::slurm::state(path),
+            slurm: crate::slurm_jobs::state(path),
         })
     }
 
