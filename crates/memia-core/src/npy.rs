@@ -426,6 +426,68 @@ pub fn read_header<R: Read>(reader: &mut R, location: &str) -> Result<NpyHeader>
     parse_header_dict(&text).map_err(bad)
 }
 
+/// The header of a `.npy` file with where its data starts and how long the file is: what
+/// [`read_file_header`] returns, enough to tell whether the file is whole without reading its
+/// data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpyFileHeader {
+    /// The parsed header.
+    pub header: NpyHeader,
+    /// Offset of the first data byte: the preamble, the length field and the padded header.
+    pub data_offset: u64,
+    /// The file's length in bytes.
+    pub file_len: u64,
+}
+
+impl NpyFileHeader {
+    /// Bytes of data the header's shape and element type call for, or `None` on overflow.
+    pub fn data_len(&self) -> Option<u64> {
+        let bytes = self.header.len()?.checked_mul(self.header.dtype.size())?;
+        u64::try_from(bytes).ok()
+    }
+
+    /// Whether the file holds exactly the data its header describes: not truncated, and with
+    /// no bytes after the data (what [`read_npy`] would check, without reading the data).
+    pub fn is_whole(&self) -> bool {
+        self.data_len()
+            .and_then(|n| n.checked_add(self.data_offset))
+            .is_some_and(|end| end == self.file_len)
+    }
+}
+
+/// Reads only the header of the `.npy` file at `path`, with its data offset and the file's
+/// length; the data is not read. Opening the file fails with [`CoreError::Io`] (a missing file
+/// included: its `source` is then of kind `NotFound`); a header that does not parse with
+/// [`CoreError::NpyFormat`].
+///
+/// ```
+/// use memia_core::npy::{read_file_header, write_npy, DType};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("a.npy");
+/// write_npy(&path, &ndarray::Array2::<f32>::zeros((3, 4))).unwrap();
+/// let file = read_file_header(&path).unwrap();
+/// assert_eq!((file.header.dtype, file.header.shape.as_slice()), (DType::F32, &[3, 4][..]));
+/// assert_eq!(file.data_offset, 128);
+/// assert!(file.is_whole());
+/// ```
+pub fn read_file_header(path: impl AsRef<Path>) -> Result<NpyFileHeader> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| CoreError::io(path, e))?.len();
+    let mut reader = BufReader::new(file);
+    let mut counted = CountingReader {
+        inner: &mut reader,
+        read: 0,
+    };
+    let header = read_header(&mut counted, &path.display().to_string())?;
+    Ok(NpyFileHeader {
+        header,
+        data_offset: counted.read,
+        file_len,
+    })
+}
+
 /// Reads a whole `.npy` stream; `location` names it in error messages. Memory stays bounded
 /// by the bytes the stream really holds, whatever shape its header claims.
 pub fn read_npy_from<R: Read>(reader: R, location: &str) -> Result<AnyArray> {
@@ -912,5 +974,41 @@ mod tests {
         let missing = read_npy::<f32, ndarray::Ix1>(dir.path().join("missing.npy")).unwrap_err();
         assert!(matches!(missing, CoreError::Io { .. }));
         assert!(missing.to_string().contains("missing.npy"));
+    }
+
+    #[test]
+    fn file_header_tells_whole_from_truncated_and_padded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npy");
+        write_npy(&path, &ndarray::Array3::<f32>::zeros((5, 1, 3))).unwrap();
+        let file = read_file_header(&path).unwrap();
+        assert_eq!(file.header.shape, vec![5, 1, 3]);
+        assert_eq!(file.header.descr, "<f4");
+        assert_eq!(file.data_len(), Some(60));
+        assert_eq!(file.data_offset % HEADER_ALIGN as u64, 0);
+        assert_eq!(file.file_len, file.data_offset + 60);
+        assert!(file.is_whole());
+
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(!read_file_header(&path).unwrap().is_whole(), "truncated");
+        let mut longer = bytes.clone();
+        longer.push(0);
+        std::fs::write(&path, &longer).unwrap();
+        assert!(
+            !read_file_header(&path).unwrap().is_whole(),
+            "trailing bytes"
+        );
+        std::fs::write(&path, &bytes[..20]).unwrap();
+        assert!(matches!(
+            read_file_header(&path),
+            Err(CoreError::NpyFormat { .. })
+        ));
+        match read_file_header(dir.path().join("missing.npy")) {
+            Err(CoreError::Io { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound)
+            }
+            other => panic!("expected a NotFound error, got {other:?}"),
+        }
     }
 }

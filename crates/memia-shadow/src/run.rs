@@ -18,8 +18,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use memia_core::npy::{read_header, read_npy, write_npy};
-use memia_core::{KeepMatrix, Logits, atomic_write};
+use memia_core::npy::{DType, read_file_header, read_npy, write_npy};
+use memia_core::{CoreError, KeepMatrix, Logits, atomic_write};
 use memia_data::Dataset;
 use ndarray::{Array3, ArrayView3};
 use serde::{Deserialize, Serialize};
@@ -147,6 +147,15 @@ pub struct TrainReport {
     pub skipped: Vec<usize>,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// What a `train` call knows of the run's complete models between two groups.
+struct KnownComplete {
+    /// Models known complete: checked at the start of the call, written by it, or found
+    /// complete since.
+    done: Vec<bool>,
+    /// Each known complete model's producer once read (`Some(None)`: none recorded).
+    producers: Vec<Option<Option<Producer>>>,
 }
 
 /// An open run directory.
@@ -299,35 +308,68 @@ impl RunDir {
     /// to another plan (an error); a damaged one (truncated, another element type, a header
     /// that does not parse) counts as not complete, so that training writes it again.
     pub fn completed(&self) -> Result<Vec<bool>> {
+        (0..self.plan.models).map(|k| self.is_complete(k)).collect()
+    }
+
+    /// Whether model `k` is complete, as [`RunDir::completed`] says: one read of its file's
+    /// header, none of its data.
+    fn is_complete(&self, k: usize) -> Result<bool> {
+        #[cfg(test)]
+        header_reads::count();
+        let path = self.logits_path(k);
+        let file = match read_file_header(&path) {
+            Ok(file) => file,
+            Err(CoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(false);
+            }
+            Err(CoreError::Io { path, source }) => return Err(io(path, source)),
+            // A header that does not parse: a damaged file, written again by training.
+            Err(_) => return Ok(false),
+        };
         let expected = self.expected_shape();
-        (0..self.plan.models)
-            .map(|k| {
-                let path = self.logits_path(k);
-                let file = match std::fs::File::open(&path) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-                    Err(e) => return Err(io(&path, e)),
-                };
-                let length = file.metadata().map_err(|e| io(&path, e))?.len();
-                let mut reader = std::io::BufReader::new(file);
-                let Ok(header) = read_header(&mut reader, &path.display().to_string()) else {
-                    return Ok(false);
-                };
-                if header.shape != expected {
-                    return Err(ShadowError::PlanMismatch {
-                        path,
-                        reason: format!(
-                            "logits of shape {:?}, the plan expects {expected:?}",
-                            header.shape
-                        ),
-                    });
-                }
-                let data_offset =
-                    std::io::Seek::stream_position(&mut reader).map_err(|e| io(&path, e))?;
-                let whole = expected.iter().product::<usize>() as u64 * 4 + data_offset;
-                Ok(header.descr == "<f4" && !header.fortran_order && length == whole)
-            })
-            .collect()
+        if file.header.shape != expected {
+            return Err(ShadowError::PlanMismatch {
+                path,
+                reason: format!(
+                    "logits of shape {:?}, the plan expects {expected:?}",
+                    file.header.shape
+                ),
+            });
+        }
+        Ok(
+            file.header.descr == DType::F32.descr()
+                && !file.header.fortran_order
+                && file.is_whole(),
+        )
+    }
+
+    /// The models whose logits file is in `logits/` under its final name, whole or not: one
+    /// directory read, no file opened.
+    fn listed_models(&self) -> Result<Vec<usize>> {
+        let dir = self.path.join("logits");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir, e)),
+        };
+        let mut models = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io(&dir, e))?;
+            let name = entry.file_name();
+            let Some(k) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("model_")?.strip_suffix(".npy"))
+                .filter(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|digits| digits.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            // Only the name `logits_path` gives (`model_1.npy` is not model 1's file).
+            if k < self.plan.models && self.logits_path(k).file_name() == Some(name.as_os_str()) {
+                models.push(k);
+            }
+        }
+        Ok(models)
     }
 
     /// Removes temporary files that a killed write left in `logits/` (`.model_*.RANDOM.tmp`, and
@@ -416,6 +458,10 @@ impl RunDir {
         self.remove_stale_temporaries(STALE_TEMPORARY)?;
         let done = self.completed()?;
         let (todo, skipped): (Vec<usize>, Vec<usize>) = models.partition(|&k| !done[k]);
+        let mut known = KnownComplete {
+            producers: vec![None; done.len()],
+            done,
+        };
         let start = Instant::now();
         let group = trainer.group_size().max(1);
         let producer = trainer.producer();
@@ -437,7 +483,8 @@ impl RunDir {
                 .session(pool)
                 .map_err(|source| trainer_error(&todo, source))?
         };
-        for chunk in todo.chunks(group) {
+        let groups = todo.chunks(group).len();
+        for (g, chunk) in todo.chunks(group).enumerate() {
             let jobs: Vec<ModelJob> = chunk
                 .iter()
                 .map(|&k| ModelJob {
@@ -465,9 +512,16 @@ impl RunDir {
             }
             for (&k, logits) in chunk.iter().zip(&outputs) {
                 self.write_model(k, logits.view(), &producer)?;
+                known.done[k] = true;
+                known.producers[k] = Some(Some(producer.clone()));
                 trained.push(k);
             }
-            self.write_manifest()?;
+            if g + 1 == groups {
+                // The last group: every model's file checked again, as a reading command would.
+                self.write_manifest()?;
+            } else {
+                self.update_manifest(&mut known)?;
+            }
             progress(&Progress {
                 done: trained.len(),
                 total: todo.len(),
@@ -532,22 +586,20 @@ impl RunDir {
     /// One entry means the run is of one producer; more mean it mixes them, and its outputs
     /// are only as comparable as those producers' (see each trainer's determinism contract).
     pub fn producers(&self) -> Result<Vec<ProducedModels>> {
+        Self::group_producers(&self.completed()?, |k| self.read_producer(k))
+    }
+
+    /// The complete models (`done`) grouped by producer, `producer_of` giving each one's.
+    fn group_producers(
+        done: &[bool],
+        mut producer_of: impl FnMut(usize) -> Result<Option<Producer>>,
+    ) -> Result<Vec<ProducedModels>> {
         let mut groups: Vec<ProducedModels> = Vec::new();
-        for (k, done) in self.completed()?.into_iter().enumerate() {
+        for (k, &done) in done.iter().enumerate() {
             if !done {
                 continue;
             }
-            let path = self.producer_path(k);
-            let producer = match std::fs::read_to_string(&path) {
-                Ok(text) => Some(serde_json::from_str::<Producer>(&text).map_err(|e| {
-                    ShadowError::Json {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    }
-                })?),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(io(&path, e)),
-            };
+            let producer = producer_of(k)?;
             match groups.iter_mut().find(|g| g.producer == producer) {
                 Some(group) => group.models.push(k),
                 None => groups.push(ProducedModels {
@@ -557,6 +609,21 @@ impl RunDir {
             }
         }
         Ok(groups)
+    }
+
+    /// The recorded producer of model `k`, `None` where there is no record.
+    fn read_producer(&self, k: usize) -> Result<Option<Producer>> {
+        let path = self.producer_path(k);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(serde_json::from_str::<Producer>(&text).map_err(
+                |e| ShadowError::Json {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                },
+            )?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path, e)),
+        }
     }
 
     /// All models' logits, K x N x A x C; fails if any model is missing.
@@ -671,7 +738,34 @@ impl RunDir {
     /// or removed by hand since the last train); returns whether it did. Reading commands call
     /// it so that the manifest does not go stale.
     pub fn refresh_manifest(&self) -> Result<bool> {
-        let producers = self.producers()?;
+        self.write_manifest_of(self.producers()?)
+    }
+
+    /// The manifest between two groups of `train`: the models `known` holds complete, and those
+    /// another process (a concurrent shard) has finished since, found by one read of `logits/`
+    /// and a header read of each file not known complete yet. So its cost grows with the new
+    /// files, not with the run; the last group's manifest checks every file again.
+    fn update_manifest(&self, known: &mut KnownComplete) -> Result<()> {
+        for k in self.listed_models()? {
+            if !known.done[k] && self.is_complete(k)? {
+                known.done[k] = true;
+            }
+        }
+        let KnownComplete { done, producers } = known;
+        let producers = Self::group_producers(done, |k| match &producers[k] {
+            Some(producer) => Ok(producer.clone()),
+            None => {
+                let producer = self.read_producer(k)?;
+                producers[k] = Some(producer.clone());
+                Ok(producer)
+            }
+        })?;
+        self.write_manifest_of(producers).map(drop)
+    }
+
+    /// Writes `manifest.json` listing the complete models `producers` groups, unless it already
+    /// says so; returns whether it wrote.
+    fn write_manifest_of(&self, producers: Vec<ProducedModels>) -> Result<bool> {
         let mut complete: Vec<usize> = producers
             .iter()
             .flat_map(|g| g.models.iter().copied())
@@ -690,6 +784,25 @@ impl RunDir {
         }
         atomic_write(&path, |f| std::io::Write::write_all(f, text.as_bytes()))?;
         Ok(true)
+    }
+}
+
+/// Counts this thread's header reads of logits files, for the tests that bound them.
+#[cfg(test)]
+mod header_reads {
+    use std::cell::Cell;
+
+    thread_local! {
+        static READS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub(super) fn count() {
+        READS.with(|r| r.set(r.get() + 1));
+    }
+
+    /// The reads since the last call.
+    pub(super) fn take() -> usize {
+        READS.with(|r| r.replace(0))
     }
 }
 
@@ -736,5 +849,157 @@ mod tests {
         );
         let finished = Progress { done: 16, ..p };
         assert_eq!(finished.to_string(), "trained 16/16 models, 8.00 models/s");
+    }
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use memia_data::{Dataset, InMemoryDataset, embedded};
+    use ndarray::Array3;
+
+    use crate::{ModelJob, SoftmaxRegression, TrainerError};
+
+    fn pool() -> InMemoryDataset {
+        let digits = embedded::digits();
+        InMemoryDataset::from_dataset(&digits.subset((0..80).collect()).unwrap())
+    }
+
+    fn softmax() -> SoftmaxRegression {
+        SoftmaxRegression {
+            epochs: 2,
+            group_size: 1,
+            ..Default::default()
+        }
+    }
+
+    fn plan(models: usize, trainer: &dyn ShadowTrainer) -> Plan {
+        Plan::new(
+            &pool(),
+            models,
+            InclusionScheme::Balanced { ratio: 0.5 },
+            7,
+            trainer,
+        )
+        .unwrap()
+    }
+
+    fn manifest(run: &RunDir) -> Manifest {
+        let text = std::fs::read_to_string(run.path().join("manifest.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_run_of_k_models_reads_each_header_a_bounded_number_of_times() {
+        // One model per group: rebuilding the manifest from every header after each group
+        // read K + K * K headers (156 for K = 12); reading only the new files reads K at the
+        // start and K for the last group's full check.
+        const K: usize = 12;
+        let dir = tempfile::tempdir().unwrap();
+        let trainer = softmax();
+        let run = RunDir::create(dir.path(), &plan(K, &trainer)).unwrap();
+        header_reads::take();
+        let mut groups = 0;
+        let report = run.train(&trainer, &pool(), 0..K, |_| groups += 1).unwrap();
+        assert_eq!((report.trained.len(), groups), (K, K));
+        assert_eq!(header_reads::take(), 2 * K);
+        assert_eq!(manifest(&run).complete, (0..K).collect::<Vec<_>>());
+        // A full refresh still reads every header once, and finds the manifest current.
+        assert!(!run.refresh_manifest().unwrap());
+        assert_eq!(header_reads::take(), K);
+    }
+
+    /// Trains as `SoftmaxRegression` does, and on its first group stores model `other` as a
+    /// concurrent shard would (another `RunDir` on the same directory, another producer).
+    struct WithNeighbour {
+        inner: SoftmaxRegression,
+        path: PathBuf,
+        other: usize,
+        stored: AtomicBool,
+    }
+
+    impl ShadowTrainer for WithNeighbour {
+        fn config(&self) -> serde_json::Value {
+            self.inner.config()
+        }
+        fn queries(&self) -> usize {
+            self.inner.queries()
+        }
+        fn producer(&self) -> Producer {
+            self.inner.producer()
+        }
+        fn train_group(
+            &self,
+            pool: &dyn Dataset,
+            jobs: &[ModelJob],
+        ) -> std::result::Result<Vec<Array3<f32>>, TrainerError> {
+            if !self.stored.swap(true, Ordering::SeqCst) {
+                // On a thread of its own, so that its header reads are not counted as ours.
+                std::thread::scope(|scope| {
+                    scope
+                        .spawn(|| {
+                            let neighbour = RunDir::open(&self.path).unwrap();
+                            let shape = neighbour.expected_logits_shape();
+                            let logits = Array3::<f32>::zeros((shape[0], shape[1], shape[2]));
+                            let producer = Producer::new("neighbour");
+                            neighbour
+                                .store(self.other, logits.view(), &producer)
+                                .unwrap();
+                        })
+                        .join()
+                        .unwrap()
+                });
+            }
+            self.inner.train_group(pool, jobs)
+        }
+    }
+
+    #[test]
+    fn the_manifest_between_groups_lists_what_a_concurrent_shard_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let trainer = WithNeighbour {
+            inner: softmax(),
+            path: dir.path().to_path_buf(),
+            other: 3,
+            stored: AtomicBool::new(false),
+        };
+        let run = RunDir::create(dir.path(), &plan(4, &trainer)).unwrap();
+        header_reads::take();
+        let mut seen = Vec::new();
+        run.train(&trainer, &pool(), 0..3, |p| {
+            let m = manifest(&run);
+            let producers: Vec<_> = m
+                .producers
+                .iter()
+                .map(|g| (g.producer.as_ref().unwrap().to_string(), g.models.clone()))
+                .collect();
+            seen.push((p.done, m.complete, producers, header_reads::take()));
+        })
+        .unwrap();
+        let ours = trainer.producer().to_string();
+        let theirs = Producer::new("neighbour").to_string();
+        assert_eq!(
+            seen,
+            vec![
+                // 4 headers read at the start, then only the neighbour's new file.
+                (
+                    1,
+                    vec![0, 3],
+                    vec![(ours.clone(), vec![0]), (theirs.clone(), vec![3])],
+                    5
+                ),
+                (
+                    2,
+                    vec![0, 1, 3],
+                    vec![(ours.clone(), vec![0, 1]), (theirs.clone(), vec![3])],
+                    0
+                ),
+                // The last group checks every file.
+                (
+                    3,
+                    vec![0, 1, 2, 3],
+                    vec![(ours, vec![0, 1, 2]), (theirs, vec![3])],
+                    4
+                ),
+            ]
+        );
     }
 }
