@@ -1,5 +1,7 @@
 //! The audit: every number a report shows, computed from a keep matrix and the models' logits.
 
+use std::borrow::Cow;
+
 use memia_attacks::loo::{EvalGroup, LooConfig, LooReport, leave_one_out};
 use memia_attacks::theory::{BudgetPlan, privacy_score};
 use memia_attacks::{AttackSpec, CandidateRule, FittedTest, MembershipTest};
@@ -8,10 +10,11 @@ use memia_memorization::{Memorization, MemorizationConfig, Outcome};
 use memia_metrics::{
     Correlation, Direction, RocCurve, RocSummary, STANDARD_FPRS, TprAtFpr, median, spearman,
 };
-use ndarray::{Array1, Axis};
+use ndarray::{Array1, Array3, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ReportError, Result};
+use crate::thumbnails;
 
 /// What to audit and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -297,45 +300,121 @@ impl Audit {
         config: &AuditConfig,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Audit> {
-        let (keep, logits, labels) = (inputs.keep, inputs.logits, inputs.labels);
-        let (k, n, a, c) = logits.view().dim();
-        if keep.models() != k || keep.samples() != n {
-            return Err(ReportError::KeepLogitsMismatch {
-                keep_models: keep.models(),
-                keep_samples: keep.samples(),
-                logit_models: k,
-                logit_samples: n,
-            });
-        }
-        if labels.len() != n {
-            return Err(ReportError::PerSampleLength {
-                what: "labels",
-                given: labels.len(),
+        let (k, n, a, c) = validate_inputs(&inputs)?;
+        let target = Target::choose(&inputs, config)?;
+        let shadow = ShadowEstimates::new(&inputs, config, &target)?;
+        let signal = attack_signal(&inputs, config, &shadow.phi)?;
+        let attack = AttackedTarget::new(&inputs, config, &target, &signal)?;
+        let sets = ScoredSets::new(&attack, &shadow.candidates, inputs.groups, n)?;
+        let correlation = memorization_vs_privacy(&shadow.memorization.score, &shadow.privacy);
+        let (budget, budget_summary) = plan_budget(&shadow, config.delta)?;
+        let shadow_curve = shadow_curve(&inputs, config, &signal, &shadow, &mut progress)?;
+        let panels = panels(
+            &shadow.memorization.score,
+            &shadow.privacy,
+            &attack.scores,
+            attack.members.as_deref(),
+        );
+        let thumbnails = thumbnails::render(inputs.images.as_ref(), &panels);
+        let summary = Summary {
+            models: k,
+            samples: n,
+            queries: a,
+            classes: c,
+            attack: config.attack.describe(),
+            target: target.index,
+            target_name: target.name,
+            shadow_models: target.shadows.len(),
+            producers: inputs.producers.to_vec(),
+            memorization: memorization_summary(&shadow, &config.candidates),
+            all: sets.all,
+            candidates: sets.candidates,
+            groups: sets.groups,
+            not_scored: sets.not_scored,
+            memorization_vs_privacy: correlation,
+            budget: budget_summary,
+            shadow_curve,
+        };
+        Ok(Audit {
+            config: config.clone(),
+            summary,
+            memorization: shadow.memorization,
+            privacy_score: shadow.privacy,
+            scores: attack.scores,
+            members: attack.members,
+            candidates: shadow.candidates,
+            labels: inputs.labels.to_vec(),
+            provenance: inputs.provenance.map(<[String]>::to_vec),
+            roc: sets.roc,
+            budget,
+            panels,
+            thumbnails,
+        })
+    }
+}
+
+/// Refuses inputs whose sizes disagree before anything is computed, so that each mistake is
+/// named (in this order) instead of surfacing as an index error; gives K, N, A and C.
+fn validate_inputs(inputs: &AuditInputs<'_>) -> Result<(usize, usize, usize, usize)> {
+    let (keep, dims) = (inputs.keep, inputs.logits.view().dim());
+    let (k, n, _, _) = dims;
+    if keep.models() != k || keep.samples() != n {
+        return Err(ReportError::KeepLogitsMismatch {
+            keep_models: keep.models(),
+            keep_samples: keep.samples(),
+            logit_models: k,
+            logit_samples: n,
+        });
+    }
+    if inputs.labels.len() != n {
+        return Err(ReportError::PerSampleLength {
+            what: "labels",
+            given: inputs.labels.len(),
+            samples: n,
+        });
+    }
+    if let Some(p) = inputs.provenance
+        && p.len() != n
+    {
+        return Err(ReportError::PerSampleLength {
+            what: "provenance entries",
+            given: p.len(),
+            samples: n,
+        });
+    }
+    if let Some(images) = &inputs.images {
+        let [ch, h, w] = images.shape;
+        if !matches!(ch, 1 | 3) || h == 0 || w == 0 || images.pixels.len() != n * ch * h * w {
+            return Err(ReportError::ImageShape {
+                shape: images.shape,
                 samples: n,
+                needed: n * ch * h * w,
+                given: images.pixels.len(),
             });
         }
-        if let Some(p) = inputs.provenance
-            && p.len() != n
-        {
-            return Err(ReportError::PerSampleLength {
-                what: "provenance entries",
-                given: p.len(),
-                samples: n,
-            });
-        }
-        if let Some(images) = &inputs.images {
-            let [ch, h, w] = images.shape;
-            if !matches!(ch, 1 | 3) || h == 0 || w == 0 || images.pixels.len() != n * ch * h * w {
-                return Err(ReportError::ImageShape {
-                    shape: images.shape,
-                    samples: n,
-                    needed: n * ch * h * w,
-                    given: images.pixels.len(),
-                });
-            }
-        }
-        // The target and its shadow models.
-        let (target, shadows, target_name) = match &inputs.external_target {
+    }
+    Ok(dims)
+}
+
+/// The attacked model and its shadow models: one place decides between a model of the run
+/// (the others are its shadows) and an external target (all K models are shadows).
+struct Target {
+    /// The target's index in the run (None: an external target).
+    index: Option<usize>,
+    /// The target in words, as the summary names it.
+    name: String,
+    /// The shadow models' indices in the run.
+    shadows: Vec<usize>,
+    /// The keep matrix of the shadow models only.
+    shadow_keep: KeepMatrix,
+}
+
+impl Target {
+    /// Picks the target and its shadows, refusing an external target of the wrong shape or
+    /// a run target that does not exist.
+    fn choose(inputs: &AuditInputs<'_>, config: &AuditConfig) -> Result<Target> {
+        let (k, n, a, c) = inputs.logits.view().dim();
+        let (index, shadows, name) = match &inputs.external_target {
             Some(external) => {
                 if external.logits.view().dim() != (1, n, a, c) {
                     return Err(ReportError::TargetLogitsShape {
@@ -372,32 +451,84 @@ impl Audit {
                 )
             }
         };
-        let shadow_keep = keep.select_models(&shadows)?;
-        let shadow_logits = logits.select_models(&shadows)?;
+        let shadow_keep = inputs.keep.select_models(&shadows)?;
+        Ok(Target {
+            index,
+            name,
+            shadows,
+            shadow_keep,
+        })
+    }
+}
 
-        // Memorization and privacy score from the shadow models only: an auditor does not
-        // know the target's training set.
+/// What the shadow models alone say about each sample: an auditor does not know the target's
+/// training set, so memorization, privacy score and candidates never read the target.
+struct ShadowEstimates {
+    /// Memorization estimated from the shadow models.
+    memorization: Memorization,
+    /// `phi` of every model (the target's row included): the privacy score reads the
+    /// shadows' rows, and LiRA and the global threshold attack it too.
+    phi: Array3<f64>,
+    /// Privacy score from the shadow models.
+    privacy: Array1<f64>,
+    /// The high-memorization candidates.
+    candidates: Vec<usize>,
+}
+
+impl ShadowEstimates {
+    /// Memorization, privacy score and the candidates they select.
+    fn new(
+        inputs: &AuditInputs<'_>,
+        config: &AuditConfig,
+        target: &Target,
+    ) -> Result<ShadowEstimates> {
+        let (logits, labels) = (inputs.logits, inputs.labels);
+        let shadow_logits = logits.select_models(&target.shadows)?;
         let memorization = MemorizationConfig::default()
             .allow_missing()
-            .estimate_from_logits(&shadow_keep, &shadow_logits, labels, Outcome::Correct)?;
-        // `phi` of every model: the privacy score reads the shadows' rows, and LiRA and the
-        // global threshold attack it too.
+            .estimate_from_logits(
+                &target.shadow_keep,
+                &shadow_logits,
+                labels,
+                Outcome::Correct,
+            )?;
         let phi = logits.signals(labels, Signal::Phi)?;
-        let shadow_phi = phi.select(Axis(0), &shadows);
-        let privacy = privacy_score(&shadow_keep, shadow_phi.view())?;
+        let shadow_phi = phi.select(Axis(0), &target.shadows);
+        let privacy = privacy_score(&target.shadow_keep, shadow_phi.view())?;
         let candidates = config.candidates.select(&memorization, Some(&privacy))?;
+        Ok(ShadowEstimates {
+            memorization,
+            phi,
+            privacy,
+            candidates,
+        })
+    }
+}
 
-        let other_signal;
-        let signal = if config.attack.signal() == Signal::Phi {
-            &phi
-        } else {
-            other_signal = logits.signals(labels, config.attack.signal())?;
-            &other_signal
-        };
-        let fitted = config
-            .attack
-            .fit(&shadow_keep, signal.select(Axis(0), &shadows).view())?;
-        let (scores, members) = match (&inputs.external_target, target) {
+/// The attack fitted on the shadow models and run on the target: the scores every ROC and
+/// panel reads, and the membership (when known) they are judged against.
+struct AttackedTarget {
+    /// The attack's score of each sample on the target (NaN: not judgeable).
+    scores: Vec<f64>,
+    /// Whether each sample was in the target's training set (None: not known).
+    members: Option<Vec<bool>>,
+}
+
+impl AttackedTarget {
+    /// Fits the attack on the shadows and scores the target; refuses an attack that judged
+    /// no sample at all (no number of the report would mean anything).
+    fn new(
+        inputs: &AuditInputs<'_>,
+        config: &AuditConfig,
+        target: &Target,
+        signal: &Array3<f64>,
+    ) -> Result<AttackedTarget> {
+        let labels = inputs.labels;
+        let fitted = config.attack.fit(
+            &target.shadow_keep,
+            signal.select(Axis(0), &target.shadows).view(),
+        )?;
+        let (scores, members) = match (&inputs.external_target, target.index) {
             (Some(external), _) => {
                 let target_signal = external.logits.signals(labels, config.attack.signal())?;
                 (
@@ -407,201 +538,252 @@ impl Audit {
             }
             (None, Some(t)) => (
                 fitted.score(signal.index_axis(Axis(0), t))?.to_vec(),
-                Some(keep.row(t).to_vec()),
+                Some(inputs.keep.row(t).to_vec()),
             ),
             (None, None) => unreachable!("a run's target has an index"),
         };
         if !scores.iter().any(|s| s.is_finite()) {
             return Err(ReportError::NothingJudged {
                 attack: config.attack.describe(),
-                target: target_name,
-                shadow_models: shadows.len(),
+                target: target.name.clone(),
+                shadow_models: target.shadows.len(),
             });
         }
+        Ok(AttackedTarget { scores, members })
+    }
+}
 
-        // A set's ROC curve, or why it has none.
-        let summarize =
-            |samples: &[usize]| -> Result<std::result::Result<(RocSummary, RocCurve), String>> {
-                let Some(members) = &members else {
-                    return Ok(Err(
-                    "the target's membership is not known (give its members to score the attack)"
-                        .into(),
-                ));
-                };
-                if samples.is_empty() {
-                    return Ok(Err("no sample in the set".into()));
-                }
-                let (s, m): (Vec<f64>, Vec<bool>) = samples
-                    .iter()
-                    .filter(|&&i| scores[i].is_finite())
-                    .map(|&i| (scores[i], members[i]))
-                    .unzip();
-                let inside = m.iter().filter(|&&x| x).count();
-                if s.is_empty() {
-                    return Ok(Err(format!(
-                        "the attack judged none of its {} samples",
-                        samples.len()
-                    )));
-                }
-                if inside == 0 || inside == m.len() {
-                    let side = if inside == 0 {
-                        "non-members"
-                    } else {
-                        "members"
-                    };
-                    return Ok(Err(format!(
-                        "all {} judged samples are {side} of the target: no ROC curve",
-                        m.len()
-                    )));
-                }
-                let roc = RocCurve::new(&s, &m, Direction::HigherIsMember)?;
-                Ok(Ok((
-                    roc.summary(&STANDARD_FPRS, TprAtFpr::LiraStrict)?,
-                    roc,
-                )))
-            };
-        let mut roc = Vec::new();
-        let mut not_scored = Vec::new();
-        let mut scored_set = |name: &str, samples: &[usize]| -> Result<Option<RocSummary>> {
-            Ok(match summarize(samples)? {
+/// The attack's signal of every model of the run: `phi` is reused rather than recomputed
+/// when the attack reads it (LiRA, the global threshold).
+fn attack_signal<'p>(
+    inputs: &AuditInputs<'_>,
+    config: &AuditConfig,
+    phi: &'p Array3<f64>,
+) -> Result<Cow<'p, Array3<f64>>> {
+    Ok(if config.attack.signal() == Signal::Phi {
+        Cow::Borrowed(phi)
+    } else {
+        Cow::Owned(
+            inputs
+                .logits
+                .signals(inputs.labels, config.attack.signal())?,
+        )
+    })
+}
+
+/// The target attack judged per sample set (all samples, the candidates, each group): a set
+/// gets a ROC curve, or a line in `not_scored` saying why it has none.
+struct ScoredSets {
+    /// All samples.
+    all: Option<RocSummary>,
+    /// The high-memorization candidates.
+    candidates: Option<RocSummary>,
+    /// Each named group.
+    groups: Vec<(String, Option<RocSummary>)>,
+    /// The curves of the sets that have one, in the order above.
+    roc: Vec<(String, RocCurve)>,
+    /// The sets without a curve, and why.
+    not_scored: Vec<NotScored>,
+}
+
+impl ScoredSets {
+    /// Scores all samples, then the candidates, then each group (refusing a group that names
+    /// a sample outside the pool).
+    fn new(
+        attack: &AttackedTarget,
+        candidates: &[usize],
+        groups: &[EvalGroup],
+        n: usize,
+    ) -> Result<ScoredSets> {
+        let mut sets = ScoredSets {
+            all: None,
+            candidates: None,
+            groups: Vec::new(),
+            roc: Vec::new(),
+            not_scored: Vec::new(),
+        };
+        let everyone: Vec<usize> = (0..n).collect();
+        sets.all = sets.score(attack, "all samples", &everyone)?;
+        sets.candidates = sets.score(attack, "high-memorization candidates", candidates)?;
+        for g in groups {
+            if let Some(&bad) = g.samples.iter().find(|&&i| i >= n) {
+                return Err(ReportError::GroupSampleOutOfRange {
+                    group: g.name.clone(),
+                    sample: bad,
+                    samples: n,
+                });
+            }
+            let summary = sets.score(attack, &g.name, &g.samples)?;
+            sets.groups.push((g.name.clone(), summary));
+        }
+        Ok(sets)
+    }
+
+    /// One set: keeps its curve or its reason, and gives its summary.
+    fn score(
+        &mut self,
+        attack: &AttackedTarget,
+        name: &str,
+        samples: &[usize],
+    ) -> Result<Option<RocSummary>> {
+        Ok(
+            match roc_or_reason(&attack.scores, attack.members.as_deref(), samples)? {
                 Ok((summary, curve)) => {
-                    roc.push((name.to_string(), curve));
+                    self.roc.push((name.to_string(), curve));
                     Some(summary)
                 }
                 Err(reason) => {
-                    not_scored.push(NotScored {
+                    self.not_scored.push(NotScored {
                         set: name.to_string(),
                         reason,
                     });
                     None
                 }
-            })
-        };
-        let everyone: Vec<usize> = (0..n).collect();
-        let all = scored_set("all samples", &everyone)?;
-        let candidate_summary = scored_set("high-memorization candidates", &candidates)?;
-        let groups = inputs
-            .groups
-            .iter()
-            .map(|g| {
-                if let Some(&bad) = g.samples.iter().find(|&&i| i >= n) {
-                    return Err(ReportError::GroupSampleOutOfRange {
-                        group: g.name.clone(),
-                        sample: bad,
-                        samples: n,
-                    });
-                }
-                Ok((g.name.clone(), scored_set(&g.name, &g.samples)?))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            },
+        )
+    }
+}
 
-        let finite: Vec<(f64, f64)> = (0..n)
-            .map(|i| (memorization.score[i], privacy[i]))
-            .filter(|(m, p)| m.is_finite() && p.is_finite())
-            .collect();
-        let (mx, py): (Vec<f64>, Vec<f64>) = finite.into_iter().unzip();
-        let correlation = spearman(&mx, &py).ok();
-
-        let budget = BudgetPlan::from_memorization(&memorization, config.delta)?;
-        let needed = &budget.models_needed;
-        let budget_summary = BudgetSummary {
-            delta: config.delta,
-            candidates_median: median_models(needed, candidates.iter().copied()),
-            all_median: median_models(needed, (0..n).filter(|&i| memorization.score[i] > 0.0)),
-        };
-
-        let mut curve_groups = Vec::new();
-        if !candidates.is_empty() {
-            curve_groups.push(EvalGroup {
-                name: "candidates".into(),
-                samples: candidates.clone(),
-            });
-        }
-        curve_groups.extend(inputs.groups.iter().cloned());
-        let shadow_curve = if k >= 2 {
-            let loo = LooConfig {
-                shadow_counts: config.shadow_counts.clone(),
-                targets: Some((0..config.curve_targets.clamp(1, k)).collect()),
-                repeats: config.curve_repeats.max(1),
-                fprs: vec![1e-3, 1e-2],
-                groups: curve_groups,
-                seed: config.seed,
-            };
-            leave_one_out(&config.attack, keep, signal.view(), &loo, |d, t| {
-                progress(d, t)
-            })?
+/// A set's ROC curve over the samples the attack judged (finite scores), or why it has none:
+/// a reader must see why a set has no row rather than a misleading one.
+fn roc_or_reason(
+    scores: &[f64],
+    members: Option<&[bool]>,
+    samples: &[usize],
+) -> Result<std::result::Result<(RocSummary, RocCurve), String>> {
+    let Some(members) = members else {
+        return Ok(Err(
+            "the target's membership is not known (give its members to score the attack)".into(),
+        ));
+    };
+    if samples.is_empty() {
+        return Ok(Err("no sample in the set".into()));
+    }
+    let (s, m): (Vec<f64>, Vec<bool>) = samples
+        .iter()
+        .filter(|&&i| scores[i].is_finite())
+        .map(|&i| (scores[i], members[i]))
+        .unzip();
+    let inside = m.iter().filter(|&&x| x).count();
+    if s.is_empty() {
+        return Ok(Err(format!(
+            "the attack judged none of its {} samples",
+            samples.len()
+        )));
+    }
+    if inside == 0 || inside == m.len() {
+        let side = if inside == 0 {
+            "non-members"
         } else {
-            // One model: no model of the run can be a target with shadow models.
-            LooReport {
-                models: k,
-                samples: n,
-                rows: Vec::new(),
-            }
+            "members"
         };
+        return Ok(Err(format!(
+            "all {} judged samples are {side} of the target: no ROC curve",
+            m.len()
+        )));
+    }
+    let roc = RocCurve::new(&s, &m, Direction::HigherIsMember)?;
+    Ok(Ok((
+        roc.summary(&STANDARD_FPRS, TprAtFpr::LiraStrict)?,
+        roc,
+    )))
+}
 
-        let mut finite_se: Vec<f64> = memorization
-            .std_error
-            .iter()
-            .copied()
-            .filter(|x| x.is_finite())
-            .collect();
-        let defined: Vec<f64> = memorization
-            .score
-            .iter()
-            .copied()
-            .filter(|x| x.is_finite())
-            .collect();
-        let panels = panels(&memorization.score, &privacy, &scores, members.as_deref());
-        let thumbnails = inputs
-            .images
-            .map(|images| {
-                panels
-                    .iter()
-                    .flat_map(|p| p.samples.iter().copied())
-                    .map(|i| (i, thumbnail(&images, i)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let summary = Summary {
+/// Spearman correlation of memorization and privacy score over the samples where both are
+/// defined: whether the cheap score ranks samples as memorization does.
+fn memorization_vs_privacy(
+    memorization: &Array1<f64>,
+    privacy: &Array1<f64>,
+) -> Option<Correlation> {
+    let (mx, py): (Vec<f64>, Vec<f64>) = memorization
+        .iter()
+        .zip(privacy.iter())
+        .map(|(&m, &p)| (m, p))
+        .filter(|(m, p)| m.is_finite() && p.is_finite())
+        .unzip();
+    spearman(&mx, &py).ok()
+}
+
+/// The budget planner's per-sample prediction and its medians (candidates; all samples with
+/// positive memorization): how many shadow models an auditor would need.
+fn plan_budget(shadow: &ShadowEstimates, delta: f64) -> Result<(BudgetPlan, BudgetSummary)> {
+    let memorization = &shadow.memorization;
+    let budget = BudgetPlan::from_memorization(memorization, delta)?;
+    let needed = &budget.models_needed;
+    let n = memorization.score.len();
+    let summary = BudgetSummary {
+        delta,
+        candidates_median: median_models(needed, shadow.candidates.iter().copied()),
+        all_median: median_models(needed, (0..n).filter(|&i| memorization.score[i] > 0.0)),
+    };
+    Ok((budget, summary))
+}
+
+/// Attack quality against the number of shadow models (leave one model out), for all
+/// samples, the candidates and each group: the long part, followed by `progress`.
+fn shadow_curve(
+    inputs: &AuditInputs<'_>,
+    config: &AuditConfig,
+    signal: &Array3<f64>,
+    shadow: &ShadowEstimates,
+    progress: &mut impl FnMut(usize, usize),
+) -> Result<LooReport> {
+    let (k, n) = (inputs.keep.models(), inputs.keep.samples());
+    if k < 2 {
+        // One model: no model of the run can be a target with shadow models.
+        return Ok(LooReport {
             models: k,
             samples: n,
-            queries: a,
-            classes: c,
-            attack: config.attack.describe(),
-            target,
-            target_name,
-            shadow_models: shadows.len(),
-            producers: inputs.producers.to_vec(),
-            memorization: MemorizationSummary {
-                mean: defined.iter().sum::<f64>() / defined.len().max(1) as f64,
-                undetermined: n - defined.len(),
-                candidate_rule: describe_rule(&config.candidates),
-                candidates: candidates.len(),
-                median_std_error: median(&mut finite_se).unwrap_or(f64::NAN),
-            },
-            all,
-            candidates: candidate_summary,
-            groups,
-            not_scored,
-            memorization_vs_privacy: correlation,
-            budget: budget_summary,
-            shadow_curve,
-        };
-        Ok(Audit {
-            config: config.clone(),
-            summary,
-            memorization,
-            privacy_score: privacy,
-            scores,
-            members,
-            candidates,
-            labels: labels.to_vec(),
-            provenance: inputs.provenance.map(<[String]>::to_vec),
-            roc,
-            budget,
-            panels,
-            thumbnails,
-        })
+            rows: Vec::new(),
+        });
+    }
+    let mut groups = Vec::new();
+    if !shadow.candidates.is_empty() {
+        groups.push(EvalGroup {
+            name: "candidates".into(),
+            samples: shadow.candidates.clone(),
+        });
+    }
+    groups.extend(inputs.groups.iter().cloned());
+    let loo = LooConfig {
+        shadow_counts: config.shadow_counts.clone(),
+        targets: Some((0..config.curve_targets.clamp(1, k)).collect()),
+        repeats: config.curve_repeats.max(1),
+        fprs: vec![1e-3, 1e-2],
+        groups,
+        seed: config.seed,
+    };
+    Ok(leave_one_out(
+        &config.attack,
+        inputs.keep,
+        signal.view(),
+        &loo,
+        progress,
+    )?)
+}
+
+/// Memorization in the summary: its mean and median standard error over the samples it is
+/// defined for, how many it is not, and the candidate rule with its count.
+fn memorization_summary(shadow: &ShadowEstimates, rule: &CandidateRule) -> MemorizationSummary {
+    let memorization = &shadow.memorization;
+    let mut finite_se: Vec<f64> = memorization
+        .std_error
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    let defined: Vec<f64> = memorization
+        .score
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    MemorizationSummary {
+        mean: defined.iter().sum::<f64>() / defined.len().max(1) as f64,
+        undetermined: memorization.score.len() - defined.len(),
+        candidate_rule: describe_rule(rule),
+        candidates: shadow.candidates.len(),
+        median_std_error: median(&mut finite_se).unwrap_or(f64::NAN),
     }
 }
 
@@ -669,42 +851,6 @@ fn panels(
     }
     out.retain(|p| !p.samples.is_empty());
     out
-}
-
-/// Sample `i` as an 8-bit image, its values stretched to its own range (a constant image is
-/// mid-grey).
-fn thumbnail(images: &SampleImages<'_>, i: usize) -> Thumbnail {
-    let [ch, h, w] = images.shape;
-    let size = ch * h * w;
-    let values = &images.pixels[i * size..(i + 1) * size];
-    let (lo, hi) = values
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, u), &v| {
-            (l.min(v), u.max(v))
-        });
-    let byte = |v: f32| -> u8 {
-        if hi <= lo || !hi.is_finite() || !v.is_finite() {
-            128
-        } else {
-            ((v - lo) / (hi - lo) * 255.0).round().clamp(0.0, 255.0) as u8
-        }
-    };
-    // Channel-major (C x H x W) to interleaved rows.
-    let mut bytes = Vec::with_capacity(size);
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..ch {
-                bytes.push(byte(values[c * h * w + y * w + x]));
-            }
-        }
-    }
-    Thumbnail {
-        channels: ch,
-        height: h,
-        width: w,
-        bytes,
-    }
 }
 
 /// A candidate rule in words.

@@ -38,6 +38,7 @@ pub mod csv;
 pub mod error;
 pub mod plots;
 pub mod sequential;
+mod thumbnails;
 mod write;
 
 pub use audit::{
