@@ -60,16 +60,17 @@ fn slurm_word(text: &str) -> String {
     }
 }
 
-/// A path for Slurm's `--output`, where `%` starts a filename pattern: each literal `%` doubled.
-/// A backslash would switch every pattern off (Slurm's rule), so it is refused.
-fn slurm_filename(what: &str, path: &Path) -> Result<String> {
-    let text = utf8(what, path)?;
+/// A log file name for Slurm's `--output`: `dir` with each literal `%` doubled (Slurm reads `%`
+/// as a file-name pattern), joined with `pattern`, whose own `%A`, `%a` or `%j` Slurm expands. A
+/// backslash in `dir` would switch every pattern off (Slurm's rule), so it is refused.
+fn slurm_log_name(what: &str, dir: &Path, pattern: &str) -> Result<String> {
+    let text = utf8(what, dir)?;
     if text.contains('\\') {
         return Err(CliError::Usage(format!(
             "{what} {text:?} contains a backslash, which Slurm reads as 'no %-patterns in this log file name': choose a path without one"
         )));
     }
-    Ok(text.replace('%', "%%"))
+    Ok(format!("{}/{pattern}", text.replace('%', "%%")))
 }
 
 /// Refuses a value with a control character (a newline would end the script's line, and with
@@ -141,9 +142,7 @@ pub fn slurm(args: &SlurmArgs, quiet: bool) -> Result<()> {
     // Every value that reaches the script, checked before anything is written.
     let run_text = utf8("the run directory", &run_dir)?;
     let memia_text = utf8("the memia executable (--memia)", &memia)?;
-    let train_log = slurm_filename("the run directory", &logs.join("train_%A_%a.log"))?;
-    // `%` was doubled above for the run directory's part only: the pattern's own are restored.
-    let train_log = train_log.replace("train_%%A_%%a.log", "train_%A_%a.log");
+    let train_log = slurm_log_name("the run directory", &logs, "train_%A_%a.log")?;
     no_control("--job-name", &args.job_name)?;
     let options = [
         ("partition", &args.partition),
@@ -244,8 +243,7 @@ pub fn slurm(args: &SlurmArgs, quiet: bool) -> Result<()> {
     }
     let array = sbatch(&[script_path.display().to_string()])?;
     let report_dir = run_dir.join("report");
-    let report_log = slurm_filename("the run directory", &logs.join("report_%j.log"))?
-        .replace("report_%%j.log", "report_%j.log");
+    let report_log = slurm_log_name("the run directory", &logs, "report_%j.log")?;
     let mut report_args = vec![
         "--parsable".to_string(),
         format!("--dependency=afterok:{array}"),
@@ -335,10 +333,10 @@ mod tests {
             "{err}"
         );
         assert_eq!(
-            slurm_filename("run", Path::new("/r/50%/log_%j")).unwrap(),
-            "/r/50%%/log_%%j"
+            slurm_log_name("run", Path::new("/r/50%"), "log_%j").unwrap(),
+            "/r/50%%/log_%j"
         );
-        assert!(slurm_filename("run", Path::new("/r\\x")).is_err());
+        assert!(slurm_log_name("run", Path::new("/r\\x"), "log_%j").is_err());
     }
 
     #[test]
