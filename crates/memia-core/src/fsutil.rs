@@ -99,12 +99,25 @@ pub fn replace_dir(staging: tempfile::TempDir, dest: &Path) -> Result<()> {
 /// temporary in progress is left alone). Errors are ignored: this is housekeeping.
 pub fn remove_stale_temporaries_of(path: &Path, age: std::time::Duration) {
     let (dir, prefix) = temporary_parts(path);
+    remove_stale_temporaries_in(
+        dir,
+        |name| name.starts_with(&prefix) && name.ends_with(TEMPORARY_SUFFIX),
+        age,
+    );
+}
+
+/// Removes the entries of `dir` whose name `is_temporary` accepts (files, or directories with
+/// their content), once they are older than `age`. Errors are ignored: this is housekeeping.
+pub fn remove_stale_temporaries_in(
+    dir: &Path,
+    is_temporary: impl Fn(&str) -> bool,
+    age: std::time::Duration,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with(&prefix) && name.ends_with(TEMPORARY_SUFFIX)) {
+        if !is_temporary(&entry.file_name().to_string_lossy()) {
             continue;
         }
         let Ok(meta) = entry.path().symlink_metadata() else {

@@ -38,8 +38,8 @@ mod signal;
 
 pub use error::{CoreError, Result};
 pub use fsutil::{
-    TEMPORARY_SUFFIX, atomic_write, is_temporary_name, remove_stale_temporaries_of, replace_dir,
-    temporary_dir_for, temporary_file_for,
+    TEMPORARY_SUFFIX, atomic_write, is_temporary_name, remove_stale_temporaries_in,
+    remove_stale_temporaries_of, replace_dir, temporary_dir_for, temporary_file_for,
 };
 pub use keep::KeepMatrix;
 pub use lira::{LiraImportOptions, LiraRun, import_lira_run};

@@ -375,24 +375,12 @@ impl RunDir {
     /// Removes temporary files that a killed write left in `logits/` (`.model_*.RANDOM.tmp`, and
     /// the `.model_*.tmp-PID` of older memia), once they are older than `age`, so that a
     /// concurrent shard's write in progress is left alone.
-    fn remove_stale_temporaries(&self, age: Duration) -> Result<()> {
-        let dir = self.path.join("logits");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io(&dir, e)),
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let stale = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().is_ok_and(|e| e >= age));
-            if memia_core::is_temporary_name(&name, "model_") && stale {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-        Ok(())
+    fn remove_stale_temporaries(&self, age: Duration) {
+        memia_core::remove_stale_temporaries_in(
+            &self.path.join("logits"),
+            |name| memia_core::is_temporary_name(name, "model_"),
+            age,
+        );
     }
 
     /// The shape every model's logits have in this run: samples x queries x classes.
@@ -455,7 +443,7 @@ impl RunDir {
         // A deleted logits/ folder is made again; leftovers of killed writes are removed.
         let logits_dir = self.path.join("logits");
         std::fs::create_dir_all(&logits_dir).map_err(|e| io(&logits_dir, e))?;
-        self.remove_stale_temporaries(STALE_TEMPORARY)?;
+        self.remove_stale_temporaries(STALE_TEMPORARY);
         let done = self.completed()?;
         let (todo, skipped): (Vec<usize>, Vec<usize>) = models.partition(|&k| !done[k]);
         let mut known = KnownComplete {
