@@ -127,21 +127,14 @@ impl Audit {
             path: dest.to_path_buf(),
             source,
         })?;
-        let files = self.write_files(staging.path())?;
+        let staged = staging.path().to_path_buf();
+        let files = self.write_files(&staged)?;
         memia_core::replace_dir(staging, dest)?;
-        // The paths as they are now, under `dest`.
-        let moved = |p: PathBuf| dest.join(p.strip_prefix(&files.root).unwrap_or(&p));
-        Ok(ReportFiles {
-            summary: moved(files.summary),
-            samples: moved(files.samples),
-            plots: files.plots.into_iter().map(moved).collect(),
-            index: moved(files.index),
-            thumbnails: files.thumbnails.into_iter().map(moved).collect(),
-        })
+        Ok(files.moved(&staged, dest))
     }
 
     /// Writes every file of the report into the (new, empty) directory `dir`.
-    fn write_files(&self, dir: &Path) -> Result<StagedFiles> {
+    fn write_files(&self, dir: &Path) -> Result<ReportFiles> {
         let summary = dir.join("summary.json");
         write_text(&summary, &self.summary_json())?;
         let samples = dir.join("samples.csv");
@@ -207,8 +200,7 @@ impl Audit {
         }
         let index = dir.join("index.html");
         write_text(&index, &self.index_html())?;
-        Ok(StagedFiles {
-            root: dir.to_path_buf(),
+        Ok(ReportFiles {
             summary,
             samples,
             plots: plot_paths,
@@ -557,14 +549,18 @@ fn short(v: f64) -> String {
 }
 
 /// The file of sample `i`'s thumbnail inside `samples/`.
-/// The files of a report written into a staging directory, before it is moved into place.
-struct StagedFiles {
-    root: PathBuf,
-    summary: PathBuf,
-    samples: PathBuf,
-    plots: Vec<PathBuf>,
-    index: PathBuf,
-    thumbnails: Vec<PathBuf>,
+impl ReportFiles {
+    /// The same files after their directory `from` became `to`.
+    fn moved(self, from: &Path, to: &Path) -> ReportFiles {
+        let moved = |p: PathBuf| to.join(p.strip_prefix(from).unwrap_or(&p));
+        ReportFiles {
+            summary: moved(self.summary),
+            samples: moved(self.samples),
+            plots: self.plots.into_iter().map(moved).collect(),
+            index: moved(self.index),
+            thumbnails: self.thumbnails.into_iter().map(moved).collect(),
+        }
+    }
 }
 
 /// Refuses an existing report directory that holds anything but a report's own files, so that
