@@ -63,6 +63,17 @@ fn import_args<'a>(logits: &'a str, out: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// The models of [`models`] written to `dir` and imported quietly into `dir/out`; returns them.
+fn imported_run(dir: &Path, out: &str) -> (KeepMatrix, Array4<f32>, Array1<i64>) {
+    let (keep, logits, labels) = models();
+    write_import_files(dir, &keep, &logits, &labels);
+    ok(
+        &[&import_args("logits.npy", out)[..], &["-q"]].concat(),
+        dir,
+    );
+    (keep, logits, labels)
+}
+
 /// Writes each model's logits as `folder/NAME(m).npy`.
 fn write_model_files(
     dir: &Path,
@@ -312,12 +323,7 @@ fn transposed_arrays_and_torch_files_are_named() {
 fn out_of_range_models_name_the_flag_and_print_first_last() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (keep, logits, labels) = models();
-    write_import_files(dir, &keep, &logits, &labels);
-    ok(
-        &[&import_args("logits.npy", "run")[..], &["-q"]].concat(),
-        dir,
-    );
+    imported_run(dir, "run");
     let expected = "--target 16 is out of range: the run has models 0-15";
     let err = fails(&["attack", "run", "--target", "16", "-o", "s.npy"], dir);
     assert!(err.contains(expected), "{err}");
@@ -433,12 +439,7 @@ fn one_default_candidate_threshold_printed_where_used() {
     );
 
     // The report of an imported run (no configuration) and the sequential audit.
-    let (keep, logits, labels) = models();
-    write_import_files(dir, &keep, &logits, &labels);
-    ok(
-        &[&import_args("logits.npy", "run")[..], &["-q"]].concat(),
-        dir,
-    );
+    imported_run(dir, "run");
     let (_, err) = ok_with_stderr(&["report", "run", "-o", "rep", "--curve-targets", "2"], dir);
     assert!(
         err.contains("candidates (memorization >= 0.8, the default"),
@@ -464,12 +465,7 @@ fn one_default_candidate_threshold_printed_where_used() {
 fn memorization_can_leave_the_target_out() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (keep, logits, labels) = models();
-    write_import_files(dir, &keep, &logits, &labels);
-    ok(
-        &[&import_args("logits.npy", "all")[..], &["-q"]].concat(),
-        dir,
-    );
+    let (keep, logits, labels) = imported_run(dir, "all");
     let others: Vec<usize> = (1..K).collect();
     let sub = dir.join("others");
     std::fs::create_dir_all(&sub).unwrap();
@@ -543,12 +539,7 @@ fn memorization_can_leave_the_target_out() {
 fn status_escapes_control_characters_from_the_run_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (keep, logits, labels) = models();
-    write_import_files(dir, &keep, &logits, &labels);
-    ok(
-        &[&import_args("logits.npy", "run")[..], &["-q"]].concat(),
-        dir,
-    );
+    imported_run(dir, "run");
     let producer = dir.join("run/logits/model_00003.json");
     std::fs::write(
         &producer,
