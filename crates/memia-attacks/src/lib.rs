@@ -39,6 +39,7 @@
 
 mod baselines;
 pub mod error;
+pub mod evaluation;
 mod focused;
 mod gaussian;
 mod lira;

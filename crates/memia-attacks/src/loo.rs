@@ -5,27 +5,20 @@
 //! models drawn at random from the other K - 1 (its own random stream), and its scores are
 //! compared with its keep row. As in the LiRA reference's `do_plot`, the scores of all targets
 //! are pooled into one ROC curve per (K', repeat, group). Samples the shadows cannot judge
-//! (NaN scores, e.g. no OUT model among few shadows) are left out and counted.
+//! (NaN scores, e.g. no OUT model among few shadows) are undetermined and read by the one
+//! rule of [`crate::evaluation`] (a member not detected, a non-member left out), and counted.
 
 use memia_core::KeepMatrix;
 use memia_core::rng::stream_rng;
 use memia_memorization::Memorization;
 use memia_memorization::select::bins;
-use memia_metrics::{Direction, RocCurve, TprAtFpr};
 use ndarray::{ArrayView3, Axis};
 use rand::seq::SliceRandom;
 
 use crate::error::{Result, check_shadow, invalid};
+pub use crate::evaluation::EvalGroup;
+use crate::evaluation::judge;
 use crate::{FittedTest, MembershipTest};
-
-/// A named set of pool samples to report on separately (a memorization bin, the candidates).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct EvalGroup {
-    /// Name in the report.
-    pub name: String,
-    /// Pool sample indices.
-    pub samples: Vec<usize>,
-}
 
 /// Groups by memorization bin (`[lo, hi)` with the last bin closed), named `mem [lo, hi)`.
 pub fn memorization_groups(memorization: &Memorization, edges: &[f64]) -> Result<Vec<EvalGroup>> {
@@ -272,6 +265,9 @@ pub fn leave_one_out<T: MembershipTest>(
     })
 }
 
+/// One row: the pooled (score, member) pairs of `group`'s samples over every target, judged by
+/// the one evaluation ([`crate::evaluation::judge`]: an undetermined member is not detected,
+/// an undetermined non-member is left out).
 fn evaluate(
     pooled: &[Vec<(f64, bool)>],
     group: &EvalGroup,
@@ -279,39 +275,40 @@ fn evaluate(
     repeat: usize,
     fprs: &[f64],
 ) -> Result<LooRow> {
-    let (mut scores, mut members, mut unscored) = (Vec::new(), Vec::new(), 0);
-    for &i in &group.samples {
-        for &(s, m) in &pooled[i] {
-            if s.is_nan() {
-                unscored += 1;
-            } else {
-                scores.push(s);
-                members.push(m);
-            }
-        }
-    }
-    let one_class = members.iter().all(|&m| m) || members.iter().all(|&m| !m);
-    let (auroc, tpr_at_fpr, balanced_accuracy) = if scores.is_empty() || one_class {
-        (
+    let (scores, members): (Vec<f64>, Vec<bool>) = group
+        .samples
+        .iter()
+        .flat_map(|&i| pooled[i].iter().copied())
+        .unzip();
+    let unscored = scores.iter().filter(|s| !s.is_finite()).count();
+    let judged_non_members = scores
+        .iter()
+        .zip(&members)
+        .filter(|&(s, &m)| s.is_finite() && !m)
+        .count();
+    let (auroc, tpr_at_fpr, balanced_accuracy) = match judge(&scores, &members, fprs)? {
+        Ok(set) => (
+            set.summary.auroc,
+            set.summary
+                .tpr_at_fpr
+                .iter()
+                .map(|p| (p.fpr, p.tpr))
+                .collect(),
+            set.summary.balanced_accuracy,
+        ),
+        Err(_) => (
             f64::NAN,
             fprs.iter().map(|&t| (t, f64::NAN)).collect(),
             f64::NAN,
-        )
-    } else {
-        let roc = RocCurve::new(&scores, &members, Direction::HigherIsMember)?;
-        let tprs = fprs
-            .iter()
-            .map(|&t| Ok((t, roc.tpr_at_fpr(t, TprAtFpr::LiraStrict)?)))
-            .collect::<Result<Vec<_>>>()?;
-        (roc.auc(), tprs, roc.balanced_accuracy())
+        ),
     };
     Ok(LooRow {
         shadow_models: count,
         repeat,
         group: group.name.clone(),
-        scored: scores.len(),
+        scored: scores.len() - unscored,
         unscored,
-        negatives: members.iter().filter(|&&m| !m).count(),
+        negatives: judged_non_members,
         auroc,
         tpr_at_fpr,
         balanced_accuracy,

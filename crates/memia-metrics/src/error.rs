@@ -36,6 +36,13 @@ pub enum MetricsError {
         what: &'static str,
     },
 
+    /// Every score is undetermined (not finite): there is nothing to draw a curve from.
+    #[error("none of the {samples} scores is finite: the attack judged no sample")]
+    NothingJudged {
+        /// Number of scores.
+        samples: usize,
+    },
+
     /// Membership labels hold only one class, so there is no ROC curve.
     #[error("labels hold {members} members and {non_members} non-members: both classes are needed")]
     OneClass {

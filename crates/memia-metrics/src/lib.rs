@@ -39,5 +39,7 @@ pub use correlation::{Correlation, average_ranks, kendall_tau_b, pearson, spearm
 pub use error::{MetricsError, Result};
 pub use interval::{Interval, clopper_pearson, clopper_pearson_bounds};
 pub use privacy::{EpsilonBound, epsilon_lower_bound};
-pub use roc::{Direction, RocCurve, RocSummary, STANDARD_FPRS, TprAtFpr, TprPoint, auroc};
+pub use roc::{
+    Direction, RocCurve, RocSummary, STANDARD_FPRS, TprAtFpr, TprPoint, Undetermined, auroc,
+};
 pub use sort::median;

@@ -155,6 +155,26 @@ pub struct RocCurve {
     true_positives: Vec<u64>,
     false_positives: Vec<u64>,
     direction: Direction,
+    undetermined: Undetermined,
+}
+
+/// Samples whose score is not finite: the attack could not judge them (LiRA with no IN or no
+/// OUT shadow model, say). memia reads them one way everywhere, the cautious way, which can
+/// only lower a TPR: an undetermined member is never detected (it stays among the positives),
+/// an undetermined non-member is left out (it lowers no FPR it was never tested against).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Undetermined {
+    /// Members with no finite score: counted as not detected.
+    pub members: u64,
+    /// Non-members with no finite score: left out of the FPR's denominator.
+    pub non_members: u64,
+}
+
+impl Undetermined {
+    /// Both counts together.
+    pub fn total(&self) -> u64 {
+        self.members + self.non_members
+    }
 }
 
 impl RocCurve {
@@ -163,6 +183,65 @@ impl RocCurve {
     pub fn new(scores: &[f64], is_member: &[bool], direction: Direction) -> Result<Self> {
         let sorted = SortedClasses::new(scores, is_member, direction)?;
         Ok(Self::from_sorted(&sorted, |_| 1, |_| 1, direction))
+    }
+
+    /// The curve of scores some of which are undetermined (NaN or infinite), read by memia's one
+    /// rule ([`Undetermined`]): an undetermined member is never detected, an undetermined
+    /// non-member is left out. The curve ends with a last point at FPR 1 where the undetermined
+    /// members join (so AUROC ranks them below every non-member). Fails when no member or no
+    /// non-member has a finite score.
+    ///
+    /// ```
+    /// use memia_metrics::{Direction, RocCurve};
+    /// let scores = [0.9, f64::NAN, 0.2, 0.1, f64::NAN];
+    /// let members = [true, true, false, false, false];
+    /// let roc = RocCurve::with_undetermined(&scores, &members, Direction::HigherIsMember)?;
+    /// assert_eq!((roc.positives(), roc.negatives()), (2, 2)); // the NaN non-member is left out
+    /// assert_eq!(roc.undetermined().members, 1);
+    /// assert_eq!(roc.auc(), 0.5); // one member above both non-members, one never detected
+    /// # Ok::<(), memia_metrics::MetricsError>(())
+    /// ```
+    pub fn with_undetermined(
+        scores: &[f64],
+        is_member: &[bool],
+        direction: Direction,
+    ) -> Result<Self> {
+        check_same_len("scores", scores.len(), "is_member", is_member.len())?;
+        let mut undetermined = Undetermined::default();
+        let (judged, judged_members): (Vec<f64>, Vec<bool>) = scores
+            .iter()
+            .zip(is_member)
+            .filter(|&(s, &m)| {
+                let finite = s.is_finite();
+                if !finite {
+                    if m {
+                        undetermined.members += 1;
+                    } else {
+                        undetermined.non_members += 1;
+                    }
+                }
+                finite
+            })
+            .map(|(&s, &m)| (s, m))
+            .unzip();
+        if judged.is_empty() && !scores.is_empty() {
+            return Err(MetricsError::NothingJudged {
+                samples: scores.len(),
+            });
+        }
+        let mut roc = Self::new(&judged, &judged_members, direction)?;
+        if undetermined.members > 0 {
+            let (tp, fp) = (roc.positives(), roc.negatives());
+            let mut tps = std::mem::take(&mut roc.true_positives);
+            let mut fps = std::mem::take(&mut roc.false_positives);
+            let mut thresholds = std::mem::take(&mut roc.thresholds);
+            tps.push(tp + undetermined.members);
+            fps.push(fp);
+            thresholds.push(direction.orient(f64::NEG_INFINITY));
+            roc = Self::from_counts(tps, fps, thresholds, direction);
+        }
+        roc.undetermined = undetermined;
+        Ok(roc)
     }
 
     pub(crate) fn from_sorted(
@@ -197,6 +276,7 @@ impl RocCurve {
             true_positives: tps,
             false_positives: fps,
             direction,
+            undetermined: Undetermined::default(),
         }
     }
 
@@ -324,6 +404,12 @@ impl RocCurve {
         second_diff(&self.true_positives) == 0 && second_diff(&self.false_positives) == 0
     }
 
+    /// The samples left undetermined ([`RocCurve::with_undetermined`]; none for
+    /// [`RocCurve::new`]).
+    pub fn undetermined(&self) -> Undetermined {
+        self.undetermined
+    }
+
     /// The curve without the points that lie inside a straight run, as scikit-learn's
     /// `roc_curve(..., drop_intermediate=True)` (its default) returns it. AUC, balanced
     /// accuracy and advantage are unchanged by this; [`TprAtFpr::LiraStrict`] reads this curve.
@@ -333,12 +419,14 @@ impl RocCurve {
             .collect();
         let pick_u = |v: &[u64]| keep.iter().map(|&m| v[m]).collect();
         let thresholds = keep.iter().map(|&m| self.thresholds[m]).collect();
-        Self::from_counts(
+        let mut kept = Self::from_counts(
             pick_u(&self.true_positives),
             pick_u(&self.false_positives),
             thresholds,
             self.direction,
-        )
+        );
+        kept.undetermined = self.undetermined;
+        kept
     }
 
     /// AUROC, balanced accuracy, advantage and the TPR at each of `fprs`.
@@ -373,6 +461,7 @@ impl RocCurve {
             tpr_at_fpr,
             positives: p,
             negatives: n,
+            undetermined: self.undetermined,
         })
     }
 }
@@ -439,10 +528,13 @@ pub struct RocSummary {
     pub advantage: f64,
     /// The TPR at each FPR asked for, with its uncertainty.
     pub tpr_at_fpr: Vec<TprPoint>,
-    /// Number of members.
+    /// Number of members (undetermined members included).
     pub positives: u64,
     /// Number of non-members.
     pub negatives: u64,
+    /// Samples with no finite score: the members among them are in `positives` (never
+    /// detected), the non-members are not in `negatives` ([`Undetermined`]).
+    pub undetermined: Undetermined,
 }
 
 /// The low false-positive rates at which membership attacks are usually reported.
@@ -628,5 +720,114 @@ mod tests {
         assert_eq!(high["measurable"], true);
         assert_eq!(high["tpr"], summary.tpr_at_fpr[1].tpr);
         assert!(high["tpr_lower"].is_f64() && high["tpr_upper"].is_f64());
+    }
+
+    /// The undetermined rule equals its definition: an undetermined member ranked below every
+    /// judged sample (never detected before FPR 1), an undetermined non-member removed. Checked
+    /// on random scores with NaN and infinities in both classes, for AUROC (against the brute
+    /// force), every TPR at FPR below 1, the counts, and for both directions.
+    #[test]
+    fn undetermined_members_are_never_detected_and_non_members_left_out() {
+        let mut rng = memia_core::rng::seeded_rng(7);
+        for case in 0..200 {
+            let n = 4 + case % 40;
+            let mut scores: Vec<f64> = (0..n)
+                .map(|_| (rng.random::<f64>() * 8.0).round())
+                .collect();
+            let members: Vec<bool> = (0..n).map(|i| i % 2 == 0 || rng.random::<bool>()).collect();
+            let mut members = members;
+            members[1] = false;
+            members[3] = false;
+            for i in 0..n {
+                if i > 3 && rng.random::<f64>() < 0.2 {
+                    scores[i] = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][i % 3];
+                }
+            }
+            for direction in [Direction::HigherIsMember, Direction::LowerIsMember] {
+                let roc = RocCurve::with_undetermined(&scores, &members, direction).unwrap();
+                // The definition: undetermined members just beyond the non-member end, the
+                // undetermined non-members gone.
+                let below = match direction {
+                    Direction::HigherIsMember => -1e9,
+                    Direction::LowerIsMember => 1e9,
+                };
+                let (s, m): (Vec<f64>, Vec<bool>) = scores
+                    .iter()
+                    .zip(&members)
+                    .filter(|&(s, &m)| s.is_finite() || m)
+                    .map(|(&s, &m)| (if s.is_finite() { s } else { below }, m))
+                    .unzip();
+                let reference = RocCurve::new(&s, &m, direction).unwrap();
+                let undetermined = roc.undetermined();
+                let bad = |want: bool| {
+                    scores
+                        .iter()
+                        .zip(&members)
+                        .filter(|&(s, &m)| !s.is_finite() && m == want)
+                        .count() as u64
+                };
+                assert_eq!(undetermined.members, bad(true));
+                assert_eq!(undetermined.non_members, bad(false));
+                assert_eq!(roc.positives(), reference.positives());
+                assert_eq!(roc.negatives(), reference.negatives());
+                assert!((roc.auc() - reference.auc()).abs() < 1e-12, "case {case}");
+                let oriented: Vec<f64> = s
+                    .iter()
+                    .map(|&v| {
+                        if direction == Direction::HigherIsMember {
+                            v
+                        } else {
+                            -v
+                        }
+                    })
+                    .collect();
+                assert!((roc.auc() - brute_force_auc(&oriented, &m)).abs() < 1e-12);
+                for fpr in [0.01, 0.1, 0.25, 0.5, 0.99] {
+                    for convention in [TprAtFpr::LiraStrict, TprAtFpr::Interpolated] {
+                        assert_eq!(
+                            roc.tpr_at_fpr(fpr, convention).unwrap(),
+                            reference.tpr_at_fpr(fpr, convention).unwrap(),
+                            "case {case}, fpr {fpr}, {convention:?}"
+                        );
+                    }
+                }
+                let summary = roc.summary(&[0.1], TprAtFpr::LiraStrict).unwrap();
+                assert_eq!(summary.undetermined, undetermined);
+                assert_eq!(roc.drop_intermediate().undetermined(), undetermined);
+            }
+        }
+        // Nothing judged, or one judged class: no curve.
+        let nan = [f64::NAN, f64::NAN];
+        assert!(matches!(
+            RocCurve::with_undetermined(&nan, &[true, false], Direction::HigherIsMember),
+            Err(MetricsError::NothingJudged { samples: 2 })
+        ));
+        assert!(matches!(
+            RocCurve::with_undetermined(
+                &[1.0, f64::NAN],
+                &[false, true],
+                Direction::HigherIsMember
+            ),
+            Err(MetricsError::OneClass {
+                members: 0,
+                non_members: 1
+            })
+        ));
+        // Finite scores: the plain curve, nothing undetermined.
+        let plain = RocCurve::with_undetermined(
+            &[0.9, 0.8, 0.3],
+            &[true, false, false],
+            Direction::HigherIsMember,
+        )
+        .unwrap();
+        assert_eq!(
+            plain,
+            RocCurve::new(
+                &[0.9, 0.8, 0.3],
+                &[true, false, false],
+                Direction::HigherIsMember
+            )
+            .unwrap()
+        );
     }
 }

@@ -2,14 +2,13 @@
 
 use std::borrow::Cow;
 
+use memia_attacks::evaluation::{NoCurve, evaluate_sets, score_target};
 use memia_attacks::loo::{EvalGroup, LooConfig, LooReport, leave_one_out};
 use memia_attacks::theory::{BudgetPlan, privacy_score};
-use memia_attacks::{AttackSpec, CandidateRule, FittedTest, MembershipTest};
+use memia_attacks::{AttackSpec, CandidateRule};
 use memia_core::{KeepMatrix, Logits, Signal};
 use memia_memorization::{Memorization, MemorizationConfig, Outcome};
-use memia_metrics::{
-    Correlation, Direction, RocCurve, RocSummary, STANDARD_FPRS, TprAtFpr, median, spearman,
-};
+use memia_metrics::{Correlation, RocCurve, RocSummary, STANDARD_FPRS, median, spearman};
 use ndarray::{Array1, Array3, Axis};
 use serde::{Deserialize, Serialize};
 
@@ -164,10 +163,10 @@ pub struct ExternalTarget<'a> {
 /// A set of samples the report does not score, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NotScored {
-    /// The set (`all samples`, `candidates`, a group's name).
+    /// The set (`all samples`, `high-memorization candidates`, a group's name).
     pub set: String,
-    /// Why it has no ROC curve.
-    pub reason: String,
+    /// Why it has no ROC curve (printed as a sentence; in JSON, `{"reason": "one-class", ...}`).
+    pub reason: NoCurve,
 }
 
 /// Samples the report shows one by one.
@@ -524,20 +523,26 @@ impl AttackedTarget {
         signal: &Array3<f64>,
     ) -> Result<AttackedTarget> {
         let labels = inputs.labels;
-        let fitted = config.attack.fit(
-            &target.shadow_keep,
-            signal.select(Axis(0), &target.shadows).view(),
-        )?;
+        let shadow_signal = signal.select(Axis(0), &target.shadows);
+        let score = |target_signal| {
+            score_target(
+                &config.attack,
+                &target.shadow_keep,
+                shadow_signal.view(),
+                target_signal,
+            )
+            .map(|s| s.to_vec())
+        };
         let (scores, members) = match (&inputs.external_target, target.index) {
             (Some(external), _) => {
                 let target_signal = external.logits.signals(labels, config.attack.signal())?;
                 (
-                    fitted.score(target_signal.index_axis(Axis(0), 0))?.to_vec(),
+                    score(target_signal.index_axis(Axis(0), 0))?,
                     external.members.map(<[bool]>::to_vec),
                 )
             }
             (None, Some(t)) => (
-                fitted.score(signal.index_axis(Axis(0), t))?.to_vec(),
+                score(signal.index_axis(Axis(0), t))?,
                 Some(inputs.keep.row(t).to_vec()),
             ),
             (None, None) => unreachable!("a run's target has an index"),
@@ -571,8 +576,9 @@ fn attack_signal<'p>(
     })
 }
 
-/// The target attack judged per sample set (all samples, the candidates, each group): a set
-/// gets a ROC curve, or a line in `not_scored` saying why it has none.
+/// The target attack judged per sample set (all samples, the candidates, each group) by the one
+/// evaluation ([`memia_attacks::evaluation`]): a set gets a ROC curve, or a line in
+/// `not_scored` saying why it has none.
 struct ScoredSets {
     /// All samples.
     all: Option<RocSummary>,
@@ -586,6 +592,9 @@ struct ScoredSets {
     not_scored: Vec<NotScored>,
 }
 
+/// The name of the candidates' set in the report.
+const CANDIDATES: &str = "high-memorization candidates";
+
 impl ScoredSets {
     /// Scores all samples, then the candidates, then each group (refusing a group that names
     /// a sample outside the pool).
@@ -595,98 +604,57 @@ impl ScoredSets {
         groups: &[EvalGroup],
         n: usize,
     ) -> Result<ScoredSets> {
-        let mut sets = ScoredSets {
+        if let Some((g, &bad)) = groups
+            .iter()
+            .find_map(|g| g.samples.iter().find(|&&i| i >= n).map(|i| (g, i)))
+        {
+            return Err(ReportError::GroupSampleOutOfRange {
+                group: g.name.clone(),
+                sample: bad,
+                samples: n,
+            });
+        }
+        let sets: Vec<EvalGroup> = std::iter::once(EvalGroup {
+            name: CANDIDATES.into(),
+            samples: candidates.to_vec(),
+        })
+        .chain(groups.iter().cloned())
+        .collect();
+        let judged = evaluate_sets(
+            &attack.scores,
+            attack.members.as_deref(),
+            &sets,
+            &STANDARD_FPRS,
+        )?;
+        let mut scored = ScoredSets {
             all: None,
             candidates: None,
             groups: Vec::new(),
             roc: Vec::new(),
             not_scored: Vec::new(),
         };
-        let everyone: Vec<usize> = (0..n).collect();
-        sets.all = sets.score(attack, "all samples", &everyone)?;
-        sets.candidates = sets.score(attack, "high-memorization candidates", candidates)?;
-        for g in groups {
-            if let Some(&bad) = g.samples.iter().find(|&&i| i >= n) {
-                return Err(ReportError::GroupSampleOutOfRange {
-                    group: g.name.clone(),
-                    sample: bad,
-                    samples: n,
-                });
-            }
-            let summary = sets.score(attack, &g.name, &g.samples)?;
-            sets.groups.push((g.name.clone(), summary));
-        }
-        Ok(sets)
-    }
-
-    /// One set: keeps its curve or its reason, and gives its summary.
-    fn score(
-        &mut self,
-        attack: &AttackedTarget,
-        name: &str,
-        samples: &[usize],
-    ) -> Result<Option<RocSummary>> {
-        Ok(
-            match roc_or_reason(&attack.scores, attack.members.as_deref(), samples)? {
-                Ok((summary, curve)) => {
-                    self.roc.push((name.to_string(), curve));
-                    Some(summary)
+        for (i, set) in judged.into_iter().enumerate() {
+            let summary = match set.outcome {
+                Ok(s) => {
+                    scored.roc.push((set.name.clone(), s.curve));
+                    Some(s.summary)
                 }
                 Err(reason) => {
-                    self.not_scored.push(NotScored {
-                        set: name.to_string(),
+                    scored.not_scored.push(NotScored {
+                        set: set.name.clone(),
                         reason,
                     });
                     None
                 }
-            },
-        )
+            };
+            match i {
+                0 => scored.all = summary,
+                1 => scored.candidates = summary,
+                _ => scored.groups.push((set.name, summary)),
+            }
+        }
+        Ok(scored)
     }
-}
-
-/// A set's ROC curve over the samples the attack judged (finite scores), or why it has none:
-/// a reader must see why a set has no row rather than a misleading one.
-fn roc_or_reason(
-    scores: &[f64],
-    members: Option<&[bool]>,
-    samples: &[usize],
-) -> Result<std::result::Result<(RocSummary, RocCurve), String>> {
-    let Some(members) = members else {
-        return Ok(Err(
-            "the target's membership is not known (give its members to score the attack)".into(),
-        ));
-    };
-    if samples.is_empty() {
-        return Ok(Err("no sample in the set".into()));
-    }
-    let (s, m): (Vec<f64>, Vec<bool>) = samples
-        .iter()
-        .filter(|&&i| scores[i].is_finite())
-        .map(|&i| (scores[i], members[i]))
-        .unzip();
-    let inside = m.iter().filter(|&&x| x).count();
-    if s.is_empty() {
-        return Ok(Err(format!(
-            "the attack judged none of its {} samples",
-            samples.len()
-        )));
-    }
-    if inside == 0 || inside == m.len() {
-        let side = if inside == 0 {
-            "non-members"
-        } else {
-            "members"
-        };
-        return Ok(Err(format!(
-            "all {} judged samples are {side} of the target: no ROC curve",
-            m.len()
-        )));
-    }
-    let roc = RocCurve::new(&s, &m, Direction::HigherIsMember)?;
-    Ok(Ok((
-        roc.summary(&STANDARD_FPRS, TprAtFpr::LiraStrict)?,
-        roc,
-    )))
 }
 
 /// Spearman correlation of memorization and privacy score over the samples where both are

@@ -261,7 +261,7 @@ impl Audit {
                     table,
                     "<li>{}: {}</li>",
                     html_escape(&n.set),
-                    html_escape(&n.reason)
+                    html_escape(&n.reason.to_string())
                 );
             }
             table.push_str("</ul>\n");

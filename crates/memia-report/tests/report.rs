@@ -264,6 +264,7 @@ fn an_external_target_is_attacked_with_every_model() {
     assert!(
         without.summary.not_scored[0]
             .reason
+            .to_string()
             .contains("membership is not known")
     );
     assert_eq!(without.panels.len(), 2);
@@ -400,6 +401,7 @@ fn the_report_shows_the_samples_and_no_row_that_judged_nothing() {
     assert!(
         audit.summary.not_scored[0]
             .reason
+            .to_string()
             .contains("all 5 judged samples are members")
     );
     // The most memorized members of the target are memorized samples.
