@@ -205,6 +205,17 @@ pub(crate) struct DeviceArgs {
     pub(crate) engine: Option<memia_models::Engine>,
 }
 
+impl DeviceArgs {
+    /// As the library takes it.
+    pub(crate) fn placement(&self) -> memia_audit::trainer::Placement {
+        memia_audit::trainer::Placement {
+            device: self.device.clone(),
+            engine: self.engine,
+            group_size: self.group_size,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct TrainArgs {
     /// The run directory.

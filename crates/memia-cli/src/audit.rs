@@ -2,55 +2,41 @@
 //! membership decisions on the high-memorization candidates are confident.
 
 use memia_attacks::sequential::SequentialConfig;
-use memia_report::sequential::{
-    SequentialAudit, SequentialEvent, SequentialReport, SequentialTarget, Stop,
-};
+use memia_audit::{AuditTarget, Run};
+use memia_report::sequential::{SequentialAudit, SequentialEvent, SequentialReport, Stop};
 
 use crate::args::SequentialArgs;
-use crate::error::{CliError, Result};
+use crate::commands::outside_model;
+use crate::error::{AuditError, Result};
 use crate::progress::{Progress, status};
-use crate::run_files;
-use crate::run_setup::{outside_target, planned_pool, refuse_mixed_families, trainer};
 
 pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
-    let run = run_files::open(&args.run)?;
+    let run = Run::open(&args.run)?;
     let models = run.dir.plan().models;
-    let outside = args
-        .target_logits
-        .as_deref()
-        .map(|path| outside_target(&run, path, args.members.as_deref(), quiet))
-        .transpose()?;
     if let Some(t) = args.target.filter(|&t| t >= models) {
-        return Err(CliError::Usage(format!(
+        return Err(AuditError::Usage(format!(
             "--target {t} is out of range: the run has {}",
             crate::text::run_models(models)
         )));
     }
     // Without a target, the run's last model: the rounds train the others from model 0 up.
-    let target = match &outside {
-        Some(t) => SequentialTarget::External {
-            logits: &t.logits,
-            members: t.members.as_deref(),
-        },
-        None => SequentialTarget::Model(args.target.unwrap_or(models.saturating_sub(1))),
+    let target = match &args.target_logits {
+        Some(path) => outside_model(&run, path, args.members.as_deref(), quiet)?,
+        None => AuditTarget::Model(args.target.unwrap_or(models.saturating_sub(1))),
     };
-    let available = match target {
-        SequentialTarget::Model(_) => models.saturating_sub(1),
-        SequentialTarget::External { .. } => models,
-    };
+    let available = target.as_report().available_shadows(models).len();
     let budget = args.budget.unwrap_or(available);
     if budget == 0 || budget > available {
-        return Err(CliError::Usage(format!(
+        return Err(AuditError::Usage(format!(
             "--budget {budget} is out of range: the run can give 1-{available} shadow models (plan more models to raise it)"
         )));
     }
-    let rounds = memia_attacks::doubling_counts(budget);
     let sequential = SequentialAudit {
         config: SequentialConfig {
             delta: args.delta,
             threshold: args.threshold,
         },
-        rounds: Some(rounds),
+        rounds: Some(memia_attacks::doubling_counts(budget)),
     };
     sequential.config.check()?;
     status(
@@ -65,23 +51,11 @@ pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
             }
         ),
     );
-    // Planned runs train what the rounds need; imported ones use the models they have.
-    let (trainer, pool) = match &run.config {
-        Some(config) => {
-            let trainer = trainer(config, &run.path(), &args.device)?;
-            refuse_mixed_families(&run, trainer.as_dyn())?;
-            (Some(trainer), Some(planned_pool(&run)?))
-        }
-        None => (None, None),
-    };
     let mut bar: Option<Progress> = None;
-    let report = sequential.run(
-        &run.dir,
-        trainer.as_ref().map(|t| t.as_dyn()),
-        pool.as_ref()
-            .map(|p| &p.dataset as &dyn memia_data::Dataset),
-        &run.labels,
-        target,
+    let report = run.sequential(
+        &sequential,
+        &target,
+        &args.device.placement(),
         |event| match event {
             SequentialEvent::Training(p) => {
                 let bar = bar.get_or_insert_with(|| {

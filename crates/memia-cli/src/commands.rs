@@ -4,18 +4,16 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use memia_attacks::loo::EvalGroup;
-use memia_attacks::{
-    AttackSpec, CandidateRule, FittedTest, LiraSignal, MembershipTest, OfflineScore,
-};
+use memia_attacks::{AttackSpec, CandidateRule, LiraSignal, OfflineScore};
 use memia_core::npy::{AnyArray, into_dimension, read_npy_any, write_npy};
 use memia_core::{KeepMatrix, LiraImportOptions, Logits, import_lira_run, labels_from_i64};
 use memia_data::Pool;
 use memia_memorization::{MemorizationConfig, Outcome};
 use memia_metrics::{Direction, RocCurve, STANDARD_FPRS, TprAtFpr};
 use memia_models::{CnnConfig, MlpConfig, ModelConfig, ResNetConfig};
-use memia_report::{Audit, AuditConfig, AuditInputs, ExternalTarget, SampleImages, headline};
+use memia_report::{AuditConfig, headline};
 use memia_shadow::{InclusionScheme, Plan, PoolFingerprint, Producer, RunDir, labels_sha256};
-use ndarray::{Array1, Array3, Axis};
+use ndarray::{Array1, Array3};
 
 use crate::args::{
     AttackArgs, AttackMethodArgs, AuditArgs, Convention, DeviceArgs, ExportPoolArgs, ImportArgs,
@@ -23,13 +21,10 @@ use crate::args::{
     RunArgs, SignalArg, TrainArgs,
 };
 use crate::config::{DataSource, RunConfig};
-use crate::error::{CliError, Result, usage};
+use crate::error::{AuditError, Result, usage};
 use crate::progress::{Progress, status};
-use crate::run_files::{self, LoadedRun, PoolInfo};
-use crate::run_setup::{
-    OutsideTarget, RunTrainer, outside_target, planned_pool, read_membership, read_one_model,
-    refuse_mixed_families, settings, trainer,
-};
+use memia_audit::trainer::trainer;
+use memia_audit::{AuditTarget, OutsideModel, Planned, PoolInfo, Run, read_membership};
 
 /// `A:B` parts of a flag value like `balanced:0.5`.
 fn split_value(value: &str) -> (&str, Option<&str>) {
@@ -150,90 +145,38 @@ fn parse_range(text: &str, models: usize) -> Result<Range<usize>> {
 }
 
 /// Plans `config` (read from `origin`, with the flags applied) into `dir` (or finds the same
-/// plan there); returns the pool it built. Every setting is checked against the pool here, so
-/// that `train` does not find it wrong after a plan was made.
-fn plan_into(config: &RunConfig, origin: &Path, dir: &Path, quiet: bool) -> Result<Pool> {
-    let pool = crate::pool::build(&config.data, config.plan.seed)?;
-    // Only the settings enter the plan; the device is chosen when training.
-    let trainer = settings(config, dir, None)?;
-    if let RunTrainer::Burn(burn) = &trainer {
-        crate::pool::check_shape(&pool.dataset, &config.model)?;
-        burn.check_pool(&pool.dataset)
-            .map_err(|source| CliError::ModelSetting {
-                path: origin.to_path_buf(),
-                table: None,
-                source,
-            })?;
-    }
-    let plan = Plan::new(
-        &pool.dataset,
-        config.plan.models,
-        config.plan.scheme.clone(),
-        config.plan.seed,
-        trainer.as_dyn(),
-    )
-    .map_err(|e| CliError::Config {
-        path: origin.to_path_buf(),
-        // A size refused for memory names the table its setting lives in.
-        reason: match &e {
-            memia_shadow::ShadowError::TooLarge(t) if t.setting == "group_size" => {
-                format!("[train] {e}")
-            }
-            memia_shadow::ShadowError::TooLarge(t) if t.setting == "model" => {
-                format!("[model] {e}")
-            }
-            _ => format!("[plan] {e}"),
-        },
-    })?;
-    let existed = dir.join("plan.json").exists();
-    let run = RunDir::create(dir, &plan)?;
-    let canaries = pool.canaries();
-    let groups = if canaries.is_empty() {
-        Vec::new()
-    } else {
-        vec![EvalGroup {
-            name: "canaries".into(),
-            samples: canaries.clone(),
-        }]
-    };
-    let labels = memia_data::Dataset::labels(&pool.dataset);
-    let written = run_files::write_extras(
-        dir,
-        Some(config),
-        &labels,
-        &PoolInfo {
-            provenance: Some(crate::pool::provenance_strings(&pool)),
-            groups,
-        },
-    )?;
-    if existed && !written.is_empty() {
+/// plan there) and says what it did.
+fn plan_into(config: &RunConfig, origin: &Path, dir: &Path, quiet: bool) -> Result<Planned> {
+    let planned = Run::plan(config, origin, dir)?;
+    if planned.existed && !planned.updated.is_empty() {
         status(
             quiet,
             format!(
                 "updated {} (settings outside the plan, such as [audit], changed)",
-                written.join(", ")
+                planned.updated.join(", ")
             ),
         );
     }
+    let plan = planned.run.dir.plan();
     status(
         quiet,
         format!(
             "{} {} models on {} samples ({} canaries, {} classes, samples of shape {:?}) in {} (plan {})",
-            if existed {
+            if planned.existed {
                 "found the plan of"
             } else {
                 "planned"
             },
             plan.models,
             plan.pool.samples,
-            canaries.len(),
+            planned.pool.canaries().len(),
             plan.pool.classes,
             plan.pool.feature_shape,
-            run.path().display(),
-            &run.plan().content_hash()[..16]
+            planned.run.path().display(),
+            &plan.content_hash()[..16]
         ),
     );
-    Ok(pool)
+    Ok(planned)
 }
 
 pub fn plan(args: &PlanArgs, quiet: bool) -> Result<()> {
@@ -280,18 +223,14 @@ pub fn plan(args: &PlanArgs, quiet: bool) -> Result<()> {
 /// Trains `models` (a range `A..B`, default all) of `run`; `pool` is the run's pool when the
 /// caller has just built it, else it is built from the run's configuration.
 fn train_models(
-    run: &LoadedRun,
+    run: &Run,
     device: &DeviceArgs,
     models: Option<&str>,
     pool: Option<&Pool>,
     allow_mixed_producers: bool,
     quiet: bool,
 ) -> Result<()> {
-    let config = run.config.as_ref().ok_or_else(|| CliError::Run {
-        path: run.path(),
-        reason: "has no memia.toml (an imported run?): its outputs were not trained by memia"
-            .into(),
-    })?;
+    let config = run.config()?;
     let k = run.dir.plan().models;
     let range = match models {
         Some(text) => parse_range(text, k)?,
@@ -301,20 +240,11 @@ fn train_models(
     let pool = match pool {
         Some(pool) => pool,
         None => {
-            built = crate::pool::build(&config.data, config.plan.seed)?;
+            built = memia_audit::pool::build(&config.data, config.plan.seed)?;
             &built
         }
     };
-    if memia_data::Dataset::labels(&pool.dataset) != run.labels {
-        return Err(CliError::Run {
-            path: run.path(),
-            reason: "labels.npy differs from the pool the configuration builds".into(),
-        });
-    }
-    let trainer = trainer(config, &run.path(), device)?;
-    if !allow_mixed_producers {
-        refuse_mixed_families(run, trainer.as_dyn())?;
-    }
+    let trainer = trainer(config, &run.path(), &device.placement())?;
     status(
         quiet,
         format!(
@@ -324,7 +254,7 @@ fn train_models(
         ),
     );
     let mut bar = Progress::new("training", "models", range.len() as u64, quiet);
-    let report = run.dir.train(trainer.as_dyn(), &pool.dataset, range, |p| {
+    let report = run.train(trainer.as_dyn(), pool, range, allow_mixed_producers, |p| {
         bar.update(p.done as u64, p.total as u64, p.remaining())
     })?;
     bar.finish();
@@ -338,7 +268,7 @@ fn train_models(
             report.skipped.len()
         ),
     );
-    let producers = run.dir.producers()?;
+    let producers = run.producer_lines()?;
     if producers.len() > 1 {
         let each: Vec<String> = producers.iter().map(|p| format!("  {p}")).collect();
         eprintln!(
@@ -353,7 +283,7 @@ fn train_models(
 }
 
 pub fn train(args: &TrainArgs, quiet: bool) -> Result<()> {
-    let run = run_files::open(&args.run)?;
+    let run = Run::open(&args.run)?;
     train_models(
         &run,
         &args.device,
@@ -365,7 +295,7 @@ pub fn train(args: &TrainArgs, quiet: bool) -> Result<()> {
 }
 
 pub fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
-    let run = run_files::open(&args.run)?;
+    let run = Run::open(&args.run)?;
     let logits = run.logits()?;
     let mut config = MemorizationConfig::default();
     if !args.strict {
@@ -503,30 +433,11 @@ pub fn attack(args: &AttackArgs, quiet: bool) -> Result<()> {
             "--members-out needs --target (an external target's membership is not known)",
         ));
     }
-    let run = run_files::open(&args.run)?;
+    let run = Run::open(&args.run)?;
     let spec = attack_spec(&args.method, &AttackSpec::default())?;
-    let logits = run.logits()?;
-    let keep = run.dir.keep();
-    let (shadow_keep, shadow_logits, target_logits) = match (args.target, &args.target_logits) {
-        (Some(t), None) => {
-            if t >= keep.models() {
-                return Err(usage(format!(
-                    "--target {t} is out of range: the run has {}",
-                    crate::text::run_models(keep.models())
-                )));
-            }
-            let others: Vec<usize> = (0..keep.models()).filter(|&k| k != t).collect();
-            (
-                keep.select_models(&others)?,
-                logits.select_models(&others)?,
-                logits.select_models(&[t])?,
-            )
-        }
-        (None, Some(path)) => (
-            keep.clone(),
-            logits.clone(),
-            outside_target(&run, path, None, quiet)?.logits,
-        ),
+    let target = match (args.target, &args.target_logits) {
+        (Some(t), None) => AuditTarget::Model(t),
+        (None, Some(path)) => outside_model(&run, path, None, quiet)?,
         (None, None) => {
             return Err(usage(
                 "say which model to attack: --target K (a model of the run) or --target-logits FILE",
@@ -534,41 +445,77 @@ pub fn attack(args: &AttackArgs, quiet: bool) -> Result<()> {
         }
         (Some(_), Some(_)) => unreachable!("clap refuses both"),
     };
-    let signal = spec.signal();
-    let shadow = shadow_logits.signals(&run.labels, signal)?;
-    let target = target_logits.signals(&run.labels, signal)?;
-    let scores = spec
-        .fit(&shadow_keep, shadow.view())?
-        .score(target.index_axis(Axis(0), 0))?;
+    let scored = run
+        .score(&spec, &target)
+        .map_err(|e| flag_out_of_range(e, |t| format!("--target {t}")))?;
+    let scores = Array1::from(scored.scores.clone());
     write_npy(&args.output, &scores)?;
     let judged = scores.iter().filter(|s| s.is_finite()).count();
     let mut line = format!(
         "{} with {} shadow models: {judged} of {} samples scored; written to {}",
         spec.describe(),
-        shadow_keep.models(),
+        scored.shadow_models,
         scores.len(),
         args.output.display()
     );
-    if let Some(t) = args.target {
-        let members: Array1<bool> = keep.row(t).to_owned();
+    if let (Some(t), Some(members)) = (args.target, &scored.members) {
         if let Some(path) = &args.members_out {
-            write_npy(path, &members)?;
+            write_npy(path, &Array1::from(members.clone()))?;
         }
-        let (s, m): (Vec<f64>, Vec<bool>) = scores
-            .iter()
-            .zip(&members)
-            .filter(|(s, _)| s.is_finite())
-            .map(|(&s, &m)| (s, m))
-            .unzip();
-        if let Ok(roc) = RocCurve::new(&s, &m, Direction::HigherIsMember) {
+        if let Some(all) = scored.evaluate(&[], &[1e-3])?[0].scored() {
             line.push_str(&format!(
-                " (AUROC {:.4} against model {t}'s membership)",
-                roc.auc()
+                " (AUROC {:.4} against model {t}'s membership{})",
+                all.auroc,
+                undetermined_note(all)
             ));
         }
     }
     status(quiet, line);
     Ok(())
+}
+
+/// `, N undetermined` after a figure whose samples include some the attack could not judge.
+fn undetermined_note(summary: &memia_metrics::RocSummary) -> String {
+    match summary.undetermined.total() {
+        0 => String::new(),
+        u => format!("; {u} undetermined"),
+    }
+}
+
+/// A target out of range, named as the setting that gave it (`name(target)`).
+fn flag_out_of_range(e: AuditError, name: impl Fn(usize) -> String) -> AuditError {
+    match e {
+        AuditError::TargetOutOfRange { target, models } => usage(format!(
+            "{} is out of range: the run has {}",
+            name(target),
+            crate::text::run_models(models)
+        )),
+        other => other,
+    }
+}
+
+/// `--target-logits FILE` (and `--members FILE`): a model trained elsewhere, read by the
+/// library's one reader, saying so where float64 values were converted.
+pub(crate) fn outside_model(
+    run: &Run,
+    logits: &Path,
+    members: Option<&Path>,
+    quiet: bool,
+) -> Result<AuditTarget> {
+    let mut model = OutsideModel::read(logits, run.dir.expected_logits_shape())
+        .map_err(|e| usage(format!("--target-logits {e}")))?;
+    if model.converted_from_f64 {
+        status(
+            quiet,
+            format!("{}: float64 logits converted to float32", logits.display()),
+        );
+    }
+    if let Some(path) = members {
+        model = model
+            .with_members_file(path)
+            .map_err(|e| usage(format!("--members {e}")))?;
+    }
+    Ok(AuditTarget::Outside(model))
 }
 
 fn read_1d_f64(path: &Path) -> Result<Vec<f64>> {
@@ -601,27 +548,20 @@ pub fn metrics(args: &MetricsArgs, quiet: bool) -> Result<()> {
             members.len()
         )));
     }
-    // The scored (not NaN) pairs among `samples`.
-    let scored = |samples: &mut dyn Iterator<Item = usize>| -> (Vec<f64>, Vec<bool>) {
-        samples
-            .map(|i| (scores[i], members[i]))
-            .filter(|(s, _)| !s.is_nan())
-            .unzip()
-    };
-    let (s, m) = scored(&mut (0..scores.len()));
-    let dropped = scores.len() - s.len();
-    if s.is_empty() {
+    let undetermined = scores.iter().filter(|s| !s.is_finite()).count();
+    if undetermined == scores.len() {
         return Err(usage(format!(
-            "{}: no score to evaluate ({} scores, {dropped} of them NaN)",
+            "{}: no score to evaluate ({} scores, none of them finite)",
             args.scores.display(),
             scores.len()
         )));
     }
-    if dropped > 0 {
+    if undetermined > 0 {
         status(
             quiet,
             format!(
-                "left out {dropped} NaN scores of {} in {} (samples the attack could not judge)",
+                "{undetermined} of {} scores in {} are not finite (samples the attack could not \
+                 judge): members among them count as not detected, non-members are left out",
                 scores.len(),
                 args.scores.display()
             ),
@@ -636,22 +576,29 @@ pub fn metrics(args: &MetricsArgs, quiet: bool) -> Result<()> {
         Convention::LiraStrict => TprAtFpr::LiraStrict,
         Convention::Interpolated => TprAtFpr::Interpolated,
     };
-    // A curve's summary as JSON, with how many samples it covers and how many were unscored.
-    let summary = |roc: RocCurve, samples: usize, scored: usize| -> Result<serde_json::Value> {
+    // The curve of `samples` by the one rule for undetermined scores
+    // (RocCurve::with_undetermined), as JSON with how many samples it covers and how many of
+    // them were undetermined.
+    let curve = |samples: &[usize]| {
+        let (s, m): (Vec<f64>, Vec<bool>) =
+            samples.iter().map(|&i| (scores[i], members[i])).unzip();
+        RocCurve::with_undetermined(&s, &m, direction)
+    };
+    let summary = |roc: RocCurve, samples: usize| -> Result<serde_json::Value> {
         let mut v = serde_json::to_value(roc.summary(&STANDARD_FPRS, convention)?)
             .expect("plain data serialises");
         v["samples"] = samples.into();
-        v["unscored"] = (samples - scored).into();
+        v["unscored"] = roc.undetermined().total().into();
         Ok(v)
     };
-    let mut json = summary(RocCurve::new(&s, &m, direction)?, scores.len(), s.len())?;
+    let everyone: Vec<usize> = (0..scores.len()).collect();
+    let mut json = summary(curve(&everyone)?, scores.len())?;
     json["direction"] = format!("{direction:?}").into();
     json["convention"] = format!("{convention:?}").into();
     // Each group on its own curve; a group that cannot have one says why instead.
     let on_own_curve = |samples: &[usize]| -> Result<serde_json::Value> {
-        let (gs, gm) = scored(&mut samples.iter().copied());
-        Ok(match RocCurve::new(&gs, &gm, direction) {
-            Ok(roc) => summary(roc, samples.len(), gs.len())?,
+        Ok(match curve(samples) {
+            Ok(roc) => summary(roc, samples.len())?,
             Err(e) => serde_json::json!({ "samples": samples.len(), "error": e.to_string() }),
         })
     };
@@ -787,8 +734,8 @@ pub fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
 
 pub fn export_pool(args: &ExportPoolArgs, quiet: bool) -> Result<()> {
     use memia_data::Dataset;
-    let run = run_files::open(&args.run)?;
-    let pool = planned_pool(&run)?;
+    let run = Run::open(&args.run)?;
+    let pool = run.planned_pool()?;
     let ds = &pool.dataset;
     let shape: Vec<usize> = std::iter::once(ds.len())
         .chain(ds.feature_shape().iter().copied())
@@ -869,7 +816,7 @@ fn store_import(import: Import<'_>, output: &Path, quiet: bool) -> Result<()> {
         return Ok(());
     }
     if output.exists() && std::fs::read_dir(output).map_or(true, |mut d| d.next().is_some()) {
-        return Err(CliError::Run {
+        return Err(AuditError::Run {
             path: output.to_path_buf(),
             reason: "exists and is not an empty directory: import into a new directory".into(),
         });
@@ -893,7 +840,7 @@ fn store_import(import: Import<'_>, output: &Path, quiet: bool) -> Result<()> {
         provenance: None,
         groups: import.groups,
     };
-    run_files::write_extras(staging.path(), None, import.labels, &info)?;
+    memia_audit::write_run_files(staging.path(), None, import.labels, &info)?;
     if output.exists() {
         // The empty directory checked above.
         std::fs::remove_dir(output).map_err(crate::error::io(output))?;
@@ -919,13 +866,13 @@ fn read_groups(path: Option<&Path>, n: usize) -> Result<Vec<EvalGroup>> {
         return Ok(Vec::new());
     };
     let text = std::fs::read_to_string(path).map_err(crate::error::io(path))?;
-    let groups: Vec<EvalGroup> = serde_json::from_str(&text).map_err(|e| CliError::Config {
+    let groups: Vec<EvalGroup> = serde_json::from_str(&text).map_err(|e| AuditError::Config {
         path: path.to_path_buf(),
         reason: format!("{e} (expected [{{\"name\": \"canaries\", \"samples\": [0, 5]}}])"),
     })?;
     for g in &groups {
         if let Some(&i) = g.samples.iter().find(|&&i| i >= n) {
-            return Err(CliError::Config {
+            return Err(AuditError::Config {
                 path: path.to_path_buf(),
                 reason: format!("group '{}' lists sample {i}, the pool has {n}", g.name),
             });
@@ -936,6 +883,19 @@ fn read_groups(path: Option<&Path>, n: usize) -> Result<Vec<EvalGroup>> {
 
 /// Reads logits as float32: float64 is converted (said unless quiet), other types refused with
 /// the numpy command that converts them.
+/// One model's logits file of an import, read by the library's one reader, saying so where
+/// float64 values were converted.
+fn read_one_model(path: &Path, quiet: bool) -> Result<Array3<f32>> {
+    let read = memia_core::read_model_logits(path, None)?;
+    if read.converted_from_f64 {
+        status(
+            quiet,
+            format!("{}: float64 logits converted to float32", path.display()),
+        );
+    }
+    Ok(read.logits)
+}
+
 fn read_logits_any(path: &Path, quiet: bool) -> Result<ndarray::ArrayD<f32>> {
     let location = path.display().to_string();
     Ok(match read_npy_any(path)? {
@@ -975,7 +935,7 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
         );
         files
             .iter()
-            .map(|f| read_one_model(f, None, quiet))
+            .map(|f| read_one_model(f, quiet))
             .collect::<Result<_>>()?
     } else {
         let all = read_logits_any(&args.logits, quiet)?;
@@ -1084,7 +1044,7 @@ fn transposed_message(
     }
 }
 
-fn audit_config(run: &LoadedRun, args: &AuditArgs) -> Result<AuditConfig> {
+fn audit_config(run: &Run, args: &AuditArgs) -> Result<AuditConfig> {
     let mut config = run
         .config
         .as_ref()
@@ -1111,7 +1071,7 @@ fn audit_config(run: &LoadedRun, args: &AuditArgs) -> Result<AuditConfig> {
 }
 
 /// Where the candidate rule of [`audit_config`] came from, for the status line that prints it.
-fn candidates_origin(run: &LoadedRun, args: &AuditArgs) -> String {
+fn candidates_origin(run: &Run, args: &AuditArgs) -> String {
     if args.threshold.is_some() {
         "--threshold".into()
     } else if run.config.is_some() {
@@ -1126,9 +1086,9 @@ fn candidates_origin(run: &LoadedRun, args: &AuditArgs) -> String {
 
 /// The pool of a planned run, for the report's thumbnails: `None` (and said why unless quiet)
 /// for runs whose pool memia cannot rebuild.
-fn pool_for_thumbnails(run: &LoadedRun, quiet: bool) -> Option<Pool> {
+fn pool_for_thumbnails(run: &Run, quiet: bool) -> Option<Pool> {
     run.config.as_ref()?;
-    match planned_pool(run) {
+    match run.planned_pool() {
         Ok(pool) => Some(pool),
         Err(e) => {
             status(quiet, format!("no thumbnails in the report: {e}"));
@@ -1140,60 +1100,37 @@ fn pool_for_thumbnails(run: &LoadedRun, quiet: bool) -> Option<Pool> {
 /// Audits `run` and writes the report to `out`; `pool` is the run's pool when the caller has
 /// just built it (for the thumbnails), else it is rebuilt from the run's configuration.
 fn report_on(
-    run: &LoadedRun,
+    run: &Run,
     args: &AuditArgs,
-    outside: Option<&OutsideTarget>,
+    outside: Option<AuditTarget>,
     pool: Option<&Pool>,
     out: &Path,
     quiet: bool,
 ) -> Result<()> {
     let config = audit_config(run, args)?;
-    let k = run.dir.plan().models;
-    if outside.is_none() && config.target >= k {
-        let what = if args.target.is_some() {
-            format!("--target {}", config.target)
-        } else {
-            format!(
-                "[audit] target = {} of {}",
-                config.target,
-                run.path().join("memia.toml").display()
-            )
-        };
-        return Err(usage(format!(
-            "{what} is out of range: the run has {}",
-            crate::text::run_models(k)
-        )));
-    }
-    let logits = run.logits()?;
-    let producers: Vec<String> = run.dir.producers()?.iter().map(|p| p.to_string()).collect();
+    let target = outside.unwrap_or(AuditTarget::Model(config.target));
     let rebuilt = match pool {
         Some(_) => None,
         None => pool_for_thumbnails(run, quiet),
     };
-    let pool = pool.or(rebuilt.as_ref());
-    let mut inputs = AuditInputs::new(run.dir.keep(), &logits, &run.labels)
-        .with_groups(&run.pool.groups)
-        .with_producers(&producers);
-    if let Some(p) = run.pool.provenance.as_deref() {
-        inputs = inputs.with_provenance(p);
-    }
-    if let Some(images) = pool.as_ref().and_then(|p| {
-        use memia_data::Dataset;
-        SampleImages::from_feature_shape(p.dataset.feature_shape(), p.dataset.as_slice())
-    }) {
-        inputs = inputs.with_images(images);
-    }
-    if let Some(t) = outside {
-        inputs = inputs.with_external_target(ExternalTarget {
-            logits: &t.logits,
-            members: t.members.as_deref(),
-            name: &t.name,
-        });
-    }
     let mut bar = Progress::new("shadow-model curve", "evaluations", 1, quiet);
-    let audit = Audit::run(inputs, &config, |done, total| {
-        bar.update(done as u64, total as u64, None)
-    })?;
+    let audit = run
+        .audit(
+            &config,
+            &target,
+            pool.or(rebuilt.as_ref()),
+            |done, total| bar.update(done as u64, total as u64, None),
+        )
+        .map_err(|e| {
+            flag_out_of_range(e, |t| {
+                if args.target.is_some() {
+                    format!("--target {t}")
+                } else {
+                    let file = run.path().join("memia.toml");
+                    format!("[audit] target = {t} of {}", file.display())
+                }
+            })
+        })?;
     bar.finish();
     let files = audit.write(out)?;
     if !quiet {
@@ -1207,21 +1144,22 @@ fn report_on(
             s.memorization.candidate_rule,
             candidates_origin(run, args)
         );
-        if producers.len() > 1 {
-            eprintln!("  the run mixes {} producers:", producers.len());
-            for p in &producers {
+        if s.producers.len() > 1 {
+            eprintln!("  the run mixes {} producers:", s.producers.len());
+            for p in &s.producers {
                 eprintln!("    {p}");
             }
         }
-        if s.all.is_some() {
-            eprintln!("  {}", headline("all samples", s.all.as_ref()));
-        }
-        if s.candidates.is_some() {
-            eprintln!("  {}", headline("candidates", s.candidates.as_ref()));
-        }
-        for (name, r) in &s.groups {
-            if r.is_some() {
-                eprintln!("  {}", headline(name, r.as_ref()));
+        let sets = std::iter::once(("all samples", &s.all))
+            .chain(std::iter::once(("candidates", &s.candidates)))
+            .chain(s.groups.iter().map(|(name, r)| (name.as_str(), r)));
+        for (name, r) in sets {
+            if let Some(summary) = r {
+                eprintln!(
+                    "  {}{}",
+                    headline(name, Some(summary)),
+                    undetermined_note(summary)
+                );
             }
         }
         for n in &s.not_scored {
@@ -1233,20 +1171,13 @@ fn report_on(
 }
 
 pub fn report(args: &ReportArgs, quiet: bool) -> Result<()> {
-    let run = run_files::open(&args.run)?;
+    let run = Run::open(&args.run)?;
     let outside = args
         .target_logits
         .as_deref()
-        .map(|path| outside_target(&run, path, args.members.as_deref(), quiet))
+        .map(|path| outside_model(&run, path, args.members.as_deref(), quiet))
         .transpose()?;
-    report_on(
-        &run,
-        &args.audit,
-        outside.as_ref(),
-        None,
-        &args.output,
-        quiet,
-    )
+    report_on(&run, &args.audit, outside, None, &args.output, quiet)
 }
 
 pub fn run(args: &RunArgs, quiet: bool) -> Result<()> {
@@ -1265,8 +1196,7 @@ pub fn run(args: &RunArgs, quiet: bool) -> Result<()> {
                 .join(format!("{stem}-run"))
         }
     };
-    let pool = plan_into(&config, &args.config, &dir, quiet)?;
-    let run = run_files::open(&dir)?;
+    let Planned { run, pool, .. } = plan_into(&config, &args.config, &dir, quiet)?;
     train_models(&run, &args.device, None, Some(&pool), false, quiet)?;
     let report_dir = args.report.clone().unwrap_or_else(|| dir.join("report"));
     report_on(&run, &args.audit, None, Some(&pool), &report_dir, quiet)

@@ -21,17 +21,14 @@
 mod args;
 mod audit;
 mod commands;
-mod config;
-mod error;
 mod import_checks;
-mod pool;
 mod progress;
-mod run_files;
-mod run_setup;
 mod slurm;
 mod slurm_jobs;
 mod status;
-mod text;
+
+// The application layer is the library's: the commands parse, call it and print.
+use memia_audit::{config, error, text};
 
 use std::process::ExitCode;
 

@@ -10,10 +10,10 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::args::SlurmArgs;
-use crate::error::{CliError, Result};
+use crate::error::{AuditError, Result};
 use crate::progress::status;
-use crate::run_files;
 use crate::slurm_jobs::{Submission, jobs_path, submissions};
+use memia_audit::Run;
 
 /// The missing models as shards of at most `per_task`: contiguous runs cut into pieces.
 pub fn shards(missing: &[usize], per_task: usize) -> Vec<(usize, usize)> {
@@ -66,7 +66,7 @@ fn slurm_word(text: &str) -> String {
 fn slurm_log_name(what: &str, dir: &Path, pattern: &str) -> Result<String> {
     let text = utf8(what, dir)?;
     if text.contains('\\') {
-        return Err(CliError::Usage(format!(
+        return Err(AuditError::Usage(format!(
             "{what} {text:?} contains a backslash, which Slurm reads as 'no %-patterns in this log file name': choose a path without one"
         )));
     }
@@ -78,7 +78,7 @@ fn slurm_log_name(what: &str, dir: &Path, pattern: &str) -> Result<String> {
 fn no_control(what: &str, value: &str) -> Result<()> {
     match value.chars().find(|c| c.is_control()) {
         None => Ok(()),
-        Some(c) => Err(CliError::Usage(format!(
+        Some(c) => Err(AuditError::Usage(format!(
             "{what} {value:?} contains the control character {:?} (U+{:04X}), which cannot be written safely into an sbatch script",
             c, c as u32
         ))),
@@ -88,7 +88,7 @@ fn no_control(what: &str, value: &str) -> Result<()> {
 /// A path as UTF-8 text without control characters, or an error naming `what`.
 fn utf8<'a>(what: &str, path: &'a Path) -> Result<&'a str> {
     let text = path.to_str().ok_or_else(|| {
-        CliError::Usage(format!(
+        AuditError::Usage(format!(
             "{what} {path:?} is not UTF-8: it cannot be written into an sbatch script"
         ))
     })?;
@@ -97,16 +97,16 @@ fn utf8<'a>(what: &str, path: &'a Path) -> Result<&'a str> {
 }
 
 pub fn slurm(args: &SlurmArgs, quiet: bool) -> Result<()> {
-    let run = run_files::open(&args.run)?;
+    let run = Run::open(&args.run)?;
     if run.config.is_none() {
-        return Err(CliError::Run {
+        return Err(AuditError::Run {
             path: run.path(),
             reason: "has no memia.toml (an imported run?): its models are not trained by memia"
                 .into(),
         });
     }
     if args.per_task == 0 {
-        return Err(CliError::Usage("--per-task must be at least 1".into()));
+        return Err(AuditError::Usage("--per-task must be at least 1".into()));
     }
     let run_dir = std::path::absolute(&args.run).map_err(crate::error::io(&args.run))?;
     let done = run.dir.completed()?;
@@ -127,7 +127,7 @@ pub fn slurm(args: &SlurmArgs, quiet: bool) -> Result<()> {
     let memia = match &args.memia {
         Some(p) => p.clone(),
         None => std::env::current_exe().map_err(|e| {
-            CliError::Usage(format!(
+            AuditError::Usage(format!(
                 "cannot find the memia executable ({e}): give it with --memia PATH"
             ))
         })?,
@@ -292,12 +292,12 @@ fn sbatch(script: &[String]) -> Result<String> {
 
 fn sbatch_raw(args: &[String]) -> Result<String> {
     let out = Command::new("sbatch").args(args).output().map_err(|e| {
-        CliError::Usage(format!(
+        AuditError::Usage(format!(
             "cannot run sbatch ({e}): is Slurm installed and on PATH? (without --submit, memia only writes the script)"
         ))
     })?;
     if !out.status.success() {
-        return Err(CliError::Usage(format!(
+        return Err(AuditError::Usage(format!(
             "sbatch {} failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()

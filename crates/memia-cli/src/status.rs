@@ -7,7 +7,7 @@ use memia_shadow::{ProducedModels, model_ranges};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::run_files;
+use memia_audit::Run;
 
 /// What `memia status --json` prints.
 #[derive(Debug, Serialize)]
@@ -37,7 +37,7 @@ pub struct RunStatus {
 impl RunStatus {
     /// Reads the status of the run in `path`.
     pub fn of(path: &Path) -> Result<RunStatus> {
-        let run = run_files::open(path)?;
+        let run = Run::open(path)?;
         let plan = run.dir.plan();
         // Every complete model has one producer entry (recorded or not): one pass over the
         // logits files gives both.

@@ -695,7 +695,7 @@ fn bad_inputs_fail_with_clear_errors() {
         dir,
     );
     assert!(
-        err.contains("nan.npy: no score to evaluate (3 scores, 3 of them NaN)"),
+        err.contains("nan.npy: no score to evaluate (3 scores, none of them finite)"),
         "{err}"
     );
     write_npy(
@@ -714,7 +714,15 @@ fn bad_inputs_fail_with_clear_errors() {
     );
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("left out 1 NaN scores of 4"), "{stderr}");
+    assert!(
+        stderr.contains("1 of 4 scores in some.npy are not finite"),
+        "{stderr}"
+    );
+    // The one rule: the undetermined non-member is left out of the FPR's denominator.
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["negatives"], 1, "{json}");
+    assert_eq!(json["undetermined"]["non_members"], 1, "{json}");
+    assert_eq!(json["unscored"], 1, "{json}");
     // Groups scored separately, from a groups file; a one-class group says why it has no curve.
     std::fs::write(
         dir.join("g.json"),

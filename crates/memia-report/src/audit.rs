@@ -74,9 +74,9 @@ pub struct AuditInputs<'a> {
     pub producers: &'a [String],
     /// The pool's pixels, for the report's thumbnails of the samples it singles out.
     pub images: Option<SampleImages<'a>>,
-    /// A target model outside the run; then all K models are shadow models and
-    /// [`AuditConfig::target`] is not used.
-    pub external_target: Option<ExternalTarget<'a>>,
+    /// The attacked model; `None`: model [`AuditConfig::target`] of the run. With an
+    /// [`Target::External`] model all K models are shadow models.
+    pub target: Option<Target<'a>>,
 }
 
 impl<'a> AuditInputs<'a> {
@@ -90,7 +90,7 @@ impl<'a> AuditInputs<'a> {
             groups: &[],
             producers: &[],
             images: None,
-            external_target: None,
+            target: None,
         }
     }
 
@@ -118,10 +118,15 @@ impl<'a> AuditInputs<'a> {
         self
     }
 
-    /// Attacking a model outside the run.
-    pub fn with_external_target(mut self, target: ExternalTarget<'a>) -> Self {
-        self.external_target = Some(target);
+    /// Attacking `target` (instead of model [`AuditConfig::target`] of the run).
+    pub fn with_target(mut self, target: Target<'a>) -> Self {
+        self.target = Some(target);
         self
+    }
+
+    /// Attacking a model outside the run.
+    pub fn with_external_target(self, target: ExternalTarget<'a>) -> Self {
+        self.with_target(Target::External(target))
     }
 }
 
@@ -145,6 +150,34 @@ impl<'a> SampleImages<'a> {
             _ => return None,
         };
         Some(SampleImages { shape, pixels })
+    }
+}
+
+/// The model an audit attacks: one type for the report and the sequential audit.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// A model of the run; every other model may be a shadow model, and its keep row is its
+    /// membership.
+    Model(usize),
+    /// A model trained elsewhere; every model of the run may be a shadow model.
+    External(ExternalTarget<'a>),
+}
+
+impl Target<'_> {
+    /// The shadow models a run of `models` models can give this target.
+    pub fn available_shadows(&self, models: usize) -> Vec<usize> {
+        match self {
+            Target::Model(t) => (0..models).filter(|m| m != t).collect(),
+            Target::External(_) => (0..models).collect(),
+        }
+    }
+
+    /// The target in words, as reports name it.
+    pub fn name(&self) -> String {
+        match self {
+            Target::Model(t) => format!("model {t} of the run"),
+            Target::External(e) => e.name.to_string(),
+        }
     }
 }
 
@@ -300,7 +333,7 @@ impl Audit {
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Audit> {
         let (k, n, a, c) = validate_inputs(&inputs)?;
-        let target = Target::choose(&inputs, config)?;
+        let target = ChosenTarget::choose(&inputs, config)?;
         let shadow = ShadowEstimates::new(&inputs, config, &target)?;
         let signal = attack_signal(&inputs, config, &shadow.phi)?;
         let attack = AttackedTarget::new(&inputs, config, &target, &signal)?;
@@ -397,7 +430,7 @@ fn validate_inputs(inputs: &AuditInputs<'_>) -> Result<(usize, usize, usize, usi
 
 /// The attacked model and its shadow models: one place decides between a model of the run
 /// (the others are its shadows) and an external target (all K models are shadows).
-struct Target {
+struct ChosenTarget {
     /// The target's index in the run (None: an external target).
     index: Option<usize>,
     /// The target in words, as the summary names it.
@@ -408,13 +441,14 @@ struct Target {
     shadow_keep: KeepMatrix,
 }
 
-impl Target {
+impl ChosenTarget {
     /// Picks the target and its shadows, refusing an external target of the wrong shape or
     /// a run target that does not exist.
-    fn choose(inputs: &AuditInputs<'_>, config: &AuditConfig) -> Result<Target> {
+    fn choose(inputs: &AuditInputs<'_>, config: &AuditConfig) -> Result<ChosenTarget> {
         let (k, n, a, c) = inputs.logits.view().dim();
-        let (index, shadows, name) = match &inputs.external_target {
-            Some(external) => {
+        let target = inputs.target.unwrap_or(Target::Model(config.target));
+        let index = match &target {
+            Target::External(external) => {
                 if external.logits.view().dim() != (1, n, a, c) {
                     return Err(ReportError::TargetLogitsShape {
                         given: external.logits.view().dim(),
@@ -430,28 +464,24 @@ impl Target {
                         samples: n,
                     });
                 }
-                (None, (0..k).collect::<Vec<_>>(), external.name.to_string())
+                None
             }
-            None => {
+            &Target::Model(t) => {
                 if k < 2 {
                     return Err(ReportError::TooFewModels { models: k });
                 }
-                if config.target >= k {
+                if t >= k {
                     return Err(ReportError::TargetOutOfRange {
-                        target: config.target,
+                        target: t,
                         models: k,
                     });
                 }
-                let t = config.target;
-                (
-                    Some(t),
-                    (0..k).filter(|&m| m != t).collect(),
-                    format!("model {t} of the run"),
-                )
+                Some(t)
             }
         };
+        let (shadows, name) = (target.available_shadows(k), target.name());
         let shadow_keep = inputs.keep.select_models(&shadows)?;
-        Ok(Target {
+        Ok(ChosenTarget {
             index,
             name,
             shadows,
@@ -479,7 +509,7 @@ impl ShadowEstimates {
     fn new(
         inputs: &AuditInputs<'_>,
         config: &AuditConfig,
-        target: &Target,
+        target: &ChosenTarget,
     ) -> Result<ShadowEstimates> {
         let (logits, labels) = (inputs.logits, inputs.labels);
         let shadow_logits = logits.select_models(&target.shadows)?;
@@ -519,7 +549,7 @@ impl AttackedTarget {
     fn new(
         inputs: &AuditInputs<'_>,
         config: &AuditConfig,
-        target: &Target,
+        target: &ChosenTarget,
         signal: &Array3<f64>,
     ) -> Result<AttackedTarget> {
         let labels = inputs.labels;
@@ -533,19 +563,19 @@ impl AttackedTarget {
             )
             .map(|s| s.to_vec())
         };
-        let (scores, members) = match (&inputs.external_target, target.index) {
-            (Some(external), _) => {
+        let (scores, members) = match (&inputs.target, target.index) {
+            (Some(Target::External(external)), _) => {
                 let target_signal = external.logits.signals(labels, config.attack.signal())?;
                 (
                     score(target_signal.index_axis(Axis(0), 0))?,
                     external.members.map(<[bool]>::to_vec),
                 )
             }
-            (None, Some(t)) => (
+            (_, Some(t)) => (
                 score(signal.index_axis(Axis(0), t))?,
                 Some(inputs.keep.row(t).to_vec()),
             ),
-            (None, None) => unreachable!("a run's target has an index"),
+            (_, None) => unreachable!("a run's target has an index"),
         };
         if !scores.iter().any(|s| s.is_finite()) {
             return Err(ReportError::NothingJudged {

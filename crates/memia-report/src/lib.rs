@@ -43,7 +43,7 @@ mod write;
 
 pub use audit::{
     Audit, AuditConfig, AuditInputs, BudgetSummary, ExternalTarget, MemorizationSummary, NotScored,
-    Panel, SHOWN_PER_PANEL, SampleImages, Summary, Thumbnail, describe_rule,
+    Panel, SHOWN_PER_PANEL, SampleImages, Summary, Target, Thumbnail, describe_rule,
 };
 pub use error::{ReportError, Result};
 pub use write::{PLOTS, ReportFiles, headline};

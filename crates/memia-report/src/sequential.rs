@@ -7,27 +7,12 @@
 use std::time::Instant;
 
 use memia_attacks::sequential::{Decision, Round, SequentialConfig};
-use memia_core::Logits;
 use memia_data::Dataset;
 use memia_shadow::{Progress, RunDir, ShadowTrainer};
 use serde::Serialize;
 
+use crate::audit::Target;
 use crate::error::{ReportError, Result};
-
-/// The model a sequential audit attacks.
-#[derive(Debug, Clone, Copy)]
-pub enum SequentialTarget<'a> {
-    /// A model of the run (trained first); every other model may become a shadow model.
-    Model(usize),
-    /// A model trained elsewhere: its 1 x N x A x C logits on the pool, and which samples it
-    /// trained on when known (then the report gives the error rate actually made).
-    External {
-        /// Its logits.
-        logits: &'a Logits,
-        /// Its membership, when known.
-        members: Option<&'a [bool]>,
-    },
-}
 
 /// Settings of a sequential audit.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -124,24 +109,22 @@ impl SequentialAudit {
         trainer: Option<&dyn ShadowTrainer>,
         pool: Option<&dyn Dataset>,
         labels: &[u32],
-        target: SequentialTarget<'_>,
+        target: Target<'_>,
         mut progress: impl FnMut(SequentialEvent<'_>),
     ) -> Result<SequentialReport> {
         self.config.check()?;
         let models = run.plan().models;
         let start = Instant::now();
-        let (candidates_pool, members): (Vec<usize>, Option<Vec<bool>>) = match target {
-            SequentialTarget::Model(t) => {
+        let candidates_pool = target.available_shadows(models);
+        let members: Option<Vec<bool>> = match target {
+            Target::Model(t) => {
                 if t >= models {
                     return Err(ReportError::TargetOutOfRange { target: t, models });
                 }
-                (
-                    (0..models).filter(|&m| m != t).collect(),
-                    Some(run.keep().row(t).to_vec()),
-                )
+                Some(run.keep().row(t).to_vec())
             }
-            SequentialTarget::External { members, .. } => {
-                if let Some(m) = members
+            Target::External(external) => {
+                if let Some(m) = external.members
                     && m.len() != run.plan().pool.samples
                 {
                     return Err(ReportError::PerSampleLength {
@@ -150,16 +133,16 @@ impl SequentialAudit {
                         samples: run.plan().pool.samples,
                     });
                 }
-                ((0..models).collect(), members.map(<[bool]>::to_vec))
+                external.members.map(<[bool]>::to_vec)
             }
         };
         let rounds = self.schedule(candidates_pool.len())?;
         let target_logits = match target {
-            SequentialTarget::Model(t) => {
+            Target::Model(t) => {
                 ensure_trained(run, trainer, pool, &[t], &mut progress)?;
                 run.logits_of(&[t])?
             }
-            SequentialTarget::External { logits, .. } => logits.clone(),
+            Target::External(external) => external.logits.clone(),
         };
         let mut summaries = Vec::new();
         let mut last: Option<Round> = None;

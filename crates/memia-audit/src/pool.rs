@@ -7,7 +7,7 @@ use memia_data::{
 };
 
 use crate::config::{CanaryKind, CanaryLabels, Cifar100Labels, DataConfig, DataSource};
-use crate::error::{CliError, Result};
+use crate::error::{AuditError, Result};
 
 /// Loads a data set.
 pub fn load(source: &DataSource) -> Result<InMemoryDataset> {
@@ -58,7 +58,7 @@ pub fn build(config: &DataConfig, seed: u64) -> Result<Pool> {
         let source = match (c.kind, &c.data) {
             (CanaryKind::Mislabeled, None) => CanarySource::Mislabeled,
             (CanaryKind::Mislabeled, Some(_)) => {
-                return Err(CliError::Usage(
+                return Err(AuditError::Usage(
                     "[data.canaries]: mislabeled canaries come from the pool's own data set; remove 'data' or use kind = \"out-of-distribution\"".into(),
                 ));
             }
@@ -67,7 +67,7 @@ pub fn build(config: &DataConfig, seed: u64) -> Result<Pool> {
                 CanarySource::OutOfDistribution(&ood)
             }
             (CanaryKind::OutOfDistribution, None) => {
-                return Err(CliError::Usage(
+                return Err(AuditError::Usage(
                     "[data.canaries]: out-of-distribution canaries need 'data' (their data set)"
                         .into(),
                 ));
@@ -93,7 +93,7 @@ pub fn check_shape(pool: &dyn Dataset, model: &memia_models::ModelConfig) -> Res
     use memia_models::ModelConfig;
     let shape = pool.feature_shape();
     if matches!(model, ModelConfig::Cnn(_) | ModelConfig::ResNet(_)) && shape.len() != 3 {
-        return Err(CliError::Usage(format!(
+        return Err(AuditError::Usage(format!(
             "a convolutional model needs image samples [channels, height, width]; '{}' has samples of shape {shape:?}",
             pool.name()
         )));

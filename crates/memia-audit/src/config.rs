@@ -41,7 +41,7 @@ use memia_report::AuditConfig;
 use memia_shadow::InclusionScheme;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{CliError, Result};
+use crate::error::{AuditError, Result};
 
 /// A data set from files, or the embedded digits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,7 +280,7 @@ impl RunConfig {
     /// Parses a configuration; relative data paths are resolved against `base` (the directory
     /// of the file), and a leading `$MEMIA_DATA_DIR` is replaced by that variable's value.
     pub fn parse(text: &str, origin: &Path, base: &Path) -> Result<Self> {
-        let error = |reason: String| CliError::Config {
+        let error = |reason: String| AuditError::Config {
             path: origin.to_path_buf(),
             reason,
         };
@@ -288,7 +288,7 @@ impl RunConfig {
         config.resolve_paths(base)?;
         // What needs no data is checked now; the rest when the plan is made.
         let refused = |table: &'static str| {
-            move |source| CliError::ModelSetting {
+            move |source| AuditError::ModelSetting {
                 path: origin.to_path_buf(),
                 table: Some(table),
                 source,
@@ -307,7 +307,7 @@ impl RunConfig {
 
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        let text = std::fs::read_to_string(path).map_err(|source| AuditError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -330,10 +330,12 @@ impl RunConfig {
                 joined
             };
             self.train.external_dir =
-                Some(std::path::absolute(&joined).map_err(|source| CliError::Io {
-                    path: joined.clone(),
-                    source,
-                })?);
+                Some(
+                    std::path::absolute(&joined).map_err(|source| AuditError::Io {
+                        path: joined.clone(),
+                        source,
+                    })?,
+                );
         }
         let mut sources = vec![&mut self.data.source];
         if let Some(CanaryConfig { data: Some(d), .. }) = &mut self.data.canaries {
@@ -363,7 +365,7 @@ fn resolve(path: &Path, base: &Path) -> Result<PathBuf> {
     let text = path.to_string_lossy();
     let expanded = if let Some(rest) = text.strip_prefix("$MEMIA_DATA_DIR") {
         let dir = std::env::var_os("MEMIA_DATA_DIR").ok_or_else(|| {
-            CliError::Usage(format!(
+            AuditError::Usage(format!(
                 "{text} uses $MEMIA_DATA_DIR, which is not set: point it at the directory of the data files"
             ))
         })?;

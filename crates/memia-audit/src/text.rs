@@ -3,7 +3,7 @@
 /// The models of a run of `k`, for messages: `models 0-15`, `model 0`, `no models`. Ranges in
 /// messages are first-last (both included); `A..B` (end exclusive) is kept for what `--models`
 /// takes.
-pub(crate) fn run_models(k: usize) -> String {
+pub fn run_models(k: usize) -> String {
     match k {
         0 => "no models".into(),
         1 => "model 0".into(),
@@ -12,7 +12,7 @@ pub(crate) fn run_models(k: usize) -> String {
 }
 
 /// Ascending indices as first-last ranges: `[0, 1, 2, 5, 7, 8]` -> `0-2, 5, 7-8`.
-pub(crate) fn index_ranges(indices: &[usize]) -> String {
+pub fn index_ranges(indices: &[usize]) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut rest = indices.iter().copied().peekable();
     while let Some(first) = rest.next() {
@@ -33,7 +33,7 @@ pub(crate) fn index_ranges(indices: &[usize]) -> String {
 /// bidirectional-override characters escaped as Rust writes them (`\n`, `\u{1b}`, `\u{202e}`),
 /// the rest as it is: printed on a terminal it can neither move the cursor, recolour or clear
 /// the screen, nor reorder what follows it, nor fake a line of memia's own output.
-pub(crate) fn escape_controls(text: &str) -> String {
+pub fn escape_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');

@@ -1,11 +1,13 @@
-//! The one error type of the command line.
+//! The one error type of the audit layer (and of the command line, which prints it).
 
 use std::path::PathBuf;
 
-/// Everything a command can fail with; printed as `error: ...` with a non-zero exit.
+/// Everything a run, its configuration or an audit can fail with. The command line prints it as
+/// `error: ...` with its sources and exits non-zero.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// Bad arguments or a bad combination of them.
+pub enum AuditError {
+    /// A setting, or a combination of settings, that cannot be used (a flag, an argument of a
+    /// library call, a value of the configuration without a file to name).
     #[error("{0}")]
     Usage(String),
     /// A configuration file that does not parse.
@@ -23,6 +25,14 @@ pub enum CliError {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// A target model the run does not have.
+    #[error("target model {target} is out of range: the run has {}", crate::text::run_models(*.models))]
+    TargetOutOfRange {
+        /// The model asked for.
+        target: usize,
+        /// Models in the run.
+        models: usize,
     },
     /// A run directory that is not complete or not consistent.
     #[error("run {path}: {reason}")]
@@ -79,18 +89,18 @@ fn in_table(table: Option<&str>) -> String {
     table.map(|t| format!("[{t}] ")).unwrap_or_default()
 }
 
-/// Result with [`CliError`].
-pub type Result<T> = std::result::Result<T, CliError>;
+/// Result with [`AuditError`].
+pub type Result<T> = std::result::Result<T, AuditError>;
 
-/// A [`CliError::Usage`] with this message.
-pub fn usage(message: impl Into<String>) -> CliError {
-    CliError::Usage(message.into())
+/// A [`AuditError::Usage`] with this message.
+pub fn usage(message: impl Into<String>) -> AuditError {
+    AuditError::Usage(message.into())
 }
 
 /// An I/O error on `path`.
-pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CliError {
+pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> AuditError {
     let path = path.into();
-    move |source| CliError::Io { path, source }
+    move |source| AuditError::Io { path, source }
 }
 
 #[cfg(test)]
@@ -103,7 +113,7 @@ mod tests {
     #[test]
     fn a_refused_setting_keeps_its_source() {
         let refused = || memia_models::device_by_name("tpu").unwrap_err();
-        let e = CliError::ModelSetting {
+        let e = AuditError::ModelSetting {
             path: PathBuf::from("a.toml"),
             table: Some("train"),
             source: refused(),
@@ -116,15 +126,15 @@ mod tests {
         let source = e.source().expect("the library's error is the source");
         assert!(source.is::<memia_models::ModelError>());
         assert!(said.ends_with(&source.to_string()));
-        let untabled = CliError::ModelSetting {
+        let untabled = AuditError::ModelSetting {
             path: PathBuf::from("a.toml"),
             table: None,
             source: refused(),
         };
         assert!(untabled.to_string().starts_with("a.toml: unknown device"));
         // Through `?`, the library's error is kept whole, with its message.
-        let plain = CliError::from(refused());
-        assert!(matches!(plain, CliError::Model(_)));
+        let plain = AuditError::from(refused());
+        assert!(matches!(plain, AuditError::Model(_)));
         assert_eq!(plain.to_string(), refused().to_string());
     }
 }

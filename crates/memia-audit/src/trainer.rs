@@ -1,0 +1,101 @@
+//! The trainer a run's configuration describes: memia's models on Burn, or an external
+//! command; and where it trains ([`Placement`]: device, engine, group size).
+
+use std::path::Path;
+
+use memia_models::{BurnTrainer, Engine, device_by_name};
+use memia_shadow::{ExternalTrainer, ShadowTrainer};
+
+use crate::config::RunConfig;
+use crate::error::{Result, usage};
+
+/// The trainer of a run: memia's models on Burn, or the configuration's external command.
+pub enum RunTrainer {
+    /// memia's model zoo.
+    Burn(BurnTrainer),
+    /// `[train] external`.
+    External(ExternalTrainer),
+}
+
+impl RunTrainer {
+    /// As the scheduler takes it.
+    pub fn as_dyn(&self) -> &dyn ShadowTrainer {
+        match self {
+            RunTrainer::Burn(t) => t,
+            RunTrainer::External(t) => t,
+        }
+    }
+
+    /// Where and how it trains, for the status line.
+    pub fn describe(&self) -> String {
+        match self {
+            RunTrainer::Burn(t) => format!(
+                "on {:?} ({}), {} at a time",
+                t.device,
+                if t.uses_fused_kernels() {
+                    "memia's fused CPU kernels"
+                } else {
+                    "Burn's operations"
+                },
+                t.group_size
+            ),
+            RunTrainer::External(t) => format!("with the external command `{}`", t.command()),
+        }
+    }
+}
+
+/// Where memia's own models train, overriding the configuration's `[train]` table: what the
+/// command line's `--device`, `--engine` and `--group-size` give. `Default` keeps the
+/// configuration's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// A device name ([`memia_models::device_names`]).
+    pub device: Option<String>,
+    /// Which code trains.
+    pub engine: Option<Engine>,
+    /// Models trained at once.
+    pub group_size: Option<usize>,
+}
+
+/// The configuration's trainer (what enters the plan) for the run in `run_dir`, `group_size`
+/// overriding the configuration's, on Burn's default device.
+pub fn settings(
+    config: &RunConfig,
+    run_dir: &Path,
+    group_size: Option<usize>,
+) -> Result<RunTrainer> {
+    if let Some(command) = &config.train.external {
+        let mut trainer = ExternalTrainer::new(command.clone(), run_dir.join("external"))
+            .with_queries(config.train.external_queries);
+        if let Some(dir) = &config.train.external_dir {
+            trainer = trainer.in_directory(dir);
+        }
+        trainer
+            .check()
+            .map_err(|e| usage(format!("[train] external: {e}")))?;
+        return Ok(RunTrainer::External(trainer));
+    }
+    let group = group_size.unwrap_or(config.train.group_size);
+    if group == 0 {
+        // The configuration's own value is checked when it is parsed.
+        return Err(usage("--group-size must be at least 1"));
+    }
+    Ok(RunTrainer::Burn(
+        BurnTrainer::new(config.model.clone(), config.training, group)
+            .with_queries(config.plan.queries.clone()),
+    ))
+}
+
+/// [`settings`] on the device `placement` or the configuration names.
+pub fn trainer(config: &RunConfig, run_dir: &Path, placement: &Placement) -> Result<RunTrainer> {
+    Ok(match settings(config, run_dir, placement.group_size)? {
+        RunTrainer::Burn(t) => {
+            let name = placement.device.as_deref().unwrap_or(&config.train.device);
+            RunTrainer::Burn(
+                t.on(device_by_name(name)?)
+                    .with_engine(placement.engine.unwrap_or(config.train.engine)),
+            )
+        }
+        external => external,
+    })
+}
