@@ -18,20 +18,21 @@
 //!
 //! Run: `cargo run --release --example quickstart`
 
+use std::path::Path;
 use std::time::Instant;
 
 use memia::attacks::loo::{EvalGroup, LooConfig, leave_one_out};
 use memia::attacks::theory::BudgetPlan;
 use memia::attacks::{CandidateRule, FittedTest, LiraConfig, MembershipTest};
+use memia::audit::trainer::{Placement, trainer};
+use memia::audit::{AuditTarget, Planned, Run, RunConfig};
 use memia::core::KeepMatrix;
 use memia::core::rng::stream_rng;
-use memia::data::{CanarySource, Dataset, LabelPolicy, PoolBuilder, embedded};
+use memia::data::Dataset;
 use memia::memorization::MemorizationConfig;
 use memia::memorization::Outcome;
 use memia::metrics::{Bootstrap, Direction, RocCurve, Statistic, TprAtFpr};
-use memia::models::{BurnTrainer, MlpConfig, TrainingConfig};
-use memia::report::{Audit, AuditConfig, AuditInputs, SampleImages, headline};
-use memia::shadow::{InclusionScheme, Plan, RunDir};
+use memia::report::headline;
 use ndarray::{Array2, Array3, Axis, s};
 use rand::RngExt;
 use rand_distr::StandardNormal;
@@ -51,43 +52,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Part 1: plan, train, memorization and leave-one-out LiRA on the embedded digits.
+/// Part 1: plan, train, memorization and the audit on the embedded digits, through the
+/// library behind the `memia` command (`memia::audit`): the same run and report as
+/// `memia run` on this configuration.
 fn digits_audit() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let digits = embedded::digits();
-    let pool = PoolBuilder::new(&digits)
-        .in_distribution(1700)
-        .canaries(CanarySource::Mislabeled, 50, LabelPolicy::Random)
-        .build(SEED)?;
+    // examples/configs/digits.toml: 1700 digits + 50 mislabeled canaries, 16 MLPs, LiRA on
+    // model 0 with candidates memorization >= 0.5 (the numbers in README.md and
+    // docs/REPRODUCTION.md); `memia run` on the same file gives the same summary.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/digits.toml");
+    let config = RunConfig::load(&file)?;
+    let dir = std::env::temp_dir().join("memia-quickstart").join("digits");
+    let Planned { run, pool, .. } = Run::plan(&config, &file, &dir)?;
     let canaries = pool.canaries();
-    let trainer = BurnTrainer::new(
-        MlpConfig::mlp(128),
-        TrainingConfig {
-            epochs: 200,
-            batch_size: 64,
-            learning_rate: 0.1,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-        8,
-    );
-    let models = 16;
-    let plan = Plan::new(
-        &pool.dataset,
-        models,
-        InclusionScheme::Balanced { ratio: 0.5 },
-        SEED,
-        &trainer,
-    )?;
+    let trainer = trainer(&config, &dir, &Placement::default())?;
     println!(
-        "--- part 1: {} digits + {} mislabeled canaries, {models} shadow MLPs (64-128-10) on {:?} ---",
+        "--- part 1: {} digits + {} mislabeled canaries, {} shadow MLPs (64-128-10) {} ---",
         pool.dataset.len() - canaries.len(),
         canaries.len(),
-        trainer.device
+        config.plan.models,
+        trainer.describe()
     );
-    let run = RunDir::create_in(std::env::temp_dir().join("memia-quickstart"), &plan)?;
-    let dir = run.path().to_path_buf();
-    let report = run.train(&trainer, &pool.dataset, 0..models, |p| {
+    let report = run.train(trainer.as_dyn(), &pool, 0..config.plan.models, false, |p| {
         eprint!("\r  {p}   ")
     })?;
     eprintln!();
@@ -97,12 +83,10 @@ fn digits_audit() -> Result<(), Box<dyn std::error::Error>> {
         report.trained.len(),
         report.skipped.len()
     );
-    let logits = run.logits()?;
-    let labels = pool.dataset.labels();
     let mem = MemorizationConfig::default().estimate_from_logits(
-        run.keep(),
-        &logits,
-        &labels,
+        run.dir.keep(),
+        &run.logits()?,
+        &run.labels,
         Outcome::Correct,
     )?;
     let mean = |idx: &[usize]| idx.iter().map(|&i| mem.score[i]).sum::<f64>() / idx.len() as f64;
@@ -119,37 +103,16 @@ fn digits_audit() -> Result<(), Box<dyn std::error::Error>> {
     );
     // The audit: model 0 as the target, the other 15 as its shadow models, and every model in
     // turn for the curve against the number of shadow models; then the report.
-    let provenance: Vec<String> = pool.provenance.iter().map(ToString::to_string).collect();
-    let groups = [EvalGroup {
-        name: "canaries".into(),
-        samples: canaries.clone(),
-    }];
-    let audit = Audit::run(
-        AuditInputs::new(run.keep(), &logits, &labels)
-            .with_provenance(&provenance)
-            .with_groups(&groups)
-            .with_images(
-                SampleImages::from_feature_shape(
-                    pool.dataset.feature_shape(),
-                    pool.dataset.as_slice(),
-                )
-                .expect("the pool's samples are images"),
-            ),
-        &AuditConfig {
-            // memorization >= 0.5, not the default 0.8: the candidates of the numbers in
-            // README.md and docs/REPRODUCTION.md.
-            candidates: CandidateRule::MemorizationAtLeast(0.5),
-            shadow_counts: Some(vec![2, 4, 8, models - 1]),
-            seed: SEED,
-            ..Default::default()
-        },
+    let audit = run.audit(
+        &config.audit,
+        &AuditTarget::Model(0),
+        Some(&pool),
         |_, _| {},
     )?;
     let s = &audit.summary;
     println!(
-        "{} on model 0 with {} shadow models:",
-        s.attack,
-        s.models - 1
+        "{} on {} with {} shadow models:",
+        s.attack, s.target_name, s.shadow_models
     );
     println!("  {}", headline("all samples", s.all.as_ref()));
     println!("  {}", headline("candidates", s.candidates.as_ref()));

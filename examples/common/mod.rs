@@ -5,11 +5,12 @@
 
 use std::path::PathBuf;
 
+use memia::attacks::evaluation::judge;
 use memia::attacks::{FittedTest, LiraConfig, MembershipTest};
 use memia::core::KeepMatrix;
 use memia::data::idx::load_idx;
 use memia::data::{CanarySource, InMemoryDataset, LabelPolicy, Pool, PoolBuilder};
-use memia::metrics::{Direction, RocCurve, RocSummary, TprAtFpr};
+use memia::metrics::RocSummary;
 use memia::models::{Augmentation, BurnTrainer, MlpConfig, TrainingConfig};
 use ndarray::{Array1, Array3, Axis};
 
@@ -104,8 +105,8 @@ impl Targets<'_> {
     }
 
     /// The ROC summary (TPR at 0.1% FPR) of the pairs of `samples` and the targets at positions
-    /// `which` of `targets`: unjudgeable samples count as not detected. None when the pairs hold
-    /// one class only.
+    /// `which` of `targets`, by memia's one evaluation (an undetermined member is not detected,
+    /// an undetermined non-member is left out). None when the pairs have no curve.
     pub fn summary(
         &self,
         scores: &[Array1<f64>],
@@ -116,16 +117,12 @@ impl Targets<'_> {
             .iter()
             .flat_map(|&w| {
                 let t = self.targets[w];
-                samples.iter().map(move |&i| {
-                    let v = scores[w][i];
-                    (if v.is_nan() { f64::MIN } else { v }, self.keep.get(t, i))
-                })
+                samples
+                    .iter()
+                    .map(move |&i| (scores[w][i], self.keep.get(t, i)))
             })
             .unzip();
-        RocCurve::new(&s, &m, Direction::HigherIsMember)
-            .ok()?
-            .summary(&[1e-3], TprAtFpr::LiraStrict)
-            .ok()
+        judge(&s, &m, &[1e-3]).ok()?.ok().map(|set| set.summary)
     }
 
     /// [`Targets::summary`] over every target.
