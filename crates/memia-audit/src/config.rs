@@ -284,7 +284,10 @@ impl RunConfig {
             path: origin.to_path_buf(),
             reason,
         };
-        let mut config: RunConfig = toml::from_str(text).map_err(|e| error(e.to_string()))?;
+        let mut config: RunConfig = toml::from_str(text).map_err(|e| AuditError::Syntax {
+            path: origin.to_path_buf(),
+            source: Box::new(e),
+        })?;
         config.resolve_paths(base)?;
         // What needs no data is checked now; the rest when the plan is made.
         let refused = |table: &'static str| {

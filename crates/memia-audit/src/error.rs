@@ -18,6 +18,37 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
+    /// A file that does not parse (TOML, JSON); the parser's error is the source.
+    #[error("{path}: {source}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A setting that a library refuses where no file names it (the external command of
+    /// `[train]`); the library's error is the source.
+    #[error("[{table}] {source}")]
+    Refused {
+        /// The table of the setting.
+        table: &'static str,
+        /// What the library said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The plan the settings of a configuration file describe, refused by the scheduler (a
+    /// size that does not fit the memory, a scheme it cannot draw); its error is the source.
+    #[error("{path}: [{table}] {source}")]
+    PlanSetting {
+        /// The configuration file.
+        path: PathBuf,
+        /// The table of the setting (`plan`, `train`, `model`).
+        table: &'static str,
+        /// What memia-shadow said.
+        #[source]
+        source: memia_shadow::ShadowError,
+    },
     /// A file that cannot be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -131,9 +131,9 @@ impl Run {
             .map_err(|reason| run_error(path, format!("labels.npy: {reason}")))?;
         let pool_path = path.join("pool.json");
         let pool: PoolInfo = match std::fs::read_to_string(&pool_path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| AuditError::Config {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| AuditError::Syntax {
                 path: pool_path.clone(),
-                reason: e.to_string(),
+                source: Box::new(e),
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => PoolInfo::default(),
             Err(e) => return Err(io(&pool_path)(e)),
@@ -210,14 +210,15 @@ impl Run {
             config.plan.seed,
             trainer.as_dyn(),
         )
-        .map_err(|e| AuditError::Config {
+        .map_err(|source| AuditError::PlanSetting {
             path: origin.to_path_buf(),
             // A size refused for memory names the table its setting lives in.
-            reason: match &e {
-                ShadowError::TooLarge(t) if t.setting == "group_size" => format!("[train] {e}"),
-                ShadowError::TooLarge(t) if t.setting == "model" => format!("[model] {e}"),
-                _ => format!("[plan] {e}"),
+            table: match &source {
+                ShadowError::TooLarge(t) if t.setting == "group_size" => "train",
+                ShadowError::TooLarge(t) if t.setting == "model" => "model",
+                _ => "plan",
             },
+            source,
         })?;
         let existed = dir.join("plan.json").exists();
         RunDir::create(dir, &plan)?;

@@ -7,7 +7,7 @@ use memia_models::{BurnTrainer, Engine, device_by_name};
 use memia_shadow::{ExternalTrainer, ShadowTrainer};
 
 use crate::config::RunConfig;
-use crate::error::{Result, usage};
+use crate::error::{AuditError, Result, usage};
 
 /// The trainer of a run: memia's models on Burn, or the configuration's external command.
 pub enum RunTrainer {
@@ -70,9 +70,10 @@ pub fn settings(
         if let Some(dir) = &config.train.external_dir {
             trainer = trainer.in_directory(dir);
         }
-        trainer
-            .check()
-            .map_err(|e| usage(format!("[train] external: {e}")))?;
+        trainer.check().map_err(|source| AuditError::Refused {
+            table: "train",
+            source,
+        })?;
         return Ok(RunTrainer::External(trainer));
     }
     let group = group_size.unwrap_or(config.train.group_size);

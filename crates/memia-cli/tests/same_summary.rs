@@ -50,7 +50,9 @@ fn cli_library_and_example_give_the_same_summary() {
     let run = Run::open(&cli_run).unwrap();
     let target = AuditTarget::Model(config.audit.target);
     let pool = run.planned_pool().unwrap();
-    let library = run.audit(&config.audit, &target, Some(&pool), |_, _| {}).unwrap();
+    let library = run
+        .audit(&config.audit, &target, Some(&pool), |_, _| {})
+        .unwrap();
     assert_eq!(as_file(&library.summary), cli);
 
     // The example's calls (examples/quickstart.rs, part 1) in a directory of their own.
@@ -111,9 +113,11 @@ fn a_target_with_nan_scores_gets_one_answer_everywhere() {
         ],
         dir,
     );
-    let metrics: serde_json::Value =
-        serde_json::from_str(&ok(&["metrics", "--scores", "s.npy", "--labels", "m.npy"], dir))
-            .unwrap();
+    let metrics: serde_json::Value = serde_json::from_str(&ok(
+        &["metrics", "--scores", "s.npy", "--labels", "m.npy"],
+        dir,
+    ))
+    .unwrap();
     ok(&["report", run_arg, "-o", "report"], dir);
     let report = read_json(&dir.join("report/summary.json"));
 
@@ -123,7 +127,10 @@ fn a_target_with_nan_scores_gets_one_answer_everywhere() {
         .score(&config.audit.attack, &AuditTarget::Model(0))
         .unwrap();
     let undetermined = scored.scores.iter().filter(|s| s.is_nan()).count();
-    assert!(undetermined > 0, "two shadow models leave some sample unjudged");
+    assert!(
+        undetermined > 0,
+        "two shadow models leave some sample unjudged"
+    );
     let judged = scored.evaluate(&[], &[1e-3]).unwrap();
     let library = judged[0].scored().unwrap();
     let u = library.undetermined;
@@ -133,7 +140,10 @@ fn a_target_with_nan_scores_gets_one_answer_everywhere() {
     let members = scored.members.as_ref().unwrap();
     let all_members = members.iter().filter(|&&m| m).count() as u64;
     assert_eq!(library.positives, all_members);
-    assert_eq!(library.negatives, members.len() as u64 - all_members - u.non_members);
+    assert_eq!(
+        library.negatives,
+        members.len() as u64 - all_members - u.non_members
+    );
 
     let same = |json: &serde_json::Value, what: &str| {
         assert_eq!(json["auroc"].as_f64().unwrap(), library.auroc, "{what}");
