@@ -10,6 +10,7 @@
 //!   curve with its intervals, or the reason there is none; undetermined scores read by
 //!   [`memia_metrics::Undetermined`]'s rule), which the report ([`Run::audit`]) and the
 //!   leave-one-model-out curve read too;
+//! * [`import::Import`]: models trained elsewhere become a run;
 //! * [`AuditError`]: one error type, with the library errors kept as sources.
 //!
 //! Plan, train, audit and report in a few lines, on the embedded digits:
@@ -42,6 +43,7 @@
 
 pub mod config;
 pub mod error;
+pub mod import;
 pub mod pool;
 mod run;
 mod target;

@@ -6,9 +6,9 @@ use memia_audit::{AuditTarget, Run};
 use memia_report::sequential::{SequentialAudit, SequentialEvent, SequentialReport, Stop};
 
 use crate::args::SequentialArgs;
-use crate::commands::outside_model;
 use crate::error::{AuditError, Result};
 use crate::progress::{Progress, status};
+use crate::scores::outside_model;
 
 pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
     let run = Run::open(&args.run)?;

@@ -20,9 +20,12 @@
 
 mod args;
 mod audit;
-mod commands;
+mod flags;
 mod import_checks;
+mod imports;
 mod progress;
+mod runs;
+mod scores;
 mod slurm;
 mod slurm_jobs;
 mod status;
@@ -40,16 +43,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = cli.quiet;
     let result = match cli.command {
-        Command::Plan(a) => commands::plan(&a, quiet),
-        Command::Train(a) => commands::train(&a, quiet),
-        Command::Memorize(a) => commands::memorize(&a, quiet),
-        Command::Attack(a) => commands::attack(&a, quiet),
-        Command::Metrics(a) => commands::metrics(&a, quiet),
-        Command::ImportLira(a) => commands::import_lira(&a, quiet),
-        Command::Import(a) => commands::import(&a, quiet),
-        Command::ExportPool(a) => commands::export_pool(&a, quiet),
-        Command::Report(a) => commands::report(&a, quiet),
-        Command::Run(a) => commands::run(&a, quiet),
+        Command::Plan(a) => runs::plan(&a, quiet),
+        Command::Train(a) => runs::train(&a, quiet),
+        Command::Memorize(a) => scores::memorize(&a, quiet),
+        Command::Attack(a) => scores::attack(&a, quiet),
+        Command::Metrics(a) => scores::metrics(&a, quiet),
+        Command::ImportLira(a) => imports::import_lira(&a, quiet),
+        Command::Import(a) => imports::import(&a, quiet),
+        Command::ExportPool(a) => imports::export_pool(&a, quiet),
+        Command::Report(a) => runs::report(&a, quiet),
+        Command::Run(a) => runs::run(&a, quiet),
         Command::Status(a) => status::status(&a.run, a.json),
         Command::Audit(a) => audit::audit(&a, quiet),
         Command::Slurm(a) => slurm::slurm(&a, quiet),

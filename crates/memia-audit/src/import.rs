@@ -1,0 +1,153 @@
+//! Models trained elsewhere (a LiRA reference run, `.npy` files of any trainer) become a run
+//! directory: the keep matrix is the plan, every model's logits are stored with their producer,
+//! and memia's files are written beside them. The run is built in a staging folder beside the
+//! output and renamed into place when complete, so a failed or interrupted import leaves
+//! nothing that looks like a run.
+
+use std::path::Path;
+
+use memia_attacks::evaluation::EvalGroup;
+use memia_core::{KeepMatrix, Logits};
+use memia_shadow::{Plan, PoolFingerprint, Producer, RunDir, labels_sha256};
+
+use crate::error::{AuditError, Result, io};
+use crate::run::{PoolInfo, write_run_files};
+
+/// Models made elsewhere, ready to become a run directory.
+#[derive(Debug, Clone, Copy)]
+pub struct Import<'a> {
+    /// K x N: which model trained on which sample.
+    pub keep: &'a KeepMatrix,
+    /// K x N x A x C: every model's logits.
+    pub logits: &'a Logits,
+    /// The N labels.
+    pub labels: &'a [u32],
+    /// Named sample sets reported separately.
+    pub groups: &'a [EvalGroup],
+    /// The pool's name in the plan.
+    pub name: &'a str,
+    /// Where the outputs came from, as the plan's trainer settings.
+    pub description: &'a serde_json::Value,
+    /// Who produced the models.
+    pub producer: &'a Producer,
+}
+
+/// What [`Import::store`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The output already held this import (only a finished import is ever renamed into
+    /// place): nothing written.
+    AlreadyThere,
+    /// The run was written.
+    Written,
+}
+
+impl Import<'_> {
+    /// Stores the import as the run directory `output` (new, or an empty directory); finds it
+    /// there if the same import was stored before. `progress(done, total)` follows the models.
+    pub fn store(&self, output: &Path, mut progress: impl FnMut(usize, usize)) -> Result<Stored> {
+        let (k, n) = (self.keep.models(), self.keep.samples());
+        let pool = PoolFingerprint {
+            name: self.name.to_string(),
+            samples: n,
+            classes: self.logits.classes(),
+            feature_shape: Vec::new(),
+            sha256: String::new(),
+            labels_sha256: Some(labels_sha256(self.labels)),
+        };
+        let plan = Plan::given(
+            pool,
+            self.keep,
+            self.logits.queries(),
+            self.description.clone(),
+        )?;
+        if output.join("plan.json").exists() {
+            // Refuses a run of another plan.
+            RunDir::create_given(output, &plan, self.keep)?;
+            return Ok(Stored::AlreadyThere);
+        }
+        if output.exists() && std::fs::read_dir(output).map_or(true, |mut d| d.next().is_some()) {
+            return Err(AuditError::Run {
+                path: output.to_path_buf(),
+                reason: "exists and is not an empty directory: import into a new directory".into(),
+            });
+        }
+        let output_abs = std::path::absolute(output).map_err(io(output))?;
+        let parent = output_abs.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        // `.RUN.RANDOM.tmp`, created exclusively; those of imports killed over an hour ago go.
+        memia_core::remove_stale_temporaries_of(&output_abs, std::time::Duration::from_secs(3600));
+        let staging = memia_core::temporary_dir_for(&output_abs).map_err(io(parent))?;
+        let run = RunDir::create_given(staging.path(), &plan, self.keep)?;
+        for m in 0..k {
+            run.store(m, self.logits.model(m), self.producer)?;
+            progress(m + 1, k);
+        }
+        let info = PoolInfo {
+            provenance: None,
+            groups: self.groups.to_vec(),
+        };
+        write_run_files(staging.path(), None, self.labels, &info)?;
+        if output.exists() {
+            // The empty directory checked above.
+            std::fs::remove_dir(output).map_err(io(output))?;
+        }
+        std::fs::rename(staging.path(), output).map_err(io(output))?;
+        // The staging folder is the output now: nothing left to delete.
+        let _ = staging.keep();
+        Ok(Stored::Written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An import becomes a run that opens with its labels and groups; storing it again finds
+    /// it; a non-empty directory is refused and left as it was.
+    #[test]
+    fn an_import_becomes_a_run_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let keep = KeepMatrix::balanced(2, 6, 1).unwrap();
+        let logits = Logits::new(ndarray::Array4::from_elem((2, 6, 1, 3), 0.5f32)).unwrap();
+        let labels = [0, 1, 2, 0, 1, 2];
+        let groups = [EvalGroup {
+            name: "first".into(),
+            samples: vec![0],
+        }];
+        let description = serde_json::json!({"from": "test"});
+        let producer = Producer::new("a test");
+        let import = Import {
+            keep: &keep,
+            logits: &logits,
+            labels: &labels,
+            groups: &groups,
+            name: "test pool",
+            description: &description,
+            producer: &producer,
+        };
+        let out = tmp.path().join("run");
+        let mut calls = 0;
+        assert_eq!(
+            import.store(&out, |_, _| calls += 1).unwrap(),
+            Stored::Written
+        );
+        assert_eq!(calls, 2);
+        let run = crate::Run::open(&out).unwrap();
+        assert_eq!(run.labels, labels);
+        assert_eq!(run.pool.groups, groups);
+        assert_eq!(run.logits().unwrap(), logits);
+        assert_eq!(import.store(&out, |_, _| {}).unwrap(), Stored::AlreadyThere);
+        let busy = tmp.path().join("busy");
+        std::fs::create_dir(&busy).unwrap();
+        std::fs::write(busy.join("mine.txt"), "keep me").unwrap();
+        assert!(matches!(
+            import.store(&busy, |_, _| {}),
+            Err(AuditError::Run { .. })
+        ));
+        assert_eq!(
+            std::fs::read_to_string(busy.join("mine.txt")).unwrap(),
+            "keep me"
+        );
+    }
+}

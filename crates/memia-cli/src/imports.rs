@@ -1,0 +1,316 @@
+//! `memia import-lira`, `memia import`, `memia export-pool`: models trained elsewhere become a
+//! run (the library's staged import), and a run's pool goes out as `.npz`.
+
+use std::path::Path;
+
+use memia_attacks::loo::EvalGroup;
+use memia_core::npy::{AnyArray, into_dimension, read_npy_any};
+use memia_core::{KeepMatrix, LiraImportOptions, Logits, import_lira_run, labels_from_i64};
+use memia_shadow::Producer;
+use ndarray::{Array1, Array3};
+
+use crate::args::{ExportPoolArgs, ImportArgs, ImportLiraArgs};
+use crate::error::{AuditError, Result, usage};
+use crate::progress::{Progress, status};
+use memia_audit::Run;
+use memia_audit::import::{Import, Stored};
+
+use crate::flags::canonical;
+
+pub(crate) fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
+    let options = LiraImportOptions { epoch: args.epoch };
+    let imported = import_lira_run(&args.dir, &options)?;
+    let n = imported.keep.samples();
+    let classes = imported.logits.classes();
+    let labels = match (&args.labels, &imported.labels) {
+        (Some(path), _) => {
+            let raw = read_npy_any(path)?.to_i64_vec(&path.display().to_string())?;
+            if raw.len() < n {
+                return Err(usage(format!(
+                    "--labels {}: {} labels for {n} samples",
+                    path.display(),
+                    raw.len()
+                )));
+            }
+            labels_from_i64(&raw[..n], classes)?
+        }
+        (None, Some(labels)) => labels.clone(),
+        (None, None) => {
+            return Err(usage(format!(
+                "{} has no y_train.npy: give the pool's labels with --labels FILE.npy",
+                args.dir.display()
+            )));
+        }
+    };
+    let source = canonical(&args.dir)?;
+    let description = serde_json::json!({
+        "imported_from": source,
+        "epoch": args.epoch,
+        "experiments": imported.experiments.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
+    });
+    let groups = read_groups(args.groups.as_deref(), n)?;
+    let producer = Producer::new("memia import-lira").with("source", source.display().to_string());
+    store_import(
+        Import {
+            keep: &imported.keep,
+            logits: &imported.logits,
+            labels: &labels,
+            groups: &groups,
+            name: &format!("imported LiRA run {}", source.display()),
+            description: &description,
+            producer: &producer,
+        },
+        &args.output,
+        quiet,
+    )
+}
+
+/// Stores `import` as the run `output`, with a progress bar, and says what happened.
+fn store_import(import: Import<'_>, output: &Path, quiet: bool) -> Result<()> {
+    let k = import.keep.models();
+    let mut bar = Progress::new("storing", "models", k as u64, quiet);
+    let stored = import.store(output, |done, total| {
+        bar.update(done as u64, total as u64, None)
+    })?;
+    bar.finish();
+    let said = match stored {
+        Stored::AlreadyThere => format!(
+            "{} already holds this import: nothing written",
+            output.display()
+        ),
+        Stored::Written => format!(
+            "imported {k} models x {} samples x {} queries x {} classes into {}",
+            import.keep.samples(),
+            import.logits.queries(),
+            import.logits.classes(),
+            output.display()
+        ),
+    };
+    status(quiet, said);
+    Ok(())
+}
+
+pub(crate) fn export_pool(args: &ExportPoolArgs, quiet: bool) -> Result<()> {
+    use memia_data::Dataset;
+    let run = Run::open(&args.run)?;
+    let pool = run.planned_pool()?;
+    let ds = &pool.dataset;
+    let shape: Vec<usize> = std::iter::once(ds.len())
+        .chain(ds.feature_shape().iter().copied())
+        .collect();
+    let x = ndarray::ArrayD::from_shape_vec(shape, ds.as_slice().to_vec())
+        .expect("the pool's values fill its shape");
+    let y: Array1<i64> = run.labels.iter().map(|&l| i64::from(l)).collect();
+    let mut npz = memia_core::npz::NpzWriter::create(&args.output, true);
+    npz.add("x", &x)?;
+    npz.add("y", &y)?;
+    npz.add("keep", run.dir.keep().as_array())?;
+    for group in &run.pool.groups {
+        let name: String = group
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let samples: Array1<i64> = group.samples.iter().map(|&i| i as i64).collect();
+        npz.add(&format!("group_{name}"), &samples)?;
+    }
+    npz.finish()?;
+    status(
+        quiet,
+        format!(
+            "wrote {}: x {:?}, y, keep {} x {}, {} groups",
+            args.output.display(),
+            x.shape(),
+            run.dir.keep().models(),
+            ds.len(),
+            run.pool.groups.len()
+        ),
+    );
+    Ok(())
+}
+
+/// The groups of a `--groups` JSON file, checked against the pool's `n` samples.
+pub(crate) fn read_groups(path: Option<&Path>, n: usize) -> Result<Vec<EvalGroup>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(path).map_err(crate::error::io(path))?;
+    let groups: Vec<EvalGroup> = serde_json::from_str(&text).map_err(|e| AuditError::Config {
+        path: path.to_path_buf(),
+        reason: format!("{e} (expected [{{\"name\": \"canaries\", \"samples\": [0, 5]}}])"),
+    })?;
+    for g in &groups {
+        if let Some(&i) = g.samples.iter().find(|&&i| i >= n) {
+            return Err(AuditError::Config {
+                path: path.to_path_buf(),
+                reason: format!("group '{}' lists sample {i}, the pool has {n}", g.name),
+            });
+        }
+    }
+    Ok(groups)
+}
+
+/// Reads logits as float32: float64 is converted (said unless quiet), other types refused with
+/// the numpy command that converts them.
+/// One model's logits file of an import, read by the library's one reader, saying so where
+/// float64 values were converted.
+fn read_one_model(path: &Path, quiet: bool) -> Result<Array3<f32>> {
+    let read = memia_core::read_model_logits(path, None)?;
+    if read.converted_from_f64 {
+        status(
+            quiet,
+            format!("{}: float64 logits converted to float32", path.display()),
+        );
+    }
+    Ok(read.logits)
+}
+
+fn read_logits_any(path: &Path, quiet: bool) -> Result<ndarray::ArrayD<f32>> {
+    let location = path.display().to_string();
+    Ok(match read_npy_any(path)? {
+        AnyArray::F64(a) => {
+            status(
+                quiet,
+                format!("{location}: float64 logits converted to float32"),
+            );
+            a.mapv(|v| v as f32)
+        }
+        other => other.into_typed::<f32>(&location)?,
+    })
+}
+
+pub(crate) fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
+    let keep = KeepMatrix::load(&args.keep)?;
+    let (k, n) = (keep.models(), keep.samples());
+    // Read first: their length tells a transposed keep matrix from transposed logits.
+    let raw = read_npy_any(&args.labels)?.to_i64_vec(&args.labels.display().to_string())?;
+    let mut names: Option<Vec<String>> = None;
+    let models: Vec<Array3<f32>> = if args.logits.is_dir() {
+        let expected = crate::import_checks::Expected {
+            models: k,
+            samples: n,
+            labels: Some(raw.len()),
+        };
+        let (files, order) = crate::import_checks::model_files(&args.logits, &expected)?;
+        status(quiet, order);
+        names = Some(
+            files
+                .iter()
+                .map(|f| {
+                    f.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                })
+                .collect(),
+        );
+        files
+            .iter()
+            .map(|f| read_one_model(f, quiet))
+            .collect::<Result<_>>()?
+    } else {
+        let all = read_logits_any(&args.logits, quiet)?;
+        let all = if all.ndim() == 3 {
+            all.insert_axis(ndarray::Axis(2))
+        } else {
+            all
+        };
+        let location = args.logits.display().to_string();
+        let all = into_dimension::<f32, ndarray::Ix4>(all, &location)?;
+        let (models, samples) = (all.dim().0, all.dim().1);
+        if models != k {
+            return Err(usage(transposed_message(
+                &args.keep,
+                &location,
+                (k, n),
+                (models, samples),
+                raw.len(),
+            )));
+        }
+        all.outer_iter().map(|m| m.to_owned()).collect()
+    };
+    let views: Vec<_> = models.iter().map(|m| m.view()).collect();
+    let logits = Logits::from_models(&views)?;
+    if logits.samples() != n {
+        return Err(usage(format!(
+            "--logits: {} samples, the keep matrix has {n}",
+            logits.samples()
+        )));
+    }
+    for (m, model) in models.iter().enumerate() {
+        memia_core::check_model_logits(model.view(), None)
+            .map_err(|problem| usage(format!("--logits: model {m}: {problem}")))?;
+    }
+    if raw.len() != n {
+        return Err(usage(format!(
+            "--labels {}: {} labels for {n} samples",
+            args.labels.display(),
+            raw.len()
+        )));
+    }
+    let labels = labels_from_i64(&raw, logits.classes())?;
+    // Checked before anything is written, said after the import's own line so that it is the
+    // last thing on the screen.
+    let mismatched =
+        crate::import_checks::mismatched_models(&keep, &logits, &labels, names.as_deref());
+    let probabilities = crate::import_checks::probability_models(&logits);
+    let (keep_path, logits_path) = (canonical(&args.keep)?, canonical(&args.logits)?);
+    let groups = read_groups(args.groups.as_deref(), n)?;
+    let description = serde_json::json!({
+        "imported_keep": keep_path,
+        "imported_logits": logits_path,
+    });
+    let producer = Producer::new("memia import").with("source", logits_path.display().to_string());
+    store_import(
+        Import {
+            keep: &keep,
+            logits: &logits,
+            labels: &labels,
+            groups: &groups,
+            name: &format!("imported models {}", logits_path.display()),
+            description: &description,
+            producer: &producer,
+        },
+        &args.output,
+        quiet,
+    )?;
+    crate::import_checks::warn(&mismatched, k, &probabilities);
+    Ok(())
+}
+
+/// The error for logits of another number of models than the keep matrix's rows: where the
+/// shapes are each other's transpose, which of the two arrays is transposed (the one whose
+/// samples axis does not match the labels), named by its flag.
+fn transposed_message(
+    keep_path: &Path,
+    logits: &str,
+    (k, n): (usize, usize),
+    (models, samples): (usize, usize),
+    labels: usize,
+) -> String {
+    let keep = keep_path.display();
+    let plain = format!(
+        "--logits {logits}: logits of {models} models (first axis), but the keep matrix \
+         --keep {keep} has {k} rows, one per model"
+    );
+    if !(models == n && samples == k && k != n) {
+        return plain;
+    }
+    if labels == k {
+        format!(
+            "--keep {keep}: the keep matrix is {k} x {n}, which looks transposed: the logits hold \
+             {models} models x {samples} samples and there are {labels} labels, so the keep \
+             matrix must be models x samples, {n} x {k} (numpy: keep.T)"
+        )
+    } else if labels == n {
+        format!(
+            "--logits {logits}: the logits are {models} x {samples} x ..., which looks transposed \
+             (samples x models): the keep matrix --keep {keep} is {k} models x {n} samples and \
+             there are {labels} labels, so the logits must be models x samples x [queries x] \
+             classes, {k} x {n} x ... (numpy: logits.swapaxes(0, 1))"
+        )
+    } else {
+        format!(
+            "{plain}: one of the two looks transposed (the keep matrix is {k} x {n}, the logits \
+             {models} x {samples} x ...); both must be models x samples"
+        )
+    }
+}
