@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use memia::attacks::evaluation::judge;
-use memia::attacks::{FittedTest, LiraConfig, MembershipTest};
+use memia::attacks::LiraConfig;
+use memia::attacks::evaluation::{judge, score_targets};
 use memia::core::KeepMatrix;
 use memia::data::idx::load_idx;
 use memia::data::{CanarySource, InMemoryDataset, LabelPolicy, Pool, PoolBuilder};
@@ -93,15 +93,13 @@ impl Targets<'_> {
         attack: &LiraConfig,
         shadows: &[usize],
     ) -> Result<Vec<Array1<f64>>, Box<dyn std::error::Error>> {
-        let fitted = attack.fit(
-            &self.keep.select_models(shadows)?,
-            self.phi.select(Axis(0), shadows).view(),
-        )?;
-        Ok(self
+        let keep = self.keep.select_models(shadows)?;
+        let shadow = self.phi.select(Axis(0), shadows);
+        let targets = self
             .targets
             .iter()
-            .map(|&t| fitted.score(self.phi.index_axis(Axis(0), t)))
-            .collect::<Result<_, _>>()?)
+            .map(|&t| self.phi.index_axis(Axis(0), t));
+        Ok(score_targets(attack, &keep, shadow.view(), targets)?)
     }
 
     /// The ROC summary (TPR at 0.1% FPR) of the pairs of `samples` and the targets at positions

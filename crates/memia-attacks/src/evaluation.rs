@@ -53,6 +53,17 @@ pub fn score_target<T: MembershipTest>(
     test.fit(keep, shadow)?.score(target)
 }
 
+/// [`score_target`] for several targets attacked with the same shadow models: fitted once.
+pub fn score_targets<'a, T: MembershipTest>(
+    test: &T,
+    keep: &KeepMatrix,
+    shadow: ArrayView3<'_, f64>,
+    targets: impl IntoIterator<Item = ArrayView2<'a, f64>>,
+) -> Result<Vec<Array1<f64>>> {
+    let fitted = test.fit(keep, shadow)?;
+    targets.into_iter().map(|t| fitted.score(t)).collect()
+}
+
 /// Why a sample set has no ROC curve: a reader must see why a set has no row rather than a
 /// misleading one.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -17,8 +17,8 @@ use rand::seq::SliceRandom;
 
 use crate::error::{Result, check_shadow, invalid};
 pub use crate::evaluation::EvalGroup;
-use crate::evaluation::judge;
-use crate::{FittedTest, MembershipTest};
+use crate::evaluation::{judge, score_target};
+use crate::MembershipTest;
 
 /// Groups by memorization bin (`[lo, hi)` with the last bin closed), named `mem [lo, hi)`.
 pub fn memorization_groups(memorization: &Memorization, edges: &[f64]) -> Result<Vec<EvalGroup>> {
@@ -241,8 +241,12 @@ pub fn leave_one_out<T: MembershipTest>(
                 chosen.sort_unstable();
                 let sub_keep = keep.select_models(&chosen)?;
                 let sub_shadow = shadow.select(Axis(0), &chosen);
-                let fitted = test.fit(&sub_keep, sub_shadow.view())?;
-                let scores = fitted.score(shadow.index_axis(Axis(0), target))?;
+                let scores = score_target(
+                    test,
+                    &sub_keep,
+                    sub_shadow.view(),
+                    shadow.index_axis(Axis(0), target),
+                )?;
                 for i in 0..n {
                     pooled[i].push((scores[i], keep.get(target, i)));
                 }
