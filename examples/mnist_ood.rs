@@ -19,7 +19,11 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use std::path::Path;
 use std::time::Instant;
+
+use memia::audit::trainer::{Placement, trainer};
+use memia::audit::{AuditTarget, Planned, Run};
 
 use memia::attacks::loo::EvalGroup;
 use memia::attacks::theory::privacy_score;
@@ -29,8 +33,7 @@ use memia::data::Dataset;
 use memia::memorization::outlier::{knn_distance, out_model_msp_outlierness};
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::metrics::spearman;
-use memia::report::{Audit, AuditConfig, AuditInputs, SampleImages, headline};
-use memia::shadow::{InclusionScheme, Plan, RunDir};
+use memia::report::{AuditConfig, headline};
 use ndarray::Array2;
 use rand::seq::SliceRandom;
 
@@ -41,7 +44,10 @@ const LETTERS: usize = 100;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let pool = common::mnist_with_letters(DIGITS, LETTERS, SEED)?;
+    // The pool and the models through the library behind `memia run` (memia::audit).
+    let config = common::mnist_letters_config(DIGITS, LETTERS, MODELS, 30, SEED)?;
+    let dir = std::env::temp_dir().join("memia-mnist-ood").join("run");
+    let Planned { run, pool, .. } = Run::plan(&config, Path::new("mnist_ood.rs"), &dir)?;
     let canaries = pool.canaries();
     let n = pool.dataset.len();
     println!(
@@ -49,39 +55,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 1. Train the shadow models (resumable: a second run reuses them).
-    let trainer = common::mlp_trainer(30, 0);
-    let plan = Plan::new(
-        &pool.dataset,
-        MODELS,
-        InclusionScheme::Balanced { ratio: 0.5 },
-        SEED,
-        &trainer,
-    )?;
-    let run = RunDir::create_in(std::env::temp_dir().join("memia-mnist-ood"), &plan)?;
-    let run_dir = run.path().to_path_buf();
+    let trainer = trainer(&config, &dir, &Placement::default())?;
     let t = Instant::now();
-    let trained = run.train(&trainer, &pool.dataset, 0..MODELS, |p| {
+    let trained = run.train(trainer.as_dyn(), &pool, 0..MODELS, false, |p| {
         eprint!("\r  {p}   ")
     })?;
     eprintln!();
     println!(
-        "{MODELS} MLPs 784-128-10 (30 epochs, ~2,550 samples each) on {:?}: {} trained in {:.1} s, {} reused from {}",
-        trainer.device,
+        "{MODELS} MLPs 784-128-10 (30 epochs, ~2,550 samples each) {}: {} trained in {:.1} s, {} reused from {}",
+        trainer.describe(),
         trained.trained.len(),
         t.elapsed().as_secs_f64(),
         trained.skipped.len(),
-        run_dir.display()
+        dir.display()
     );
     let logits = run.logits()?;
-    let labels = pool.dataset.labels();
-    let keep = run.keep();
+    let labels = &run.labels;
+    let keep = run.dir.keep();
 
     // 2. Memorization against privacy score and outlierness, all from the same models.
     let t = Instant::now();
     let mem = MemorizationConfig::default()
         .allow_missing()
-        .estimate_from_logits(keep, &logits, &labels, Outcome::Correct)?;
-    let phi = logits.signals(&labels, Signal::Phi)?;
+        .estimate_from_logits(keep, &logits, labels, Outcome::Correct)?;
+    let phi = logits.signals(labels, Signal::Phi)?;
     let privacy = privacy_score(keep, phi.view())?;
     let features =
         Array2::from_shape_vec((n, pool.dataset.feature_len()), pool.dataset.to_row_major())?;
@@ -137,28 +134,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             samples: random,
         },
     ];
-    let provenance: Vec<String> = pool.provenance.iter().map(ToString::to_string).collect();
     let t = Instant::now();
-    let audit = Audit::run(
-        AuditInputs::new(keep, &logits, &labels)
-            .with_provenance(&provenance)
-            .with_groups(&groups)
-            .with_images(
-                SampleImages::from_feature_shape(
-                    pool.dataset.feature_shape(),
-                    pool.dataset.as_slice(),
-                )
-                .expect("the pool's samples are images"),
-            ),
-        &AuditConfig {
-            // memorization >= 0.5, not the default 0.8: the candidates of the numbers in
-            // README.md and docs/REPRODUCTION.md.
-            candidates: memia::attacks::CandidateRule::MemorizationAtLeast(0.5),
-            shadow_counts: Some(vec![2, 4, 8, 16, MODELS - 1]),
-            curve_targets: 16,
-            seed: SEED,
-            ..Default::default()
-        },
+    let audit_config = AuditConfig {
+        // memorization >= 0.5, not the default 0.8: the candidates of the numbers in
+        // README.md and docs/REPRODUCTION.md.
+        candidates: memia::attacks::CandidateRule::MemorizationAtLeast(0.5),
+        shadow_counts: Some(vec![2, 4, 8, 16, MODELS - 1]),
+        curve_targets: 16,
+        seed: SEED,
+        ..Default::default()
+    };
+    let audit = run.audit_groups(
+        &audit_config,
+        &AuditTarget::Model(0),
+        Some(&pool),
+        &groups,
         |_, _| {},
     )?;
     let s = &audit.summary;
@@ -187,7 +177,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\nleave-one-model-out over 16 targets, by number of shadow models:\n{}",
         s.shadow_curve
     );
-    let files = audit.write(run_dir.join("report"))?;
+    let files = audit.write(dir.join("report"))?;
     println!("report: {}", files.index.display());
     println!("done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(())

@@ -7,11 +7,14 @@ use std::path::PathBuf;
 
 use memia::attacks::LiraConfig;
 use memia::attacks::evaluation::{judge, score_targets};
+use memia::audit::RunConfig;
+use memia::audit::config::{CanaryConfig, CanaryKind, CanaryLabels, DataSource};
 use memia::core::KeepMatrix;
 use memia::data::idx::load_idx;
 use memia::data::{CanarySource, InMemoryDataset, LabelPolicy, Pool, PoolBuilder};
 use memia::metrics::RocSummary;
 use memia::models::{Augmentation, BurnTrainer, MlpConfig, TrainingConfig};
+use memia::shadow::InclusionScheme;
 use ndarray::{Array1, Array3, Axis};
 
 /// The data directory: the first argument, else `$MEMIA_DATA_DIR`.
@@ -52,6 +55,41 @@ pub fn mnist_with_letters(
             LabelPolicy::Random,
         )
         .build(seed)?)
+}
+
+/// The configuration of [`mnist_with_letters`]'s pool trained with [`mlp_trainer`]'s settings
+/// (`epochs`, no shifts), `models` models on balanced halves, as `memia run` reads it from a
+/// file: the examples plan and train it with [`memia::audit::Run`].
+pub fn mnist_letters_config(
+    digits: usize,
+    letters: usize,
+    models: usize,
+    epochs: usize,
+    seed: u64,
+) -> Result<RunConfig, Box<dyn std::error::Error>> {
+    let dir = data_dir()?;
+    let idx = |name: &str| DataSource::Idx {
+        images: dir.join(format!("{name}-t10k-images-idx3-ubyte.gz")),
+        labels: dir.join(format!("{name}-t10k-labels-idx1-ubyte.gz")),
+        classes: Some(10),
+    };
+    let mut config = RunConfig::digits();
+    config.data.source = idx("mnist");
+    config.data.samples = Some(digits);
+    config.data.canaries = Some(CanaryConfig {
+        kind: CanaryKind::OutOfDistribution,
+        count: letters,
+        labels: CanaryLabels::Random,
+        data: Some(idx("notmnist")),
+    });
+    config.plan.models = models;
+    config.plan.scheme = InclusionScheme::Balanced { ratio: 0.5 };
+    config.plan.seed = seed;
+    let trainer = mlp_trainer(epochs, 0);
+    config.model = trainer.model;
+    config.training = trainer.training;
+    config.train.group_size = trainer.group_size;
+    Ok(config)
 }
 
 /// The paper-setting MLP (784-128-10; SGD with momentum 0.9, rate 0.05, batch 128, no weight

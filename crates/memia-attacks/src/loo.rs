@@ -15,10 +15,10 @@ use memia_memorization::select::bins;
 use ndarray::{ArrayView3, Axis};
 use rand::seq::SliceRandom;
 
+use crate::MembershipTest;
 use crate::error::{Result, check_shadow, invalid};
 pub use crate::evaluation::EvalGroup;
 use crate::evaluation::{judge, score_target};
-use crate::MembershipTest;
 
 /// Groups by memorization bin (`[lo, hi)` with the last bin closed), named `mem [lo, hi)`.
 pub fn memorization_groups(memorization: &Memorization, edges: &[f64]) -> Result<Vec<EvalGroup>> {

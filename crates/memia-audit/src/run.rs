@@ -385,11 +385,23 @@ impl Run {
         pool: Option<&Pool>,
         progress: impl FnMut(usize, usize),
     ) -> Result<Audit> {
+        self.audit_groups(config, target, pool, &self.pool.groups, progress)
+    }
+
+    /// [`Run::audit`] reporting `groups` (instead of the run's own, `pool.json`'s) separately.
+    pub fn audit_groups(
+        &self,
+        config: &AuditConfig,
+        target: &AuditTarget,
+        pool: Option<&Pool>,
+        groups: &[EvalGroup],
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Audit> {
         self.check_model(target)?;
         let logits = self.logits()?;
         let producers = self.producer_lines()?;
         let mut inputs = AuditInputs::new(self.dir.keep(), &logits, &self.labels)
-            .with_groups(&self.pool.groups)
+            .with_groups(groups)
             .with_producers(&producers)
             .with_target(target.as_report());
         if let Some(p) = self.pool.provenance.as_deref() {
