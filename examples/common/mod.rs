@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use memia::attacks::LiraConfig;
 use memia::attacks::evaluation::{judge, score_targets};
 use memia::audit::RunConfig;
-use memia::audit::config::{CanaryConfig, CanaryKind, CanaryLabels, DataSource};
+use memia::audit::config::{CanaryConfig, CanaryKind, CanaryLabels, DataConfig, DataSource};
 use memia::core::KeepMatrix;
 use memia::data::idx::load_idx;
-use memia::data::{CanarySource, InMemoryDataset, LabelPolicy, Pool, PoolBuilder};
+use memia::data::{InMemoryDataset, Pool};
 use memia::metrics::RocSummary;
 use memia::models::{Augmentation, BurnTrainer, MlpConfig, TrainingConfig};
 use memia::shadow::InclusionScheme;
@@ -39,22 +39,41 @@ pub fn idx_set(name: &str) -> Result<InMemoryDataset, Box<dyn std::error::Error>
 }
 
 /// `digits` MNIST test digits and `letters` notMNIST letters, each letter with a random digit
-/// label (so that a model gets it right only by memorizing it), drawn with `seed`.
+/// label (so that a model gets it right only by memorizing it), drawn with `seed`: the pool
+/// [`mnist_letters_config`] describes, built by the library.
 pub fn mnist_with_letters(
     digits: usize,
     letters: usize,
     seed: u64,
 ) -> Result<Pool, Box<dyn std::error::Error>> {
-    let mnist = idx_set("mnist")?;
-    let notmnist = idx_set("notmnist")?;
-    Ok(PoolBuilder::new(&mnist)
-        .in_distribution(digits)
-        .canaries(
-            CanarySource::OutOfDistribution(&notmnist),
-            letters,
-            LabelPolicy::Random,
-        )
-        .build(seed)?)
+    Ok(memia::audit::pool::build(
+        &mnist_letters_data(digits, letters)?,
+        seed,
+    )?)
+}
+
+/// The data of [`mnist_with_letters`] as a configuration's `[data]` table.
+fn mnist_letters_data(
+    digits: usize,
+    letters: usize,
+) -> Result<DataConfig, Box<dyn std::error::Error>> {
+    let dir = data_dir()?;
+    let idx = |name: &str| DataSource::Idx {
+        images: dir.join(format!("{name}-t10k-images-idx3-ubyte.gz")),
+        labels: dir.join(format!("{name}-t10k-labels-idx1-ubyte.gz")),
+        classes: Some(10),
+    };
+    Ok(DataConfig {
+        source: idx("mnist"),
+        samples: Some(digits),
+        canaries: Some(CanaryConfig {
+            kind: CanaryKind::OutOfDistribution,
+            count: letters,
+            labels: CanaryLabels::Random,
+            data: Some(idx("notmnist")),
+        }),
+        normalize: false,
+    })
 }
 
 /// The configuration of [`mnist_with_letters`]'s pool trained with [`mlp_trainer`]'s settings
@@ -67,21 +86,8 @@ pub fn mnist_letters_config(
     epochs: usize,
     seed: u64,
 ) -> Result<RunConfig, Box<dyn std::error::Error>> {
-    let dir = data_dir()?;
-    let idx = |name: &str| DataSource::Idx {
-        images: dir.join(format!("{name}-t10k-images-idx3-ubyte.gz")),
-        labels: dir.join(format!("{name}-t10k-labels-idx1-ubyte.gz")),
-        classes: Some(10),
-    };
     let mut config = RunConfig::digits();
-    config.data.source = idx("mnist");
-    config.data.samples = Some(digits);
-    config.data.canaries = Some(CanaryConfig {
-        kind: CanaryKind::OutOfDistribution,
-        count: letters,
-        labels: CanaryLabels::Random,
-        data: Some(idx("notmnist")),
-    });
+    config.data = mnist_letters_data(digits, letters)?;
     config.plan.models = models;
     config.plan.scheme = InclusionScheme::Balanced { ratio: 0.5 };
     config.plan.seed = seed;
