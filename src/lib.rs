@@ -30,7 +30,6 @@
 #![warn(missing_docs)]
 
 pub use memia_attacks as attacks;
-#[cfg(feature = "models")]
 pub use memia_audit as audit;
 pub use memia_core as core;
 pub use memia_data as data;

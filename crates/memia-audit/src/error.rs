@@ -49,6 +49,12 @@ pub enum AuditError {
         #[source]
         source: memia_shadow::ShadowError,
     },
+    /// memia's own models were asked to train, and this build has no model zoo.
+    #[error(
+        "training memia's own models needs memia-audit's `train` feature (memia's default \
+         `models` feature); this build has no Burn"
+    )]
+    TrainingNotBuilt,
     /// A file that cannot be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -143,7 +149,7 @@ mod tests {
     /// its source (which `main` does not print twice: the message already holds it).
     #[test]
     fn a_refused_setting_keeps_its_source() {
-        let refused = || memia_models::device_by_name("tpu").unwrap_err();
+        let refused = || "tpu".parse::<memia_models::Engine>().unwrap_err();
         let e = AuditError::ModelSetting {
             path: PathBuf::from("a.toml"),
             table: Some("train"),
@@ -151,7 +157,7 @@ mod tests {
         };
         let said = e.to_string();
         assert!(
-            said.starts_with("a.toml: [train] unknown device 'tpu'"),
+            said.starts_with("a.toml: [train] unknown engine 'tpu'"),
             "{said}"
         );
         let source = e.source().expect("the library's error is the source");
@@ -162,7 +168,7 @@ mod tests {
             table: None,
             source: refused(),
         };
-        assert!(untabled.to_string().starts_with("a.toml: unknown device"));
+        assert!(untabled.to_string().starts_with("a.toml: unknown engine"));
         // Through `?`, the library's error is kept whole, with its message.
         let plain = AuditError::from(refused());
         assert!(matches!(plain, AuditError::Model(_)));

@@ -13,9 +13,12 @@
 //! * [`import::Import`]: models trained elsewhere become a run;
 //! * [`AuditError`]: one error type, with the library errors kept as sources.
 //!
-//! Plan, train, audit and report in a few lines, on the embedded digits:
+//! Plan, train, audit and report in a few lines, on the embedded digits (training memia's own
+//! models needs the `train` feature, on by default; without it, no Burn is compiled and the
+//! crate opens, scores, audits and imports runs):
 //!
 //! ```
+//! # #[cfg(feature = "train")] {
 //! use memia_audit::{AuditTarget, Run, RunConfig};
 //! use memia_audit::trainer::{Placement, trainer};
 //!
@@ -36,6 +39,7 @@
 //! let audit = run.audit(&config.audit, &target, Some(&planned.pool), |_, _| {})?;
 //! assert_eq!(audit.summary.all.as_ref().map(|s| s.auroc), Some(all.auroc));
 //! audit.write(&dir.path().join("report"))?;
+//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -194,6 +194,7 @@ impl Run {
         let pool = crate::pool::build(&config.data, config.plan.seed)?;
         // Only the settings enter the plan; the device is chosen when training.
         let trainer = settings(config, dir, None)?;
+        #[cfg(feature = "train")]
         if let RunTrainer::Burn(burn) = &trainer {
             crate::pool::check_shape(&pool.dataset, &config.model)?;
             burn.check_pool(&pool.dataset)

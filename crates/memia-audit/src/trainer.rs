@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use memia_models::{BurnTrainer, Engine, device_by_name};
+use memia_models::Engine;
+#[cfg(feature = "train")]
+use memia_models::{BurnTrainer, device_by_name};
 use memia_shadow::{ExternalTrainer, ShadowTrainer};
 
 use crate::config::RunConfig;
@@ -12,6 +14,7 @@ use crate::error::{AuditError, Result, usage};
 /// The trainer of a run: memia's models on Burn, or the configuration's external command.
 pub enum RunTrainer {
     /// memia's model zoo.
+    #[cfg(feature = "train")]
     Burn(BurnTrainer),
     /// `[train] external`.
     External(ExternalTrainer),
@@ -21,6 +24,7 @@ impl RunTrainer {
     /// As the scheduler takes it.
     pub fn as_dyn(&self) -> &dyn ShadowTrainer {
         match self {
+            #[cfg(feature = "train")]
             RunTrainer::Burn(t) => t,
             RunTrainer::External(t) => t,
         }
@@ -29,6 +33,7 @@ impl RunTrainer {
     /// Where and how it trains, for the status line.
     pub fn describe(&self) -> String {
         match self {
+            #[cfg(feature = "train")]
             RunTrainer::Burn(t) => format!(
                 "on {:?} ({}), {} at a time",
                 t.device,
@@ -81,15 +86,19 @@ pub fn settings(
         // The configuration's own value is checked when it is parsed.
         return Err(usage("--group-size must be at least 1"));
     }
-    Ok(RunTrainer::Burn(
+    #[cfg(feature = "train")]
+    return Ok(RunTrainer::Burn(
         BurnTrainer::new(config.model.clone(), config.training, group)
             .with_queries(config.plan.queries.clone()),
-    ))
+    ));
+    #[cfg(not(feature = "train"))]
+    Err(AuditError::TrainingNotBuilt)
 }
 
 /// [`settings`] on the device `placement` or the configuration names.
 pub fn trainer(config: &RunConfig, run_dir: &Path, placement: &Placement) -> Result<RunTrainer> {
     Ok(match settings(config, run_dir, placement.group_size)? {
+        #[cfg(feature = "train")]
         RunTrainer::Burn(t) => {
             let name = placement.device.as_deref().unwrap_or(&config.train.device);
             RunTrainer::Burn(

@@ -18,46 +18,19 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::augment::Augmentation;
 use crate::config::{Member, Optimizer, TrainingConfig};
 use crate::error::{ModelError, Result};
+use crate::network::{Layer as Spec, Network, Role};
+use crate::params::HostParams;
 use crate::schedule::{adam_correction, epoch_streams, step_rate};
 
-/// What a layer computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    /// `x W + b` with weights `[G, in, out]`, bias `[G, 1, out]`.
-    Dense,
-    /// A grouped convolution with "same" padding (`kernel / 2`), weights
-    /// `[G, out_channels, in_channels * kernel^2]` and bias `[G, 1, out_channels]` (reshaped to
-    /// the convolution's layout, models outermost, when applied), then what `role` says.
-    Conv {
-        cin: usize,
-        cout: usize,
-        kernel: usize,
-        stride: usize,
-        role: Role,
-    },
-}
-
-/// Where a convolution sits in the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// ReLU, then 2 x 2 max pooling (LeNet-style stage).
-    Pooled,
-    /// ReLU (a ResNet stem).
-    Plain,
-    /// First convolution of a residual branch: remembers its input, then ReLU.
-    BranchStart,
-    /// Projection of the remembered input (1 x 1, strided) when the branch changes its shape.
-    Shortcut,
-    /// Last convolution of a residual branch: adds the remembered input, then ReLU.
-    BranchEnd,
-}
-
-/// One layer of G stacked models; every parameter has the models on its first axis.
+/// One layer of G stacked models; every parameter has the models on its first axis: a dense
+/// layer's weights `[G, in, out]`, a convolution's `[G, out_channels, in_channels * kernel^2]`
+/// (reshaped to the grouped convolution's layout, models outermost, when applied), the bias
+/// `[G, 1, out]`.
 #[derive(Debug, Clone)]
-pub(crate) struct Layer {
-    pub op: Op,
-    pub weight: Tensor<3>,
-    pub bias: Tensor<3>,
+struct Layer {
+    spec: Spec,
+    weight: Tensor<3>,
+    bias: Tensor<3>,
 }
 
 /// How a step's updates apply to the models of the group.
@@ -84,14 +57,68 @@ struct State {
 #[derive(Debug, Clone)]
 pub(crate) struct Stacked {
     /// The layers, input first.
-    pub layers: Vec<Layer>,
+    layers: Vec<Layer>,
     /// One sample's shape (`[C, H, W]` when the first layer is a convolution).
-    pub input_shape: Vec<usize>,
+    input_shape: Vec<usize>,
     /// Where the tensors live.
-    pub device: Device,
+    device: Device,
 }
 
 impl Stacked {
+    /// The `models`' parameters of `network` stacked on `device`, model by model on the first
+    /// axis of each tensor.
+    pub fn from_host(network: &Network, models: &[HostParams], device: &Device) -> Self {
+        let g = models.len();
+        let layers = network
+            .layers()
+            .enumerate()
+            .map(|(l, spec)| {
+                let stack = |pick: &dyn Fn(&HostParams) -> &Vec<f32>, dims: [usize; 3]| {
+                    let values: Vec<f32> = models
+                        .iter()
+                        .flat_map(|m| pick(m).iter().copied())
+                        .collect();
+                    Tensor::<3>::from_data(TensorData::new(values, dims), device)
+                };
+                let [rows, cols] = spec.weight_shape();
+                Layer {
+                    spec,
+                    weight: stack(&|m| &m.layers[l].0, [g, rows, cols]),
+                    bias: stack(&|m| &m.layers[l].1, [g, 1, spec.outputs()]),
+                }
+            })
+            .collect();
+        Stacked {
+            layers,
+            input_shape: network.input_shape().to_vec(),
+            device: device.clone(),
+        }
+    }
+
+    /// Every model's parameters copied to the host.
+    pub fn to_host(&self) -> Result<Vec<HostParams>> {
+        let g = self.models();
+        let host = |t: &Tensor<3>| {
+            t.clone()
+                .into_data()
+                .try_into_vec::<f32>()
+                .map_err(|e| ModelError::Backend(format!("parameters are not float32: {e:?}")))
+        };
+        let tensors = self
+            .layers
+            .iter()
+            .map(|l| Ok((host(&l.weight)?, host(&l.bias)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((0..g)
+            .map(|m| HostParams {
+                layers: tensors
+                    .iter()
+                    .map(|(w, b)| (model_slice(w, g, m), model_slice(b, g, m)))
+                    .collect(),
+            })
+            .collect())
+    }
+
     /// Number of models G.
     pub fn models(&self) -> usize {
         self.layers[0].weight.dims()[0]
@@ -115,7 +142,7 @@ impl Stacked {
         let mut image: Option<Tensor<4>> = None;
         let mut skip: Option<Tensor<4>> = None;
         if let Some(Layer {
-            op: Op::Conv { .. },
+            spec: Spec::Conv(_),
             ..
         }) = layers.first()
         {
@@ -132,14 +159,10 @@ impl Stacked {
             ]));
         }
         for (i, layer) in layers.iter().enumerate() {
-            match layer.op {
-                Op::Conv {
-                    cin,
-                    cout,
-                    kernel,
-                    stride,
-                    role,
-                } => {
+            match layer.spec {
+                Spec::Conv(conv) => {
+                    let (cin, cout, kernel) = (conv.cin(), conv.cout(), conv.kernel());
+                    let (stride, role) = (conv.stride(), conv.role());
                     let x4 = image.take().expect("convolutions come first");
                     let weight: Tensor<4> =
                         layer
@@ -154,7 +177,7 @@ impl Stacked {
                             relu(conv2d(x4, weight, Some(bias), options)),
                             MaxPoolOptions::new([2, 2]),
                         ),
-                        Role::Plain => relu(conv2d(x4, weight, Some(bias), options)),
+                        Role::Stem => relu(conv2d(x4, weight, Some(bias), options)),
                         Role::BranchStart => {
                             skip = Some(x4.clone());
                             relu(conv2d(x4, weight, Some(bias), options))
@@ -170,7 +193,7 @@ impl Stacked {
                         }
                     };
                     let next_is_dense =
-                        !matches!(layers.get(i + 1).map(|l| l.op), Some(Op::Conv { .. }));
+                        !matches!(layers.get(i + 1).map(|l| l.spec), Some(Spec::Conv(_)));
                     if !next_is_dense {
                         image = Some(out);
                     } else if role == Role::Pooled {
@@ -186,7 +209,7 @@ impl Stacked {
                         h = flat.swap_dims(0, 1);
                     }
                 }
-                Op::Dense => {
+                Spec::Dense { .. } => {
                     let z = h.matmul(layer.weight.clone()) + layer.bias.clone();
                     h = if i < last { relu(z) } else { z };
                 }
@@ -259,7 +282,7 @@ impl Stacked {
                     .layers
                     .iter()
                     .map(|l| Layer {
-                        op: l.op,
+                        spec: l.spec,
                         weight: l.weight.clone().autodiff().require_grad(),
                         bias: l.bias.clone().autodiff().require_grad(),
                     })
@@ -369,21 +392,6 @@ impl Stacked {
         }
         Ok(out)
     }
-
-    /// Every parameter tensor (weights then bias, layer by layer) copied to the host, each
-    /// `[G, rows, cols]` row-major.
-    pub fn host_tensors(&self) -> Result<Vec<Vec<f32>>> {
-        self.layers
-            .iter()
-            .flat_map(|l| [&l.weight, &l.bias])
-            .map(|t| {
-                t.clone()
-                    .into_data()
-                    .try_into_vec::<f32>()
-                    .map_err(|e| ModelError::Backend(format!("parameters are not float32: {e:?}")))
-            })
-            .collect()
-    }
 }
 
 /// One optimiser step on a stacked parameter (PyTorch's SGD / Adam formulas, with the L2
@@ -438,4 +446,10 @@ fn update(
             param - scaled((state.first.clone() / c1.clone()) / denom)
         }
     }
+}
+
+/// Model `m`'s share of a stacked parameter of `g` models (models on the first axis).
+fn model_slice(stacked: &[f32], g: usize, m: usize) -> Vec<f32> {
+    let per = stacked.len() / g;
+    stacked[m * per..(m + 1) * per].to_vec()
 }

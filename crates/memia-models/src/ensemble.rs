@@ -1,33 +1,113 @@
-//! The ensemble: G models of one architecture (MLP, logistic regression, CNN or ResNet) with
-//! stacked parameters, trained together in one pass, each as if it were trained alone. This
-//! module builds the architecture and draws every model's initial weights from its own seeded
-//! stream, checks the arguments of training and inference, and hands the work to the engine
-//! that runs it: memia's fused CPU kernels ([`crate::fused`], [`crate::fused_cnn`],
-//! [`crate::fused_resnet`]) on the Flex device, Burn's operations ([`crate::burn_engine`])
-//! otherwise (other devices, `Engine::Burn`).
+//! The ensemble: G models of one architecture (MLP, logistic regression, CNN or ResNet), trained
+//! together in one pass, each as if it were trained alone. This module builds the network
+//! ([`Network`]) and the fused kernels' plan of it, draws every model's initial weights from its
+//! own seeded stream, checks the arguments of training and inference, decides once which engine
+//! runs ([`Engine::uses_fused_kernels`]) and hands the work to it: memia's fused CPU kernels
+//! ([`crate::fused`], [`crate::fused_cnn`], [`crate::fused_resnet`]) on the Flex device, Burn's
+//! operations ([`crate::burn_engine`]) otherwise (other devices, `Engine::Burn`). The parameters
+//! stay where the engine that runs keeps them: on the host between calls of the fused
+//! kernels, which train them in place.
 
-use burn::tensor::{Device, Tensor, TensorData};
-use memia_core::rng::stream_rng;
-use rand::RngExt;
+use burn::tensor::Device;
 
-use crate::burn_engine::{Layer, Op, Role, Stacked};
-use crate::config::{Engine, Member, ModelConfig, TrainingConfig};
-use crate::error::{ModelError, Result, architecture, invalid_data, invalid_setting};
-use crate::fused::{self, DenseParams};
-use crate::fused_cnn::{self, CnnShape, Stage};
+use crate::burn_engine::Stacked;
+use crate::config::{Engine, Family, Member, ModelConfig, TrainingConfig};
+use crate::error::{Result, architecture, invalid_data, invalid_setting};
+use crate::fused;
+use crate::fused_cnn::{self, Cnn};
 use crate::fused_resnet::{self, ResNetShape};
+use crate::network::Network;
+use crate::params::HostParams;
 
-/// What the fused CPU kernels train.
+impl Engine {
+    /// Whether this engine runs memia's fused CPU kernels for a model on `device`: what
+    /// [`Ensemble::uses_fused_kernels`] says of every ensemble of that model, and what a
+    /// trainer's producer records.
+    pub fn uses_fused_kernels(self, model: &ModelConfig, device: &Device) -> bool {
+        self.runs_fused(model.family(), device)
+    }
+
+    /// The one decision of which code runs a network: the fused kernels for `Engine::Auto` on
+    /// the Flex device, for every family that has them (all do: a family added without them
+    /// answers false here), Burn's operations otherwise. The ensemble builds its fused plan
+    /// whatever the engine and refuses a network the kernels would refuse, so that this
+    /// decision never meets a network the fused kernels cannot run.
+    fn runs_fused(self, family: Family, device: &Device) -> bool {
+        let has_kernels = match family {
+            Family::Dense | Family::Cnn | Family::ResNet => true,
+        };
+        self == Engine::Auto && has_kernels && *device == Device::flex()
+    }
+}
+
+/// What the fused CPU kernels run, made from the [`Network`] and checked when the ensemble is
+/// built (for every engine, so that the engine can change without a new refusal).
+#[derive(Debug, Clone)]
 enum FusedNet {
     /// Dense layers of these sizes, input first.
     Dense(Vec<usize>),
     /// A LeNet-style CNN.
-    Cnn(CnnShape),
+    Cnn(Cnn),
     /// A small ResNet.
     ResNet(ResNetShape),
 }
 
-/// G models of one architecture with stacked parameters.
+impl FusedNet {
+    fn new(network: &Network) -> Result<Self> {
+        let (convs, dense) = (network.convs(), network.dense_sizes());
+        if convs.is_empty() {
+            // An MLP, or a CNN without convolution stages.
+            return Ok(FusedNet::Dense(dense.to_vec()));
+        }
+        match (network.family(), network.input_shape()) {
+            (Family::ResNet, &[c, h, w]) => {
+                let classes = network.classes();
+                let shape = ResNetShape::checked(convs, network.blocks(), [c, h, w], classes)?;
+                Ok(FusedNet::ResNet(shape))
+            }
+            (Family::Cnn, _) => Ok(FusedNet::Cnn(Cnn::new(convs, dense)?)),
+            (family, shape) => Err(architecture(format!(
+                "a {family:?} network with convolutions on samples of shape {shape:?}"
+            ))),
+        }
+    }
+}
+
+/// Where an ensemble's parameters are between calls: on the host while the fused kernels run
+/// it (they train them in place), as stacked Burn tensors once Burn's engine has trained it.
+/// Each engine takes them from the other's place when it finds them there (an ensemble whose
+/// engine was changed): a copy of the same values.
+#[derive(Debug, Clone)]
+enum Params {
+    Host(Vec<HostParams>),
+    Burn(Stacked),
+}
+
+impl Params {
+    /// The parameters on the host, moved there first if Burn's engine holds them.
+    fn host(&mut self) -> Result<&mut [HostParams]> {
+        if let Params::Burn(stacked) = self {
+            *self = Params::Host(stacked.to_host()?);
+        }
+        match self {
+            Params::Host(models) => Ok(models),
+            Params::Burn(_) => unreachable!("moved to the host above"),
+        }
+    }
+
+    /// The parameters as Burn tensors on `device`, stacked first if they are on the host.
+    fn burn(&mut self, network: &Network, device: &Device) -> &mut Stacked {
+        if let Params::Host(models) = self {
+            *self = Params::Burn(Stacked::from_host(network, models, device));
+        }
+        match self {
+            Params::Burn(stacked) => stacked,
+            Params::Host(_) => unreachable!("stacked above"),
+        }
+    }
+}
+
+/// G models of one architecture, trained and queried together.
 ///
 /// ```
 /// use memia_models::{Device, Ensemble, Member, MlpConfig, TrainingConfig};
@@ -49,15 +129,19 @@ enum FusedNet {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Ensemble {
-    net: Stacked,
+    network: Network,
+    fused: FusedNet,
+    params: Params,
+    device: Device,
     engine: Engine,
 }
 
 impl Ensemble {
-    /// Initialises one model per seed: weights and biases uniform in `+-1/sqrt(fan_in)` (as
-    /// PyTorch's `nn.Linear` and `nn.Conv2d`), drawn on the host from each model's own stream so
-    /// that they do not depend on the group or the backend. `input_shape` is one sample's shape
-    /// (`[C, H, W]` for a CNN; an MLP flattens any shape).
+    /// Initialises one model per seed ([`Network::new`] on `config`, `input_shape` and
+    /// `classes`): weights and biases uniform in `+-1/sqrt(fan_in)` (as PyTorch's `nn.Linear`
+    /// and `nn.Conv2d`), drawn on the host from each model's own stream so that they do not
+    /// depend on the group or the backend. `input_shape` is one sample's shape (`[C, H, W]` for
+    /// a CNN; an MLP flattens any shape).
     pub fn init(
         config: &ModelConfig,
         input_shape: &[usize],
@@ -71,72 +155,52 @@ impl Ensemble {
                 "an ensemble needs at least one model (no seed given)",
             ));
         }
-        let plan = layer_plan(config, input_shape, classes)?;
-        let g = seeds.len();
-        // Reserved fallibly: a model too large for this machine is an error, not an abort
-        // (the scheduler refuses it earlier, against the memory available).
-        let reserve = |values: Option<usize>, what: &str, l: usize| {
-            let mut v: Vec<f32> = Vec::new();
-            match values {
-                Some(count) if v.try_reserve_exact(count).is_ok() => Ok(v),
-                _ => Err(architecture(format!(
-                    "the {what} of layer {l} for {g} models cannot be allocated on this machine"
-                ))),
-            }
-        };
-        let layers = plan
-            .into_iter()
-            .enumerate()
-            .map(|(l, (op, fan_in, [rows, cols], outs))| {
-                let bound = 1.0 / (fan_in as f64).sqrt();
-                let (mut weights, mut biases) = (
-                    reserve(
-                        g.checked_mul(rows).and_then(|v| v.checked_mul(cols)),
-                        "weights",
-                        l,
-                    )?,
-                    reserve(g.checked_mul(outs), "biases", l)?,
-                );
-                for &seed in seeds {
-                    let mut rng = stream_rng(seed, l as u64);
-                    weights.extend(
-                        (0..rows * cols)
-                            .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32),
-                    );
-                    biases.extend(
-                        (0..outs).map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32),
-                    );
-                }
-                Ok(Layer {
-                    op,
-                    weight: Tensor::from_data(TensorData::new(weights, [g, rows, cols]), device),
-                    bias: Tensor::from_data(TensorData::new(biases, [g, 1, outs]), device),
-                })
-            })
+        let (network, fused) = Self::build(config, input_shape, classes)?;
+        let models = seeds
+            .iter()
+            .map(|&seed| HostParams::init(&network, seed))
             .collect::<Result<_>>()?;
         Ok(Ensemble {
-            net: Stacked {
-                layers,
-                input_shape: input_shape.to_vec(),
-                device: device.clone(),
-            },
+            network,
+            fused,
+            params: Params::Host(models),
+            device: device.clone(),
             engine: Engine::Auto,
         })
     }
 
-    /// Checks, without building anything, that `config` can be built on samples of
+    /// The network and the fused kernels' plan of it, both checked.
+    fn build(
+        config: &ModelConfig,
+        input_shape: &[usize],
+        classes: usize,
+    ) -> Result<(Network, FusedNet)> {
+        let network = Network::new(config, input_shape, classes)?;
+        let fused = FusedNet::new(&network)?;
+        Ok((network, fused))
+    }
+
+    /// Checks, without drawing any parameter, that `config` can be built on samples of
     /// `input_shape` with `classes` classes: what [`Ensemble::init`] would refuse.
     pub fn check_architecture(
         config: &ModelConfig,
         input_shape: &[usize],
         classes: usize,
     ) -> Result<()> {
-        layer_plan(config, input_shape, classes).map(drop)
+        Self::build(config, input_shape, classes).map(drop)
     }
 
     /// Number of models G.
     pub fn models(&self) -> usize {
-        self.net.models()
+        match &self.params {
+            Params::Host(models) => models.len(),
+            Params::Burn(stacked) => stacked.models(),
+        }
+    }
+
+    /// The network each model is.
+    pub fn network(&self) -> &Network {
+        &self.network
     }
 
     /// The same ensemble, trained and queried by `engine`.
@@ -146,115 +210,10 @@ impl Ensemble {
     }
 
     /// Whether [`Ensemble::train`] and [`Ensemble::predict`] run memia's fused CPU kernels
-    /// (otherwise Burn's operations on the device).
+    /// (otherwise Burn's operations on the device): [`Engine::uses_fused_kernels`] of its
+    /// network's family, engine and device.
     pub fn uses_fused_kernels(&self) -> bool {
-        self.fused_net().is_some()
-    }
-
-    /// The network as the fused kernels see it, when they apply: dense models (MLPs, logistic
-    /// regression) and LeNet-style CNNs, on the Flex device with `Engine::Auto`.
-    fn fused_net(&self) -> Option<FusedNet> {
-        let dense_from = self
-            .net
-            .layers
-            .iter()
-            .position(|l| l.op == Op::Dense)
-            .unwrap_or(self.net.layers.len());
-        let stages = &self.net.layers[..dense_from];
-        let dense = &self.net.layers[dense_from..];
-        let lenet = stages.iter().all(|l| {
-            matches!(
-                l.op,
-                Op::Conv {
-                    stride: 1,
-                    role: Role::Pooled,
-                    ..
-                }
-            )
-        });
-        let residual = !lenet && dense.len() == 1;
-        let supported = dense.iter().all(|l| l.op == Op::Dense) && (lenet || residual);
-        if !self.engine.fuses(supported, &self.net.device) {
-            return None;
-        }
-        if residual {
-            let convs: Vec<_> = stages
-                .iter()
-                .filter_map(|l| match l.op {
-                    Op::Conv {
-                        cin,
-                        cout,
-                        kernel,
-                        stride,
-                        role,
-                    } => Some((role, cin, cout, kernel, stride)),
-                    Op::Dense => None,
-                })
-                .collect();
-            let &[c, h, w] = self.net.input_shape.as_slice() else {
-                return None;
-            };
-            let classes = dense[0].weight.dims()[2];
-            return ResNetShape::new(&convs, [c, h, w], classes).map(FusedNet::ResNet);
-        }
-        let outs = |l: &Layer| l.weight.dims()[2];
-        if stages.is_empty() {
-            let mut sizes = vec![self.net.inputs()];
-            sizes.extend(self.net.layers.iter().map(outs));
-            return Some(FusedNet::Dense(sizes));
-        }
-        let &[_, mut h, mut w] = self.net.input_shape.as_slice() else {
-            return None;
-        };
-        let mut shape = CnnShape {
-            stages: Vec::new(),
-            dense: Vec::new(),
-        };
-        let mut channels = 0;
-        for layer in stages {
-            if let Op::Conv {
-                cin, cout, kernel, ..
-            } = layer.op
-            {
-                shape.stages.push(Stage::same(cin, cout, kernel, h, w));
-                (h, w, channels) = (h / 2, w / 2, cout);
-            }
-        }
-        shape.dense.push(channels * h * w);
-        shape
-            .dense
-            .extend(self.net.layers[dense_from..].iter().map(outs));
-        Some(FusedNet::Cnn(shape))
-    }
-
-    /// Every model's parameters copied to the host, for the fused kernels.
-    fn host_parameters(&self) -> Result<Vec<DenseParams>> {
-        let g = self.models();
-        let tensors = self.net.host_tensors()?;
-        Ok((0..g)
-            .map(|m| DenseParams {
-                layers: tensors
-                    .chunks_exact(2)
-                    .map(|wb| (model_slice(&wb[0], g, m), model_slice(&wb[1], g, m)))
-                    .collect(),
-            })
-            .collect())
-    }
-
-    /// Stacks host parameters back into the layers' tensors.
-    fn set_host_parameters(&mut self, models: &[DenseParams]) {
-        let device = &self.net.device;
-        for (l, layer) in self.net.layers.iter_mut().enumerate() {
-            let stack = |pick: &dyn Fn(&DenseParams) -> &Vec<f32>, dims: [usize; 3]| {
-                let values: Vec<f32> = models
-                    .iter()
-                    .flat_map(|m| pick(m).iter().copied())
-                    .collect();
-                Tensor::<3>::from_data(TensorData::new(values, dims), device)
-            };
-            layer.weight = stack(&|m| &m.layers[l].0, layer.weight.dims());
-            layer.bias = stack(&|m| &m.layers[l].1, layer.bias.dims());
-        }
+        self.engine.runs_fused(self.network.family(), &self.device)
     }
 
     /// Trains model m on `members[m]`'s rows of `features` (n x d, row-major) with `labels`.
@@ -266,7 +225,7 @@ impl Ensemble {
         members: &[Member],
         config: &TrainingConfig,
     ) -> Result<()> {
-        let (g, d, classes) = (self.models(), self.net.inputs(), self.net.classes());
+        let (g, d, classes) = (self.models(), self.network.inputs(), self.network.classes());
         if members.len() != g {
             return Err(invalid_data(
                 "members",
@@ -309,49 +268,31 @@ impl Ensemble {
         }
         let augment = config
             .augmentation
-            .check(&self.net.input_shape)?
+            .check(self.network.input_shape())?
             .map(|shape| (shape, &config.augmentation));
-        if let Some(net) = self.fused_net() {
-            let mut models = self.host_parameters()?;
-            match &net {
-                FusedNet::Dense(sizes) => fused::train(
-                    &mut models,
-                    sizes,
-                    features,
-                    labels,
-                    members,
-                    config,
-                    augment,
-                ),
-                FusedNet::Cnn(shape) => fused_cnn::train(
-                    &mut models,
-                    shape,
-                    features,
-                    labels,
-                    members,
-                    config,
-                    augment,
-                ),
-                FusedNet::ResNet(shape) => fused_resnet::train(
-                    &mut models,
-                    shape,
-                    features,
-                    labels,
-                    members,
-                    config,
-                    augment,
-                ),
-            }
-            self.set_host_parameters(&models);
-            return Ok(());
+        if !self.uses_fused_kernels() {
+            let stacked = self.params.burn(&self.network, &self.device);
+            return stacked.train(features, labels, members, config, augment);
         }
-        self.net.train(features, labels, members, config, augment)
+        let models = self.params.host()?;
+        match &self.fused {
+            FusedNet::Dense(sizes) => {
+                fused::train(models, sizes, features, labels, members, config, augment)
+            }
+            FusedNet::Cnn(cnn) => {
+                fused_cnn::train(models, cnn, features, labels, members, config, augment)
+            }
+            FusedNet::ResNet(shape) => {
+                fused_resnet::train(models, shape, features, labels, members, config, augment)
+            }
+        }
+        Ok(())
     }
 
     /// Logits of every model on every row of `features` (n x d, row-major): `[G, n, C]`,
     /// row-major. A length that is not a whole number of rows is an error.
     pub fn predict(&self, features: &[f32]) -> Result<Vec<f32>> {
-        let d = self.net.inputs();
+        let d = self.network.inputs();
         if !features.len().is_multiple_of(d) {
             return Err(invalid_data(
                 "features",
@@ -361,22 +302,19 @@ impl Ensemble {
                 ),
             ));
         }
-        match self.fused_net() {
-            Some(FusedNet::Dense(sizes)) => {
-                Ok(fused::predict(&self.host_parameters()?, &sizes, features))
-            }
-            Some(FusedNet::Cnn(shape)) => Ok(fused_cnn::predict(
-                &self.host_parameters()?,
-                &shape,
-                features,
-            )),
-            Some(FusedNet::ResNet(shape)) => Ok(fused_resnet::predict(
-                &self.host_parameters()?,
-                &shape,
-                features,
-            )),
-            None => self.net.predict(features),
+        if !self.uses_fused_kernels() {
+            return match &self.params {
+                Params::Burn(stacked) => stacked.predict(features),
+                Params::Host(models) => {
+                    Stacked::from_host(&self.network, models, &self.device).predict(features)
+                }
+            };
         }
+        self.on_host(|models| match &self.fused {
+            FusedNet::Dense(sizes) => fused::predict(models, sizes, features),
+            FusedNet::Cnn(cnn) => fused_cnn::predict(models, cnn, features),
+            FusedNet::ResNet(shape) => fused_resnet::predict(models, shape, features),
+        })
     }
 
     /// Parameters of model `m`, layer by layer (weights `in x out` then bias `out`; a
@@ -389,136 +327,130 @@ impl Ensemble {
                 format!("{m} is not one of the ensemble's {g} models"),
             ));
         }
-        Ok(self
-            .net
-            .host_tensors()?
-            .iter()
-            .map(|t| model_slice(t, g, m))
-            .collect())
+        self.on_host(|models| {
+            models[m]
+                .layers
+                .iter()
+                .flat_map(|(w, b)| [w.clone(), b.clone()])
+                .collect()
+        })
+    }
+
+    /// Whether the parameters are on the host: the fused kernels ran last (or nothing did).
+    #[cfg(test)]
+    pub(crate) fn parameters_on_host(&self) -> bool {
+        matches!(self.params, Params::Host(_))
+    }
+
+    /// `f` of every model's parameters on the host (a copy when Burn's engine holds them).
+    fn on_host<T>(&self, f: impl FnOnce(&[HostParams]) -> T) -> Result<T> {
+        Ok(match &self.params {
+            Params::Host(models) => f(models),
+            Params::Burn(stacked) => f(&stacked.to_host()?),
+        })
     }
 }
 
-/// One layer of the plan: what it computes, its fan-in (for the initial weights' bound), the
-/// shape of one model's weights and its number of outputs (the bias length).
-type LayerSpec = (Op, usize, [usize; 2], usize);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CnnConfig, MlpConfig, ResNetConfig, TrainingConfig};
+    use crate::{BurnTrainer, ModelError};
 
-/// The layers of `config` on samples of `input_shape` with `classes` outputs, checked: the
-/// architecture's own settings, and that it can be built on such samples.
-fn layer_plan(
-    config: &ModelConfig,
-    input_shape: &[usize],
-    classes: usize,
-) -> Result<Vec<LayerSpec>> {
-    if input_shape.is_empty() || input_shape.contains(&0) {
-        return Err(architecture(format!(
-            "sample shape {input_shape:?} has no values"
-        )));
+    /// The counts agree with the networks the ensemble builds: parameters with the values of
+    /// one model, layers with its tensors (a weight and a bias each).
+    #[test]
+    fn footprints_count_what_the_ensemble_builds() {
+        let cases: Vec<(ModelConfig, Vec<usize>)> = vec![
+            (MlpConfig::mlp(16).into(), vec![1, 8, 8]),
+            (MlpConfig::logistic_regression().into(), vec![64]),
+            (CnnConfig::lenet().into(), vec![1, 12, 12]),
+            (
+                ResNetConfig {
+                    widths: vec![4, 8],
+                    blocks_per_stage: 2,
+                }
+                .into(),
+                vec![3, 8, 8],
+            ),
+        ];
+        for (config, shape) in cases {
+            let f = config.footprint(&shape, 10).unwrap();
+            let ensemble = Ensemble::init(&config, &shape, 10, &[1, 2], &Device::flex()).unwrap();
+            let tensors = ensemble.parameters(1).unwrap();
+            let values: usize = tensors.iter().map(Vec::len).sum();
+            assert_eq!(f.parameters, values as u64, "{config:?}");
+            assert_eq!(2 * f.layers, tensors.len() as u64, "{config:?}");
+            assert!(f.activations >= 10, "{config:?}");
+        }
     }
-    if classes < 2 {
-        return Err(invalid_setting(
-            "classes",
-            format!("{classes} classes: a classifier needs at least 2"),
-        ));
-    }
-    config.check()?;
-    // Counted before anything is built: a size that overflows is refused here, and the layer
-    // list below is reserved fallibly (a billion blocks fail as an error, not an abort).
-    let footprint = config.footprint(input_shape, classes).ok_or_else(|| {
-        architecture(format!(
-            "{config:?} on samples of shape {input_shape:?}: its size overflows 64 bits"
-        ))
-    })?;
-    let inputs: usize = input_shape.iter().product();
-    let conv = |cin: usize, cout: usize, kernel: usize, stride: usize, role: Role| {
-        let op = Op::Conv {
-            cin,
-            cout,
-            kernel,
-            stride,
-            role,
+
+    /// `hidden = [1000000000]` was accepted by `plan` and aborted in `train`; a billion ResNet
+    /// blocks, or a count that overflows, would abort when their layers were listed. Each is
+    /// now refused by the trainer's check, before anything of that size is allocated.
+    #[test]
+    fn models_larger_than_memory_are_refused() {
+        let pool = memia_data::embedded::digits();
+        let training = TrainingConfig::default();
+        let too_large = [
+            ModelConfig::from(MlpConfig::mlp(1_000_000_000)),
+            MlpConfig {
+                hidden: vec![usize::MAX, 2],
+            }
+            .into(),
+            CnnConfig {
+                channels: vec![1 << 40],
+                kernel: 3,
+                hidden: vec![],
+            }
+            .into(),
+            ResNetConfig {
+                widths: vec![8],
+                blocks_per_stage: 1_000_000_000_000,
+            }
+            .into(),
+        ];
+        for model in too_large {
+            let trainer = BurnTrainer::new(model.clone(), training, 1);
+            let err = trainer.check_pool(&pool).unwrap_err();
+            assert!(matches!(err, ModelError::Memory(_)), "{model:?}: {err:?}");
+            let text = err.to_string();
+            assert!(
+                text.starts_with("model = {") && text.contains("training one model"),
+                "{text}"
+            );
+            assert!(
+                text.contains("available") || text.contains("limit"),
+                "{text}"
+            );
+        }
+        let text = BurnTrainer::new(MlpConfig::mlp(1_000_000_000), training, 1)
+            .check_pool(&pool)
+            .unwrap_err()
+            .to_string();
+        // 64 x 10^9 + 10^9 x 10 weights and 10^9 + 10 biases: 75000000010 parameters, 4 bytes
+        // each for the values, their gradients and momentum: at least 900 GB, 1.4 TB with the
+        // activations of a batch of 128.
+        assert!(
+            text.contains("75000000010 parameters") && text.contains("1.4 TB"),
+            "{text}"
+        );
+        // A batch size far beyond the pool: the fused kernels' buffers are sized by it.
+        let huge_batch = TrainingConfig {
+            batch_size: 100_000_000_000,
+            ..training
         };
-        (
-            op,
-            cin * kernel * kernel,
-            [cout, cin * kernel * kernel],
-            cout,
-        )
-    };
-    let mut plan: Vec<LayerSpec> = Vec::new();
-    let layers = usize::try_from(footprint.layers).unwrap_or(usize::MAX);
-    plan.try_reserve_exact(layers).map_err(|_| {
-        architecture(format!(
-            "{} layers cannot be allocated on this machine",
-            footprint.layers
-        ))
-    })?;
-    let dense_from = |plan: &mut Vec<LayerSpec>, mut width: usize, hidden: &[usize]| {
-        for &h in hidden.iter().chain(std::iter::once(&classes)) {
-            plan.push((Op::Dense, width, [width, h], h));
-            width = h;
-        }
-    };
-    match config {
-        ModelConfig::Mlp(mlp) => dense_from(&mut plan, inputs, &mlp.hidden),
-        ModelConfig::Cnn(cnn) => {
-            let &[mut c, mut h, mut w] = input_shape else {
-                return Err(ModelError::NotAnImage {
-                    what: "a CNN".into(),
-                    shape: input_shape.to_vec(),
-                });
-            };
-            for &cout in &cnn.channels {
-                if h < 2 || w < 2 {
-                    return Err(architecture(format!(
-                        "input {input_shape:?} is too small for {} pooling stages",
-                        cnn.channels.len()
-                    )));
-                }
-                let k = cnn.kernel;
-                plan.push(conv(c, cout, k, 1, Role::Pooled));
-                (c, h, w) = (cout, h / 2, w / 2);
-            }
-            dense_from(&mut plan, c * h * w, &cnn.hidden);
-        }
-        ModelConfig::ResNet(net) => {
-            let &[c, h, w] = input_shape else {
-                return Err(ModelError::NotAnImage {
-                    what: "a ResNet".into(),
-                    shape: input_shape.to_vec(),
-                });
-            };
-            let first = net.widths[0]; // at least one stage: checked above
-            // (A checked shift: 64 stages or more leave no pixel, not a wrapped shift.)
-            let halvings = u32::try_from(net.widths.len() - 1).unwrap_or(u32::MAX);
-            if h.checked_shr(halvings).unwrap_or(0) == 0
-                || w.checked_shr(halvings).unwrap_or(0) == 0
-            {
-                return Err(architecture(format!(
-                    "input {input_shape:?} is too small for {} stages",
-                    net.widths.len()
-                )));
-            }
-            plan.push(conv(c, first, 3, 1, Role::Plain));
-            let mut width = first;
-            for (stage, &out) in net.widths.iter().enumerate() {
-                for block in 0..net.blocks_per_stage {
-                    let stride = if stage > 0 && block == 0 { 2 } else { 1 };
-                    plan.push(conv(width, out, 3, stride, Role::BranchStart));
-                    if stride != 1 || width != out {
-                        plan.push(conv(width, out, 1, stride, Role::Shortcut));
-                    }
-                    plan.push(conv(out, out, 3, 1, Role::BranchEnd));
-                    width = out;
-                }
-            }
-            dense_from(&mut plan, width, &[]);
-        }
+        let err = BurnTrainer::new(MlpConfig::mlp(128), huge_batch, 1)
+            .check_pool(&pool)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a batch of 100000000000"), "{err}");
+        // Too many ResNet stages for the image: an architecture error, not a wrapped shift.
+        let deep = ResNetConfig {
+            widths: vec![4; 70],
+            blocks_per_stage: 1,
+        };
+        let err = Ensemble::check_architecture(&deep.into(), &[1, 8, 8], 10).unwrap_err();
+        assert!(err.to_string().contains("too small for 70 stages"), "{err}");
     }
-    Ok(plan)
-}
-
-/// Model `m`'s share of a stacked parameter of `g` models (models on the first axis).
-fn model_slice(stacked: &[f32], g: usize, m: usize) -> Vec<f32> {
-    let per = stacked.len() / g;
-    stacked[m * per..(m + 1) * per].to_vec()
 }

@@ -75,6 +75,7 @@ pub(crate) fn invalid_setting(name: &'static str, reason: impl Into<String>) -> 
     }
 }
 
+#[cfg(feature = "burn")] // the ensemble's arguments
 pub(crate) fn invalid_data(name: &'static str, reason: impl Into<String>) -> ModelError {
     ModelError::InvalidData {
         name,

@@ -21,13 +21,8 @@ use rayon::prelude::*;
 
 use crate::augment::Augmentation;
 use crate::config::{Member, Optimizer, TrainingConfig};
+use crate::params::HostParams;
 use crate::schedule::{SampleWriter, adam_correction, epoch_streams, step_rate};
-
-/// One model's parameters, layer by layer: weights `in x out` (row-major) and bias `out`.
-#[derive(Debug, Clone)]
-pub(crate) struct DenseParams {
-    pub layers: Vec<(Vec<f32>, Vec<f32>)>,
-}
 
 /// How the products of one model run: on the calling thread when the models keep the cores
 /// busy, split across the pool when they do not.
@@ -44,7 +39,7 @@ pub(crate) fn parallelism(models: usize) -> Parallelism {
 /// `sizes` are the layer sizes from input to classes; `augment` the image shape and
 /// augmentation when images are augmented.
 pub(crate) fn train(
-    models: &mut [DenseParams],
+    models: &mut [HostParams],
     sizes: &[usize],
     features: &[f32],
     labels: &[u32],
@@ -60,9 +55,9 @@ pub(crate) fn train(
 /// Runs `one(model, member, parallelism)` for every model of a group concurrently (one model per
 /// core; the parallelism says whether a model's own products may use the other cores).
 pub(crate) fn train_each(
-    models: &mut [DenseParams],
+    models: &mut [HostParams],
     members: &[Member],
-    one: impl Fn(&mut DenseParams, &Member, Parallelism) + Sync + Send,
+    one: impl Fn(&mut HostParams, &Member, Parallelism) + Sync + Send,
 ) {
     let par = parallelism(models.len());
     models
@@ -74,10 +69,10 @@ pub(crate) fn train_each(
 /// Every model's logits on `n` samples, `[G, n, classes]` row-major: `one(model, out,
 /// parallelism)` fills one model's `n x classes` share, the models concurrently.
 pub(crate) fn predict_each(
-    models: &[DenseParams],
+    models: &[HostParams],
     n: usize,
     classes: usize,
-    one: impl Fn(&DenseParams, &mut [f32], Parallelism) + Sync + Send,
+    one: impl Fn(&HostParams, &mut [f32], Parallelism) + Sync + Send,
 ) -> Vec<f32> {
     let mut out = vec![0f32; models.len() * n * classes];
     if n == 0 {
@@ -91,7 +86,7 @@ pub(crate) fn predict_each(
 }
 
 /// Logits of every model on every row of `features`: `[G, n, C]`, row-major.
-pub(crate) fn predict(models: &[DenseParams], sizes: &[usize], features: &[f32]) -> Vec<f32> {
+pub(crate) fn predict(models: &[HostParams], sizes: &[usize], features: &[f32]) -> Vec<f32> {
     let (d, classes) = (sizes[0], sizes[sizes.len() - 1]);
     let n = features.len() / d;
     const CHUNK: usize = 1024;
@@ -304,7 +299,7 @@ pub(crate) fn dense_backward(
 
 #[allow(clippy::too_many_arguments)] // one model's share of `train`
 fn train_one(
-    model: &mut DenseParams,
+    model: &mut HostParams,
     sizes: &[usize],
     features: &[f32],
     labels: &[u32],
@@ -344,10 +339,10 @@ fn train_one(
 /// writes the minibatch's gradients into `grads` (shaped like the parameters), then the
 /// optimiser steps at the schedule's rate.
 pub(crate) fn train_loop(
-    model: &mut DenseParams,
+    model: &mut HostParams,
     member: &Member,
     config: &TrainingConfig,
-    mut gradients: impl FnMut(&DenseParams, &mut [(Vec<f32>, Vec<f32>)], &[usize], &mut SampleWriter),
+    mut gradients: impl FnMut(&HostParams, &mut [(Vec<f32>, Vec<f32>)], &[usize], &mut SampleWriter),
 ) {
     let mut slots = Slots::new(&model.layers, config);
     let b = config.batch_size;

@@ -36,54 +36,44 @@ use crate::config::{Member, TrainingConfig};
 use crate::direct_conv::{self, Planar};
 use crate::error::{Result, architecture};
 use crate::fused::{
-    Activations, DenseParams, cross_entropy_grad, dense_backward, predict_each, train_each,
-    train_loop,
+    Activations, cross_entropy_grad, dense_backward, predict_each, train_each, train_loop,
 };
-
-/// One convolution stage as the network describes it: `cin` -> `cout` channels, kernel `k`
-/// (odd), on `h x w` inputs, then ReLU and 2 x 2 max pooling. A description only: the kernels
-/// run the [`Planar`] geometry that [`CnnShape::checked`] makes of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stage {
-    cin: usize,
-    cout: usize,
-    k: usize,
-    h: usize,
-    w: usize,
-}
-
-impl Stage {
-    /// A stage of "same" convolutions (stride 1, padding `k / 2`).
-    pub(crate) fn same(cin: usize, cout: usize, k: usize, h: usize, w: usize) -> Stage {
-        Stage { cin, cout, k, h, w }
-    }
-}
+use crate::network::{Conv, Role};
+use crate::params::HostParams;
 
 /// Pooled values per channel of a stage.
 fn pooled(st: &Planar) -> usize {
     (st.h() / 2) * (st.w() / 2)
 }
 
-/// A LeNet-style network: its convolution stages (input first) and its dense layer sizes (the
-/// flattened last stage first, the classes last). A model's parameters are a [`DenseParams`]
-/// whose first layers are the stages' (weights `[cout, cin, k, k]` as Burn's, bias `cout`).
+/// A LeNet-style network as the kernels run it: its convolution stages' geometry (input
+/// first) and its dense layer sizes (the flattened last stage first, the classes last). A
+/// model's parameters are a [`HostParams`] whose first layers are the stages' (weights
+/// `[cout, cin, k, k]` as Burn's, bias `cout`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CnnShape {
-    pub stages: Vec<Stage>,
-    pub dense: Vec<usize>,
+pub(crate) struct Cnn {
+    stages: Vec<Planar>,
+    dense: Vec<usize>,
 }
 
-impl CnnShape {
-    /// The network as the kernels run it: every stage's geometry checked ([`Planar::new`]),
-    /// each stage's pooled output the next one's input, the last one's the dense input, and
-    /// every convolution output small enough for the `u32` positions of its pooling.
-    pub(crate) fn checked(&self) -> Result<Cnn> {
-        let stages = self
-            .stages
+impl Cnn {
+    /// The network of the LeNet-style `convs` (from [`crate::network::Network::convs`]) and
+    /// `dense` sizes, checked where the kernels' unchecked indexing relies on it: every
+    /// stage's geometry ([`Planar::same`]), each stage's pooled output the next one's input,
+    /// the last one's the dense input, and every convolution output small enough for the `u32`
+    /// positions of its pooling.
+    pub(crate) fn new(convs: &[Conv], dense: &[usize]) -> Result<Cnn> {
+        let stages = convs
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                Planar::same(s.cin, s.cout, s.k, s.h, s.w)
+            .map(|(i, c)| {
+                if (c.role(), c.stride()) != (Role::Pooled, 1) {
+                    return Err(architecture(format!(
+                        "CNN stage {i} is not a pooled convolution of stride 1"
+                    )));
+                }
+                let [h, w] = c.input();
+                Planar::same(c.cin(), c.cout(), c.kernel(), h, w)
                     .map_err(|e| architecture(format!("CNN stage {i}: convolution geometry: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -112,35 +102,18 @@ impl CnnShape {
             )));
         }
         let flat = last.cout() * pooled(last);
-        if self.dense.len() < 2 || self.dense[0] != flat {
+        if dense.len() < 2 || dense[0] != flat {
             return Err(architecture(format!(
-                "CNN dense layers {:?}: expected {flat} inputs (the last stage's pooled output) \
-                 and at least one layer",
-                self.dense
+                "CNN dense layers {dense:?}: expected {flat} inputs (the last stage's pooled \
+                 output) and at least one layer"
             )));
         }
         Ok(Cnn {
             stages,
-            dense: self.dense.clone(),
+            dense: dense.to_vec(),
         })
     }
 
-    /// [`CnnShape::checked`], for the training and query entry points: the ensemble builds its
-    /// shapes from configurations it has checked, so a refusal here is a bug in memia.
-    fn expect_checked(&self) -> Cnn {
-        self.checked()
-            .unwrap_or_else(|e| panic!("fused CNN kernels given {self:?}: {e}"))
-    }
-}
-
-/// A [`CnnShape`] as the kernels run it (see [`CnnShape::checked`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Cnn {
-    stages: Vec<Planar>,
-    dense: Vec<usize>,
-}
-
-impl Cnn {
     fn inputs(&self) -> usize {
         let s = self.stages[0];
         s.cin() * s.h() * s.w()
@@ -153,23 +126,21 @@ impl Cnn {
 
 /// Trains every model on its member's rows of `features` (n x C H W, row-major).
 pub(crate) fn train(
-    models: &mut [DenseParams],
-    shape: &CnnShape,
+    models: &mut [HostParams],
+    shape: &Cnn,
     features: &[f32],
     labels: &[u32],
     members: &[Member],
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
 ) {
-    let shape = &shape.expect_checked();
     train_each(models, members, |model, member, par| {
         train_one(model, shape, features, labels, member, config, augment, par);
     });
 }
 
 /// Logits of every model on every row of `features`: `[G, n, C]`, row-major.
-pub(crate) fn predict(models: &[DenseParams], shape: &CnnShape, features: &[f32]) -> Vec<f32> {
-    let shape = &shape.expect_checked();
+pub(crate) fn predict(models: &[HostParams], shape: &Cnn, features: &[f32]) -> Vec<f32> {
     let (d, classes) = (shape.inputs(), shape.classes());
     let n = features.len() / d;
     const CHUNK: usize = 256;
@@ -234,7 +205,7 @@ impl Buffers {
     }
 
     /// Forward pass of the first `r` images of the first stage's input.
-    fn forward(&mut self, model: &DenseParams, shape: &Cnn, r: usize, par: Parallelism) {
+    fn forward(&mut self, model: &HostParams, shape: &Cnn, r: usize, par: Parallelism) {
         let stages = &shape.stages;
         let flat = shape.dense[0];
         for n in 0..r {
@@ -317,7 +288,7 @@ fn window_max(values: [f32; 4], at: [u32; 4], bias: f32) -> (f32, u32) {
 
 #[allow(clippy::too_many_arguments)] // one model's share of `train`
 fn train_one(
-    model: &mut DenseParams,
+    model: &mut HostParams,
     shape: &Cnn,
     features: &[f32],
     labels: &[u32],
@@ -424,55 +395,42 @@ mod tests {
     use super::*;
     use crate::error::ModelError;
 
-    fn lenet(stages: Vec<Stage>, dense: Vec<usize>) -> CnnShape {
-        CnnShape { stages, dense }
+    /// A pooled "same" convolution of `cin` -> `cout` channels, kernel `k`, on `h x w` inputs.
+    fn stage(cin: usize, cout: usize, k: usize, h: usize, w: usize) -> Conv {
+        Conv::new((cin, cout), k, 1, [h, w], Role::Pooled)
     }
 
-    fn refused(shape: &CnnShape, why: &str) {
-        match shape.checked() {
+    fn refused(stages: &[Conv], dense: &[usize], why: &str) {
+        match Cnn::new(stages, dense) {
             Err(ModelError::Architecture { reason }) => {
                 assert!(reason.contains(why), "{reason} (expected {why:?})")
             }
-            other => panic!("{shape:?} accepted: {other:?}"),
+            other => panic!("{stages:?} {dense:?} accepted: {other:?}"),
         }
     }
 
-    /// The shapes the ensemble builds are accepted; a stage's bad geometry, stages that do not
-    /// chain, or dense layers that do not read the last stage are refused before any buffer
-    /// is sized from them.
+    /// The networks the ensemble builds are accepted; a stage's bad geometry, stages that do
+    /// not chain, or dense layers that do not read the last stage are refused before any
+    /// buffer is sized from them.
     #[test]
     fn bad_cnn_shapes_are_refused() {
-        let good = lenet(
-            vec![Stage::same(3, 6, 5, 32, 32), Stage::same(6, 16, 5, 16, 16)],
-            vec![16 * 8 * 8, 120, 10],
-        );
-        let cnn = good.checked().unwrap();
+        let good = [stage(3, 6, 5, 32, 32), stage(6, 16, 5, 16, 16)];
+        let cnn = Cnn::new(&good, &[16 * 8 * 8, 120, 10]).unwrap();
         assert_eq!((cnn.inputs(), cnn.classes()), (3 * 32 * 32, 10));
-        refused(
-            &lenet(vec![Stage::same(3, 6, 4, 32, 32)], vec![6 * 16 * 16, 10]),
-            "even",
-        );
-        refused(
-            &lenet(vec![Stage::same(3, 6, 5, 0, 32)], vec![0, 10]),
-            "zero",
-        );
-        refused(
-            &lenet(vec![Stage::same(1 << 50, 6, 5, 1 << 12, 32)], vec![6, 10]),
-            "too large",
-        );
-        refused(&lenet(Vec::new(), vec![10, 10]), "at least one");
+        let lenet = crate::CnnConfig::lenet().into();
+        let net = crate::network::Network::new(&lenet, &[3, 32, 32], 10).unwrap();
+        assert!(Cnn::new(net.convs(), net.dense_sizes()).is_ok());
+        refused(&[stage(3, 6, 4, 32, 32)], &[6 * 16 * 16, 10], "even");
+        refused(&[stage(3, 6, 5, 0, 32)], &[0, 10], "zero");
+        refused(&[stage(1 << 50, 6, 5, 1 << 12, 32)], &[6, 10], "too large");
+        refused(&[], &[10, 10], "at least one");
+        let strided = Conv::new((3, 6), 5, 2, [32, 32], Role::Pooled);
+        refused(&[strided], &[6 * 8 * 8, 10], "stride 1");
         // Stage 1 reads 5 channels or a 15-row image where stage 0 pools to 6 x 16 x 16.
-        for next in [Stage::same(5, 16, 5, 16, 16), Stage::same(6, 16, 5, 15, 16)] {
-            let shape = lenet(vec![Stage::same(3, 6, 5, 32, 32), next], vec![1024, 10]);
-            refused(&shape, "pools to");
+        for next in [stage(5, 16, 5, 16, 16), stage(6, 16, 5, 15, 16)] {
+            refused(&[good[0], next], &[1024, 10], "pools to");
         }
-        refused(
-            &lenet(good.stages.clone(), vec![16 * 8 * 8 + 1, 10]),
-            "expected 1024 inputs",
-        );
-        refused(
-            &lenet(good.stages.clone(), vec![16 * 8 * 8]),
-            "at least one layer",
-        );
+        refused(&good, &[16 * 8 * 8 + 1, 10], "expected 1024 inputs");
+        refused(&good, &[16 * 8 * 8], "at least one layer");
     }
 }

@@ -19,27 +19,19 @@
 use gemm::Parallelism;
 
 use crate::augment::Augmentation;
-use crate::burn_engine::Role;
 use crate::config::{Member, TrainingConfig};
 use crate::direct_conv::{self, Planar, Rows};
 use crate::error::{Result, architecture};
-use crate::fused::{
-    DenseParams, cross_entropy_grad_weighted, predict_each, train_each, train_loop,
-};
+use crate::fused::{cross_entropy_grad_weighted, predict_each, train_each, train_loop};
+use crate::network::{Block, Conv, Role};
+use crate::params::HostParams;
 
-/// One residual block: the indices of its convolutions among the network's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Block {
-    start: usize,
-    shortcut: Option<usize>,
-    end: usize,
-}
-
-/// A ResNet as the fused kernels run it: its convolutions in Burn's layer order (the stem, then
-/// per block the branch's first convolution, the projection if any, the branch's last), each
-/// with its geometry, then one output layer of `classes` on the pooled channels. A model's
-/// parameters are a [`DenseParams`] whose layers are the convolutions' (weights
-/// `[cout, cin, k, k]`, bias `cout`) and the output layer's (`width x classes`, `classes`).
+/// A ResNet as the fused kernels run it: its convolutions in the network's layer order (the
+/// stem, then per block the branch's first convolution, the projection if any, the branch's
+/// last), each with its geometry, its blocks, then one output layer of `classes` on the pooled
+/// channels. A model's parameters are a [`HostParams`] whose layers are the convolutions'
+/// (weights `[cout, cin, k, k]`, bias `cout`) and the output layer's (`width x classes`,
+/// `classes`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ResNetShape {
     convs: Vec<Planar>,
@@ -51,21 +43,15 @@ pub(crate) struct ResNetShape {
 }
 
 impl ResNetShape {
-    /// The shape of the network whose convolutions are `convs` (`(role, cin, cout, kernel,
-    /// stride)` in Burn's layer order) on `[c, h, w]` images, then one output layer of
-    /// `classes`; `None` when the layers are not a stem followed by residual blocks, or when a
-    /// convolution's geometry is refused ([`ResNetShape::checked`] says why).
-    pub(crate) fn new(
-        convs: &[(Role, usize, usize, usize, usize)],
-        image: [usize; 3],
-        classes: usize,
-    ) -> Option<Self> {
-        Self::checked(convs, image, classes).ok()
-    }
-
-    /// [`ResNetShape::new`], with the reason of a refusal.
+    /// The network of `convs` and `blocks` (from [`crate::network::Network`]) on `[c, h, w]`
+    /// images, then one output layer of `classes`, checked where the kernels' unchecked
+    /// indexing relies on it: a stem reading the image, blocks that cover the other
+    /// convolutions in order and chain (each convolution reading its input's size and
+    /// channels, a projection matching its branch, an identity block keeping the shape), and
+    /// every convolution's geometry ([`Planar::new`]).
     pub(crate) fn checked(
-        convs: &[(Role, usize, usize, usize, usize)],
+        convs: &[Conv],
+        blocks: &[Block],
         image: [usize; 3],
         classes: usize,
     ) -> Result<Self> {
@@ -74,56 +60,58 @@ impl ResNetShape {
         // 1 x 1 convolutions read the same one.
         let pad = convs
             .iter()
-            .map(|c| c.3 / 2)
+            .map(|c| c.kernel() / 2)
             .max()
             .ok_or_else(|| layout("no convolution"))?;
-        let geometry = |i: usize, (h, w): (usize, usize)| -> Result<Planar> {
-            let (_, cin, cout, k, stride) = convs[i];
-            Planar::new(cin, cout, k, [h, w], stride, pad).map_err(|e| {
+        // Convolution `i`, which must be a `role` reading inputs of `size`.
+        let geometry = |i: usize, role: Role, size: (usize, usize)| -> Result<Planar> {
+            let c = convs
+                .get(i)
+                .filter(|c| c.role() == role)
+                .ok_or_else(|| layout(&format!("convolution {i} is not a {role:?}")))?;
+            if c.input() != [size.0, size.1] {
+                return Err(layout(&format!(
+                    "convolution {i} reads {:?} pixels, its input has {size:?}",
+                    c.input()
+                )));
+            }
+            Planar::new(c.cin(), c.cout(), c.kernel(), c.input(), c.stride(), pad).map_err(|e| {
                 architecture(format!("ResNet convolution {i}: convolution geometry: {e}"))
             })
         };
         let [c, h, w] = image;
-        if convs[0].0 != Role::Plain || convs[0].1 != c {
+        if convs[0].role() != Role::Stem || convs[0].cin() != c {
             return Err(layout(
                 "the first convolution is not a stem reading the image's channels",
             ));
         }
-        let stem = geometry(0, (h, w))?;
+        let stem = geometry(0, Role::Stem, (h, w))?;
         let mut size = (stem.ho(), stem.wo());
         let mut channels = stem.cout();
-        let mut convs_checked = vec![stem];
-        let mut blocks = Vec::new();
-        let role = |i: usize| convs.get(i).map(|c| c.0);
-        let mut i = 1;
-        while i < convs.len() {
+        let mut checked = vec![stem];
+        for block in blocks {
             let input = size;
-            if role(i) != Some(Role::BranchStart) {
-                return Err(layout("a block does not start with its branch"));
+            if block.start != checked.len() {
+                return Err(layout("the blocks do not follow each other"));
             }
-            let start = geometry(i, input)?;
+            let start = geometry(block.start, Role::BranchStart, input)?;
             if start.cin() != channels {
                 return Err(layout(
                     "a block's input channels are not the previous output's",
                 ));
             }
-            let mut block = Block {
-                start: convs_checked.len(),
-                shortcut: None,
-                end: 0,
-            };
-            convs_checked.push(start);
-            i += 1;
-            if role(i) == Some(Role::Shortcut) {
-                block.shortcut = Some(convs_checked.len());
-                convs_checked.push(geometry(i, input)?);
-                i += 1;
+            checked.push(start);
+            if let Some(p) = block.shortcut {
+                if p != checked.len() {
+                    return Err(layout("a projection does not follow its branch's start"));
+                }
+                checked.push(geometry(p, Role::Shortcut, input)?);
             }
-            if role(i) != Some(Role::BranchEnd) {
+            if block.end != checked.len() {
                 return Err(layout("a block's branch has no end"));
             }
             let branch = (start.ho(), start.wo());
-            let end = geometry(i, branch)?;
+            let end = geometry(block.end, Role::BranchEnd, branch)?;
             if end.stride() != 1 || end.cin() != start.cout() {
                 return Err(layout(
                     "a branch's last convolution is strided or does not read its first",
@@ -133,18 +121,18 @@ impl ResNetShape {
                 return Err(layout("a block without a projection changes the shape"));
             }
             if block.shortcut.is_some_and(|p| {
-                let p = &convs_checked[p];
+                let p = &checked[p];
                 (p.cin(), p.cout(), p.ho(), p.wo()) != (start.cin(), end.cout(), end.ho(), end.wo())
             }) {
                 return Err(layout("a block's projection does not match its branch"));
             }
-            block.end = convs_checked.len();
-            convs_checked.push(end);
-            blocks.push(block);
+            checked.push(end);
             (size, channels) = (branch, end.cout());
-            i += 1;
         }
-        let last = convs_checked[blocks.last().map_or(0, |b| b.end)];
+        if checked.len() != convs.len() {
+            return Err(layout("convolutions follow the last block"));
+        }
+        let last = checked[blocks.last().map_or(0, |b| b.end)];
         let pooled = Planar::new(
             last.cout(),
             last.cout(),
@@ -155,8 +143,8 @@ impl ResNetShape {
         )
         .map_err(|e| architecture(format!("ResNet pooled output: convolution geometry: {e}")))?;
         Ok(ResNetShape {
-            convs: convs_checked,
-            blocks,
+            convs: checked,
+            blocks: blocks.to_vec(),
             pooled,
             classes,
         })
@@ -188,7 +176,7 @@ impl ResNetShape {
 
 /// Trains every model on its member's rows of `features` (n x C H W, row-major).
 pub(crate) fn train(
-    models: &mut [DenseParams],
+    models: &mut [HostParams],
     shape: &ResNetShape,
     features: &[f32],
     labels: &[u32],
@@ -202,7 +190,7 @@ pub(crate) fn train(
 }
 
 /// Logits of every model on every row of `features`: `[G, n, C]`, row-major.
-pub(crate) fn predict(models: &[DenseParams], shape: &ResNetShape, features: &[f32]) -> Vec<f32> {
+pub(crate) fn predict(models: &[HostParams], shape: &ResNetShape, features: &[f32]) -> Vec<f32> {
     let (d, classes) = (shape.inputs(), shape.classes);
     let n = features.len() / d;
     predict_each(models, n, classes, |model, out, _| {
@@ -264,7 +252,7 @@ impl Buffers {
 
     /// The forward pass of one sample (channel-major `[c, h, w]`): every activation kept, the
     /// logits in `logits`.
-    fn forward(&mut self, model: &DenseParams, shape: &ResNetShape, sample: &[f32]) {
+    fn forward(&mut self, model: &HostParams, shape: &ResNetShape, sample: &[f32]) {
         let convs = &shape.convs;
         shape.image().put(sample, &mut self.image);
         let params = &model.layers;
@@ -435,7 +423,7 @@ struct Gradients {
 }
 
 impl Gradients {
-    fn new(shape: &ResNetShape, model: &DenseParams) -> Self {
+    fn new(shape: &ResNetShape, model: &HostParams) -> Self {
         let back = |g: &Planar| g.transposed();
         Gradients {
             dz: shape
@@ -475,7 +463,7 @@ impl Gradients {
 }
 
 fn train_one(
-    model: &mut DenseParams,
+    model: &mut HostParams,
     shape: &ResNetShape,
     features: &[f32],
     labels: &[u32],
@@ -514,7 +502,7 @@ fn train_one(
 /// One image's backward pass (after its forward pass, the logits' gradient in
 /// `grads.logits`): every parameter's gradient added to `param_grads`.
 fn backward(
-    model: &DenseParams,
+    model: &HostParams,
     shape: &ResNetShape,
     net: &mut Buffers,
     grads: &mut Gradients,
@@ -644,14 +632,15 @@ fn backward(
 mod tests {
     use super::*;
     use crate::error::ModelError;
-    use Role::{BranchEnd, BranchStart, Plain, Shortcut};
+    use Role::{BranchEnd, BranchStart, Shortcut, Stem};
 
-    type Conv = (Role, usize, usize, usize, usize);
+    /// `(role, cin, cout, kernel, stride)`.
+    type Spec = (Role, usize, usize, usize, usize);
 
     /// A stem of 16, a block of 16, and a block halving the resolution to 32 channels.
-    fn small() -> Vec<Conv> {
+    fn small() -> Vec<Spec> {
         vec![
-            (Plain, 3, 16, 3, 1),
+            (Stem, 3, 16, 3, 1),
             (BranchStart, 16, 16, 3, 1),
             (BranchEnd, 16, 16, 3, 1),
             (BranchStart, 16, 32, 3, 2),
@@ -660,28 +649,69 @@ mod tests {
         ]
     }
 
-    fn refused(convs: &[Conv], image: [usize; 3], why: &str) {
-        assert!(ResNetShape::new(convs, image, 10).is_none());
-        match ResNetShape::checked(convs, image, 10) {
+    /// The blocks of [`small`].
+    const BLOCKS: [Block; 2] = [
+        Block {
+            start: 1,
+            shortcut: None,
+            end: 2,
+        },
+        Block {
+            start: 3,
+            shortcut: Some(4),
+            end: 5,
+        },
+    ];
+
+    /// The convolutions of `specs` on `[h, w]` images, each reading the size of its input (a
+    /// projection the block's input).
+    fn convs(specs: &[Spec], [h, w]: [usize; 2]) -> Vec<Conv> {
+        let (mut size, mut block_input) = ([h, w], [h, w]);
+        specs
+            .iter()
+            .map(|&(role, cin, cout, k, stride)| {
+                let input = if role == Shortcut { block_input } else { size };
+                let conv = Conv::new((cin, cout), k, stride, input, role);
+                if role == BranchStart {
+                    block_input = size;
+                }
+                if role != Shortcut {
+                    size = conv.output();
+                }
+                conv
+            })
+            .collect()
+    }
+
+    fn refused(specs: &[Spec], [c, h, w]: [usize; 3], why: &str) {
+        let convs = convs(specs, [h, w]);
+        match ResNetShape::checked(&convs, &BLOCKS, [c, h, w], 10) {
             Err(ModelError::Architecture { reason }) => {
                 assert!(reason.contains(why), "{reason} (expected {why:?})")
             }
-            other => panic!("{convs:?} accepted: {other:?}"),
+            other => panic!("{specs:?} accepted: {other:?}"),
         }
     }
 
-    /// The layout the ensemble builds is accepted, with the pooled output's geometry; a bad
+    /// The layout the network builds is accepted, with the pooled output's geometry; a bad
     /// convolution geometry or blocks that do not chain are refused.
     #[test]
     fn bad_resnet_shapes_are_refused() {
-        let shape = ResNetShape::checked(&small(), [3, 32, 32], 10).unwrap();
+        let good = convs(&small(), [32, 32]);
+        let shape = ResNetShape::checked(&good, &BLOCKS, [3, 32, 32], 10).unwrap();
         let pooled = shape.block_input(shape.blocks.len());
         assert_eq!((pooled.cin(), pooled.h(), pooled.w()), (32, 16, 16));
         assert_eq!((shape.width(), shape.inputs()), (32, 3 * 32 * 32));
-        let with = |i: usize, conv: Conv| {
-            let mut convs = small();
-            convs[i] = conv;
-            convs
+        let config = crate::ResNetConfig {
+            widths: vec![16, 32],
+            blocks_per_stage: 1,
+        };
+        let net = crate::network::Network::new(&config.into(), &[3, 32, 32], 10).unwrap();
+        assert_eq!((net.convs(), net.blocks()), (&good[..], &BLOCKS[..]));
+        let with = |i: usize, spec: Spec| {
+            let mut specs = small();
+            specs[i] = spec;
+            specs
         };
         refused(&small(), [3, 0, 32], "zero");
         refused(&with(5, (BranchEnd, 32, 32, 4, 1)), [3, 32, 32], "even");
@@ -704,7 +734,18 @@ mod tests {
             [3, 32, 32],
             "projection",
         );
-        refused(&small()[..5], [3, 32, 32], "no end");
+        refused(&small()[..5], [3, 32, 32], "is not a BranchEnd");
         refused(&[], [3, 32, 32], "no convolution");
+        let mut more = small();
+        more.push((BranchStart, 32, 32, 3, 1));
+        refused(&more, [3, 32, 32], "follow the last block");
+        // A convolution that reads another size than its input's.
+        let mut moved = convs(&small(), [32, 32]);
+        moved[2] = Conv::new((16, 16), 3, 1, [31, 32], BranchEnd);
+        let err = ResNetShape::checked(&moved, &BLOCKS, [3, 32, 32], 10).unwrap_err();
+        assert!(err.to_string().contains("its input has"), "{err}");
+        let swapped = [BLOCKS[1], BLOCKS[0]];
+        let err = ResNetShape::checked(&good, &swapped, [3, 32, 32], 10).unwrap_err();
+        assert!(err.to_string().contains("do not follow"), "{err}");
     }
 }

@@ -22,6 +22,8 @@
 //! Nothing hard-codes one; `BURN_DEVICE` overrides `Device::default()`.
 //!
 //! ```
+//! # #[cfg(not(feature = "burn"))] fn main() {}
+//! # #[cfg(feature = "burn")] fn main() -> Result<(), memia_models::ModelError> {
 //! use memia_data::{Dataset, embedded};
 //! use memia_models::{Device, Ensemble, Member, MlpConfig, TrainingConfig};
 //!
@@ -34,38 +36,64 @@
 //! mlps.train(&x, &y, &members, &TrainingConfig { epochs: 3, ..Default::default() })?;
 //! let logits = mlps.predict(&x)?;                           // [2, 1797, 10], row-major
 //! assert_eq!(logits.len(), 2 * 1797 * 10);
-//! # Ok::<(), memia_models::ModelError>(())
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Modules, each with one concern (none imports one that imports it back): `config` (the
-//! settings), `schedule` (what both engines must agree on: minibatch orders, augmentation
-//! streams, step rates, Adam's correction), `burn_engine` (Burn's layers, forward pass and
-//! masked optimiser), `fused` (memia's dense CPU kernels), `ensemble` (initialisation,
-//! validation, engine choice), `augment` (augmentation and queries), `device`, `trainer`.
+//! settings), `network` (the one engine-neutral description of a network, [`Network`], built
+//! from the settings, and the counts of [`ModelConfig::footprint`] by the same rules), `params`
+//! (one model's parameters on the host and their initialisation), `schedule` (what both
+//! engines must agree on: minibatch orders, augmentation streams, step rates, Adam's
+//! correction), `burn_engine` (Burn's layers, forward pass and masked optimiser), `fused`,
+//! `fused_cnn`, `fused_resnet` and `direct_conv` (memia's CPU kernels), `ensemble`
+//! (validation, the one engine choice, where the parameters are kept), `augment` (augmentation
+//! and queries), `device`, `trainer`.
+//!
+//! Everything that trains (the ensemble, both engines, the trainer, devices) needs the `burn`
+//! feature, on by default; without it the crate is the settings and the network description.
 #![warn(missing_docs)]
 
 mod augment;
+#[cfg(feature = "burn")]
 mod burn_engine;
 mod config;
+#[cfg(feature = "burn")]
 mod device;
+#[cfg(feature = "burn")]
 mod direct_conv;
+#[cfg(feature = "burn")]
 mod ensemble;
 mod error;
+#[cfg(feature = "burn")]
 mod fused;
+#[cfg(feature = "burn")]
 mod fused_cnn;
+#[cfg(feature = "burn")]
 mod fused_resnet;
+mod network;
+#[cfg(feature = "burn")]
+mod params;
+#[cfg(feature = "burn")]
 mod schedule;
+#[cfg(feature = "burn")]
 mod trainer;
 
 pub use augment::{Augmentation, Query, apply_query};
 pub use config::{
-    CnnConfig, Engine, Footprint, Member, MlpConfig, ModelConfig, Optimizer, ResNetConfig,
-    Schedule, TrainingConfig,
+    CnnConfig, Engine, Family, Member, MlpConfig, ModelConfig, Optimizer, ResNetConfig, Schedule,
+    TrainingConfig,
 };
-pub use device::{device_by_name, device_names};
-pub use ensemble::Ensemble;
 pub use error::{ModelError, Result};
+pub use network::{Block, Conv, Footprint, Layer, Network, Role};
+
+#[cfg(feature = "burn")]
+pub use device::{device_by_name, device_names};
+#[cfg(feature = "burn")]
+pub use ensemble::Ensemble;
+#[cfg(feature = "burn")]
 pub use trainer::{BurnTrainer, PreparedPool, cpu_kernels};
 
 /// Burn's device type, re-exported so that users need not depend on Burn directly.
+#[cfg(feature = "burn")]
 pub use burn::tensor::Device;

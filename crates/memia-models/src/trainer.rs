@@ -188,8 +188,28 @@ pub struct PreparedPool<'a> {
 impl PreparedPool<'_> {
     /// Trains each job's model and returns its logits on every pool sample, N x A x C.
     pub fn train(&self, jobs: &[ModelJob]) -> Result<Vec<Array3<f32>>> {
-        let t = self.trainer;
+        let ensemble = self.trained(jobs)?;
         let (n, classes) = (self.pool.len(), self.pool.classes());
+        // [query][model][sample][class] -> per model N x A x C.
+        let per_query: Vec<Vec<f32>> = self
+            .queried
+            .iter()
+            .map(|q| ensemble.predict(q.as_deref().unwrap_or(&self.features)))
+            .collect::<Result<_>>()?;
+        let a = per_query.len();
+        Ok((0..jobs.len())
+            .map(|m| {
+                Array3::from_shape_fn((n, a, classes), |(i, q, c)| {
+                    per_query[q][(m * n + i) * classes + c]
+                })
+            })
+            .collect())
+    }
+
+    /// The ensemble of the jobs' models, trained.
+    fn trained(&self, jobs: &[ModelJob]) -> Result<Ensemble> {
+        let t = self.trainer;
+        let classes = self.pool.classes();
         let seeds: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
         let mut ensemble = Ensemble::init(
             &t.model,
@@ -207,20 +227,7 @@ impl PreparedPool<'_> {
             })
             .collect();
         ensemble.train(&self.features, &self.labels, &members, &t.training)?;
-        // [query][model][sample][class] -> per model N x A x C.
-        let per_query: Vec<Vec<f32>> = self
-            .queried
-            .iter()
-            .map(|q| ensemble.predict(q.as_deref().unwrap_or(&self.features)))
-            .collect::<Result<_>>()?;
-        let a = per_query.len();
-        Ok((0..jobs.len())
-            .map(|m| {
-                Array3::from_shape_fn((n, a, classes), |(i, q, c)| {
-                    per_query[q][(m * n + i) * classes + c]
-                })
-            })
-            .collect())
+        Ok(ensemble)
     }
 }
 
@@ -319,5 +326,74 @@ impl ShadowTrainer for BurnTrainer {
         pool: &'a dyn Dataset,
     ) -> Result<Option<Box<dyn TrainingSession + 'a>>, TrainerError> {
         Ok(Some(Box::new(self.prepare(pool)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CnnConfig, MlpConfig, ResNetConfig};
+    use memia_data::embedded;
+
+    /// The producer record names the engine that trained. For every architecture, engine and
+    /// device of this build, the trainer's decision (`uses_fused_kernels`, the producer's
+    /// `engine`) is the ensemble's, and after training the parameters are where the engine
+    /// that ran keeps them (on the host: the fused kernels; in Burn tensors: Burn's engine).
+    #[test]
+    fn the_producer_names_the_engine_that_ran() {
+        let pool = embedded::digits();
+        #[allow(unused_mut)]
+        let mut devices = vec![Device::flex()];
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        devices.push(Device::ndarray());
+        let models: [ModelConfig; 4] = [
+            MlpConfig::mlp(8).into(),
+            MlpConfig::logistic_regression().into(),
+            CnnConfig {
+                channels: vec![2],
+                kernel: 3,
+                hidden: vec![],
+            }
+            .into(),
+            ResNetConfig {
+                widths: vec![2],
+                blocks_per_stage: 1,
+            }
+            .into(),
+        ];
+        let training = TrainingConfig {
+            epochs: 1,
+            batch_size: 64,
+            ..Default::default()
+        };
+        let jobs: Vec<ModelJob> = (0..2)
+            .map(|m| ModelJob {
+                index: m,
+                seed: m as u64,
+                train: (m..200).step_by(2).collect(),
+            })
+            .collect();
+        for model in models {
+            for engine in [Engine::Auto, Engine::Burn] {
+                for device in &devices {
+                    let trainer = BurnTrainer::new(model.clone(), training, 2)
+                        .on(device.clone())
+                        .with_engine(engine);
+                    let ensemble = trainer.prepare(&pool).unwrap().trained(&jobs).unwrap();
+                    let ran_fused = ensemble.parameters_on_host();
+                    let what = format!("{model:?} {engine} {device:?}");
+                    assert_eq!(
+                        ran_fused,
+                        engine == Engine::Auto && *device == Device::flex(),
+                        "{what}"
+                    );
+                    assert_eq!(trainer.uses_fused_kernels(), ran_fused, "{what}");
+                    assert_eq!(ensemble.uses_fused_kernels(), ran_fused, "{what}");
+                    let recorded = trainer.producer().details["engine"].clone();
+                    assert_eq!(recorded, if ran_fused { "fused" } else { "burn" }, "{what}");
+                }
+            }
+        }
     }
 }
