@@ -46,8 +46,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     // The pool and the models through the library behind `memia run` (memia::audit).
     let config = common::mnist_letters_config(DIGITS, LETTERS, MODELS, 30, SEED)?;
-    let dir = std::env::temp_dir().join("memia-mnist-ood").join("run");
-    let Planned { run, pool, .. } = Run::plan(&config, Path::new("mnist_ood.rs"), &dir)?;
+    let root = std::env::temp_dir().join("memia-mnist-ood");
+    let Planned { run, pool, .. } = Run::plan_in(&config, Path::new("mnist_ood.rs"), &root)?;
+    let dir = run.path();
     let canaries = pool.canaries();
     let n = pool.dataset.len();
     println!(

@@ -62,8 +62,9 @@ fn digits_audit() -> Result<(), Box<dyn std::error::Error>> {
     // docs/REPRODUCTION.md); `memia run` on the same file gives the same summary.
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/digits.toml");
     let config = RunConfig::load(&file)?;
-    let dir = std::env::temp_dir().join("memia-quickstart").join("digits");
-    let Planned { run, pool, .. } = Run::plan(&config, &file, &dir)?;
+    let root = std::env::temp_dir().join("memia-quickstart");
+    let Planned { run, pool, .. } = Run::plan_in(&config, &file, &root)?;
+    let dir = run.path();
     let canaries = pool.canaries();
     let trainer = trainer(&config, &dir, &Placement::default())?;
     println!(

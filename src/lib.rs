@@ -15,10 +15,14 @@
 //!   digits, long-tail data, pools with canaries;
 //! * [`shadow`] (`memia-shadow`): the shadow-model scheduler (content-hashed plans, resumable,
 //!   sharded runs);
-//! * `models` (`memia-models`, the default feature `models`): the Burn model zoo and the batched
-//!   ensemble trainer. Without it (`memia = { version = "0.1", default-features = false }`)
-//!   nothing of Burn is compiled: the statistics work on logits from any framework;
-//! * [`report`] (`memia-report`): the audit of a run as JSON, CSV, SVG plots and HTML.
+//! * [`models`] (`memia-models`): the model zoo's settings and network description; with the
+//!   default feature `models`, the Burn model zoo and the batched ensemble trainer. Without it
+//!   (`memia = { version = "0.1", default-features = false }`) nothing of Burn is compiled: the
+//!   statistics work on logits from any framework;
+//! * [`report`] (`memia-report`): the audit of a run as JSON, CSV, SVG plots and HTML;
+//! * [`audit`] (`memia-audit`): what the `memia` command does, as a library: a run directory
+//!   with its configuration, pool and trainer, one target type, one evaluation, the audit, the
+//!   sequential audit and imports (training memia's own models needs the `models` feature).
 //!
 //! ```
 //! use memia::metrics::{Direction, RocCurve};
@@ -35,7 +39,6 @@ pub use memia_core as core;
 pub use memia_data as data;
 pub use memia_memorization as memorization;
 pub use memia_metrics as metrics;
-#[cfg(feature = "models")]
 pub use memia_models as models;
 pub use memia_report as report;
 pub use memia_shadow as shadow;

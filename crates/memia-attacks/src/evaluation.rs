@@ -67,7 +67,7 @@ pub fn score_targets<'a, T: MembershipTest>(
 /// Why a sample set has no ROC curve: a reader must see why a set has no row rather than a
 /// misleading one.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case", tag = "reason")]
+#[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum NoCurve {
     /// The target's membership is not known (a model trained elsewhere, no members given).
     MembershipUnknown,
@@ -157,10 +157,17 @@ pub fn judge(
         Err(MetricsError::NothingJudged { samples }) => {
             return Ok(Err(NoCurve::NothingJudged { samples }));
         }
-        Err(MetricsError::OneClass {
-            members,
-            non_members,
-        }) => {
+        Err(
+            MetricsError::OneClass {
+                members,
+                non_members,
+            }
+            | MetricsError::OneClassJudged {
+                members,
+                non_members,
+                ..
+            },
+        ) => {
             return Ok(Err(NoCurve::OneClass {
                 members,
                 non_members,

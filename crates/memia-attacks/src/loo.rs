@@ -79,14 +79,17 @@ pub struct LooRow {
     pub repeat: usize,
     /// Group name ("all" for every sample).
     pub group: String,
-    /// Scored (sample, target) pairs.
+    /// Judged (sample, target) pairs: finite scores.
     pub scored: usize,
-    /// Pairs left out because the shadows could not judge them.
+    /// Undetermined pairs (the shadows could not judge them): a member among them counts as
+    /// not detected and stays in the TPR's denominator, a non-member is left out
+    /// ([`crate::evaluation`]).
     pub unscored: usize,
-    /// Scored pairs whose sample was not a member of the target: the non-members behind each
+    /// Judged pairs whose sample was not a member of the target: the non-members behind each
     /// FPR (an FPR below `1 / negatives` allows no false positive and cannot be measured).
     pub negatives: usize,
-    /// AUROC; NaN when the group's pairs hold one class only.
+    /// AUROC; NaN when the pairs have no curve (nothing judged, or the judged pairs hold one
+    /// class only).
     pub auroc: f64,
     /// `(fpr, tpr)` pairs.
     pub tpr_at_fpr: Vec<(f64, f64)>,

@@ -46,6 +46,7 @@ impl Import<'_> {
     /// Stores the import as the run directory `output` (new, or an empty directory); finds it
     /// there if the same import was stored before. `progress(done, total)` follows the models.
     pub fn store(&self, output: &Path, mut progress: impl FnMut(usize, usize)) -> Result<Stored> {
+        self.check()?;
         let (k, n) = (self.keep.models(), self.keep.samples());
         let pool = PoolFingerprint {
             name: self.name.to_string(),
@@ -99,6 +100,45 @@ impl Import<'_> {
     }
 }
 
+impl Import<'_> {
+    /// Refuses parts that disagree before anything is written: a run that `Run::open` would
+    /// refuse is never renamed into place.
+    fn check(&self) -> Result<()> {
+        let (k, n) = (self.keep.models(), self.keep.samples());
+        let refuse = |reason: String| Err(AuditError::Usage(format!("import: {reason}")));
+        if (self.logits.models(), self.logits.samples()) != (k, n) {
+            return refuse(format!(
+                "logits of {} models x {} samples for a keep matrix of {k} x {n}",
+                self.logits.models(),
+                self.logits.samples()
+            ));
+        }
+        if self.labels.len() != n {
+            return refuse(format!("{} labels for {n} samples", self.labels.len()));
+        }
+        let classes = self.logits.classes();
+        if let Some((i, l)) = self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|&(_, &l)| l as usize >= classes)
+        {
+            return refuse(format!(
+                "label {l} of sample {i} is not below the logits' {classes} classes"
+            ));
+        }
+        for g in self.groups {
+            if let Some(&bad) = g.samples.iter().find(|&&i| i >= n) {
+                return refuse(format!(
+                    "group '{}' holds sample {bad}, not below N = {n}",
+                    g.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +189,40 @@ mod tests {
             std::fs::read_to_string(busy.join("mine.txt")).unwrap(),
             "keep me"
         );
+        // Parts that disagree are refused before anything is written.
+        let fresh = tmp.path().join("fresh");
+        let short = [0, 1];
+        let bad_label = [0, 1, 2, 0, 1, 3];
+        let far = [EvalGroup {
+            name: "far".into(),
+            samples: vec![6],
+        }];
+        for (broken, what) in [
+            (
+                Import {
+                    labels: &short,
+                    ..import
+                },
+                "2 labels for 6 samples",
+            ),
+            (
+                Import {
+                    labels: &bad_label,
+                    ..import
+                },
+                "label 3 of sample 5",
+            ),
+            (
+                Import {
+                    groups: &far,
+                    ..import
+                },
+                "group 'far' holds sample 6",
+            ),
+        ] {
+            let e = broken.store(&fresh, |_, _| {}).unwrap_err().to_string();
+            assert!(e.contains(what), "{e}");
+            assert!(!fresh.exists(), "nothing written for {what}");
+        }
     }
 }

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use std::ops::Range;
 
-use memia_attacks::evaluation::{EvalGroup, SetEvaluation, evaluate_sets};
-use memia_attacks::{AttackSpec, MembershipTest};
+use memia_attacks::AttackSpec;
+use memia_attacks::evaluation::{EvalGroup, SetEvaluation, evaluate_sets, score_target};
 use memia_core::npy::{read_npy_any, write_npy_to};
 use memia_core::{Logits, atomic_write, labels_from_i64};
 use memia_data::Pool;
@@ -191,9 +191,29 @@ impl Run {
     /// there, and writes memia's files beside it. Every setting is checked against the pool
     /// here, so that training does not find it wrong after a plan was made.
     pub fn plan(config: &RunConfig, origin: &Path, dir: &Path) -> Result<Planned> {
+        Self::plan_at(config, origin, dir, |_| dir.to_path_buf())
+    }
+
+    /// [`Run::plan`] into `root/<the first 16 hex digits of the plan's hash>`: one directory per
+    /// plan under a common root, found again by the same configuration (what examples and
+    /// scripts that change their settings want).
+    pub fn plan_in(config: &RunConfig, origin: &Path, root: &Path) -> Result<Planned> {
+        Self::plan_at(config, origin, root, |plan| {
+            root.join(&plan.content_hash()[..16])
+        })
+    }
+
+    /// Plans `config`; the run directory is `dir_of(plan)` (`near`: a directory beside which
+    /// the trainer's settings are made; they do not enter the plan).
+    fn plan_at(
+        config: &RunConfig,
+        origin: &Path,
+        near: &Path,
+        dir_of: impl FnOnce(&Plan) -> std::path::PathBuf,
+    ) -> Result<Planned> {
         let pool = crate::pool::build(&config.data, config.plan.seed)?;
         // Only the settings enter the plan; the device is chosen when training.
-        let trainer = settings(config, dir, None)?;
+        let trainer = settings(config, near, None)?;
         #[cfg(feature = "train")]
         if let RunTrainer::Burn(burn) = &trainer {
             crate::pool::check_shape(&pool.dataset, &config.model)?;
@@ -221,6 +241,7 @@ impl Run {
             },
             source,
         })?;
+        let dir = &dir_of(&plan);
         let existed = dir.join("plan.json").exists();
         RunDir::create(dir, &plan)?;
         let canaries = pool.canaries();
@@ -323,6 +344,18 @@ impl Run {
         allow_mixed_producers: bool,
         progress: impl FnMut(&memia_shadow::Progress),
     ) -> Result<TrainReport> {
+        self.check_training(trainer, pool, allow_mixed_producers)?;
+        Ok(self.dir.train(trainer, &pool.dataset, models, progress)?)
+    }
+
+    /// What [`Run::train`] refuses, checked without training: a pool whose labels are not
+    /// labels.npy's, and (unless `allow_mixed_producers`) models of another family.
+    pub fn check_training(
+        &self,
+        trainer: &dyn ShadowTrainer,
+        pool: &Pool,
+        allow_mixed_producers: bool,
+    ) -> Result<()> {
         if memia_data::Dataset::labels(&pool.dataset) != self.labels {
             return Err(AuditError::Run {
                 path: self.path(),
@@ -332,25 +365,45 @@ impl Run {
         if !allow_mixed_producers {
             self.refuse_mixed_families(trainer)?;
         }
-        Ok(self.dir.train(trainer, &pool.dataset, models, progress)?)
+        Ok(())
     }
 
-    /// The model `target` of the run, checked to exist.
-    fn check_model(&self, target: &AuditTarget) -> Result<()> {
+    /// Checks `target` against the run before any work: a model of the run that exists, or a
+    /// model trained elsewhere with one model's logits on this pool (1 x N x A x C) and, when
+    /// given, N membership entries.
+    pub fn check_target(&self, target: &AuditTarget) -> Result<()> {
         let k = self.dir.plan().models;
         match target {
             &AuditTarget::Model(target) if target >= k => {
                 Err(AuditError::TargetOutOfRange { target, models: k })
             }
-            _ => Ok(()),
+            AuditTarget::Model(_) => Ok(()),
+            AuditTarget::Outside(m) => {
+                let [n, a, c] = self.dir.expected_logits_shape();
+                let dims = m.logits.view().dim();
+                if dims != (1, n, a, c) {
+                    return Err(AuditError::Usage(format!(
+                        "{}: logits of shape {dims:?}, the run needs one model's (1, {n}, {a}, {c})",
+                        m.name
+                    )));
+                }
+                match &m.members {
+                    Some(members) if members.len() != n => Err(AuditError::Usage(format!(
+                        "{}: {} membership entries for the run's {n} samples",
+                        m.name,
+                        members.len()
+                    ))),
+                    _ => Ok(()),
+                }
+            }
         }
     }
 
-    /// `attack` fitted on the target's shadow models (every other model of the run) and run on
-    /// `target`: one score per sample (higher is member, NaN undetermined) and the target's
-    /// membership when known.
+    /// `attack` fitted on the target's shadow models (every other model of the run for a model
+    /// of the run, every model for one trained elsewhere) and run on `target`: one score per
+    /// sample (higher is member, NaN undetermined) and the target's membership when known.
     pub fn score(&self, attack: &AttackSpec, target: &AuditTarget) -> Result<TargetScores> {
-        self.check_model(target)?;
+        self.check_target(target)?;
         let logits = self.logits()?;
         let keep = self.dir.keep();
         let shadows = target.as_report().available_shadows(keep.models());
@@ -365,9 +418,12 @@ impl Run {
             ),
             AuditTarget::Outside(m) => (m.logits.signals(&self.labels, signal)?, m.members.clone()),
         };
-        let fitted = attack.fit(&keep.select_models(&shadows)?, shadow_signal.view())?;
-        let scores =
-            memia_attacks::FittedTest::score(&fitted, target_signal.index_axis(Axis(0), 0))?;
+        let scores = score_target(
+            attack,
+            &keep.select_models(&shadows)?,
+            shadow_signal.view(),
+            target_signal.index_axis(Axis(0), 0),
+        )?;
         Ok(TargetScores {
             scores: scores.to_vec(),
             members,
@@ -398,7 +454,7 @@ impl Run {
         groups: &[EvalGroup],
         progress: impl FnMut(usize, usize),
     ) -> Result<Audit> {
-        self.check_model(target)?;
+        self.check_target(target)?;
         let logits = self.logits()?;
         let producers = self.producer_lines()?;
         let mut inputs = AuditInputs::new(self.dir.keep(), &logits, &self.labels)
@@ -431,15 +487,24 @@ impl Run {
         placement: &Placement,
         progress: impl FnMut(SequentialEvent<'_>),
     ) -> Result<SequentialReport> {
-        self.check_model(target)?;
+        self.check_target(target)?;
         audit.config.check()?;
-        let (trainer, pool) = match &self.config {
-            Some(config) => {
-                let trainer = crate::trainer::trainer(config, &self.path(), placement)?;
+        let trainer = match &self.config {
+            Some(config) => match crate::trainer::trainer(config, &self.path(), placement) {
+                Ok(trainer) => Some(trainer),
+                // Built without memia's model zoo: the models the rounds need must be trained
+                // already (the audit says which are missing).
+                Err(AuditError::TrainingNotBuilt) => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let pool = match &trainer {
+            Some(trainer) => {
                 self.refuse_mixed_families(trainer.as_dyn())?;
-                (Some(trainer), Some(self.planned_pool()?))
+                Some(self.planned_pool()?)
             }
-            None => (None, None),
+            None => None,
         };
         Ok(audit.run(
             &self.dir,

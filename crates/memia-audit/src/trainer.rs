@@ -84,7 +84,9 @@ pub fn settings(
     let group = group_size.unwrap_or(config.train.group_size);
     if group == 0 {
         // The configuration's own value is checked when it is parsed.
-        return Err(usage("--group-size must be at least 1"));
+        return Err(usage(
+            "the group size (models trained at once) must be at least 1",
+        ));
     }
     #[cfg(feature = "train")]
     return Ok(RunTrainer::Burn(

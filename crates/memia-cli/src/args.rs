@@ -196,8 +196,8 @@ pub(crate) struct DeviceArgs {
     /// matching cargo feature).
     #[arg(long)]
     pub(crate) device: Option<String>,
-    /// Models trained together in one batched pass.
-    #[arg(long)]
+    /// Models trained together in one batched pass (at least 1).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub(crate) group_size: Option<usize>,
     /// `auto` (memia's fused CPU kernels for MLPs and CNNs on `cpu`, Burn otherwise) or `burn` (Burn's
     /// operations always).
@@ -335,7 +335,8 @@ pub(crate) enum Convention {
 
 #[derive(Debug, Args)]
 pub(crate) struct MetricsArgs {
-    /// Attack scores, 1-D float `.npy` (NaN entries are left out and counted).
+    /// Attack scores, 1-D float `.npy`. A score that is not finite (NaN, infinite) is
+    /// undetermined: a member counts as not detected, a non-member is left out; both counted.
     #[arg(long)]
     pub(crate) scores: PathBuf,
     /// Membership, 1-D `.npy` of bool or 0/1 integers.

@@ -1,4 +1,4 @@
-//! What the commands' flags say, parsed and checked: `balanced:0.5`, `mlp:128`, `idx:IMAGES:LABELS`,
+//! What the commands' flags say, parsed and checked: `balanced:0.5`, `mlp:128`, `idx:IMAGES,LABELS`,
 //! `A..B`, the attack flags, `--threshold`; and paths as the commands record them.
 
 use std::ops::Range;

@@ -150,8 +150,6 @@ pub(crate) fn read_groups(path: Option<&Path>, n: usize) -> Result<Vec<EvalGroup
     Ok(groups)
 }
 
-/// Reads logits as float32: float64 is converted (said unless quiet), other types refused with
-/// the numpy command that converts them.
 /// One model's logits file of an import, read by the library's one reader, saying so where
 /// float64 values were converted.
 fn read_one_model(path: &Path, quiet: bool) -> Result<Array3<f32>> {
@@ -165,6 +163,8 @@ fn read_one_model(path: &Path, quiet: bool) -> Result<Array3<f32>> {
     Ok(read.logits)
 }
 
+/// Reads logits as float32: float64 is converted (said unless quiet), other types refused with
+/// the numpy command that converts them.
 fn read_logits_any(path: &Path, quiet: bool) -> Result<ndarray::ArrayD<f32>> {
     let location = path.display().to_string();
     Ok(match read_npy_any(path)? {

@@ -18,7 +18,7 @@ use crate::flags::{
     attack_spec, flag_out_of_range, parse_dataset, parse_model, parse_range, parse_scheme,
     threshold_arg,
 };
-use crate::scores::{outside_model, undetermined_note};
+use crate::scores::outside_model;
 
 /// Plans `config` (read from `origin`, with the flags applied) into `dir` (or finds the same
 /// plan there) and says what it did.
@@ -121,6 +121,7 @@ fn train_models(
         }
     };
     let trainer = trainer(config, &run.path(), &device.placement())?;
+    run.check_training(trainer.as_dyn(), pool, allow_mixed_producers)?;
     status(
         quiet,
         format!(
@@ -235,6 +236,18 @@ fn report_on(
 ) -> Result<()> {
     let config = audit_config(run, args)?;
     let target = outside.unwrap_or(AuditTarget::Model(config.target));
+    let out_of_range = |e| {
+        flag_out_of_range(e, |t| {
+            if args.target.is_some() {
+                format!("--target {t}")
+            } else {
+                let file = run.path().join("memia.toml");
+                format!("[audit] target = {t} of {}", file.display())
+            }
+        })
+    };
+    // Before the pool is rebuilt for the thumbnails (slow): a wrong target is said at once.
+    run.check_target(&target).map_err(out_of_range)?;
     let rebuilt = match pool {
         Some(_) => None,
         None => pool_for_thumbnails(run, quiet),
@@ -247,16 +260,7 @@ fn report_on(
             pool.or(rebuilt.as_ref()),
             |done, total| bar.update(done as u64, total as u64, None),
         )
-        .map_err(|e| {
-            flag_out_of_range(e, |t| {
-                if args.target.is_some() {
-                    format!("--target {t}")
-                } else {
-                    let file = run.path().join("memia.toml");
-                    format!("[audit] target = {t} of {}", file.display())
-                }
-            })
-        })?;
+        .map_err(out_of_range)?;
     bar.finish();
     let files = audit.write(out)?;
     if !quiet {
@@ -281,11 +285,7 @@ fn report_on(
             .chain(s.groups.iter().map(|(name, r)| (name.as_str(), r)));
         for (name, r) in sets {
             if let Some(summary) = r {
-                eprintln!(
-                    "  {}{}",
-                    headline(name, Some(summary)),
-                    undetermined_note(summary)
-                );
+                eprintln!("  {}", headline(name, Some(summary)));
             }
         }
         for n in &s.not_scored {

@@ -10,7 +10,7 @@ use memia_metrics::{Direction, RocCurve, STANDARD_FPRS, TprAtFpr};
 use ndarray::Array1;
 
 use crate::args::{AttackArgs, Convention, MemorizeArgs, MetricsArgs};
-use crate::error::{Result, usage};
+use crate::error::{AuditError, Result, usage};
 use crate::progress::status;
 use memia_audit::{AuditTarget, OutsideModel, Run, read_membership};
 
@@ -141,7 +141,7 @@ pub(crate) fn attack(args: &AttackArgs, quiet: bool) -> Result<()> {
 }
 
 /// `, N undetermined` after a figure whose samples include some the attack could not judge.
-pub(crate) fn undetermined_note(summary: &memia_metrics::RocSummary) -> String {
+fn undetermined_note(summary: &memia_metrics::RocSummary) -> String {
     match summary.undetermined.total() {
         0 => String::new(),
         u => format!("; {u} undetermined"),
@@ -165,9 +165,12 @@ pub(crate) fn outside_model(
         );
     }
     if let Some(path) = members {
-        model = model
-            .with_members_file(path)
-            .map_err(|e| usage(format!("--members {e}")))?;
+        model = model.with_members_file(path).map_err(|e| match e {
+            // The file's own problems (length, values) are named by the flag; an I/O or
+            // format error keeps its source.
+            AuditError::Usage(m) => usage(format!("--members {m}")),
+            other => other,
+        })?;
     }
     Ok(AuditTarget::Outside(model))
 }

@@ -43,6 +43,23 @@ pub enum MetricsError {
         samples: usize,
     },
 
+    /// The judged (finite) scores hold one class only, the others being undetermined.
+    #[error(
+        "the judged scores hold {members} members and {non_members} non-members \
+         ({undetermined_members} members and {undetermined_non_members} non-members undetermined): \
+         both classes are needed among the judged"
+    )]
+    OneClassJudged {
+        /// Judged members.
+        members: usize,
+        /// Judged non-members.
+        non_members: usize,
+        /// Members with no finite score.
+        undetermined_members: u64,
+        /// Non-members with no finite score.
+        undetermined_non_members: u64,
+    },
+
     /// Membership labels hold only one class, so there is no ROC curve.
     #[error("labels hold {members} members and {non_members} non-members: both classes are needed")]
     OneClass {

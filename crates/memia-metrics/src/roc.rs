@@ -189,7 +189,8 @@ impl RocCurve {
     /// rule ([`Undetermined`]): an undetermined member is never detected, an undetermined
     /// non-member is left out. The curve ends with a last point at FPR 1 where the undetermined
     /// members join (so AUROC ranks them below every non-member). Fails when no member or no
-    /// non-member has a finite score.
+    /// non-member has a finite score ([`MetricsError::OneClassJudged`]: a TPR read where no
+    /// member was judged, or an FPR where no non-member was, would mean nothing).
     ///
     /// ```
     /// use memia_metrics::{Direction, RocCurve};
@@ -229,7 +230,20 @@ impl RocCurve {
                 samples: scores.len(),
             });
         }
-        let mut roc = Self::new(&judged, &judged_members, direction)?;
+        let mut roc = match Self::new(&judged, &judged_members, direction) {
+            Err(MetricsError::OneClass {
+                members,
+                non_members,
+            }) if undetermined.total() > 0 => {
+                return Err(MetricsError::OneClassJudged {
+                    members,
+                    non_members,
+                    undetermined_members: undetermined.members,
+                    undetermined_non_members: undetermined.non_members,
+                });
+            }
+            other => other?,
+        };
         if undetermined.members > 0 {
             let (tp, fp) = (roc.positives(), roc.negatives());
             let mut tps = std::mem::take(&mut roc.true_positives);
@@ -808,9 +822,11 @@ mod tests {
                 &[false, true],
                 Direction::HigherIsMember
             ),
-            Err(MetricsError::OneClass {
+            Err(MetricsError::OneClassJudged {
                 members: 0,
-                non_members: 1
+                non_members: 1,
+                undetermined_members: 1,
+                undetermined_non_members: 0
             })
         ));
         // Finite scores: the plain curve, nothing undetermined.

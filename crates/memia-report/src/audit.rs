@@ -193,13 +193,28 @@ pub struct ExternalTarget<'a> {
     pub name: &'a str,
 }
 
-/// A set of samples the report does not score, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A set of samples the report does not score, and why. In JSON: `{"set": ..., "reason": "the
+/// sentence", "why": {"kind": "one-class", "members": ..., "non_members": ...}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotScored {
     /// The set (`all samples`, `high-memorization candidates`, a group's name).
     pub set: String,
-    /// Why it has no ROC curve (printed as a sentence; in JSON, `{"reason": "one-class", ...}`).
+    /// Why it has no ROC curve.
     pub reason: NoCurve,
+}
+
+impl Serialize for NotScored {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("NotScored", 3)?;
+        s.serialize_field("set", &self.set)?;
+        s.serialize_field("reason", &self.reason.to_string())?;
+        s.serialize_field("why", &self.reason)?;
+        s.end()
+    }
 }
 
 /// Samples the report shows one by one.

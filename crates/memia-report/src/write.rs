@@ -231,13 +231,14 @@ impl Audit {
         if !rows.is_empty() {
             table.push_str(
                 "<table>\n<tr><th>samples</th><th>members</th><th>non-members</th><th>AUROC</th>\
-                 <th>TPR@0.001% FPR</th><th>TPR@0.1% FPR</th><th>TPR@1% FPR</th><th>balanced accuracy</th></tr>\n",
+                 <th>TPR@0.001% FPR</th><th>TPR@0.1% FPR</th><th>TPR@1% FPR</th><th>balanced accuracy</th>\
+                 <th>undetermined (members / non-members)</th></tr>\n",
             );
             for (name, r) in rows {
                 let tpr = |f: f64| r.at(f).map_or("-".into(), tpr_cell);
                 let _ = writeln!(
                     table,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{} / {}</td></tr>",
                     html_escape(&name),
                     r.positives,
                     r.negatives,
@@ -245,7 +246,9 @@ impl Audit {
                     tpr(1e-5),
                     tpr(1e-3),
                     tpr(1e-2),
-                    r.balanced_accuracy
+                    r.balanced_accuracy,
+                    r.undetermined.members,
+                    r.undetermined.non_members
                 );
             }
             table.push_str(
@@ -633,8 +636,15 @@ pub fn headline(name: &str, r: Option<&RocSummary>) -> String {
     match r {
         Some(r) => {
             let tpr = r.at(1e-3).map_or("-".into(), tpr_cell);
+            let undetermined = match r.undetermined.total() {
+                0 => String::new(),
+                _ => format!(
+                    "  undetermined: {} members (not detected), {} non-members (left out)",
+                    r.undetermined.members, r.undetermined.non_members
+                ),
+            };
             format!(
-                "{name:<32} {:>6} members {:>6} non-members  AUROC {:.4}  TPR@0.1%FPR {tpr}  balanced accuracy {:.4}",
+                "{name:<32} {:>6} members {:>6} non-members  AUROC {:.4}  TPR@0.1%FPR {tpr}  balanced accuracy {:.4}{undetermined}",
                 r.positives, r.negatives, r.auroc, r.balanced_accuracy
             )
         }
