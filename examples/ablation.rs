@@ -28,15 +28,12 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::time::Instant;
-
 use memia::attacks::LiraConfig;
 use memia::core::Signal;
 use memia::data::Dataset;
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::metrics::{RocSummary, median};
 use memia::models::Query;
-use memia::shadow::{InclusionScheme, Plan, RunDir};
 
 const SEED: u64 = 7;
 const TARGETS: usize = 4;
@@ -88,26 +85,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut best: Option<(f64, String)> = None;
     let mut why: Vec<String> = Vec::new();
-    for (name, trainer) in &settings {
-        let plan = Plan::new(
-            &pool.dataset,
-            models,
-            InclusionScheme::Balanced { ratio: 0.5 },
-            SEED,
-            trainer,
-        )?;
-        let run = RunDir::create_in(std::env::temp_dir().join("memia-ablation"), &plan)?;
-        let t = Instant::now();
-        let report = run.train(trainer, &pool.dataset, 0..models, |p| eprint!("\r  {p}   "))?;
-        eprintln!();
+    for (name, trainer) in settings {
+        let config = common::mnist_letters_config(DIGITS, LETTERS, models, trainer, SEED)?;
+        let common::Trained {
+            run,
+            report,
+            seconds,
+            ..
+        } = common::plan_and_train(&config, "memia-ablation")?;
         eprintln!(
-            "{name}: {} models trained in {:.1} s, {} reused",
+            "{name}: {} models trained in {seconds:.1} s, {} reused",
             report.trained.len(),
-            t.elapsed().as_secs_f64(),
             report.skipped.len()
         );
         let logits = run.logits()?;
-        let keep = run.keep();
+        let keep = run.dir.keep();
         let phi = logits.signals(&labels, Signal::Phi)?;
         for m in [4, 16, 64] {
             let used: Vec<usize> = (TARGETS..TARGETS + m).collect();

@@ -32,7 +32,6 @@ use memia::core::Signal;
 use memia::data::Dataset;
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::metrics::RocSummary;
-use memia::shadow::{InclusionScheme, Plan, RunDir};
 use ndarray::Array1;
 
 const SEED: u64 = 2026;
@@ -44,27 +43,20 @@ const LETTERS: usize = 100;
 const THRESHOLD: f64 = 0.8;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let pool = common::mnist_with_letters(DIGITS, LETTERS, SEED)?;
-    let n = pool.dataset.len();
-    let labels = pool.dataset.labels();
-
-    // Models 0..8 are the targets, 8..264 the shadow models.
+    // Models 0..8 are the targets, 8..264 the shadow models: planned and trained through the
+    // library behind `memia run` (memia::audit).
     let models = TARGETS + SHADOWS;
-    let trainer = common::mlp_trainer(30, 0);
-    let plan = Plan::new(
-        &pool.dataset,
-        models,
-        InclusionScheme::Balanced { ratio: 0.5 },
-        SEED,
-        &trainer,
-    )?;
-    let run = RunDir::create_in(std::env::temp_dir().join("memia-audit-cost"), &plan)?;
-    let t = Instant::now();
-    let report = run.train(&trainer, &pool.dataset, 0..models, |p| {
-        eprint!("\r  {p}   ")
-    })?;
-    eprintln!();
-    let train_seconds = t.elapsed().as_secs_f64();
+    let config =
+        common::mnist_letters_config(DIGITS, LETTERS, models, common::mlp_trainer(30, 0), SEED)?;
+    let common::Trained {
+        run,
+        pool,
+        report,
+        seconds: train_seconds,
+        ..
+    } = common::plan_and_train(&config, "memia-audit-cost")?;
+    let n = pool.dataset.len();
+    let labels = run.labels.clone();
     // Seconds per model: measured now, or (all reused) from the same settings' rate here.
     let per_model = if report.trained.is_empty() {
         None
@@ -79,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         run.path().display()
     );
     let logits = run.logits()?;
-    let keep = run.keep();
+    let keep = run.dir.keep();
     let phi = logits.signals(&labels, Signal::Phi)?;
     let targets: Vec<usize> = (0..TARGETS).collect();
     let shadows: Vec<usize> = (TARGETS..models).collect();

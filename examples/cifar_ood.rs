@@ -29,14 +29,14 @@ use std::time::Instant;
 
 use memia::attacks::LiraConfig;
 use memia::attacks::loo::EvalGroup;
+use memia::audit::config::{CanaryConfig, CanaryKind, CanaryLabels, DataConfig, DataSource};
+use memia::audit::{AuditTarget, RunConfig};
 use memia::core::Signal;
-use memia::data::cifar::load_cifar10;
-use memia::data::preprocess::Normalization;
-use memia::data::{CanarySource, Dataset, LabelPolicy, PoolBuilder};
+use memia::data::Dataset;
 use memia::memorization::{Memorization, MemorizationConfig, Outcome};
-use memia::models::{BurnTrainer, CnnConfig, Optimizer, TrainingConfig};
-use memia::report::{Audit, AuditConfig, AuditInputs, SampleImages, headline};
-use memia::shadow::{InclusionScheme, Plan, RunDir};
+use memia::models::{CnnConfig, Optimizer, TrainingConfig};
+use memia::report::{AuditConfig, headline};
+use memia::shadow::InclusionScheme;
 
 const SEED: u64 = 2026;
 const IMAGES: usize = 2500;
@@ -48,8 +48,6 @@ const TARGETS: usize = 8;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let dir = common::data_dir()?;
-    let cifar = load_cifar10(&[dir.join("cifar10-test-jpeg.bin.gz")])?;
-    let letters = common::idx_set("notmnist")?;
     // 256 models, as the blind audit of `audit_cost`; `MEMIA_CIFAR_MODELS` sets another count
     // (e.g. 16 for a quick look; at least TARGETS + 2).
     let models: usize = std::env::var("MEMIA_CIFAR_MODELS")
@@ -63,71 +61,70 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let mut pool = PoolBuilder::new(&cifar)
-        .in_distribution(IMAGES)
-        .canaries(
-            CanarySource::OutOfDistribution(&letters),
-            LETTERS,
-            LabelPolicy::Random,
-        )
-        .build(SEED)?;
-    // Standardised per channel over the pool (letters included), as CIFAR models are trained.
-    let norm = Normalization::fit(&pool.dataset)?;
-    pool.dataset = norm.apply(pool.dataset)?;
-    let canaries = pool.canaries();
-    let n = pool.dataset.len();
-    let labels = pool.dataset.labels();
+    // The configuration of examples/configs/cifar10_notmnist.toml with this example's counts,
+    // planned and trained through the library behind `memia run` (memia::audit). The pool is
+    // standardised per channel (letters included), as CIFAR models are trained.
+    let mut config = RunConfig::digits();
+    config.data = DataConfig {
+        source: DataSource::Cifar10 {
+            files: vec![dir.join("cifar10-test-jpeg.bin.gz")],
+        },
+        samples: Some(IMAGES),
+        canaries: Some(CanaryConfig {
+            kind: CanaryKind::OutOfDistribution,
+            count: LETTERS,
+            labels: CanaryLabels::Random,
+            data: Some(DataSource::Idx {
+                images: dir.join("notmnist-t10k-images-idx3-ubyte.gz"),
+                labels: dir.join("notmnist-t10k-labels-idx1-ubyte.gz"),
+                classes: Some(10),
+            }),
+        }),
+        normalize: true,
+    };
+    config.plan.models = models;
+    config.plan.scheme = InclusionScheme::Balanced { ratio: 0.5 };
+    config.plan.seed = SEED;
+    config.model = CnnConfig::lenet().into();
+    config.training = TrainingConfig {
+        epochs: EPOCHS,
+        batch_size: 128,
+        learning_rate: 0.002,
+        optimizer: Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        },
+        weight_decay: 0.0,
+        ..Default::default()
+    };
+    config.train.group_size = 8;
     println!(
-        "pool: {IMAGES} CIFAR-10 images + {LETTERS} notMNIST letters as 3x32x32 images with random labels ({n} samples)"
+        "pool: {IMAGES} CIFAR-10 images + {LETTERS} notMNIST letters as 3x32x32 images with random labels ({} samples)",
+        IMAGES + LETTERS
     );
 
     // 1. Train (resumable: a second run reuses the models).
-    let trainer = BurnTrainer::new(
-        CnnConfig::lenet(),
-        TrainingConfig {
-            epochs: EPOCHS,
-            batch_size: 128,
-            learning_rate: 0.002,
-            optimizer: Optimizer::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                epsilon: 1e-8,
-            },
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-        8,
-    );
-    let plan = Plan::new(
-        &pool.dataset,
-        models,
-        InclusionScheme::Balanced { ratio: 0.5 },
-        SEED,
-        &trainer,
-    )?;
-    let run = RunDir::create_in(std::env::temp_dir().join("memia-cifar-ood"), &plan)?;
-    let t = Instant::now();
-    let trained = run.train(&trainer, &pool.dataset, 0..models, |p| {
-        eprint!("\r  {p}   ")
-    })?;
-    eprintln!();
+    let common::Trained {
+        run,
+        pool,
+        report: trained,
+        seconds,
+        trainer,
+    } = common::plan_and_train(&config, "memia-cifar-ood")?;
+    let canaries = pool.canaries();
+    let n = pool.dataset.len();
+    let labels = run.labels.clone();
     println!(
-        "{models} CNNs (LeNet-style, {EPOCHS} epochs, ~{} images each, {}) on {:?}: {} trained in {:.1} s ({:.2} models/s), {} reused from {}",
+        "{models} CNNs (LeNet-style, {EPOCHS} epochs, ~{} images each) {trainer}: {} trained in {seconds:.1} s ({:.2} models/s), {} reused from {}",
         n / 2,
-        if trainer.uses_fused_kernels() {
-            "memia's fused CPU kernels"
-        } else {
-            "Burn's operations"
-        },
-        trainer.device,
         trained.trained.len(),
-        t.elapsed().as_secs_f64(),
-        trained.trained.len() as f64 / t.elapsed().as_secs_f64().max(1e-9),
+        trained.trained.len() as f64 / seconds.max(1e-9),
         trained.skipped.len(),
         run.path().display()
     );
     let logits = run.logits()?;
-    let keep = run.keep();
+    let keep = run.dir.keep();
 
     // How well the models fit: accuracy on their own training halves and on the other halves.
     let correct = logits.signals(&labels, Signal::Phi)?.mapv(|phi| phi > 0.0);
@@ -171,32 +168,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. The audit of model 0, the curve with 8 targets, the report.
     let t = Instant::now();
-    let provenance: Vec<String> = pool.provenance.iter().map(ToString::to_string).collect();
     let groups = [EvalGroup {
         name: "letters".into(),
         samples: canaries.clone(),
     }];
-    let images =
-        SampleImages::from_feature_shape(pool.dataset.feature_shape(), pool.dataset.as_slice())
-            .ok_or("the pool's samples are images")?;
-    let audit = Audit::run(
-        AuditInputs::new(keep, &logits, &labels)
-            .with_provenance(&provenance)
-            .with_groups(&groups)
-            .with_images(images),
-        &AuditConfig {
-            candidates: memia::attacks::CandidateRule::MemorizationAtLeast(0.8),
-            shadow_counts: Some(
-                (1..)
-                    .map(|p| 1usize << p)
-                    .take_while(|&m| m < models - 1)
-                    .chain([models - 1])
-                    .collect(),
-            ),
-            curve_targets: TARGETS,
-            seed: SEED,
-            ..Default::default()
-        },
+    let audit_config = AuditConfig {
+        candidates: memia::attacks::CandidateRule::MemorizationAtLeast(0.8),
+        shadow_counts: Some(
+            (1..)
+                .map(|p| 1usize << p)
+                .take_while(|&m| m < models - 1)
+                .chain([models - 1])
+                .collect(),
+        ),
+        curve_targets: TARGETS,
+        seed: SEED,
+        ..Default::default()
+    };
+    let audit = run.audit_groups(
+        &audit_config,
+        &AuditTarget::Model(0),
+        Some(&pool),
+        &groups,
         |_, _| {},
     )?;
     let s = &audit.summary;

@@ -45,7 +45,8 @@ const LETTERS: usize = 100;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     // The pool and the models through the library behind `memia run` (memia::audit).
-    let config = common::mnist_letters_config(DIGITS, LETTERS, MODELS, 30, SEED)?;
+    let config =
+        common::mnist_letters_config(DIGITS, LETTERS, MODELS, common::mlp_trainer(30, 0), SEED)?;
     let root = std::env::temp_dir().join("memia-mnist-ood");
     let Planned { run, pool, .. } = Run::plan_in(&config, Path::new("mnist_ood.rs"), &root)?;
     let dir = run.path();

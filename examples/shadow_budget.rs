@@ -13,17 +13,21 @@
 //! Run: `cargo run --release --example shadow_budget` (about a minute on 2 cores; the trained
 //! models are kept in a temporary run directory and reused by later runs).
 
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::Path;
 use std::time::Instant;
+
+use memia::audit::RunConfig;
+use memia::data::Dataset;
 
 use memia::attacks::loo::{EvalGroup, LooConfig, leave_one_out};
 use memia::attacks::theory::BudgetPlan;
 use memia::attacks::{AttackSpec, CandidateRule};
 use memia::core::rng::stream_rng;
-use memia::data::{CanarySource, Dataset, LabelPolicy, PoolBuilder, embedded};
 use memia::memorization::{MemorizationConfig, Outcome};
-use memia::models::{BurnTrainer, MlpConfig, TrainingConfig};
 use memia::report::plots;
-use memia::shadow::{InclusionScheme, Plan, RunDir};
 use rand::seq::SliceRandom;
 
 const SEED: u64 = 7;
@@ -33,52 +37,35 @@ const COUNTS: [usize; 6] = [2, 4, 8, 16, 32, 63];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let digits = embedded::digits();
-    let pool = PoolBuilder::new(&digits)
-        .in_distribution(1700)
-        .canaries(CanarySource::Mislabeled, 50, LabelPolicy::Random)
-        .build(SEED)?;
-    let trainer = BurnTrainer::new(
-        MlpConfig::mlp(128),
-        TrainingConfig {
-            epochs: 200,
-            batch_size: 64,
-            learning_rate: 0.1,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-        8,
-    );
-    let plan = Plan::new(
-        &pool.dataset,
-        MODELS,
-        InclusionScheme::Balanced { ratio: 0.5 },
-        SEED,
-        &trainer,
-    )?;
-    let run = RunDir::create_in(std::env::temp_dir().join("memia-shadow-budget"), &plan)?;
-    let dir = run.path().to_path_buf();
-    let t = Instant::now();
-    let report = run.train(&trainer, &pool.dataset, 0..MODELS, |p| {
-        eprint!("\r  {p}   ")
-    })?;
-    eprintln!();
+    // examples/configs/digits.toml (the quickstart's digits, canaries, MLP and training) with
+    // 64 models and this example's seed, through the library behind `memia run`.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/digits.toml");
+    let mut config = RunConfig::load(&file)?;
+    config.plan.models = MODELS;
+    config.plan.seed = SEED;
+    let common::Trained {
+        run,
+        pool,
+        report,
+        seconds,
+        ..
+    } = common::plan_and_train(&config, "memia-shadow-budget")?;
+    let dir = run.path();
     println!(
-        "{MODELS} shadow MLPs on {} samples: {} trained in {:.1} s, {} reused ({})",
+        "{MODELS} shadow MLPs on {} samples: {} trained in {seconds:.1} s, {} reused ({})",
         pool.dataset.len(),
         report.trained.len(),
-        t.elapsed().as_secs_f64(),
         report.skipped.len(),
         dir.display()
     );
     let logits = run.logits()?;
-    let labels = pool.dataset.labels();
-    let keep = run.keep();
+    let labels = &run.labels;
+    let keep = run.dir.keep();
     // Memorization from all models groups the samples (an oracle view: with K = 64 the target's
     // own membership moves a sample's estimate by at most ~1/32).
     let mem = MemorizationConfig::default()
         .allow_missing()
-        .estimate_from_logits(keep, &logits, &labels, Outcome::Correct)?;
+        .estimate_from_logits(keep, &logits, labels, Outcome::Correct)?;
     let budget = BudgetPlan::from_memorization(&mem, DELTA)?;
     let bin = |lo: f64, hi: f64| -> Vec<usize> {
         (0..mem.score.len())

@@ -7,14 +7,16 @@ use std::path::PathBuf;
 
 use memia::attacks::LiraConfig;
 use memia::attacks::evaluation::{judge, score_targets};
-use memia::audit::RunConfig;
 use memia::audit::config::{CanaryConfig, CanaryKind, CanaryLabels, DataConfig, DataSource};
+use memia::audit::trainer::{Placement, trainer};
+use memia::audit::{Planned, Run, RunConfig};
 use memia::core::KeepMatrix;
 use memia::data::idx::load_idx;
 use memia::data::{InMemoryDataset, Pool};
 use memia::metrics::RocSummary;
 use memia::models::{Augmentation, BurnTrainer, MlpConfig, TrainingConfig};
 use memia::shadow::InclusionScheme;
+use memia::shadow::TrainReport;
 use ndarray::{Array1, Array3, Axis};
 
 /// The data directory: the first argument, else `$MEMIA_DATA_DIR`.
@@ -76,14 +78,14 @@ fn mnist_letters_data(
     })
 }
 
-/// The configuration of [`mnist_with_letters`]'s pool trained with [`mlp_trainer`]'s settings
-/// (`epochs`, no shifts), `models` models on balanced halves, as `memia run` reads it from a
-/// file: the examples plan and train it with [`memia::audit::Run`].
+/// The configuration of [`mnist_with_letters`]'s pool trained with `trainer`'s settings (model,
+/// training, group size, queries), `models` models on balanced halves, as `memia run` reads it
+/// from a file: the examples plan and train it with [`memia::audit::Run`].
 pub fn mnist_letters_config(
     digits: usize,
     letters: usize,
     models: usize,
-    epochs: usize,
+    trainer: BurnTrainer,
     seed: u64,
 ) -> Result<RunConfig, Box<dyn std::error::Error>> {
     let mut config = RunConfig::digits();
@@ -91,11 +93,50 @@ pub fn mnist_letters_config(
     config.plan.models = models;
     config.plan.scheme = InclusionScheme::Balanced { ratio: 0.5 };
     config.plan.seed = seed;
-    let trainer = mlp_trainer(epochs, 0);
+    config.plan.queries = trainer.queries;
     config.model = trainer.model;
     config.training = trainer.training;
     config.train.group_size = trainer.group_size;
     Ok(config)
+}
+
+/// A planned and trained run, as the examples use it.
+pub struct Trained {
+    /// The run (`temp/<root>/<plan hash>`).
+    pub run: Run,
+    /// Its pool.
+    pub pool: Pool,
+    /// What training did (models trained now and found finished).
+    pub report: TrainReport,
+    /// Seconds spent training now.
+    pub seconds: f64,
+    /// Where and how it trained, for the examples' lines.
+    pub trainer: String,
+}
+
+/// Plans `config` under `temp/<root>/<plan hash>` and trains every model not finished yet
+/// (resumable: a second run reuses them), with progress on stderr: `memia run` without the
+/// report, through the library (`memia::audit`).
+pub fn plan_and_train(
+    config: &RunConfig,
+    root: &str,
+) -> Result<Trained, Box<dyn std::error::Error>> {
+    let origin = PathBuf::from(format!("the {root} example's configuration"));
+    let Planned { run, pool, .. } =
+        Run::plan_in(config, &origin, &std::env::temp_dir().join(root))?;
+    let trainer = trainer(config, &run.path(), &Placement::default())?;
+    let start = std::time::Instant::now();
+    let report = run.train(trainer.as_dyn(), &pool, 0..config.plan.models, false, |p| {
+        eprint!("\r  {p}   ")
+    })?;
+    eprintln!();
+    Ok(Trained {
+        run,
+        pool,
+        report,
+        seconds: start.elapsed().as_secs_f64(),
+        trainer: trainer.describe(),
+    })
 }
 
 /// The paper-setting MLP (784-128-10; SGD with momentum 0.9, rate 0.05, batch 128, no weight
