@@ -96,7 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     ];
     let attack = AttackSpec::default();
-    let signal = logits.signals(&labels, attack.signal())?;
+    let signal = logits.signals(labels, attack.signal())?;
     let t = Instant::now();
     let loo = leave_one_out(
         &attack,
