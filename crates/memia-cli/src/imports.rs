@@ -79,10 +79,13 @@ fn store_import(import: Import<'_>, output: &Path, quiet: bool) -> Result<()> {
             output.display()
         ),
         Stored::Written => format!(
-            "imported {k} models x {} samples x {} queries x {} classes into {}",
-            import.keep.samples(),
-            import.logits.queries(),
-            import.logits.classes(),
+            "imported {} into {}",
+            memia_report::run_shape(
+                k,
+                import.keep.samples(),
+                import.logits.queries(),
+                import.logits.classes()
+            ),
             output.display()
         ),
     };

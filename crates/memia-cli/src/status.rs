@@ -69,13 +69,10 @@ impl RunStatus {
     pub fn text(&self) -> String {
         let mut lines = vec![
             format!(
-                "run {} (plan {}): {} models x {} samples x {} queries x {} classes, pool {}",
+                "run {} (plan {}): {}, pool {}",
                 self.run,
                 &self.plan[..self.plan.len().min(16)],
-                self.models,
-                self.samples,
-                self.queries,
-                self.classes,
+                memia_report::run_shape(self.models, self.samples, self.queries, self.classes),
                 self.pool
             ),
             format!(

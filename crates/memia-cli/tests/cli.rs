@@ -1117,7 +1117,9 @@ fn training_next_to_foreign_models_needs_a_flag() {
         text.contains("finished 2 of 4: models 0, 2")
             && text.contains("missing 2: models 1, 3")
             && text.contains("model 2 by an unrecorded producer")
-            && text.contains("mixes model families"),
+            && text.contains("mixes model families")
+            && text.contains("4 models x ")
+            && text.contains(" x 1 query x "),
         "{text}"
     );
     let out = memia(&["train", "run", "--allow-mixed-producers"], dir);

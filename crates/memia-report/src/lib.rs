@@ -46,4 +46,4 @@ pub use audit::{
     Panel, SHOWN_PER_PANEL, SampleImages, Summary, Target, Thumbnail, describe_rule,
 };
 pub use error::{ReportError, Result};
-pub use write::{PLOTS, ReportFiles, headline};
+pub use write::{PLOTS, ReportFiles, counted, headline, run_shape};

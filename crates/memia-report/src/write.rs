@@ -331,7 +331,7 @@ img {{ max-width: 100%; border: 1px solid #ddd; }}
 </head>
 <body>
 <h1>memia audit report</h1>
-<p>{models} models, {samples} samples, {classes} classes, {queries} queries per sample.
+<p>{models}, {samples}, {classes}, {queries} per sample.
 Attack: <b>{attack}</b> on {target}.</p>
 {producers}<p>Memorization (from the shadow models): mean {mem_mean:.4}, median standard error {mem_se:.3};
 {candidates} candidates ({rule}); {undetermined} samples undetermined.
@@ -344,10 +344,10 @@ positive memorization about {budget_all}.</p>
 </body>
 </html>
 "#,
-            models = s.models,
-            samples = s.samples,
-            classes = s.classes,
-            queries = s.queries,
+            models = counted(s.models, "model", "models"),
+            samples = counted(s.samples, "sample", "samples"),
+            classes = counted(s.classes, "class", "classes"),
+            queries = counted(s.queries, "query", "queries"),
             attack = html_escape(&s.attack),
             mem_mean = s.memorization.mean,
             mem_se = s.memorization.median_std_error,
@@ -628,6 +628,22 @@ fn tpr_cell(p: &TprPoint) -> String {
     } else {
         "not measurable (no false positive allowed)".into()
     }
+}
+
+/// `n` and the noun in the number it takes: `1 query`, `2 queries`.
+pub fn counted(n: usize, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
+/// The shape of a run in words: `16 models x 1750 samples x 1 query x 10 classes`.
+pub fn run_shape(models: usize, samples: usize, queries: usize, classes: usize) -> String {
+    format!(
+        "{} x {} x {} x {}",
+        counted(models, "model", "models"),
+        counted(samples, "sample", "samples"),
+        counted(queries, "query", "queries"),
+        counted(classes, "class", "classes")
+    )
 }
 
 /// One line per group for terminals: AUROC and TPR at 0.1% FPR (with its interval, or marked

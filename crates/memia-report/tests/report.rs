@@ -138,6 +138,19 @@ fn the_audit_equals_direct_computation_and_writes_every_file() {
         assert!(html.contains(&format!("src=\"{file}\"")));
     }
     assert!(html.contains("canaries"));
+    // Counts in the number they take: one query per sample is "1 query".
+    let queries = logits.queries();
+    let said = if queries == 1 {
+        "1 query per sample"
+    } else {
+        "queries per sample"
+    };
+    assert!(html.contains(said), "{said}");
+    assert_eq!(memia_report::counted(1, "query", "queries"), "1 query");
+    assert_eq!(
+        memia_report::run_shape(2, 1, 3, 1),
+        "2 models x 1 sample x 3 queries x 1 class"
+    );
 }
 
 #[test]
