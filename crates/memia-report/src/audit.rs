@@ -357,7 +357,7 @@ impl Audit {
         let (budget, budget_summary) = plan_budget(&shadow, config.delta)?;
         let shadow_curve = shadow_curve(&inputs, config, &signal, &shadow, &mut progress)?;
         let panels = panels(
-            &shadow.memorization.score,
+            &shadow.memorization,
             &shadow.privacy,
             &attack.scores,
             attack.members.as_deref(),
@@ -801,35 +801,45 @@ fn memorization_summary(shadow: &ShadowEstimates, rule: &CandidateRule) -> Memor
 }
 
 /// The samples the report singles out: the most memorized and the highest-scored (most
-/// exposed), members and non-members of the target apart when its membership is known. Ties
-/// (many samples share a memorization of 1 with few models) go to the higher privacy score.
+/// exposed), members and non-members of the target apart when its membership is known.
+/// "Most memorized" ranks by the lower end of the memorization's confidence interval, so that a
+/// sample whose estimate of 1 rests on one OUT model (interval down to 0) does not come before
+/// one that is surely memorized; ties go to the higher estimate, then the higher privacy score.
 fn panels(
-    memorization: &Array1<f64>,
+    memorization: &Memorization,
     privacy: &Array1<f64>,
     scores: &[f64],
     members: Option<&[bool]>,
 ) -> Vec<Panel> {
+    let finite_or_lowest = |v: f64| if v.is_finite() { v } else { f64::NEG_INFINITY };
     let tie = |i: usize| {
-        if privacy[i].is_finite() {
-            privacy[i]
-        } else {
-            f64::NEG_INFINITY
-        }
+        (
+            finite_or_lowest(memorization.score[i]),
+            finite_or_lowest(privacy[i]),
+        )
     };
     let top = |value: &dyn Fn(usize) -> f64, side: &dyn Fn(usize) -> bool| -> Vec<usize> {
         let mut chosen: Vec<usize> = (0..scores.len())
             .filter(|&i| value(i).is_finite() && side(i))
             .collect();
         chosen.sort_by(|&x, &y| {
+            let (ty, tx) = (tie(y), tie(x));
             value(y)
                 .total_cmp(&value(x))
-                .then(tie(y).total_cmp(&tie(x)))
+                .then(ty.0.total_cmp(&tx.0))
+                .then(ty.1.total_cmp(&tx.1))
                 .then(x.cmp(&y))
         });
         chosen.truncate(SHOWN_PER_PANEL);
         chosen
     };
-    let mem = |i: usize| memorization[i];
+    let mem = |i: usize| {
+        if memorization.score[i].is_finite() {
+            memorization.lower[i]
+        } else {
+            f64::NAN
+        }
+    };
     let score = |i: usize| scores[i];
     let mut out = Vec::new();
     match members {
@@ -893,5 +903,29 @@ mod tests {
         assert_eq!(median_models(&needed, [0, 2, 4].into_iter()), Some(6.0));
         assert_eq!(median_models(&needed, 0..5), Some(7.0));
         assert_eq!(median_models(&needed, [1].into_iter()), None);
+    }
+
+    /// A memorization of 1 that rests on one OUT model (interval down to about 0) does not
+    /// come before one whose interval is narrow; equal lower ends go to the higher estimate.
+    #[test]
+    fn most_memorized_ranks_by_the_lower_end_of_the_interval() {
+        let arr = |v: &[f64]| Array1::from(v.to_vec());
+        // Sample 0: 1.0 with one OUT model, [-0.002, 1]; sample 1: 0.9, [0.8, 1];
+        // sample 2: 0.95, [0.8, 1]; sample 3: undetermined.
+        let memorization = Memorization {
+            score: arr(&[1.0, 0.9, 0.95, f64::NAN]),
+            std_error: arr(&[0.5, 0.05, 0.07, f64::NAN]),
+            lower: arr(&[-0.002, 0.8, 0.8, f64::NAN]),
+            upper: arr(&[1.0, 1.0, 1.0, f64::NAN]),
+            in_mean: arr(&[1.0; 4]),
+            out_mean: arr(&[0.0, 0.1, 0.05, f64::NAN]),
+            in_count: Array1::from(vec![8u32, 8, 8, 8]),
+            out_count: Array1::from(vec![1u32, 8, 8, 0]),
+            confidence: 0.95,
+        };
+        let privacy = arr(&[3.0, 1.0, 0.5, 0.0]);
+        let panels = panels(&memorization, &privacy, &[0.0; 4], None);
+        assert_eq!(panels[0].title, "most memorized");
+        assert_eq!(panels[0].samples, vec![2, 1, 0]);
     }
 }
