@@ -356,6 +356,9 @@ fn the_pipeline_command_by_command() {
     let csv = std::fs::read_to_string(dir.join("report/samples.csv")).unwrap();
     assert_eq!(csv.lines().count(), 631);
     assert!(csv.lines().last().unwrap().contains("canary"));
+    // The run's named sets (pool.json) are carried into samples.csv.
+    assert!(csv.lines().next().unwrap().ends_with(",candidate,groups"));
+    assert!(csv.lines().last().unwrap().ends_with(",canaries"), "{csv}");
 }
 
 #[test]

@@ -329,6 +329,8 @@ pub struct Audit {
     pub labels: Vec<u32>,
     /// Per-sample provenance, when known.
     pub provenance: Option<Vec<String>>,
+    /// The named sample sets reported separately (the canaries, an import's groups).
+    pub groups: Vec<EvalGroup>,
     /// The target attack's ROC curves: all samples, the candidates, then each group.
     pub roc: Vec<(String, RocCurve)>,
     /// The budget planner's per-sample prediction.
@@ -392,6 +394,7 @@ impl Audit {
             candidates: shadow.candidates,
             labels: inputs.labels.to_vec(),
             provenance: inputs.provenance.map(<[String]>::to_vec),
+            groups: inputs.groups.to_vec(),
             roc: sets.roc,
             budget,
             panels,

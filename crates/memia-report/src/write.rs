@@ -73,11 +73,18 @@ impl Audit {
     /// fields.
     pub fn samples_csv(&self) -> String {
         let mut out = String::from(
-            "index,label,provenance,memorization,memorization_se,privacy_score,attack_score,member,candidate\n",
+            "index,label,provenance,memorization,memorization_se,privacy_score,attack_score,member,candidate,groups\n",
         );
         let mut candidate = vec![false; self.labels.len()];
         for &i in &self.candidates {
             candidate[i] = true;
+        }
+        // The names of the named sets each sample is in, `;`-separated.
+        let mut groups = vec![Vec::new(); self.labels.len()];
+        for g in &self.groups {
+            for &i in &g.samples {
+                groups[i].push(g.name.as_str());
+            }
         }
         for i in 0..self.labels.len() {
             let provenance = self
@@ -86,7 +93,7 @@ impl Audit {
                 .map_or(String::new(), |p| crate::csv::text_cell(&p[i]));
             let _ = writeln!(
                 out,
-                "{i},{},{provenance},{},{},{},{},{},{}",
+                "{i},{},{provenance},{},{},{},{},{},{},{}",
                 self.labels[i],
                 number(self.memorization.score[i]),
                 number(self.memorization.std_error[i]),
@@ -96,6 +103,7 @@ impl Audit {
                     .as_ref()
                     .map_or(String::new(), |m| u8::from(m[i]).to_string()),
                 u8::from(candidate[i]),
+                crate::csv::text_cell(&groups[i].join(";")),
             );
         }
         out

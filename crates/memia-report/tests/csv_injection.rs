@@ -2,6 +2,7 @@
 //! files) that a spreadsheet would take for a formula is neutralised, numbers stay numbers
 //! (issue 23, item 8).
 
+use memia_attacks::evaluation::EvalGroup;
 use memia_core::{KeepMatrix, Logits};
 use memia_report::{Audit, AuditConfig, AuditInputs};
 use ndarray::Array4;
@@ -60,8 +61,21 @@ fn provenance_formulas_are_neutralised_in_samples_csv() {
                 .map_or_else(|| format!("pool:{i}"), |h| h.to_string())
         })
         .collect();
+    // A group's name is user text too (a run's pool.json, an import's --groups file).
+    let groups = [
+        EvalGroup {
+            name: "=1+1".into(),
+            samples: vec![0, 9],
+        },
+        EvalGroup {
+            name: "canaries".into(),
+            samples: vec![9],
+        },
+    ];
     let audit = Audit::run(
-        AuditInputs::new(&keep, &logits, &labels).with_provenance(&provenance),
+        AuditInputs::new(&keep, &logits, &labels)
+            .with_provenance(&provenance)
+            .with_groups(&groups),
         &AuditConfig {
             curve_targets: 2,
             ..Default::default()
@@ -79,10 +93,15 @@ fn provenance_formulas_are_neutralised_in_samples_csv() {
     assert_eq!(lines[0][2], "provenance");
     for (i, h) in hostile.iter().enumerate() {
         let row = &lines[i + 1];
-        assert_eq!(row.len(), 9, "{row:?}");
+        assert_eq!(row.len(), 10, "{row:?}");
         assert_eq!(row[2], format!("'{h}"), "sample {i}: {row:?}");
     }
     assert_eq!(lines[10][2], "pool:9");
+    // Each sample's groups, by name, neutralised like the provenance.
+    assert_eq!(lines[0][9], "groups");
+    assert_eq!(lines[1][9], "'=1+1");
+    assert_eq!(lines[10][9], "'=1+1;canaries");
+    assert_eq!(lines[2][9], "");
     // Numbers are written as numbers, negative ones included (no quote mark before a minus).
     let mem: Vec<f64> = lines[1..]
         .iter()

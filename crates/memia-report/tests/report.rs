@@ -118,7 +118,12 @@ fn the_audit_equals_direct_computation_and_writes_every_file() {
     assert_eq!(lines.len(), N + 1);
     assert!(lines[0].starts_with("index,label,provenance,memorization"));
     assert!(lines[1].starts_with("0,0,\"canary,0\",1,"), "{}", lines[1]);
-    assert!(lines[1].ends_with(&format!(",{},1", u8::from(members[0]))));
+    // Member, candidate, and the named sets it is in.
+    assert!(
+        lines[1].ends_with(&format!(",{},1,canaries", u8::from(members[0]))),
+        "{}",
+        lines[1]
+    );
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&files.summary).unwrap()).unwrap();
     assert_eq!(summary["models"], K);
@@ -292,7 +297,7 @@ fn an_external_target_is_attacked_with_every_model() {
     assert!(html.contains("membership unknown"));
     let csv = std::fs::read_to_string(&files.samples).unwrap();
     assert!(
-        csv.lines().nth(1).unwrap().ends_with(",,1"),
+        csv.lines().nth(1).unwrap().ends_with(",,1,"),
         "membership left empty"
     );
 
