@@ -56,5 +56,5 @@ pub mod trainer;
 
 pub use config::RunConfig;
 pub use error::{AuditError, Result};
-pub use run::{Planned, PoolInfo, Run, TargetScores, write_run_files};
+pub use run::{CheckedTraining, Planned, PoolInfo, Run, TargetScores, write_run_files};
 pub use target::{AuditTarget, OutsideModel, read_membership};

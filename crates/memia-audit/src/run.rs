@@ -17,7 +17,7 @@ use memia_core::npy::{read_npy_any, write_npy_to};
 use memia_core::{Logits, atomic_write, labels_from_i64};
 use memia_data::Pool;
 use memia_report::sequential::{SequentialAudit, SequentialEvent, SequentialReport};
-use memia_report::{Audit, AuditConfig, AuditInputs, SampleImages};
+use memia_report::{Audit, AuditConfig, AuditInputs, ReportError, SampleImages};
 use memia_shadow::{Plan, RunDir, ShadowError, ShadowTrainer, TrainReport};
 use ndarray::{Array1, Axis};
 use serde::{Deserialize, Serialize};
@@ -344,18 +344,19 @@ impl Run {
         allow_mixed_producers: bool,
         progress: impl FnMut(&memia_shadow::Progress),
     ) -> Result<TrainReport> {
-        self.check_training(trainer, pool, allow_mixed_producers)?;
-        Ok(self.dir.train(trainer, &pool.dataset, models, progress)?)
+        self.check_training(trainer, pool, allow_mixed_producers)?
+            .train(models, progress)
     }
 
-    /// What [`Run::train`] refuses, checked without training: a pool whose labels are not
-    /// labels.npy's, and (unless `allow_mixed_producers`) models of another family.
-    pub fn check_training(
-        &self,
-        trainer: &dyn ShadowTrainer,
-        pool: &Pool,
+    /// What [`Run::train`] refuses, checked once, without training: a pool whose labels are not
+    /// labels.npy's, and (unless `allow_mixed_producers`) models of another family. The answer
+    /// trains (a front-end says what it will do in between).
+    pub fn check_training<'r>(
+        &'r self,
+        trainer: &'r dyn ShadowTrainer,
+        pool: &'r Pool,
         allow_mixed_producers: bool,
-    ) -> Result<()> {
+    ) -> Result<CheckedTraining<'r>> {
         if memia_data::Dataset::labels(&pool.dataset) != self.labels {
             return Err(AuditError::Run {
                 path: self.path(),
@@ -365,38 +366,28 @@ impl Run {
         if !allow_mixed_producers {
             self.refuse_mixed_families(trainer)?;
         }
-        Ok(())
+        Ok(CheckedTraining {
+            run: self,
+            trainer,
+            pool,
+        })
     }
 
     /// Checks `target` against the run before any work: a model of the run that exists, or a
     /// model trained elsewhere with one model's logits on this pool (1 x N x A x C) and, when
     /// given, N membership entries.
     pub fn check_target(&self, target: &AuditTarget) -> Result<()> {
-        let k = self.dir.plan().models;
-        match target {
-            &AuditTarget::Model(target) if target >= k => {
-                Err(AuditError::TargetOutOfRange { target, models: k })
-            }
-            AuditTarget::Model(_) => Ok(()),
-            AuditTarget::Outside(m) => {
-                let [n, a, c] = self.dir.expected_logits_shape();
-                let dims = m.logits.view().dim();
-                if dims != (1, n, a, c) {
-                    return Err(AuditError::Usage(format!(
-                        "{}: logits of shape {dims:?}, the run needs one model's (1, {n}, {a}, {c})",
-                        m.name
-                    )));
+        let models = self.dir.plan().models;
+        target
+            .as_report()
+            .check(models, self.dir.expected_logits_shape())
+            .map_err(|e| match e {
+                // Typed here too, so that a front-end can name the setting that gave it.
+                ReportError::TargetOutOfRange { target, models } => {
+                    AuditError::TargetOutOfRange { target, models }
                 }
-                match &m.members {
-                    Some(members) if members.len() != n => Err(AuditError::Usage(format!(
-                        "{}: {} membership entries for the run's {n} samples",
-                        m.name,
-                        members.len()
-                    ))),
-                    _ => Ok(()),
-                }
-            }
-        }
+                other => other.into(),
+            })
     }
 
     /// `attack` fitted on the target's shadow models (every other model of the run for a model
@@ -515,6 +506,27 @@ impl Run {
             target.as_report(),
             progress,
         )?)
+    }
+}
+
+/// Training that [`Run::check_training`] allowed.
+pub struct CheckedTraining<'r> {
+    run: &'r Run,
+    trainer: &'r dyn ShadowTrainer,
+    pool: &'r Pool,
+}
+
+impl CheckedTraining<'_> {
+    /// Trains `models` of the run, skipping finished ones; `progress` follows each model.
+    pub fn train(
+        &self,
+        models: Range<usize>,
+        progress: impl FnMut(&memia_shadow::Progress),
+    ) -> Result<TrainReport> {
+        Ok(self
+            .run
+            .dir
+            .train(self.trainer, &self.pool.dataset, models, progress)?)
     }
 }
 

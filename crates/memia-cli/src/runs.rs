@@ -121,7 +121,7 @@ fn train_models(
         }
     };
     let trainer = trainer(config, &run.path(), &device.placement())?;
-    run.check_training(trainer.as_dyn(), pool, allow_mixed_producers)?;
+    let training = run.check_training(trainer.as_dyn(), pool, allow_mixed_producers)?;
     status(
         quiet,
         format!(
@@ -131,7 +131,7 @@ fn train_models(
         ),
     );
     let mut bar = Progress::new("training", "models", range.len() as u64, quiet);
-    let report = run.train(trainer.as_dyn(), pool, range, allow_mixed_producers, |p| {
+    let report = training.train(range, |p| {
         bar.update(p.done as u64, p.total as u64, p.remaining())
     })?;
     bar.finish();
@@ -236,7 +236,9 @@ fn report_on(
 ) -> Result<()> {
     let config = audit_config(run, args)?;
     let target = outside.unwrap_or(AuditTarget::Model(config.target));
-    let out_of_range = |e| {
+    // Before the pool is rebuilt for the thumbnails (slow): a wrong target is said at once,
+    // named as the setting that gave it.
+    run.check_target(&target).map_err(|e| {
         flag_out_of_range(e, |t| {
             if args.target.is_some() {
                 format!("--target {t}")
@@ -245,22 +247,18 @@ fn report_on(
                 format!("[audit] target = {t} of {}", file.display())
             }
         })
-    };
-    // Before the pool is rebuilt for the thumbnails (slow): a wrong target is said at once.
-    run.check_target(&target).map_err(out_of_range)?;
+    })?;
     let rebuilt = match pool {
         Some(_) => None,
         None => pool_for_thumbnails(run, quiet),
     };
     let mut bar = Progress::new("shadow-model curve", "evaluations", 1, quiet);
-    let audit = run
-        .audit(
-            &config,
-            &target,
-            pool.or(rebuilt.as_ref()),
-            |done, total| bar.update(done as u64, total as u64, None),
-        )
-        .map_err(out_of_range)?;
+    let audit = run.audit(
+        &config,
+        &target,
+        pool.or(rebuilt.as_ref()),
+        |done, total| bar.update(done as u64, total as u64, None),
+    )?;
     bar.finish();
     let files = audit.write(out)?;
     if !quiet {

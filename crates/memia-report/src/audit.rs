@@ -172,6 +172,36 @@ impl Target<'_> {
         }
     }
 
+    /// Checks the target against a run of `models` models whose logits are `[n, a, c]` per
+    /// model: a model of the run that exists, or a model trained elsewhere with one model's
+    /// logits of that shape and, when given, `n` membership entries. The one check of the
+    /// report, the sequential audit and `memia_audit::Run`.
+    pub fn check(&self, models: usize, [n, a, c]: [usize; 3]) -> Result<()> {
+        match self {
+            &Target::Model(target) if target >= models => {
+                Err(ReportError::TargetOutOfRange { target, models })
+            }
+            Target::Model(_) => Ok(()),
+            Target::External(external) => {
+                let given = external.logits.view().dim();
+                if given != (1, n, a, c) {
+                    return Err(ReportError::TargetLogitsShape {
+                        given,
+                        expected: (1, n, a, c),
+                    });
+                }
+                match external.members {
+                    Some(m) if m.len() != n => Err(ReportError::PerSampleLength {
+                        what: "membership entries",
+                        given: m.len(),
+                        samples: n,
+                    }),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
     /// The target in words, as reports name it.
     pub fn name(&self) -> String {
         match self {
@@ -465,37 +495,13 @@ impl ChosenTarget {
     fn choose(inputs: &AuditInputs<'_>, config: &AuditConfig) -> Result<ChosenTarget> {
         let (k, n, a, c) = inputs.logits.view().dim();
         let target = inputs.target.unwrap_or(Target::Model(config.target));
-        let index = match &target {
-            Target::External(external) => {
-                if external.logits.view().dim() != (1, n, a, c) {
-                    return Err(ReportError::TargetLogitsShape {
-                        given: external.logits.view().dim(),
-                        expected: (1, n, a, c),
-                    });
-                }
-                if let Some(m) = external.members
-                    && m.len() != n
-                {
-                    return Err(ReportError::PerSampleLength {
-                        what: "membership entries",
-                        given: m.len(),
-                        samples: n,
-                    });
-                }
-                None
-            }
-            &Target::Model(t) => {
-                if k < 2 {
-                    return Err(ReportError::TooFewModels { models: k });
-                }
-                if t >= k {
-                    return Err(ReportError::TargetOutOfRange {
-                        target: t,
-                        models: k,
-                    });
-                }
-                Some(t)
-            }
+        if matches!(target, Target::Model(_)) && k < 2 {
+            return Err(ReportError::TooFewModels { models: k });
+        }
+        target.check(k, [n, a, c])?;
+        let index = match target {
+            Target::Model(t) => Some(t),
+            Target::External(_) => None,
         };
         let (shadows, name) = (target.available_shadows(k), target.name());
         let shadow_keep = inputs.keep.select_models(&shadows)?;

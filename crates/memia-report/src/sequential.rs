@@ -115,26 +115,11 @@ impl SequentialAudit {
         self.config.check()?;
         let models = run.plan().models;
         let start = Instant::now();
+        target.check(models, run.expected_logits_shape())?;
         let candidates_pool = target.available_shadows(models);
         let members: Option<Vec<bool>> = match target {
-            Target::Model(t) => {
-                if t >= models {
-                    return Err(ReportError::TargetOutOfRange { target: t, models });
-                }
-                Some(run.keep().row(t).to_vec())
-            }
-            Target::External(external) => {
-                if let Some(m) = external.members
-                    && m.len() != run.plan().pool.samples
-                {
-                    return Err(ReportError::PerSampleLength {
-                        what: "membership entries",
-                        given: m.len(),
-                        samples: run.plan().pool.samples,
-                    });
-                }
-                external.members.map(<[bool]>::to_vec)
-            }
+            Target::Model(t) => Some(run.keep().row(t).to_vec()),
+            Target::External(external) => external.members.map(<[bool]>::to_vec),
         };
         let rounds = self.schedule(candidates_pool.len())?;
         let target_logits = match target {
