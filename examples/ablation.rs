@@ -30,7 +30,6 @@ mod common;
 
 use memia::attacks::LiraConfig;
 use memia::core::Signal;
-use memia::data::Dataset;
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::metrics::{RocSummary, median};
 use memia::models::Query;
@@ -42,9 +41,7 @@ const DIGITS: usize = 5000;
 const LETTERS: usize = 4000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let pool = common::mnist_with_letters(DIGITS, LETTERS, SEED)?;
-    let n = pool.dataset.len();
-    let labels = pool.dataset.labels();
+    let n = DIGITS + LETTERS;
     println!(
         "pool {n} samples ({DIGITS} MNIST + {LETTERS} notMNIST letters, random labels); {TARGETS} targets + {SHADOWS} shadow MLPs 784-128-10 per setting"
     );
@@ -100,7 +97,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         let logits = run.logits()?;
         let keep = run.dir.keep();
-        let phi = logits.signals(&labels, Signal::Phi)?;
+        let labels = &run.labels;
+        let phi = logits.signals(labels, Signal::Phi)?;
         for m in [4, 16, 64] {
             let used: Vec<usize> = (TARGETS..TARGETS + m).collect();
             let mem = MemorizationConfig::default()
@@ -108,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .estimate_from_logits(
                     &keep.select_models(&used)?,
                     &logits.select_models(&used)?,
-                    &labels,
+                    labels,
                     Outcome::Correct,
                 )?;
             for (attack_name, attack) in &attacks {

@@ -74,11 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             kind: CanaryKind::OutOfDistribution,
             count: LETTERS,
             labels: CanaryLabels::Random,
-            data: Some(DataSource::Idx {
-                images: dir.join("notmnist-t10k-images-idx3-ubyte.gz"),
-                labels: dir.join("notmnist-t10k-labels-idx1-ubyte.gz"),
-                classes: Some(10),
-            }),
+            data: Some(common::idx_source("notmnist")?),
         }),
         normalize: true,
     };

@@ -11,8 +11,7 @@ use memia::audit::config::{CanaryConfig, CanaryKind, CanaryLabels, DataConfig, D
 use memia::audit::trainer::{Placement, trainer};
 use memia::audit::{Planned, Run, RunConfig};
 use memia::core::KeepMatrix;
-use memia::data::idx::load_idx;
-use memia::data::{InMemoryDataset, Pool};
+use memia::data::Pool;
 use memia::metrics::RocSummary;
 use memia::models::{Augmentation, BurnTrainer, MlpConfig, TrainingConfig};
 use memia::shadow::InclusionScheme;
@@ -28,59 +27,21 @@ pub fn data_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
         .ok_or_else(|| "give the data directory as the argument or in MEMIA_DATA_DIR".into())
 }
 
-/// The test set of an IDX family in the data directory: `mnist` or `notmnist`
-/// (`<name>-t10k-{images-idx3,labels-idx1}-ubyte.gz`), 10 classes.
-pub fn idx_set(name: &str) -> Result<InMemoryDataset, Box<dyn std::error::Error>> {
+/// The test set of an IDX family in the data directory, as a configuration names it: `mnist`
+/// or `notmnist` (`<name>-t10k-{images-idx3,labels-idx1}-ubyte.gz`), 10 classes.
+pub fn idx_source(name: &str) -> Result<DataSource, Box<dyn std::error::Error>> {
     let dir = data_dir()?;
-    Ok(load_idx(
-        dir.join(format!("{name}-t10k-images-idx3-ubyte.gz")),
-        dir.join(format!("{name}-t10k-labels-idx1-ubyte.gz")),
-        name,
-        Some(10),
-    )?)
-}
-
-/// `digits` MNIST test digits and `letters` notMNIST letters, each letter with a random digit
-/// label (so that a model gets it right only by memorizing it), drawn with `seed`: the pool
-/// [`mnist_letters_config`] describes, built by the library.
-pub fn mnist_with_letters(
-    digits: usize,
-    letters: usize,
-    seed: u64,
-) -> Result<Pool, Box<dyn std::error::Error>> {
-    Ok(memia::audit::pool::build(
-        &mnist_letters_data(digits, letters)?,
-        seed,
-    )?)
-}
-
-/// The data of [`mnist_with_letters`] as a configuration's `[data]` table.
-fn mnist_letters_data(
-    digits: usize,
-    letters: usize,
-) -> Result<DataConfig, Box<dyn std::error::Error>> {
-    let dir = data_dir()?;
-    let idx = |name: &str| DataSource::Idx {
+    Ok(DataSource::Idx {
         images: dir.join(format!("{name}-t10k-images-idx3-ubyte.gz")),
         labels: dir.join(format!("{name}-t10k-labels-idx1-ubyte.gz")),
         classes: Some(10),
-    };
-    Ok(DataConfig {
-        source: idx("mnist"),
-        samples: Some(digits),
-        canaries: Some(CanaryConfig {
-            kind: CanaryKind::OutOfDistribution,
-            count: letters,
-            labels: CanaryLabels::Random,
-            data: Some(idx("notmnist")),
-        }),
-        normalize: false,
     })
 }
 
-/// The configuration of [`mnist_with_letters`]'s pool trained with `trainer`'s settings (model,
-/// training, group size, queries), `models` models on balanced halves, as `memia run` reads it
-/// from a file: the examples plan and train it with [`memia::audit::Run`].
+/// `digits` MNIST test digits and `letters` notMNIST letters, each letter with a random digit
+/// label (so that a model gets it right only by memorizing it), trained with `trainer`'s
+/// settings (model, training, group size, queries), `models` models on balanced halves, as
+/// `memia run` reads it from a file: the examples plan and train it with [`memia::audit::Run`].
 pub fn mnist_letters_config(
     digits: usize,
     letters: usize,
@@ -89,7 +50,17 @@ pub fn mnist_letters_config(
     seed: u64,
 ) -> Result<RunConfig, Box<dyn std::error::Error>> {
     let mut config = RunConfig::digits();
-    config.data = mnist_letters_data(digits, letters)?;
+    config.data = DataConfig {
+        source: idx_source("mnist")?,
+        samples: Some(digits),
+        canaries: Some(CanaryConfig {
+            kind: CanaryKind::OutOfDistribution,
+            count: letters,
+            labels: CanaryLabels::Random,
+            data: Some(idx_source("notmnist")?),
+        }),
+        normalize: false,
+    };
     config.plan.models = models;
     config.plan.scheme = InclusionScheme::Balanced { ratio: 0.5 };
     config.plan.seed = seed;
