@@ -186,7 +186,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &AuditTarget::Model(0),
         Some(&pool),
         &groups,
-        |_, _| {},
+        |_, _, _| {},
     )?;
     let s = &audit.summary;
     println!(

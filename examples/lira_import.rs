@@ -19,8 +19,8 @@ use memia::attacks::loo::{EvalGroup, LooConfig, leave_one_out};
 use memia::attacks::{AttackSpec, CandidateRule, LiraSignal, OfflineScore};
 use memia::core::npy::write_npy;
 use memia::core::rng::stream_rng;
-use memia::core::{KeepMatrix, LiraImportOptions, import_lira_run};
-use memia::memorization::{MemorizationConfig, Outcome};
+use memia::core::{KeepMatrix, LiraImportOptions, LogitsSource, Signal, Signals, import_lira_run};
+use memia::memorization::MemorizationConfig;
 use ndarray::{Array1, Array4};
 use rand::RngExt;
 use rand_distr::StandardNormal;
@@ -44,15 +44,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .clone()
         .ok_or("the run has no y_train.npy, so the true classes are unknown")?;
     let (k, n) = (run.keep.models(), run.keep.samples());
+    let [_, queries, classes] = run.logits.model_shape();
     println!(
-        "imported {k} experiments x {n} samples x {} queries x {} classes from {}",
-        run.logits.queries(),
-        run.logits.classes(),
+        "imported {k} experiments x {n} samples x {queries} queries x {classes} classes from {}",
         dir.display()
     );
+    // Every signal below in one pass over the experiments' files, one file at a time: memory
+    // holds the signals, not the logits.
+    let all: Vec<usize> = (0..k).collect();
+    let signals = Signals::compute(
+        &run.logits,
+        &all,
+        &labels,
+        &[Signal::Correct, Signal::Phi, Signal::PhiReference],
+        |_, _| {},
+    )?;
     let mem = MemorizationConfig::default()
         .allow_missing()
-        .estimate_from_logits(&run.keep, &run.logits, &labels, Outcome::Correct)?;
+        .estimate_from_signals(
+            &run.keep,
+            signals.get(Signal::Correct).expect("computed").view(),
+        )?;
     let candidates = CandidateRule::MemorizationAtLeast(0.5).select(&mem, None)?;
     println!(
         "memorization: {} of {n} samples at least 0.5",
@@ -91,7 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         AttackSpec::Global,
     ] {
-        let signal = run.logits.signals(&labels, attack.signal())?;
+        let signal = signals.get(attack.signal()).expect("computed above");
         let report = leave_one_out(
             &attack,
             &run.keep,

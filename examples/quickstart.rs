@@ -108,7 +108,7 @@ fn digits_audit() -> Result<(), Box<dyn std::error::Error>> {
         &config.audit,
         &AuditTarget::Model(0),
         Some(&pool),
-        |_, _| {},
+        |_, _, _| {},
     )?;
     let s = &audit.summary;
     println!(

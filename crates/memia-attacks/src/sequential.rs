@@ -57,7 +57,7 @@
 //! ```
 
 use memia_core::{KeepMatrix, Logits, Signal};
-use memia_memorization::{MemorizationConfig, Outcome};
+use memia_memorization::MemorizationConfig;
 use ndarray::{ArrayView2, ArrayView3};
 use serde::Serialize;
 
@@ -167,24 +167,52 @@ impl SequentialConfig {
                 ),
             ));
         }
+        let correct = logits.signals(labels, Signal::Correct)?;
+        let shadow = logits.signals(labels, Signal::Phi)?;
+        let observed = target.signals(labels, Signal::Phi)?;
+        self.round_on_signals(
+            keep,
+            correct.view(),
+            shadow.view(),
+            observed.index_axis(ndarray::Axis(0), 0),
+        )
+    }
+
+    /// [`SequentialConfig::round`] from signals (computed one model file at a time for runs
+    /// too large for memory): the shadow models' correctness and `phi` (K x N x A) and the
+    /// target's `phi` (N x A).
+    pub fn round_on_signals(
+        &self,
+        keep: &KeepMatrix,
+        correct: ArrayView3<'_, f64>,
+        shadow: ArrayView3<'_, f64>,
+        observed: ArrayView2<'_, f64>,
+    ) -> Result<Round> {
+        self.check()?;
+        let (k, n, _) = shadow.dim();
+        if correct.dim() != shadow.dim() || keep.models() != k || keep.samples() != n {
+            return Err(invalid(
+                "shadow",
+                format!(
+                    "correctness {:?}, phi {:?} and keep {} x {} do not fit together",
+                    correct.dim(),
+                    shadow.dim(),
+                    keep.models(),
+                    keep.samples()
+                ),
+            ));
+        }
         let memorization = MemorizationConfig::default()
             .allow_missing()
-            .estimate_from_logits(keep, logits, labels, Outcome::Correct)?;
+            .estimate_from_signals(keep, correct)?;
         let candidates: Vec<usize> = (0..n)
             .filter(|&i| memorization.score[i] >= self.threshold)
             .collect();
-        let shadow = logits.signals(labels, Signal::Phi)?;
-        let observed = target.signals(labels, Signal::Phi)?;
-        let mut decisions = self.decide(
-            keep,
-            shadow.view(),
-            observed.index_axis(ndarray::Axis(0), 0),
-            &candidates,
-        )?;
+        let mut decisions = self.decide(keep, shadow, observed, &candidates)?;
         for d in &mut decisions {
             d.memorization = memorization.score[d.sample];
         }
-        let planner = self.planner(keep, shadow.view(), &decisions);
+        let planner = self.planner(keep, shadow, &decisions);
         let undecided = candidates.len() - decisions.len();
         let expected_error_rate = if decisions.is_empty() {
             f64::NAN

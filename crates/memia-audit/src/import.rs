@@ -7,8 +7,9 @@
 use std::path::Path;
 
 use memia_attacks::evaluation::EvalGroup;
-use memia_core::{KeepMatrix, Logits};
+use memia_core::{KeepMatrix, LogitsSource};
 use memia_shadow::{Plan, PoolFingerprint, Producer, RunDir, labels_sha256};
+use ndarray::ArrayView3;
 
 use crate::error::{AuditError, Result, io};
 use crate::run::{PoolInfo, write_run_files};
@@ -18,8 +19,9 @@ use crate::run::{PoolInfo, write_run_files};
 pub struct Import<'a> {
     /// K x N: which model trained on which sample.
     pub keep: &'a KeepMatrix,
-    /// K x N x A x C: every model's logits.
-    pub logits: &'a Logits,
+    /// Every model's N x A x C logits, read one model at a time (a folder of files:
+    /// [`memia_core::ModelFiles`]; or a [`memia_core::Logits`] in memory).
+    pub logits: &'a dyn LogitsSource,
     /// The N labels.
     pub labels: &'a [u32],
     /// Named sample sets reported separately.
@@ -30,6 +32,11 @@ pub struct Import<'a> {
     pub description: &'a serde_json::Value,
     /// Who produced the models.
     pub producer: &'a Producer,
+    /// Hard-link each model's file into the run rather than copy it, where the file is
+    /// already in the run's format (little-endian float32, C order) on the same filesystem:
+    /// an import of 10 GB then takes the time to read it once. The run shares those files,
+    /// so they must not be changed in place afterwards.
+    pub link: bool,
 }
 
 /// What [`Import::store`] did.
@@ -38,30 +45,40 @@ pub enum Stored {
     /// The output already held this import (only a finished import is ever renamed into
     /// place): nothing written.
     AlreadyThere,
-    /// The run was written.
-    Written,
+    /// The run was written; `linked` of its models share their file with the import's.
+    Written {
+        /// Models linked rather than copied.
+        linked: usize,
+    },
 }
 
 impl Import<'_> {
     /// Stores the import as the run directory `output` (new, or an empty directory); finds it
     /// there if the same import was stored before. `progress(done, total)` follows the models.
-    pub fn store(&self, output: &Path, mut progress: impl FnMut(usize, usize)) -> Result<Stored> {
+    pub fn store(&self, output: &Path, progress: impl FnMut(usize, usize)) -> Result<Stored> {
+        self.store_inspecting(output, progress, |_, _| {})
+    }
+
+    /// [`Import::store`], handing each model's logits to `inspect(model, logits)` as they are
+    /// read (checks of an import that need every model, made in the same single pass).
+    pub fn store_inspecting(
+        &self,
+        output: &Path,
+        mut progress: impl FnMut(usize, usize),
+        mut inspect: impl FnMut(usize, ArrayView3<'_, f32>),
+    ) -> Result<Stored> {
         self.check()?;
+        let [_, queries, classes] = self.logits.model_shape();
         let (k, n) = (self.keep.models(), self.keep.samples());
         let pool = PoolFingerprint {
             name: self.name.to_string(),
             samples: n,
-            classes: self.logits.classes(),
+            classes,
             feature_shape: Vec::new(),
             sha256: String::new(),
             labels_sha256: Some(labels_sha256(self.labels)),
         };
-        let plan = Plan::given(
-            pool,
-            self.keep,
-            self.logits.queries(),
-            self.description.clone(),
-        )?;
+        let plan = Plan::given(pool, self.keep, queries, self.description.clone())?;
         if output.join("plan.json").exists() {
             // Refuses a run of another plan.
             RunDir::create_given(output, &plan, self.keep)?;
@@ -80,10 +97,16 @@ impl Import<'_> {
         memia_core::remove_stale_temporaries_of(&output_abs, std::time::Duration::from_secs(3600));
         let staging = memia_core::temporary_dir_for(&output_abs).map_err(io(parent))?;
         let run = RunDir::create_given(staging.path(), &plan, self.keep)?;
+        let mut storing = run.storing()?;
+        let mut linked = 0;
         for m in 0..k {
-            run.store(m, self.logits.model(m), self.producer)?;
+            let logits = self.logits.model_logits(m)?;
+            inspect(m, logits.view());
+            let file = self.logits.model_file(m).filter(|_| self.link);
+            linked += usize::from(storing.store(m, logits.view(), file, self.producer)?);
             progress(m + 1, k);
         }
+        storing.finish()?;
         let info = PoolInfo {
             provenance: None,
             groups: self.groups.to_vec(),
@@ -96,7 +119,7 @@ impl Import<'_> {
         std::fs::rename(staging.path(), output).map_err(io(output))?;
         // The staging folder is the output now: nothing left to delete.
         let _ = staging.keep();
-        Ok(Stored::Written)
+        Ok(Stored::Written { linked })
     }
 }
 
@@ -106,17 +129,16 @@ impl Import<'_> {
     fn check(&self) -> Result<()> {
         let (k, n) = (self.keep.models(), self.keep.samples());
         let refuse = |reason: String| Err(AuditError::Usage(format!("import: {reason}")));
-        if (self.logits.models(), self.logits.samples()) != (k, n) {
+        let [samples, _, classes] = self.logits.model_shape();
+        if (self.logits.models(), samples) != (k, n) {
             return refuse(format!(
-                "logits of {} models x {} samples for a keep matrix of {k} x {n}",
+                "logits of {} models x {samples} samples for a keep matrix of {k} x {n}",
                 self.logits.models(),
-                self.logits.samples()
             ));
         }
         if self.labels.len() != n {
             return refuse(format!("{} labels for {n} samples", self.labels.len()));
         }
-        let classes = self.logits.classes();
         if let Some((i, l)) = self
             .labels
             .iter()
@@ -142,6 +164,7 @@ impl Import<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use memia_core::Logits;
 
     /// An import becomes a run that opens with its labels and groups; storing it again finds
     /// it; a non-empty directory is refused and left as it was.
@@ -165,12 +188,13 @@ mod tests {
             name: "test pool",
             description: &description,
             producer: &producer,
+            link: false,
         };
         let out = tmp.path().join("run");
         let mut calls = 0;
         assert_eq!(
             import.store(&out, |_, _| calls += 1).unwrap(),
-            Stored::Written
+            Stored::Written { linked: 0 }
         );
         assert_eq!(calls, 2);
         let run = crate::Run::open(&out).unwrap();

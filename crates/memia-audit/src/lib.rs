@@ -36,7 +36,7 @@
 //! let all = judged[0].scored().expect("model 0's membership is known");
 //! assert!(all.auroc > 0.0 && all.positives + all.negatives > 0);
 //!
-//! let audit = run.audit(&config.audit, &target, Some(&planned.pool), |_, _| {})?;
+//! let audit = run.audit(&config.audit, &target, Some(&planned.pool), |_, _, _| {})?;
 //! assert_eq!(audit.summary.all.as_ref().map(|s| s.auroc), Some(all.auroc));
 //! audit.write(&dir.path().join("report"))?;
 //! # }

@@ -14,10 +14,10 @@ use std::ops::Range;
 use memia_attacks::AttackSpec;
 use memia_attacks::evaluation::{EvalGroup, SetEvaluation, evaluate_sets, score_target};
 use memia_core::npy::{read_npy_any, write_npy_to};
-use memia_core::{Logits, atomic_write, labels_from_i64};
+use memia_core::{Logits, ModelFiles, Signals, atomic_write, labels_from_i64};
 use memia_data::Pool;
 use memia_report::sequential::{SequentialAudit, SequentialEvent, SequentialReport};
-use memia_report::{Audit, AuditConfig, AuditInputs, ReportError, SampleImages};
+use memia_report::{Audit, AuditConfig, AuditInputs, AuditStage, ReportError, SampleImages};
 use memia_shadow::{Plan, RunDir, ShadowError, ShadowTrainer, TrainReport};
 use ndarray::{Array1, Axis};
 use serde::{Deserialize, Serialize};
@@ -163,9 +163,24 @@ impl Run {
         })
     }
 
-    /// All models' logits; an error saying how to finish the run if some are missing.
+    /// All models' logits in memory (K x N x A x C float32: for runs that fit; the audit and
+    /// scores read [`Run::logits_files`] one model at a time); an error saying how to finish
+    /// the run if some are missing.
     pub fn logits(&self) -> Result<Logits> {
-        match self.dir.logits() {
+        self.finish_hint(self.dir.logits())
+    }
+
+    /// Models `models`' logits as a source read one file at a time, for an analysis that keeps
+    /// `signals` signals of them ([`memia_core::Signals`] computes them in the memory of the
+    /// signals; refused if even that is more than the machine has); an error saying how to
+    /// finish the run if some of them are missing.
+    pub fn logits_files(&self, models: &[usize], signals: usize) -> Result<ModelFiles> {
+        self.finish_hint(self.dir.logits_files(models, signals))
+    }
+
+    /// `read`'s result, with the command that finishes the run when models are missing.
+    fn finish_hint<T>(&self, read: std::result::Result<T, ShadowError>) -> Result<T> {
+        match read {
             Err(ShadowError::Incomplete {
                 path,
                 missing,
@@ -395,25 +410,40 @@ impl Run {
     /// sample (higher is member, NaN undetermined) and the target's membership when known.
     pub fn score(&self, attack: &AttackSpec, target: &AuditTarget) -> Result<TargetScores> {
         self.check_target(target)?;
-        let logits = self.logits()?;
         let keep = self.dir.keep();
         let shadows = target.as_report().available_shadows(keep.models());
         let signal = attack.signal();
-        let shadow_signal = logits
-            .select_models(&shadows)?
-            .signals(&self.labels, signal)?;
+        // The shadows, then a target of the run, in one pass over the files: the shadows' rows
+        // come first, so no copy separates them.
+        let mut models = shadows.clone();
+        if let AuditTarget::Model(t) = target {
+            models.push(*t);
+        }
+        let mut signals = Signals::compute(
+            &self.logits_files(&models, 1)?,
+            &models,
+            &self.labels,
+            &[signal],
+            |_, _| {},
+        )?;
+        let all = signals.take(signal).expect("computed above");
+        let shadow_signal = all.slice(ndarray::s![..shadows.len(), .., ..]);
+        let outside;
         let (target_signal, members) = match target {
             AuditTarget::Model(t) => (
-                logits.select_models(&[*t])?.signals(&self.labels, signal)?,
+                all.index_axis(Axis(0), shadows.len()),
                 Some(keep.row(*t).to_vec()),
             ),
-            AuditTarget::Outside(m) => (m.logits.signals(&self.labels, signal)?, m.members.clone()),
+            AuditTarget::Outside(m) => {
+                outside = m.logits.signals(&self.labels, signal)?;
+                (outside.index_axis(Axis(0), 0), m.members.clone())
+            }
         };
         let scores = score_target(
             attack,
             &keep.select_models(&shadows)?,
-            shadow_signal.view(),
-            target_signal.index_axis(Axis(0), 0),
+            shadow_signal,
+            target_signal,
         )?;
         Ok(TargetScores {
             scores: scores.to_vec(),
@@ -424,14 +454,15 @@ impl Run {
 
     /// The audit of `target` and every figure of its report (memorization, privacy score, the
     /// attack per sample set, the budget, the shadow-model curve). `pool` gives the report's
-    /// thumbnails (the run's pool; `None`: no thumbnails). `progress(done, total)` follows the
-    /// shadow-model curve, the long part.
+    /// thumbnails (the run's pool; `None`: no thumbnails). `progress(stage, done, total)` follows
+    /// the long parts: reading the models (one file at a time, so memory holds their signals,
+    /// not their logits) and the shadow-model curve.
     pub fn audit(
         &self,
         config: &AuditConfig,
         target: &AuditTarget,
         pool: Option<&Pool>,
-        progress: impl FnMut(usize, usize),
+        progress: impl FnMut(AuditStage, usize, usize),
     ) -> Result<Audit> {
         self.audit_groups(config, target, pool, &self.pool.groups, progress)
     }
@@ -443,10 +474,11 @@ impl Run {
         target: &AuditTarget,
         pool: Option<&Pool>,
         groups: &[EvalGroup],
-        progress: impl FnMut(usize, usize),
+        progress: impl FnMut(AuditStage, usize, usize),
     ) -> Result<Audit> {
         self.check_target(target)?;
-        let logits = self.logits()?;
+        // Correctness, phi and the attack's own signal (see Audit::run).
+        let logits = self.logits_files(&(0..self.dir.plan().models).collect::<Vec<_>>(), 3)?;
         let producers = self.producer_lines()?;
         let mut inputs = AuditInputs::new(self.dir.keep(), &logits, &self.labels)
             .with_groups(groups)

@@ -378,6 +378,12 @@ pub(crate) struct ImportLiraArgs {
     /// [0, 5, ...]}]`).
     #[arg(long)]
     pub(crate) groups: Option<PathBuf>,
+    /// Hard-link each model's file into the run instead of copying it where it is already
+    /// float32 (little-endian, C order) on the same filesystem: a 10 GB import then takes the
+    /// time to read the files once, not to write them again. The run shares those files:
+    /// do not change them in place afterwards.
+    #[arg(long)]
+    pub(crate) link: bool,
 }
 
 #[derive(Debug, Args)]
@@ -412,6 +418,12 @@ pub(crate) struct ImportArgs {
     /// The memia run directory to create.
     #[arg(long, short)]
     pub(crate) output: PathBuf,
+    /// Hard-link each model's file into the run instead of copying it where it is already
+    /// float32 (little-endian, C order) on the same filesystem: a 10 GB import then takes the
+    /// time to read the files once, not to write them again. The run shares those files:
+    /// do not change them in place afterwards.
+    #[arg(long)]
+    pub(crate) link: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use memia_core::{KeepMatrix, Logits};
+use memia_core::KeepMatrix;
 use ndarray::{Array2, Axis};
 
 use crate::error::{Result, usage};
@@ -221,16 +221,36 @@ struct Fit {
     conf_se: f64,
 }
 
-/// Per model and sample: the fraction of queries it answers right, and its mean softmax
-/// probability of the true class.
-fn outcomes(logits: &Logits, labels: &[u32]) -> (Array2<f32>, Array2<f32>) {
-    let (k, n, a) = (logits.models(), logits.samples(), logits.queries());
-    let mut correct = Array2::<f32>::zeros((k, n));
-    let mut confidence = Array2::<f32>::zeros((k, n));
-    for m in 0..k {
-        let model = logits.model(m);
+/// What the checks of an import need from each model, gathered as the models are read one at
+/// a time (so the checks cost no second pass and no K x N x A x C array): per model and sample,
+/// the fraction of queries it answers right and its mean softmax probability of the true class,
+/// and whether its outputs look like probabilities.
+pub(crate) struct Outcomes<'l> {
+    labels: &'l [u32],
+    correct: Array2<f32>,
+    confidence: Array2<f32>,
+    probabilities: Vec<bool>,
+}
+
+impl<'l> Outcomes<'l> {
+    /// Room for `models` models on the samples of `labels`.
+    pub(crate) fn new(models: usize, labels: &'l [u32]) -> Self {
+        Outcomes {
+            labels,
+            correct: Array2::zeros((models, labels.len())),
+            confidence: Array2::zeros((models, labels.len())),
+            probabilities: vec![false; models],
+        }
+    }
+
+    /// Model `m`'s N x A x C logits.
+    pub(crate) fn see(&mut self, m: usize, model: ndarray::ArrayView3<'_, f32>) {
+        let (n, a, _) = model.dim();
+        if m >= self.probabilities.len() || n != self.labels.len() {
+            return; // refused by the import's own checks
+        }
         for i in 0..n {
-            let y = labels[i] as usize;
+            let y = self.labels[i] as usize;
             let (mut right, mut conf) = (0.0f64, 0.0f64);
             for q in 0..a {
                 let row = model.index_axis(Axis(0), i);
@@ -241,11 +261,21 @@ fn outcomes(logits: &Logits, labels: &[u32]) -> (Array2<f32>, Array2<f32>) {
                 right += f64::from(u8::from(best == y));
                 conf += f64::from(row[y] - max).exp() / sum;
             }
-            correct[[m, i]] = (right / a as f64) as f32;
-            confidence[[m, i]] = (conf / a as f64) as f32;
+            self.correct[[m, i]] = (right / a as f64) as f32;
+            self.confidence[[m, i]] = (conf / a as f64) as f32;
         }
+        self.probabilities[m] = model.lanes(Axis(2)).into_iter().all(|row| {
+            row.iter().all(|&v| v >= 0.0)
+                && (row.iter().map(|&v| f64::from(v)).sum::<f64>() - 1.0).abs() <= 1e-3
+        });
     }
-    (correct, confidence)
+
+    /// The models whose outputs look like probabilities (every row non-negative, summing to 1).
+    pub(crate) fn probability_models(&self) -> Vec<usize> {
+        (0..self.probabilities.len())
+            .filter(|&m| self.probabilities[m])
+            .collect()
+    }
 }
 
 /// Mean and variance of `values` where `mask` is `inside`.
@@ -295,15 +325,14 @@ fn fit(
 /// order. `names` are the models' files, when they came one per file.
 pub(crate) fn mismatched_models(
     keep: &KeepMatrix,
-    logits: &Logits,
-    labels: &[u32],
+    outcomes: &Outcomes<'_>,
     names: Option<&[String]>,
 ) -> Vec<String> {
-    let (k, n) = (keep.models(), keep.samples());
-    if k == 0 || n == 0 || labels.len() != n {
+    let (k, n, labels) = (keep.models(), keep.samples(), outcomes.labels);
+    if k == 0 || n == 0 || labels.len() != n || outcomes.correct.dim() != (k, n) {
         return Vec::new();
     }
-    let (correct, confidence) = outcomes(logits, labels);
+    let (correct, confidence) = (&outcomes.correct, &outcomes.confidence);
     // The confidence gap of every model against every keep row at once: IN sums by a product.
     let keep_f = keep.as_array().mapv(|b| f32::from(u8::from(b)));
     let in_sums = confidence.dot(&keep_f.t());
@@ -321,7 +350,7 @@ pub(crate) fn mismatched_models(
         if n_in == 0.0 || n_in == n as f64 {
             continue; // no IN or no OUT samples: nothing to compare
         }
-        let own = fit(&correct, &confidence, keep, m, m);
+        let own = fit(correct, confidence, keep, m, m);
         let near_chance =
             own.acc_in <= chance + (3.0 * (chance * (1.0 - chance) / n_in).sqrt()).max(0.02);
         let no_gap = own.conf_gap <= 2.0 * own.conf_se;
@@ -341,7 +370,7 @@ pub(crate) fn mismatched_models(
             .filter(|&j| j != m)
             .max_by(|&a, &b| gap_against(a).total_cmp(&gap_against(b)));
         let better = best
-            .map(|j| (j, fit(&correct, &confidence, keep, m, j)))
+            .map(|j| (j, fit(correct, confidence, keep, m, j)))
             .filter(|(_, f)| {
                 f.conf_gap > 4.0 * f.conf_se
                     && f.conf_gap
@@ -388,18 +417,6 @@ pub(crate) fn mismatched_models(
 
 /// The models whose every output row (per sample and query) is non-negative and sums to 1
 /// within 1e-3: probabilities, not logits.
-pub(crate) fn probability_models(logits: &Logits) -> Vec<usize> {
-    (0..logits.models())
-        .filter(|&m| {
-            let model = logits.model(m);
-            model.lanes(Axis(2)).into_iter().all(|row| {
-                row.iter().all(|&v| v >= 0.0)
-                    && (row.iter().map(|&v| f64::from(v)).sum::<f64>() - 1.0).abs() <= 1e-3
-            })
-        })
-        .collect()
-}
-
 /// Prints the warnings of an import on standard error, also under `--quiet`: they say the
 /// result is likely wrong, not how the work goes.
 pub(crate) fn warn(mismatched: &[String], models: usize, probabilities: &[usize]) {
@@ -463,6 +480,13 @@ mod tests {
                 (i + c) as f32
             }
         });
-        assert_eq!(probability_models(&Logits::new(p).unwrap()), vec![0]);
+        let labels = [0, 1, 0];
+        let mut outcomes = Outcomes::new(2, &labels);
+        for (m, model) in p.outer_iter().enumerate() {
+            outcomes.see(m, model);
+        }
+        assert_eq!(outcomes.probability_models(), vec![0]);
+        // Model 1 answers class 1 on every sample (its logits grow with the class).
+        assert_eq!(outcomes.correct.row(1).to_vec(), [0.0, 1.0, 0.0]);
     }
 }

@@ -5,9 +5,12 @@ use std::path::Path;
 
 use memia_attacks::loo::EvalGroup;
 use memia_core::npy::{AnyArray, into_dimension, read_npy_any};
-use memia_core::{KeepMatrix, LiraImportOptions, Logits, import_lira_run, labels_from_i64};
+use memia_core::{
+    KeepMatrix, LiraImportOptions, Logits, LogitsSource, ModelFiles, import_lira_run,
+    labels_from_i64,
+};
 use memia_shadow::Producer;
-use ndarray::{Array1, Array3};
+use ndarray::Array1;
 
 use crate::args::{ExportPoolArgs, ImportArgs, ImportLiraArgs};
 use crate::error::{AuditError, Result, usage};
@@ -21,7 +24,8 @@ pub(crate) fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
     let options = LiraImportOptions { epoch: args.epoch };
     let imported = import_lira_run(&args.dir, &options)?;
     let n = imported.keep.samples();
-    let classes = imported.logits.classes();
+    let classes = imported.logits.model_shape()[2];
+    say_converted(&imported.logits, quiet)?;
     let labels = match (&args.labels, &imported.labels) {
         (Some(path), _) => {
             let raw = read_npy_any(path)?.to_i64_vec(&path.display().to_string())?;
@@ -59,37 +63,80 @@ pub(crate) fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
             name: &format!("imported LiRA run {}", source.display()),
             description: &description,
             producer: &producer,
+            link: args.link,
         },
         &args.output,
         quiet,
+        |_, _| {},
     )
+    .map(drop)
 }
 
-/// Stores `import` as the run `output`, with a progress bar, and says what happened.
-fn store_import(import: Import<'_>, output: &Path, quiet: bool) -> Result<()> {
+/// Stores `import` as the run `output`, with a progress bar, handing each model's logits to
+/// `inspect` as they are read, and says what happened; returns it.
+fn store_import(
+    import: Import<'_>,
+    output: &Path,
+    quiet: bool,
+    inspect: impl FnMut(usize, ndarray::ArrayView3<'_, f32>),
+) -> Result<Stored> {
     let k = import.keep.models();
     let mut bar = Progress::new("storing", "models", k as u64, quiet);
-    let stored = import.store(output, |done, total| {
-        bar.update(done as u64, total as u64, None)
-    })?;
+    let stored = import.store_inspecting(
+        output,
+        |done, total| bar.update(done as u64, total as u64, None),
+        inspect,
+    )?;
     bar.finish();
+    let [n, a, c] = import.logits.model_shape();
     let said = match stored {
         Stored::AlreadyThere => format!(
             "{} already holds this import: nothing written",
             output.display()
         ),
-        Stored::Written => format!(
-            "imported {} into {}",
-            memia_report::run_shape(
-                k,
-                import.keep.samples(),
-                import.logits.queries(),
-                import.logits.classes()
-            ),
-            output.display()
+        Stored::Written { linked } => format!(
+            "imported {} into {}{}",
+            memia_report::run_shape(k, n, a, c),
+            output.display(),
+            match linked {
+                0 if import.link => " (copied: no file could be linked)".to_string(),
+                0 => String::new(),
+                l if l == k => " (every file linked, not copied)".to_string(),
+                l => format!(" ({l} files linked, the others copied)"),
+            }
         ),
     };
     status(quiet, said);
+    Ok(stored)
+}
+
+/// Says which model files hold float64 logits (converted to float32 as they are read): one
+/// header read per file.
+fn say_converted(files: &ModelFiles, quiet: bool) -> Result<()> {
+    let mut converted = Vec::new();
+    for (m, path) in files.files().iter().enumerate() {
+        if memia_core::npy::read_file_header(path)?.header.dtype == memia_core::npy::DType::F64 {
+            converted.push(m);
+        }
+    }
+    match converted.as_slice() {
+        [] => {}
+        [m] => status(
+            quiet,
+            format!(
+                "{}: float64 logits converted to float32",
+                files.files()[*m].display()
+            ),
+        ),
+        many => status(
+            quiet,
+            format!(
+                "{} files hold float64 logits, converted to float32 (models {})",
+                many.len(),
+                crate::text::index_ranges(many)
+            ),
+        ),
+    }
     Ok(())
 }
 
@@ -153,19 +200,6 @@ pub(crate) fn read_groups(path: Option<&Path>, n: usize) -> Result<Vec<EvalGroup
     Ok(groups)
 }
 
-/// One model's logits file of an import, read by the library's one reader, saying so where
-/// float64 values were converted.
-fn read_one_model(path: &Path, quiet: bool) -> Result<Array3<f32>> {
-    let read = memia_core::read_model_logits(path, None)?;
-    if read.converted_from_f64 {
-        status(
-            quiet,
-            format!("{}: float64 logits converted to float32", path.display()),
-        );
-    }
-    Ok(read.logits)
-}
-
 /// Reads logits as float32: float64 is converted (said unless quiet), other types refused with
 /// the numpy command that converts them.
 fn read_logits_any(path: &Path, quiet: bool) -> Result<ndarray::ArrayD<f32>> {
@@ -188,7 +222,8 @@ pub(crate) fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
     // Read first: their length tells a transposed keep matrix from transposed logits.
     let raw = read_npy_any(&args.labels)?.to_i64_vec(&args.labels.display().to_string())?;
     let mut names: Option<Vec<String>> = None;
-    let models: Vec<Array3<f32>> = if args.logits.is_dir() {
+    // A folder is read one model file at a time (an import of any size); one file whole.
+    let (folder, whole): (Option<ModelFiles>, Option<Logits>) = if args.logits.is_dir() {
         let expected = crate::import_checks::Expected {
             models: k,
             samples: n,
@@ -205,10 +240,9 @@ pub(crate) fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
                 })
                 .collect(),
         );
-        files
-            .iter()
-            .map(|f| read_one_model(f, quiet))
-            .collect::<Result<_>>()?
+        let files = ModelFiles::new(files, None)?;
+        say_converted(&files, quiet)?;
+        (Some(files), None)
     } else {
         let all = read_logits_any(&args.logits, quiet)?;
         let all = if all.ndim() == 3 {
@@ -228,19 +262,18 @@ pub(crate) fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
                 raw.len(),
             )));
         }
-        all.outer_iter().map(|m| m.to_owned()).collect()
+        (None, Some(Logits::new(all)?))
     };
-    let views: Vec<_> = models.iter().map(|m| m.view()).collect();
-    let logits = Logits::from_models(&views)?;
-    if logits.samples() != n {
+    let logits: &dyn LogitsSource = match (&folder, &whole) {
+        (Some(files), _) => files,
+        (None, Some(all)) => all,
+        (None, None) => unreachable!("one of the two is read above"),
+    };
+    let [samples, _, classes] = logits.model_shape();
+    if samples != n {
         return Err(usage(format!(
-            "--logits: {} samples, the keep matrix has {n}",
-            logits.samples()
+            "--logits: {samples} samples, the keep matrix has {n}"
         )));
-    }
-    for (m, model) in models.iter().enumerate() {
-        memia_core::check_model_logits(model.view(), None)
-            .map_err(|problem| usage(format!("--logits: model {m}: {problem}")))?;
     }
     if raw.len() != n {
         return Err(usage(format!(
@@ -249,12 +282,7 @@ pub(crate) fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
             raw.len()
         )));
     }
-    let labels = labels_from_i64(&raw, logits.classes())?;
-    // Checked before anything is written, said after the import's own line so that it is the
-    // last thing on the screen.
-    let mismatched =
-        crate::import_checks::mismatched_models(&keep, &logits, &labels, names.as_deref());
-    let probabilities = crate::import_checks::probability_models(&logits);
+    let labels = labels_from_i64(&raw, classes)?;
     let (keep_path, logits_path) = (canonical(&args.keep)?, canonical(&args.logits)?);
     let groups = read_groups(args.groups.as_deref(), n)?;
     let description = serde_json::json!({
@@ -262,20 +290,29 @@ pub(crate) fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
         "imported_logits": logits_path,
     });
     let producer = Producer::new("memia import").with("source", logits_path.display().to_string());
-    store_import(
+    // The checks that need every model are gathered as the models are stored, and said after
+    // the import's own line so that they are the last thing on the screen.
+    let mut outcomes = crate::import_checks::Outcomes::new(k, &labels);
+    let stored = store_import(
         Import {
             keep: &keep,
-            logits: &logits,
+            logits,
             labels: &labels,
             groups: &groups,
             name: &format!("imported models {}", logits_path.display()),
             description: &description,
             producer: &producer,
+            link: args.link,
         },
         &args.output,
         quiet,
+        |m, model| outcomes.see(m, model),
     )?;
-    crate::import_checks::warn(&mismatched, k, &probabilities);
+    if matches!(stored, Stored::Written { .. }) {
+        let mismatched =
+            crate::import_checks::mismatched_models(&keep, &outcomes, names.as_deref());
+        crate::import_checks::warn(&mismatched, k, &outcomes.probability_models());
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use memia_attacks::CandidateRule;
 use memia_data::Pool;
-use memia_report::{AuditConfig, headline};
+use memia_report::{AuditConfig, AuditStage, headline};
 
 use crate::args::{AuditArgs, DeviceArgs, PlanArgs, ReportArgs, RunArgs, TrainArgs};
 use crate::config::RunConfig;
@@ -252,14 +252,34 @@ fn report_on(
         Some(_) => None,
         None => pool_for_thumbnails(run, quiet),
     };
-    let mut bar = Progress::new("shadow-model curve", "evaluations", 1, quiet);
+    // One bar per long part: reading the models, then the shadow-model curve.
+    let mut bar: Option<(AuditStage, Progress)> = None;
     let audit = run.audit(
         &config,
         &target,
         pool.or(rebuilt.as_ref()),
-        |done, total| bar.update(done as u64, total as u64, None),
+        |stage, done, total| {
+            if bar.as_ref().is_none_or(|(s, _)| *s != stage) {
+                if let Some((_, old)) = bar.take() {
+                    old.finish();
+                }
+                let unit = match stage {
+                    AuditStage::Reading => "models",
+                    AuditStage::Curve => "evaluations",
+                };
+                bar = Some((
+                    stage,
+                    Progress::new(stage.describe(), unit, total as u64, quiet),
+                ));
+            }
+            if let Some((_, b)) = bar.as_mut() {
+                b.update(done as u64, total as u64, None);
+            }
+        },
     )?;
-    bar.finish();
+    if let Some((_, b)) = bar {
+        b.finish();
+    }
     let files = audit.write(out)?;
     if !quiet {
         let s = &audit.summary;

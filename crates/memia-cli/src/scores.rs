@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use memia_attacks::AttackSpec;
+use memia_core::Signals;
 use memia_core::npy::{read_npy_any, write_npy};
 use memia_memorization::{MemorizationConfig, Outcome};
 use memia_metrics::{Direction, RocCurve, STANDARD_FPRS, TprAtFpr};
@@ -11,7 +12,7 @@ use ndarray::Array1;
 
 use crate::args::{AttackArgs, Convention, MemorizeArgs, MetricsArgs};
 use crate::error::{AuditError, Result, usage};
-use crate::progress::status;
+use crate::progress::{Progress, status};
 use memia_audit::{AuditTarget, OutsideModel, Run, read_membership};
 
 use crate::flags::{attack_spec, flag_out_of_range, threshold_arg};
@@ -19,7 +20,6 @@ use crate::imports::read_groups;
 
 pub(crate) fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
     let run = Run::open(&args.run)?;
-    let logits = run.logits()?;
     let mut config = MemorizationConfig::default();
     if !args.strict {
         config = config.allow_missing();
@@ -29,7 +29,7 @@ pub(crate) fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
     } else {
         Outcome::Correct
     };
-    let k = logits.models();
+    let k = run.dir.plan().models;
     if let Some(&bad) = args.exclude.iter().find(|&&m| m >= k) {
         return Err(usage(format!(
             "--exclude {bad} is out of range: the run has {}",
@@ -42,15 +42,19 @@ pub(crate) fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
             "--exclude leaves no model of the run's {k} to estimate memorization with"
         )));
     }
-    let (keep, logits) = if kept.len() == k {
-        (run.dir.keep().clone(), logits)
-    } else {
-        (
-            run.dir.keep().select_models(&kept)?,
-            logits.select_models(&kept)?,
-        )
-    };
-    let mem = config.estimate_from_logits(&keep, &logits, &run.labels, outcome)?;
+    let keep = run.dir.keep().select_models(&kept)?;
+    // One model file at a time: memory holds the outcome of every model, not its logits.
+    let mut bar = Progress::new("reading", "models", kept.len() as u64, quiet);
+    let mut signals = Signals::compute(
+        &run.logits_files(&kept, 1)?,
+        &kept,
+        &run.labels,
+        &[outcome.signal()],
+        |done, total| bar.update(done as u64, total as u64, None),
+    )?;
+    bar.finish();
+    let outcomes = signals.take(outcome.signal()).expect("computed above");
+    let mem = config.estimate_from_signals(&keep, outcomes.view())?;
     match args.output.extension().and_then(|e| e.to_str()) {
         Some("npz") => mem.save_npz(&args.output)?,
         Some("npy") => write_npy(&args.output, &mem.score)?,
@@ -72,7 +76,7 @@ pub(crate) fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
         format!(
             "memorization of {} samples from {} models{}: mean {:.4}, {} at least {} (the default candidate threshold), {} undetermined; written to {}",
             mem.score.len(),
-            logits.models(),
+            kept.len(),
             if kept.len() == k {
                 String::new()
             } else {

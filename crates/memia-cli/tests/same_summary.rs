@@ -51,7 +51,7 @@ fn cli_library_and_example_give_the_same_summary() {
     let target = AuditTarget::Model(config.audit.target);
     let pool = run.planned_pool().unwrap();
     let library = run
-        .audit(&config.audit, &target, Some(&pool), |_, _| {})
+        .audit(&config.audit, &target, Some(&pool), |_, _, _| {})
         .unwrap();
     assert_eq!(as_file(&library.summary), cli);
 
@@ -66,7 +66,7 @@ fn cli_library_and_example_give_the_same_summary() {
         .unwrap();
     let example = planned
         .run
-        .audit(&config.audit, &target, Some(&planned.pool), |_, _| {})
+        .audit(&config.audit, &target, Some(&planned.pool), |_, _, _| {})
         .unwrap();
     assert_eq!(as_file(&example.summary), cli);
 

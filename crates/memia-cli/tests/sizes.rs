@@ -180,16 +180,24 @@ fn a_group_larger_than_memory_is_refused_with_the_group_that_fits() {
             .count(),
         8
     );
-    // Reading the run's logits (8 models x 200 samples x 1 query x 10 classes, read and then
-    // stacked: 128 kB) is refused under a smaller limit, before anything is read.
+    // Memorization keeps one signal of the run's models (8 models x 200 samples x 1 query,
+    // float64: 12.8 kB) and reads one model at a time (200 x 1 x 10 float32, read and
+    // decoded: 16 kB): refused under a smaller limit, before anything is read.
     let err = refused(
         &["memorize", "run", "-o", "mem.npz", "-q"],
         dir,
-        Some("100k"),
+        Some("20k"),
     );
     assert!(
-        err.contains("reading the logits of 8 models") && err.contains("128.0 kB"),
+        err.contains("1 signal of 8 models") && err.contains("28.8 kB"),
         "{err}"
     );
+    ok(
+        &["memorize", "run", "-o", "mem.npz", "-q"],
+        dir,
+        Some("40k"),
+    );
+    assert!(dir.join("mem.npz").exists());
+    std::fs::remove_file(dir.join("mem.npz")).unwrap();
     assert!(!dir.join("mem.npz").exists());
 }

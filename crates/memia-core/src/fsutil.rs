@@ -43,6 +43,22 @@ pub fn temporary_file_for(path: &Path) -> std::io::Result<tempfile::NamedTempFil
     builder(&prefix, 0o666).tempfile_in(dir)
 }
 
+/// Makes `dest` a hard link to `source`, atomically (a link under a temporary name beside
+/// `dest`, created exclusively, then renamed over it): what an import does instead of copying
+/// a file it has checked, where both are on one filesystem (otherwise the error says so, kind
+/// `CrossesDevices`, and the caller copies).
+pub fn hard_link_atomically(source: &Path, dest: &Path) -> Result<()> {
+    let (dir, prefix) = temporary_parts(dest);
+    let linked = builder(&prefix, 0o666)
+        .make_in(dir, |tmp| std::fs::hard_link(source, tmp))
+        .map_err(|e| CoreError::io(dest, e))?;
+    linked
+        .into_temp_path()
+        .persist(dest)
+        .map_err(|e| CoreError::io(dest, e.error))?;
+    Ok(())
+}
+
 /// A new temporary directory beside `path`, named `.NAME.RANDOM.tmp`, created exclusively
 /// (mode 0777 less the umask) and removed with its content when dropped unless kept.
 pub fn temporary_dir_for(path: &Path) -> std::io::Result<tempfile::TempDir> {

@@ -7,6 +7,8 @@
 //!   seeded inclusion schemes (LiRA's balanced halves, Bernoulli, fixed-size subsets).
 //! * [`Logits`]: K models x N samples x A queries x C classes, and the scalar [`Signal`]s
 //!   derived from them (LiRA's `phi`, hinge, loss, true-class probability, correctness).
+//! * [`LogitsSource`] and [`Signals`]: logits one model at a time ([`ModelFiles`]: one file
+//!   per model), so that signals of 10 GB of logits are computed in the memory of the signals.
 //! * [`npy`] and [`npz`]: numpy-compatible array files; [`lira`]: import of a LiRA reference run.
 //! * [`rng`]: the seeded random streams every random choice derives from.
 //!
@@ -35,11 +37,14 @@ pub mod npy;
 pub mod npz;
 pub mod rng;
 mod signal;
+pub mod source;
+pub mod synthetic;
 
 pub use error::{CoreError, Result};
 pub use fsutil::{
-    TEMPORARY_SUFFIX, atomic_write, is_temporary_name, remove_stale_temporaries_in,
-    remove_stale_temporaries_of, replace_dir, temporary_dir_for, temporary_file_for,
+    TEMPORARY_SUFFIX, atomic_write, hard_link_atomically, is_temporary_name,
+    remove_stale_temporaries_in, remove_stale_temporaries_of, replace_dir, temporary_dir_for,
+    temporary_file_for,
 };
 pub use keep::KeepMatrix;
 pub use lira::{LiraImportOptions, LiraRun, import_lira_run};
@@ -48,3 +53,4 @@ pub use model_logits::{
     LogitsProblem, ModelLogits, check_model_logits, model_logits_from, read_model_logits,
 };
 pub use signal::{Signal, logsumexp};
+pub use source::{LogitsSource, ModelFiles, Signals, model_shape_of};

@@ -17,12 +17,14 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array4, Axis};
+use ndarray::{Array1, Axis};
 
 use crate::error::{CoreError, Result};
 use crate::keep::KeepMatrix;
-use crate::logits::{Logits, labels_from_i64};
+use crate::logits::labels_from_i64;
+use crate::npy::read_file_header;
 use crate::npy::{into_dimension, read_npy_any};
+use crate::source::{ModelFiles, model_shape_of};
 
 /// What to import.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,8 +47,9 @@ pub struct LiraExperiment {
 pub struct LiraRun {
     /// K x N membership.
     pub keep: KeepMatrix,
-    /// K x N x A x C logits (the reference's singleton axis removed).
-    pub logits: Logits,
+    /// Every experiment's logits file (N x 1 x A x C, read as N x A x C), one model at a time:
+    /// a reference run of any size is read in the memory of its signals.
+    pub logits: ModelFiles,
     /// Pool labels from `y_train.npy`, truncated to N, when the file exists.
     pub labels: Option<Vec<u32>>,
     /// The experiments in model order (row k of `keep` is `experiments[k]`).
@@ -73,35 +76,36 @@ pub fn import_lira_run(dir: impl AsRef<Path>, options: &LiraImportOptions) -> Re
     }
     experiments.sort_by_key(|name| (experiment_number(name), name.clone()));
 
-    let mut found = Vec::with_capacity(experiments.len());
+    let mut found_experiments = Vec::with_capacity(experiments.len());
     let mut keeps: Vec<Array1<bool>> = Vec::with_capacity(experiments.len());
-    let mut logits: Option<Array4<f32>> = None;
-    for (k, name) in experiments.iter().enumerate() {
+    let mut shape: Option<[usize; 3]> = None;
+    for name in &experiments {
         let exp_dir = dir.join(name);
         let logits_file = pick_logits_file(&exp_dir, options.epoch)?;
-        // Layout and finiteness checked by the one reader of a model's logits.
-        let model = crate::read_model_logits(&logits_file, None)?.logits;
-        let all = logits.get_or_insert_with(|| {
-            let (n, a, c) = model.dim();
-            Array4::zeros((experiments.len(), n, a, c))
-        });
-        if model.shape() != &all.shape()[1..] {
+        // Only the header here: the data is read (and checked, by the one reader of a model's
+        // logits) when the models are used, one at a time.
+        let header = read_file_header(&logits_file)?.header;
+        let found = model_shape_of(&header.shape).ok_or_else(|| CoreError::ModelLogits {
+            path: logits_file.clone(),
+            problem: crate::LogitsProblem::Dimensions {
+                found: header.shape.clone(),
+            },
+        })?;
+        let first = *shape.get_or_insert(found);
+        if found != first {
             return Err(layout(
                 &logits_file,
                 format!(
-                    "logits of shape {:?} (without the singleton axis) differ from the first experiment's {:?}",
-                    model.shape(),
-                    &all.shape()[1..]
+                    "logits of shape {found:?} (without the singleton axis) differ from the first experiment's {first:?}"
                 ),
             ));
         }
-        all.index_axis_mut(Axis(0), k).assign(&model);
 
         let keep_path = exp_dir.join("keep.npy");
         let keep =
             read_npy_any(&keep_path)?.into_typed::<bool>(&keep_path.display().to_string())?;
         let keep: Array1<bool> = into_dimension(keep, &keep_path.display().to_string())?;
-        let n = all.dim().1;
+        let n = first[0];
         if keep.len() < n {
             return Err(layout(
                 &keep_path,
@@ -112,12 +116,19 @@ pub fn import_lira_run(dir: impl AsRef<Path>, options: &LiraImportOptions) -> Re
             ));
         }
         keeps.push(keep.slice_move(ndarray::s![..n]));
-        found.push(LiraExperiment {
+        found_experiments.push(LiraExperiment {
             name: name.clone(),
             logits_file,
         });
     }
-    let logits = Logits::new(logits.expect("at least one experiment"))?;
+    let shape = shape.expect("at least one experiment");
+    let logits = ModelFiles::new(
+        found_experiments
+            .iter()
+            .map(|e| e.logits_file.clone())
+            .collect(),
+        Some(shape),
+    )?;
     let views: Vec<_> = keeps.iter().map(|k| k.view()).collect();
     let keep = KeepMatrix::from_array(
         ndarray::stack(Axis(0), &views)
@@ -125,12 +136,12 @@ pub fn import_lira_run(dir: impl AsRef<Path>, options: &LiraImportOptions) -> Re
             .into_dimensionality::<ndarray::Ix2>()
             .map_err(|e| layout(dir, e.to_string()))?,
     )?;
-    let labels = read_labels(dir, logits.samples(), logits.classes())?;
+    let labels = read_labels(dir, shape[0], shape[2])?;
     Ok(LiraRun {
         keep,
         logits,
         labels,
-        experiments: found,
+        experiments: found_experiments,
     })
 }
 
@@ -199,7 +210,7 @@ mod tests {
         write_npy(root.join(name).join("keep.npy"), keep).unwrap();
         for &(epoch, offset) in epochs {
             let n = keep.len() - 1; // logits cover one sample fewer than keep
-            let logits = Array4::from_shape_fn((n, 1, 2, 3), |(i, _, a, c)| {
+            let logits = ndarray::Array4::from_shape_fn((n, 1, 2, 3), |(i, _, a, c)| {
                 offset + i as f32 + a as f32 * 0.5 + c as f32 * 0.1
             });
             write_npy(logits_dir.join(format!("{epoch:010}.npy")), &logits).unwrap();
@@ -237,25 +248,24 @@ mod tests {
             run.keep.as_array(),
             array![[false, true, true, false], [true, false, true, false]]
         );
+        use crate::LogitsSource;
         assert_eq!(
-            (
-                run.logits.models(),
-                run.logits.samples(),
-                run.logits.queries(),
-                run.logits.classes()
-            ),
-            (2, 4, 2, 3)
+            (run.logits.models(), run.logits.model_shape()),
+            (2, [4, 2, 3])
         );
         assert_eq!(
-            run.logits.view()[[0, 0, 0, 0]],
+            run.logits.model_logits(0).unwrap()[[0, 0, 0]],
             200.0,
             "last epoch of experiment-2"
         );
-        assert_eq!(run.logits.view()[[1, 3, 1, 2]], 100.0 + 3.0 + 0.5 + 0.2);
+        assert_eq!(
+            run.logits.model_logits(1).unwrap()[[3, 1, 2]],
+            100.0 + 3.0 + 0.5 + 0.2
+        );
         assert_eq!(run.labels, Some(vec![0, 2, 1, 1]));
 
         let run = import_lira_run(root, &LiraImportOptions { epoch: Some(10) }).unwrap();
-        assert_eq!(run.logits.view()[[0, 0, 0, 0]], 20.0);
+        assert_eq!(run.logits.model_logits(0).unwrap()[[0, 0, 0]], 20.0);
         let err = import_lira_run(root, &LiraImportOptions { epoch: Some(20) })
             .unwrap_err()
             .to_string();
@@ -318,7 +328,8 @@ mod tests {
             .to_string();
         assert!(err.contains("keep.npy"), "{err}");
 
-        // NaN logits are refused by the reader, naming the file and the entry.
+        // NaN logits are refused by the reader when the model is read (one at a time), naming
+        // the file and the entry.
         write_experiment(
             root,
             "experiment-0_2",
@@ -326,7 +337,8 @@ mod tests {
             &[(1, f32::NAN)],
         );
         std::fs::remove_file(root.join("y_train.npy")).unwrap();
-        let err = import_lira_run(root, &LiraImportOptions::default())
+        let run = import_lira_run(root, &LiraImportOptions::default()).unwrap();
+        let err = crate::LogitsSource::model_logits(&run.logits, 0)
             .unwrap_err()
             .to_string();
         assert!(

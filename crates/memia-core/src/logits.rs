@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis};
-use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
 use crate::npy::{read_npy, write_npy};
@@ -134,37 +133,12 @@ impl Logits {
     ///
     /// `labels` holds the true class of each of the N samples. Fails, naming the first
     /// offender, if a label is not below C or if a logit is NaN or infinite. Runs on all
-    /// threads of the current rayon pool.
+    /// threads of the current rayon pool. The same computation as
+    /// [`Signals::compute`](crate::Signals::compute), which reads models one at a time.
     pub fn signals(&self, labels: &[u32], signal: Signal) -> Result<Array3<f64>> {
-        let (k, n, a, c) = self.data.dim();
-        check_labels(labels, n, c)?;
-        let logits = self
-            .data
-            .as_slice()
-            .expect("standard layout by construction");
-        let mut out = Array3::<f64>::zeros((k, n, a));
-        let out_slice = out.as_slice_mut().expect("fresh array is contiguous");
-        out_slice
-            .par_chunks_mut(a)
-            .zip(logits.par_chunks(a * c))
-            .enumerate()
-            .try_for_each(|(row, (dst, src))| {
-                let (model, sample) = (row / n, row % n);
-                let label = labels[sample] as usize;
-                for (query, (d, z)) in dst.iter_mut().zip(src.chunks_exact(c)).enumerate() {
-                    if let Some(&bad) = z.iter().find(|v| !v.is_finite()) {
-                        return Err(CoreError::NonFiniteLogit {
-                            model,
-                            sample,
-                            query,
-                            value: bad,
-                        });
-                    }
-                    *d = signal.of(z, label);
-                }
-                Ok(())
-            })?;
-        Ok(out)
+        let all: Vec<usize> = (0..self.models()).collect();
+        let mut signals = crate::Signals::compute(self, &all, labels, &[signal], |_, _| {})?;
+        Ok(signals.take(signal).expect("the signal asked for"))
     }
 }
 

@@ -90,22 +90,32 @@ impl MemorizationConfig {
         outcome: Outcome,
     ) -> Result<Memorization> {
         let signals = logits.signals(labels, outcome.signal())?;
+        self.estimate_from_signals(keep, signals.view())
+    }
+
+    /// Estimates memorization from the K x N x A values of an [`Outcome`]'s signal (from
+    /// [`memia_core::Signals`], computed one model file at a time for runs too large for
+    /// memory): the query [`MemorizationConfig::query`] (or their mean), then
+    /// [`MemorizationConfig::estimate`].
+    pub fn estimate_from_signals(
+        &self,
+        keep: &KeepMatrix,
+        signals: ndarray::ArrayView3<'_, f64>,
+    ) -> Result<Memorization> {
+        let queries = signals.dim().2;
         let per_model = match self.query {
             Some(q) => {
-                if q >= logits.queries() {
+                if q >= queries {
                     return Err(invalid(
                         "query",
-                        format!(
-                            "query {q} requested but the logits have {}",
-                            logits.queries()
-                        ),
+                        format!("query {q} requested but the logits have {queries}"),
                     ));
                 }
                 signals.index_axis(Axis(2), q).mapv(|v| v as f32)
             }
             None => signals
                 .mean_axis(Axis(2))
-                .expect("at least one query")
+                .ok_or_else(|| invalid("query", "the logits have no query".to_string()))?
                 .mapv(|v| v as f32),
         };
         self.estimate(keep, per_model.view())

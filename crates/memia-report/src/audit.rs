@@ -6,8 +6,8 @@ use memia_attacks::evaluation::{NoCurve, evaluate_sets, score_target};
 use memia_attacks::loo::{EvalGroup, LooConfig, LooReport, leave_one_out};
 use memia_attacks::theory::{BudgetPlan, privacy_score};
 use memia_attacks::{AttackSpec, CandidateRule};
-use memia_core::{KeepMatrix, Logits, Signal};
-use memia_memorization::{Memorization, MemorizationConfig, Outcome};
+use memia_core::{KeepMatrix, Logits, LogitsSource, Signal, Signals};
+use memia_memorization::{Memorization, MemorizationConfig};
 use memia_metrics::{Correlation, RocCurve, RocSummary, STANDARD_FPRS, median, spearman};
 use ndarray::{Array1, Array3, Axis};
 use serde::{Deserialize, Serialize};
@@ -61,8 +61,9 @@ impl Default for AuditConfig {
 pub struct AuditInputs<'a> {
     /// K x N: which model trained on which sample.
     pub keep: &'a KeepMatrix,
-    /// K x N x A x C logits of every model on every sample.
-    pub logits: &'a Logits,
+    /// K x N x A x C logits of every model on every sample, read one model at a time (a
+    /// [`Logits`] in memory, or a run's files: [`memia_core::ModelFiles`]).
+    pub logits: &'a dyn LogitsSource,
     /// The N true labels.
     pub labels: &'a [u32],
     /// Optional description of each sample (e.g. "mnist:17" or "canary:notmnist:3").
@@ -81,7 +82,7 @@ pub struct AuditInputs<'a> {
 
 impl<'a> AuditInputs<'a> {
     /// The keep matrix, every model's logits and the labels; nothing else.
-    pub fn new(keep: &'a KeepMatrix, logits: &'a Logits, labels: &'a [u32]) -> Self {
+    pub fn new(keep: &'a KeepMatrix, logits: &'a dyn LogitsSource, labels: &'a [u32]) -> Self {
         AuditInputs {
             keep,
             logits,
@@ -338,6 +339,25 @@ pub struct Summary {
     pub shadow_curve: LooReport,
 }
 
+/// The long parts of [`Audit::run`], as its progress names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditStage {
+    /// Reading the models' logits, one at a time, into their signals.
+    Reading,
+    /// The attack's quality against the number of shadow models (leave one model out).
+    Curve,
+}
+
+impl AuditStage {
+    /// What a progress bar of this stage counts, e.g. `reading models`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            AuditStage::Reading => "reading models",
+            AuditStage::Curve => "shadow-model curve",
+        }
+    }
+}
+
 /// A finished audit: per-sample results and the summary.
 #[derive(Debug, Clone)]
 pub struct Audit {
@@ -373,21 +393,32 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// Runs the audit. `progress(done, total)` follows the leave-one-out curve, the long part.
+    /// Runs the audit. `progress(stage, done, total)` follows its two long parts: reading the
+    /// models (one at a time: memory holds their signals, K x N x A, not their logits) and the
+    /// leave-one-out curve.
     pub fn run(
         inputs: AuditInputs<'_>,
         config: &AuditConfig,
-        mut progress: impl FnMut(usize, usize),
+        mut progress: impl FnMut(AuditStage, usize, usize),
     ) -> Result<Audit> {
         let (k, n, a, c) = validate_inputs(&inputs)?;
         let target = ChosenTarget::choose(&inputs, config)?;
-        let shadow = ShadowEstimates::new(&inputs, config, &target)?;
-        let signal = attack_signal(&inputs, config, &shadow.phi)?;
+        let mut signals = Signals::compute(
+            inputs.logits,
+            &(0..k).collect::<Vec<_>>(),
+            inputs.labels,
+            &[Signal::Correct, Signal::Phi, config.attack.signal()],
+            |done, total| progress(AuditStage::Reading, done, total),
+        )?;
+        let shadow = ShadowEstimates::new(config, &target, &mut signals)?;
+        let signal = attack_signal(config, &shadow.phi, &mut signals);
         let attack = AttackedTarget::new(&inputs, config, &target, &signal)?;
         let sets = ScoredSets::new(&attack, &shadow.candidates, inputs.groups, n)?;
         let correlation = memorization_vs_privacy(&shadow.memorization.score, &shadow.privacy);
         let (budget, budget_summary) = plan_budget(&shadow, config.delta)?;
-        let shadow_curve = shadow_curve(&inputs, config, &signal, &shadow, &mut progress)?;
+        let shadow_curve = shadow_curve(&inputs, config, &signal, &shadow, &mut |done, total| {
+            progress(AuditStage::Curve, done, total)
+        })?;
         let panels = panels(
             &shadow.memorization,
             &shadow.privacy,
@@ -436,8 +467,9 @@ impl Audit {
 /// Refuses inputs whose sizes disagree before anything is computed, so that each mistake is
 /// named (in this order) instead of surfacing as an index error; gives K, N, A and C.
 fn validate_inputs(inputs: &AuditInputs<'_>) -> Result<(usize, usize, usize, usize)> {
-    let (keep, dims) = (inputs.keep, inputs.logits.view().dim());
-    let (k, n, _, _) = dims;
+    let [n, a, c] = inputs.logits.model_shape();
+    let (keep, k) = (inputs.keep, inputs.logits.models());
+    let dims = (k, n, a, c);
     if keep.models() != k || keep.samples() != n {
         return Err(ReportError::KeepLogitsMismatch {
             keep_models: keep.models(),
@@ -493,7 +525,7 @@ impl ChosenTarget {
     /// Picks the target and its shadows, refusing an external target of the wrong shape or
     /// a run target that does not exist.
     fn choose(inputs: &AuditInputs<'_>, config: &AuditConfig) -> Result<ChosenTarget> {
-        let (k, n, a, c) = inputs.logits.view().dim();
+        let (k, [n, a, c]) = (inputs.logits.models(), inputs.logits.model_shape());
         let target = inputs.target.unwrap_or(Target::Model(config.target));
         if matches!(target, Target::Model(_)) && k < 2 {
             return Err(ReportError::TooFewModels { models: k });
@@ -529,29 +561,32 @@ struct ShadowEstimates {
 }
 
 impl ShadowEstimates {
-    /// Memorization, privacy score and the candidates they select.
+    /// Memorization, privacy score and the candidates they select, from every model's
+    /// correctness (taken out of `signals`: not needed after) and `phi` (kept).
     fn new(
-        inputs: &AuditInputs<'_>,
         config: &AuditConfig,
         target: &ChosenTarget,
+        signals: &mut Signals,
     ) -> Result<ShadowEstimates> {
-        let (logits, labels) = (inputs.logits, inputs.labels);
-        let shadow_logits = logits.select_models(&target.shadows)?;
+        let correct = signals
+            .take(Signal::Correct)
+            .expect("computed by Audit::run");
         let memorization = MemorizationConfig::default()
             .allow_missing()
-            .estimate_from_logits(
+            .estimate_from_signals(
                 &target.shadow_keep,
-                &shadow_logits,
-                labels,
-                Outcome::Correct,
+                correct.select(Axis(0), &target.shadows).view(),
             )?;
-        let phi = logits.signals(labels, Signal::Phi)?;
-        let shadow_phi = phi.select(Axis(0), &target.shadows);
-        let privacy = privacy_score(&target.shadow_keep, shadow_phi.view())?;
+        drop(correct);
+        let phi = signals.get(Signal::Phi).expect("computed by Audit::run");
+        let privacy = privacy_score(
+            &target.shadow_keep,
+            phi.select(Axis(0), &target.shadows).view(),
+        )?;
         let candidates = config.candidates.select(&memorization, Some(&privacy))?;
         Ok(ShadowEstimates {
             memorization,
-            phi,
+            phi: signals.take(Signal::Phi).expect("computed by Audit::run"),
             privacy,
             candidates,
         })
@@ -612,22 +647,18 @@ impl AttackedTarget {
     }
 }
 
-/// The attack's signal of every model of the run: `phi` is reused rather than recomputed
-/// when the attack reads it (LiRA, the global threshold).
+/// The attack's signal of every model of the run: `phi` itself when the attack reads it (LiRA,
+/// the global threshold), else its own signal, computed beside `phi` in the one pass over the
+/// models.
 fn attack_signal<'p>(
-    inputs: &AuditInputs<'_>,
     config: &AuditConfig,
     phi: &'p Array3<f64>,
-) -> Result<Cow<'p, Array3<f64>>> {
-    Ok(if config.attack.signal() == Signal::Phi {
-        Cow::Borrowed(phi)
-    } else {
-        Cow::Owned(
-            inputs
-                .logits
-                .signals(inputs.labels, config.attack.signal())?,
-        )
-    })
+    signals: &mut Signals,
+) -> Cow<'p, Array3<f64>> {
+    match config.attack.signal() {
+        Signal::Phi => Cow::Borrowed(phi),
+        other => Cow::Owned(signals.take(other).expect("computed by Audit::run")),
+    }
 }
 
 /// The target attack judged per sample set (all samples, the candidates, each group) by the one

@@ -24,7 +24,7 @@
 //! }))?;
 //! let labels = vec![0u32; 60];
 //! let inputs = AuditInputs::new(&keep, &logits, &labels);
-//! let audit = Audit::run(inputs, &AuditConfig::default(), |_, _| {})?;
+//! let audit = Audit::run(inputs, &AuditConfig::default(), |_, _, _| {})?;
 //! assert!(audit.summary.all.as_ref().unwrap().auroc > 0.5);
 //! let dir = tempfile::tempdir().unwrap();
 //! let files = audit.write(dir.path())?;
@@ -42,8 +42,9 @@ mod thumbnails;
 mod write;
 
 pub use audit::{
-    Audit, AuditConfig, AuditInputs, BudgetSummary, ExternalTarget, MemorizationSummary, NotScored,
-    Panel, SHOWN_PER_PANEL, SampleImages, Summary, Target, Thumbnail, describe_rule,
+    Audit, AuditConfig, AuditInputs, AuditStage, BudgetSummary, ExternalTarget,
+    MemorizationSummary, NotScored, Panel, SHOWN_PER_PANEL, SampleImages, Summary, Target,
+    Thumbnail, describe_rule,
 };
 pub use error::{ReportError, Result};
 pub use write::{PLOTS, ReportFiles, counted, headline, run_shape};

@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use memia_attacks::sequential::{Decision, Round, SequentialConfig};
+use memia_core::{Signal, Signals};
 use memia_data::Dataset;
 use memia_shadow::{Progress, RunDir, ShadowTrainer};
 use serde::Serialize;
@@ -129,14 +130,30 @@ impl SequentialAudit {
             }
             Target::External(external) => external.logits.clone(),
         };
+        let target_phi = target_logits.signals(labels, Signal::Phi)?;
+        drop(target_logits);
         let mut summaries = Vec::new();
         let mut last: Option<Round> = None;
         for &n in &rounds {
             let shadows = &candidates_pool[..n];
             ensure_trained(run, trainer, pool, shadows, &mut progress)?;
             let keep = run.keep().select_models(shadows)?;
-            let logits = run.logits_of(shadows)?;
-            let round = self.config.round(&keep, &logits, labels, &target_logits)?;
+            // The shadows' signals, read one model file at a time.
+            let mut signals = Signals::compute(
+                &run.logits_files(shadows, 2)?,
+                shadows,
+                labels,
+                &[Signal::Correct, Signal::Phi],
+                |_, _| {},
+            )?;
+            let correct = signals.take(Signal::Correct).expect("computed above");
+            let phi = signals.take(Signal::Phi).expect("computed above");
+            let round = self.config.round_on_signals(
+                &keep,
+                correct.view(),
+                phi.view(),
+                target_phi.index_axis(ndarray::Axis(0), 0),
+            )?;
             let realized = members.as_ref().and_then(|m| {
                 (!round.decisions.is_empty()).then(|| {
                     round

@@ -80,7 +80,7 @@ fn provenance_formulas_are_neutralised_in_samples_csv() {
             curve_targets: 2,
             ..Default::default()
         },
-        |_, _| {},
+        |_, _, _| {},
     )
     .unwrap();
     let csv = audit.samples_csv();

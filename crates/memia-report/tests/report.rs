@@ -59,16 +59,22 @@ fn the_audit_equals_direct_computation_and_writes_every_file() {
         curve_targets: 4,
         ..Default::default()
     };
-    let mut calls = 0;
+    let mut reads = Vec::new();
+    let mut curve_calls = 0;
     let audit = Audit::run(
         AuditInputs::new(&keep, &logits, &labels)
             .with_provenance(&provenance)
             .with_groups(&groups),
         &config,
-        |_, _| calls += 1,
+        |stage, done, total| match stage {
+            memia_report::AuditStage::Reading => reads.push((done, total)),
+            memia_report::AuditStage::Curve => curve_calls += 1,
+        },
     )
     .unwrap();
-    assert!(calls > 0, "progress is reported");
+    assert!(curve_calls > 0, "the curve's progress is reported");
+    assert_eq!(reads.last(), Some(&(K, K)), "every model is read once");
+    assert_eq!(reads.len(), K);
 
     // The target's scores are LiRA's, fitted on the other 15 models.
     let shadows: Vec<usize> = (0..K).filter(|&k| k != 3).collect();
@@ -162,9 +168,13 @@ fn the_audit_equals_direct_computation_and_writes_every_file() {
 fn bad_inputs_are_named() {
     let (keep, logits, labels) = data();
     let run = |keep: &KeepMatrix, labels: &[u32], config: &AuditConfig| {
-        Audit::run(AuditInputs::new(keep, &logits, labels), config, |_, _| {})
-            .unwrap_err()
-            .to_string()
+        Audit::run(
+            AuditInputs::new(keep, &logits, labels),
+            config,
+            |_, _, _| {},
+        )
+        .unwrap_err()
+        .to_string()
     };
     let target = AuditConfig {
         target: K,
@@ -176,7 +186,12 @@ fn bad_inputs_are_named() {
     assert!(run(&small, &labels, &AuditConfig::default()).contains("2 x 400"));
     // A caller can tell the cases apart without reading the message.
     let typed = |keep: &KeepMatrix, labels: &[u32], config: &AuditConfig| {
-        Audit::run(AuditInputs::new(keep, &logits, labels), config, |_, _| {}).unwrap_err()
+        Audit::run(
+            AuditInputs::new(keep, &logits, labels),
+            config,
+            |_, _, _| {},
+        )
+        .unwrap_err()
     };
     assert!(matches!(
         typed(&keep, &labels, &target),
@@ -208,7 +223,7 @@ fn bad_inputs_are_named() {
     let err = Audit::run(
         AuditInputs::new(&two, &two_logits, &labels),
         &AuditConfig::default(),
-        |_, _| {},
+        |_, _, _| {},
     )
     .unwrap_err();
     assert!(
@@ -251,7 +266,7 @@ fn an_external_target_is_attacked_with_every_model() {
             name: "t.npy",
         }),
         &config,
-        |_, _| {},
+        |_, _, _| {},
     )
     .unwrap();
     let phi = logits.signals(&labels, Signal::Phi).unwrap();
@@ -274,7 +289,7 @@ fn an_external_target_is_attacked_with_every_model() {
             name: "t.npy",
         }),
         &config,
-        |_, _| {},
+        |_, _, _| {},
     )
     .unwrap();
     assert_eq!(without.scores, with.scores);
@@ -310,7 +325,7 @@ fn an_external_target_is_attacked_with_every_model() {
             name: "t.npy",
         }),
         &config,
-        |_, _| {},
+        |_, _, _| {},
     )
     .unwrap_err();
     assert!(err.to_string().contains("399 membership entries"), "{err}");
@@ -330,7 +345,7 @@ fn an_external_target_is_attacked_with_every_model() {
             name: "t.npy",
         }),
         &config,
-        |_, _| {},
+        |_, _, _| {},
     )
     .unwrap_err();
     assert!(
@@ -358,7 +373,7 @@ fn a_directory_with_foreign_files_is_refused() {
     let audit = Audit::run(
         AuditInputs::new(&keep, &logits, &labels),
         &config,
-        |_, _| {},
+        |_, _, _| {},
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -409,7 +424,7 @@ fn the_report_shows_the_samples_and_no_row_that_judged_nothing() {
             curve_targets: 3,
             ..Default::default()
         },
-        |_, _| {},
+        |_, _, _| {},
     )
     .unwrap();
     // The group of members only is not scored, and says why.

@@ -45,6 +45,6 @@ pub use error::{Result, ShadowError};
 pub use external::{ExternalTrainer, seed32, shell_quote};
 pub use memory::MemoryLimit;
 pub use plan::{InclusionScheme, Plan, PoolFingerprint, keep_sha256, labels_sha256};
-pub use run::{ProducedModels, Progress, RunDir, TrainReport, model_ranges};
+pub use run::{ProducedModels, Progress, RunDir, Storing, TrainReport, model_ranges};
 pub use softmax::SoftmaxRegression;
 pub use trainer::{MemoryNeed, ModelJob, Producer, ShadowTrainer, TrainerError, TrainingSession};

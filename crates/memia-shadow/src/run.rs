@@ -158,6 +158,65 @@ struct KnownComplete {
     producers: Vec<Option<Option<Producer>>>,
 }
 
+/// Models stored into a run one by one ([`RunDir::storing`]), with the manifest kept from
+/// what the session knows. Dropping it without [`Storing::finish`] leaves every stored model
+/// in place; the next command that opens the run brings the manifest up to date.
+pub struct Storing<'r> {
+    run: &'r RunDir,
+    known: KnownComplete,
+    /// When the manifest was last written.
+    written: Instant,
+}
+
+/// How often a [`Storing`] session rewrites the manifest.
+const MANIFEST_EVERY: Duration = Duration::from_secs(5);
+
+impl Storing<'_> {
+    /// Checks and stores model `k`'s logits with their producer (replacing the file of a
+    /// model stored before). With `file`, the file they were read from, the run links it
+    /// rather than copying it where it can (little-endian float32 in C order of the run's
+    /// shape, on the same filesystem): the run then shares the file, so it must not be
+    /// changed in place afterwards. Returns whether it was linked.
+    pub fn store(
+        &mut self,
+        k: usize,
+        logits: ArrayView3<'_, f32>,
+        file: Option<&Path>,
+        producer: &Producer,
+    ) -> Result<bool> {
+        let models = self.run.plan.models;
+        if k >= models {
+            return Err(invalid(
+                "model",
+                format!("{k} is not one of the plan's {models} models"),
+            ));
+        }
+        let linked = self.run.write_or_link_model(k, logits, file, producer)?;
+        self.known.done[k] = true;
+        self.known.producers[k] = Some(Some(producer.clone()));
+        if self.written.elapsed() >= MANIFEST_EVERY {
+            self.write_manifest()?;
+        }
+        Ok(linked)
+    }
+
+    fn write_manifest(&mut self) -> Result<()> {
+        let KnownComplete { done, producers } = &self.known;
+        let groups = RunDir::group_producers(done, |k| match &producers[k] {
+            Some(p) => Ok(p.clone()),
+            None => self.run.read_producer(k),
+        })?;
+        self.run.write_manifest_of(groups)?;
+        self.written = Instant::now();
+        Ok(())
+    }
+
+    /// Writes the manifest of everything stored.
+    pub fn finish(mut self) -> Result<()> {
+        self.write_manifest()
+    }
+}
+
 /// An open run directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -326,8 +385,10 @@ impl RunDir {
             // A header that does not parse: a damaged file, written again by training.
             Err(_) => return Ok(false),
         };
-        let expected = self.expected_shape();
-        if file.header.shape != expected {
+        // N x A x C, or the same bytes as N x C (one query) or N x 1 x A x C (a linked LiRA
+        // reference file).
+        let expected = self.expected_logits_shape();
+        if memia_core::model_shape_of(&file.header.shape) != Some(expected) {
             return Err(ShadowError::PlanMismatch {
                 path,
                 reason: format!(
@@ -527,14 +588,112 @@ impl RunDir {
     /// Records model `k`'s logits (N x A x C) produced elsewhere, for example by an imported
     /// run, with the same checks and atomic write as trained models, and what produced them.
     pub fn store(&self, k: usize, logits: ArrayView3<'_, f32>, producer: &Producer) -> Result<()> {
-        if k >= self.plan.models {
+        let mut storing = self.storing_from_manifest()?;
+        storing.store(k, logits, None, producer)?;
+        storing.finish()
+    }
+
+    /// A session of many [`Storing::store`]s (an import): the run's files are checked once
+    /// here, and the manifest is written from what the session knows, at most every few
+    /// seconds and at [`Storing::finish`], so storing K models costs O(K), not O(K^2).
+    pub fn storing(&self) -> Result<Storing<'_>> {
+        let done = self.completed()?;
+        Ok(Storing {
+            run: self,
+            known: KnownComplete {
+                producers: vec![None; done.len()],
+                done,
+            },
+            written: Instant::now(),
+        })
+    }
+
+    /// A session that knows the complete models from `manifest.json` (when it is this plan's)
+    /// and a listing of `logits/`, reading the header of only the files the manifest does not
+    /// name: what one [`RunDir::store`] costs.
+    fn storing_from_manifest(&self) -> Result<Storing<'_>> {
+        let path = self.path.join("manifest.json");
+        let manifest = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Manifest>(&text).ok())
+            .filter(|m| m.content_hash == self.hash && m.models == self.plan.models);
+        let Some(manifest) = manifest else {
+            return self.storing();
+        };
+        let mut known = KnownComplete {
+            done: vec![false; self.plan.models],
+            producers: vec![None; self.plan.models],
+        };
+        for group in manifest.producers {
+            for &k in group.models.iter().filter(|&&k| k < self.plan.models) {
+                known.done[k] = true;
+                known.producers[k] = Some(group.producer.clone());
+            }
+        }
+        for k in self.listed_models()? {
+            if !known.done[k] && self.is_complete(k)? {
+                known.done[k] = true;
+            }
+        }
+        Ok(Storing {
+            run: self,
+            known,
+            written: Instant::now(),
+        })
+    }
+
+    /// The models `models` as a source of logits read one file at a time, for an analysis that
+    /// keeps `signals` float64 signals of them (K' x N x A each: [`memia_core::Signals`]), so
+    /// of any size in the memory of its signals. Refused, before anything is read, if that
+    /// memory (and one model's logits, read and decoded) is more than the machine has; an error
+    /// naming the first missing model if some are not complete. Model `k` of the source is
+    /// model `k` of the run.
+    pub fn logits_files(&self, models: &[usize], signals: usize) -> Result<memia_core::ModelFiles> {
+        if let Some(&bad) = models.iter().find(|&&k| k >= self.plan.models) {
             return Err(invalid(
-                "model",
-                format!("{k} is not one of the plan's {} models", self.plan.models),
+                "models",
+                format!(
+                    "model {bad} is not in the plan's {} models",
+                    self.plan.models
+                ),
             ));
         }
-        self.write_model(k, logits, producer)?;
-        self.write_manifest()
+        let [n, a, c] = self.expected_logits_shape();
+        let (kept, one_model) = (
+            crate::memory::checked_product(&[
+                models.len() as u64,
+                n as u64,
+                a as u64,
+                signals as u64,
+                8,
+            ]),
+            crate::memory::checked_product(&[n as u64, a as u64, c as u64, 4, 2]),
+        );
+        crate::MemoryLimit::detect()?.check(
+            "models",
+            models.len().to_string(),
+            format!(
+                "{signals} signal{} of {} models ({n} samples x {a} queries, float64), read one model at a time",
+                if signals == 1 { "" } else { "s" },
+                models.len()
+            ),
+            kept.and_then(|k| k.checked_add(one_model?)),
+        )?;
+        let done = self.completed()?;
+        let missing: Vec<usize> = models.iter().copied().filter(|&k| !done[k]).collect();
+        if let Some(&first) = missing.first() {
+            return Err(ShadowError::Incomplete {
+                path: self.path.clone(),
+                missing: missing.len(),
+                models: models.len(),
+                first,
+            });
+        }
+        let files = (0..self.plan.models).map(|k| self.logits_path(k)).collect();
+        Ok(memia_core::ModelFiles::new(
+            files,
+            Some(self.expected_logits_shape()),
+        )?)
     }
 
     /// Path of the record of what produced model `k`'s logits.
@@ -550,6 +709,20 @@ impl RunDir {
         logits: ArrayView3<'_, f32>,
         producer: &Producer,
     ) -> Result<()> {
+        self.write_or_link_model(k, logits, None, producer)
+            .map(drop)
+    }
+
+    /// Checks model `k`'s `logits` and records them with their producer: as a hard link to
+    /// `file` where it is given, holds exactly these logits as little-endian float32 in
+    /// C order, and lies on the run's filesystem; written otherwise. Returns whether it linked.
+    fn write_or_link_model(
+        &self,
+        k: usize,
+        logits: ArrayView3<'_, f32>,
+        file: Option<&Path>,
+        producer: &Producer,
+    ) -> Result<bool> {
         let expected = self.expected_shape();
         memia_core::check_model_logits(logits, Some([expected[0], expected[1], expected[2]]))
             .map_err(|problem| {
@@ -566,8 +739,29 @@ impl RunDir {
         atomic_write(&self.producer_path(k), |f| {
             std::io::Write::write_all(f, text.as_bytes())
         })?;
+        if let Some(file) = file
+            && self.links(file)?
+        {
+            match memia_core::hard_link_atomically(file, &self.logits_path(k)) {
+                Ok(()) => return Ok(true),
+                // Another filesystem, or one without hard links: written instead.
+                Err(CoreError::Io { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         write_npy(self.logits_path(k), &logits)?;
-        Ok(())
+        Ok(false)
+    }
+
+    /// Whether `file` can stand as one of this run's model files as it is: little-endian
+    /// float32 in C order, of the run's shape (any layout of the same bytes), whole.
+    fn links(&self, file: &Path) -> Result<bool> {
+        let found = read_file_header(file)?;
+        let h = &found.header;
+        Ok(h.descr == DType::F32.descr()
+            && !h.fortran_order
+            && memia_core::model_shape_of(&h.shape) == Some(self.expected_logits_shape())
+            && found.is_whole())
     }
 
     /// What produced each complete model, grouped by producer (in order of their first model).
