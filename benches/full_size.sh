@@ -6,20 +6,22 @@
 #
 #   benches/full_size.sh DIR [MODELS SAMPLES QUERIES CLASSES]    # default 256 50000 2 100
 #
-# MEMIA=path/to/memia picks the binary (default: target/release/memia under CARGO_TARGET_DIR);
+# MEMIA=path/to/memia picks the binary (default: release/memia in the build cache, which is
+# CARGO_TARGET_DIR or, as .ci/run has it, ~/.cache/memia-target);
 # COPY=1 also times an import that copies the files (the default import links them).
 # The run (10.2 GB at the default size) is written to DIR once and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:?usage: benches/full_size.sh DIR [MODELS SAMPLES QUERIES CLASSES]}
 models=${2:-256} samples=${3:-50000} queries=${4:-2} classes=${5:-100}
-target=${CARGO_TARGET_DIR:-target}
-memia=${MEMIA:-$target/release/memia}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/memia-target}"
+memia=${MEMIA:-$CARGO_TARGET_DIR/release/memia}
 [ -x "$memia" ] || cargo build --release -p memia-cli
 command -v /usr/bin/time >/dev/null || { echo "GNU time (/usr/bin/time) is needed" >&2; exit 1; }
 
 if [ ! -f "$dir/groups.json" ]; then
-  cargo bench --bench synthetic_run -- --out "$dir" --models "$models" --samples "$samples" \
+  # Release profile, without the facade's Burn feature: the build the tests made is reused.
+  cargo bench --profile release --no-default-features --bench synthetic_run -- --out "$dir" --models "$models" --samples "$samples" \
     --queries "$queries" --classes "$classes"
 fi
 work=$(mktemp -d "$dir/measure.XXXXXX")

@@ -3,7 +3,7 @@
 //! the keep matrix, labels, true memorization and a group of memorized samples.
 //!
 //! ```text
-//! cargo bench --bench synthetic_run -- --out /data/full --models 256 --samples 50000 \
+//! cargo bench --profile release --no-default-features --bench synthetic_run -- --out /data/full --models 256 --samples 50000 \
 //!     --queries 2 --classes 100
 //! ```
 //!

@@ -99,13 +99,18 @@ impl Import<'_> {
         let run = RunDir::create_given(staging.path(), &plan, self.keep)?;
         let mut storing = run.storing()?;
         let mut linked = 0;
-        for m in 0..k {
-            let logits = self.logits.model_logits(m)?;
-            inspect(m, logits.view());
-            let file = self.logits.model_file(m).filter(|_| self.link);
-            linked += usize::from(storing.store(m, logits.view(), file, self.producer)?);
-            progress(m + 1, k);
-        }
+        // The next model is read while this one is checked and stored.
+        memia_core::for_each_model(
+            self.logits,
+            &(0..k).collect::<Vec<_>>(),
+            |_, m, logits| -> Result<()> {
+                inspect(m, logits);
+                let file = self.logits.model_file(m).filter(|_| self.link);
+                linked += usize::from(storing.store(m, logits, file, self.producer)?);
+                progress(m + 1, k);
+                Ok(())
+            },
+        )?;
         storing.finish()?;
         let info = PoolInfo {
             provenance: None,

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use memia_core::KeepMatrix;
 use ndarray::{Array2, Axis};
+use rayon::prelude::*;
 
 use crate::error::{Result, usage};
 use crate::text::index_ranges;
@@ -225,20 +226,38 @@ struct Fit {
 /// a time (so the checks cost no second pass and no K x N x A x C array): per model and sample,
 /// the fraction of queries it answers right and its mean softmax probability of the true class,
 /// and whether its outputs look like probabilities.
+///
+/// The checks are a warning about gross mistakes (shuffled files, probabilities), which a few
+/// thousand samples show as well as fifty thousand: they read at most [`CHECKED_SAMPLES`]
+/// samples, evenly spread, so that they cost little beside reading the files.
 pub(crate) struct Outcomes<'l> {
     labels: &'l [u32],
+    /// The samples checked, in pool order.
+    samples: Vec<usize>,
     correct: Array2<f32>,
     confidence: Array2<f32>,
     probabilities: Vec<bool>,
 }
 
+/// Most samples the checks of an import read per model.
+pub(crate) const CHECKED_SAMPLES: usize = 2048;
+
 impl<'l> Outcomes<'l> {
-    /// Room for `models` models on the samples of `labels`.
+    /// Room for `models` models on (at most [`CHECKED_SAMPLES`] of) the samples of `labels`.
     pub(crate) fn new(models: usize, labels: &'l [u32]) -> Self {
+        let n = labels.len();
+        let samples: Vec<usize> = if n <= CHECKED_SAMPLES {
+            (0..n).collect()
+        } else {
+            (0..CHECKED_SAMPLES)
+                .map(|j| j * n / CHECKED_SAMPLES)
+                .collect()
+        };
         Outcomes {
             labels,
-            correct: Array2::zeros((models, labels.len())),
-            confidence: Array2::zeros((models, labels.len())),
+            correct: Array2::zeros((models, samples.len())),
+            confidence: Array2::zeros((models, samples.len())),
+            samples,
             probabilities: vec![false; models],
         }
     }
@@ -249,24 +268,38 @@ impl<'l> Outcomes<'l> {
         if m >= self.probabilities.len() || n != self.labels.len() {
             return; // refused by the import's own checks
         }
-        for i in 0..n {
-            let y = self.labels[i] as usize;
-            let (mut right, mut conf) = (0.0f64, 0.0f64);
-            for q in 0..a {
-                let row = model.index_axis(Axis(0), i);
-                let row = row.index_axis(Axis(0), q);
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let best = row.iter().position(|&v| v == max).unwrap_or(0);
-                let sum: f64 = row.iter().map(|&v| f64::from(v - max).exp()).sum();
-                right += f64::from(u8::from(best == y));
-                conf += f64::from(row[y] - max).exp() / sum;
-            }
-            self.correct[[m, i]] = (right / a as f64) as f32;
-            self.confidence[[m, i]] = (conf / a as f64) as f32;
+        let labels = self.labels;
+        let outcomes: Vec<(f32, f32)> = self
+            .samples
+            .par_iter()
+            .map(|&i| {
+                let y = labels[i] as usize;
+                let (mut right, mut conf) = (0.0f64, 0.0f64);
+                for q in 0..a {
+                    let row = model.index_axis(Axis(0), i);
+                    let row = row.index_axis(Axis(0), q);
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let best = row.iter().position(|&v| v == max).unwrap_or(0);
+                    let sum: f64 = row.iter().map(|&v| f64::from(v - max).exp()).sum();
+                    right += f64::from(u8::from(best == y));
+                    conf += f64::from(row[y] - max).exp() / sum;
+                }
+                ((right / a as f64) as f32, (conf / a as f64) as f32)
+            })
+            .collect();
+        for (j, (right, conf)) in outcomes.into_iter().enumerate() {
+            self.correct[[m, j]] = right;
+            self.confidence[[m, j]] = conf;
         }
-        self.probabilities[m] = model.lanes(Axis(2)).into_iter().all(|row| {
-            row.iter().all(|&v| v >= 0.0)
-                && (row.iter().map(|&v| f64::from(v)).sum::<f64>() - 1.0).abs() <= 1e-3
+        self.probabilities[m] = self.samples.iter().all(|&i| {
+            model
+                .index_axis(Axis(0), i)
+                .lanes(Axis(1))
+                .into_iter()
+                .all(|row| {
+                    row.iter().all(|&v| v >= 0.0)
+                        && (row.iter().map(|&v| f64::from(v)).sum::<f64>() - 1.0).abs() <= 1e-3
+                })
         });
     }
 
@@ -328,8 +361,21 @@ pub(crate) fn mismatched_models(
     outcomes: &Outcomes<'_>,
     names: Option<&[String]>,
 ) -> Vec<String> {
-    let (k, n, labels) = (keep.models(), keep.samples(), outcomes.labels);
-    if k == 0 || n == 0 || labels.len() != n || outcomes.correct.dim() != (k, n) {
+    if keep.samples() != outcomes.labels.len() || outcomes.correct.dim().0 != keep.models() {
+        return Vec::new();
+    }
+    // The checked samples only.
+    let Ok(keep) = keep.select_samples(&outcomes.samples) else {
+        return Vec::new();
+    };
+    let keep = &keep;
+    let labels: Vec<u32> = outcomes
+        .samples
+        .iter()
+        .map(|&i| outcomes.labels[i])
+        .collect();
+    let (k, n) = (keep.models(), keep.samples());
+    if k == 0 || n == 0 {
         return Vec::new();
     }
     let (correct, confidence) = (&outcomes.correct, &outcomes.confidence);
@@ -340,7 +386,7 @@ pub(crate) fn mismatched_models(
     let in_counts = keep_f.sum_axis(Axis(1));
     // Always answering the commonest label.
     let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
-    for &y in labels {
+    for &y in &labels {
         *counts.entry(y).or_default() += 1;
     }
     let chance = counts.values().copied().max().unwrap_or(0) as f64 / n as f64;

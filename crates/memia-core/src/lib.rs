@@ -53,4 +53,4 @@ pub use model_logits::{
     LogitsProblem, ModelLogits, check_model_logits, model_logits_from, read_model_logits,
 };
 pub use signal::{Signal, logsumexp};
-pub use source::{LogitsSource, ModelFiles, Signals, model_shape_of};
+pub use source::{LogitsSource, ModelFiles, Signals, for_each_model, model_shape_of};

@@ -528,6 +528,27 @@ fn read_npy_bounded<R: Read>(
     if let Some(found) = available.filter(|&a| a < nbytes as u64) {
         return Err(truncated(found));
     }
+    // Little-endian float32 (every model's logits) straight into its values: no byte buffer
+    // to decode from, so one model's read costs its size once, not twice.
+    #[cfg(target_endian = "little")]
+    if header.dtype == DType::F32
+        && !header.big_endian
+        && let Some(available) = available
+    {
+        if available > nbytes as u64 {
+            return Err(bad(format!(
+                "unexpected bytes after the {nbytes} data bytes of shape {:?}",
+                header.shape
+            )));
+        }
+        let mut values = vec![0f32; count];
+        // SAFETY: the byte view covers exactly the vector's initialised memory (count values of
+        // 4 bytes), and every bit pattern is a valid f32, so any bytes read leave it valid.
+        let bytes =
+            unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), nbytes) };
+        read_exact_or(&mut reader, bytes, location, "the data")?;
+        return Ok(AnyArray::F32(shape_array(values, &header).map_err(bad)?));
+    }
     // Read at most one byte past the expected end, so trailing garbage is detected without
     // reading an arbitrarily long stream; reserve only what the stream is known to hold (the
     // vector grows with the data otherwise).

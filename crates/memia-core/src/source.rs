@@ -47,7 +47,7 @@ use crate::signal::Signal;
 /// K models' logits, one model at a time: each model's N x A x C `f32` array, checked (its shape
 /// is [`LogitsSource::model_shape`] and every logit is finite, or an error names the first that
 /// is not). Implement it to feed memia from your own storage.
-pub trait LogitsSource: Debug {
+pub trait LogitsSource: Debug + Sync {
     /// Number of models K.
     fn models(&self) -> usize;
 
@@ -160,6 +160,30 @@ impl LogitsSource for ModelFiles {
     }
 }
 
+/// Hands models `models` of `source` to `f(row, k, logits)` in that order, reading model k + 1
+/// on another thread while `f` works on model k (reading and computing overlap; two models'
+/// logits are in memory at most). Stops at the first error, of a read or of `f`.
+pub fn for_each_model<S: LogitsSource + ?Sized, E: From<CoreError>>(
+    source: &S,
+    models: &[usize],
+    mut f: impl FnMut(usize, usize, ArrayView3<'_, f32>) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    std::thread::scope(|scope| {
+        let read = |k: usize| scope.spawn(move || source.model_logits(k));
+        let mut next = models.first().map(|&k| read(k));
+        for (row, &k) in models.iter().enumerate() {
+            let current = next
+                .take()
+                .expect("one read in flight per model")
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            next = models.get(row + 1).map(|&k| read(k));
+            f(row, k, current.view())?;
+        }
+        Ok(())
+    })
+}
+
 /// The samples x queries x classes shape of one model's logits array of shape `shape`, in the
 /// layouts [`crate::model_logits_from`] accepts (N x A x C, N x C, N x 1 x A x C).
 pub fn model_shape_of(shape: &[usize]) -> Option<[usize; 3]> {
@@ -207,8 +231,7 @@ impl Signals {
             .iter()
             .map(|_| Array3::zeros((models.len(), n, a)))
             .collect();
-        for (row, &k) in models.iter().enumerate() {
-            let logits = source.model_logits(k)?;
+        for_each_model(source, models, |row, k, logits| {
             if logits.dim() != (n, a, c) {
                 return Err(CoreError::Shape {
                     location: format!("logits of model {k}"),
@@ -218,10 +241,11 @@ impl Signals {
             }
             for (kind, out) in unique.iter().zip(values.iter_mut()) {
                 let mut out = out.index_axis_mut(ndarray::Axis(0), row);
-                model_signal(logits.view(), k, labels, *kind, &mut out)?;
+                model_signal(logits, k, labels, *kind, &mut out)?;
             }
             progress(row + 1, models.len());
-        }
+            Ok(())
+        })?;
         Ok(Signals {
             models: models.to_vec(),
             kinds: unique,

@@ -18,7 +18,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use memia_core::npy::{DType, read_file_header, read_npy, write_npy};
+use memia_core::npy::{DType, read_file_header, write_npy};
 use memia_core::{CoreError, KeepMatrix, Logits, atomic_write};
 use memia_data::Dataset;
 use ndarray::{Array3, ArrayView3};
@@ -851,16 +851,19 @@ impl RunDir {
         let models: Vec<Array3<f32>> = models
             .iter()
             .map(|&k| {
+                // The one reader of a model's logits: any layout of the run's shape (a linked
+                // N x 1 x A x C file too), every logit checked; named here by its file and run
+                // index, not later by its index in a selection.
                 let path = self.logits_path(k);
-                // Named here by its file and run index, not later by its index in a selection.
-                let model: Array3<f32> = read_npy(&path)?;
-                memia_core::check_model_logits(model.view(), None).map_err(|problem| {
-                    ShadowError::BadLogits {
-                        model: k,
-                        reason: format!("{}: {problem}", path.display()),
-                    }
-                })?;
-                Ok(model)
+                let model =
+                    memia_core::read_model_logits(&path, Some([n, a, c])).map_err(|e| match e {
+                        CoreError::ModelLogits { path, problem } => ShadowError::BadLogits {
+                            model: k,
+                            reason: format!("{}: {problem}", path.display()),
+                        },
+                        other => other.into(),
+                    })?;
+                Ok(model.logits)
             })
             .collect::<Result<_>>()?;
         let views: Vec<_> = models.iter().map(|m| m.view()).collect();
