@@ -18,6 +18,8 @@ const LIMIT_MB: f64 = 256.0;
 
 /// Runs memia with `args` and returns its peak resident size in MB (the kernel's `ru_maxrss` of
 /// that process alone, from `wait4`); fails the test if the command fails.
+// The child is reaped by wait4 (which also gives its rusage), not by Child::wait.
+#[allow(clippy::zombie_processes)]
 fn peak_mb(args: &[&str], cwd: &Path) -> f64 {
     let child = Command::new(env!("CARGO_BIN_EXE_memia"))
         .args(args)
