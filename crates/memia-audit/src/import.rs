@@ -37,6 +37,36 @@ pub struct Import<'a> {
     /// an import of 10 GB then takes the time to read it once. The run shares those files,
     /// so they must not be changed in place afterwards.
     pub link: bool,
+    /// The pool's pixels, N x C x H x W ([`pool_images`] checks and arranges them), kept in the
+    /// run as `images.npy` so that its report shows thumbnails as a trained run's does.
+    pub images: Option<&'a ndarray::Array4<f32>>,
+}
+
+/// The pool's pixels as the run keeps them, N x C x H x W (C = 1 or 3), from an array of any
+/// of the layouts image pools come in: N x C x H x W, N x H x W x C (channels last, as numpy
+/// and TensorFlow hold CIFAR), or N x H x W (grey). Refused, naming the shape, if it is none of
+/// them or does not hold `samples` images.
+pub fn pool_images(images: ndarray::ArrayD<f32>, samples: usize) -> Result<ndarray::Array4<f32>> {
+    let shape = images.shape().to_vec();
+    let refuse = || {
+        AuditError::Usage(format!(
+            "images of shape {shape:?}: expected {samples} images as N x C x H x W, N x H x W x C \
+             (C = 1 or 3) or N x H x W"
+        ))
+    };
+    if shape.first() != Some(&samples) || images.iter().any(|v| !v.is_finite()) {
+        return Err(refuse());
+    }
+    let arranged = match *shape.as_slice() {
+        [_, h, w] if h > 0 && w > 0 => images.insert_axis(ndarray::Axis(1)),
+        [_, 1 | 3, h, w] if h > 0 && w > 0 => images,
+        [_, h, w, 1 | 3] if h > 0 && w > 0 => images.permuted_axes(vec![0, 3, 1, 2]),
+        _ => return Err(refuse()),
+    };
+    let arranged = arranged
+        .into_dimensionality::<ndarray::Ix4>()
+        .map_err(|_| refuse())?;
+    Ok(arranged.as_standard_layout().into_owned())
 }
 
 /// What [`Import::store`] did.
@@ -117,6 +147,9 @@ impl Import<'_> {
             groups: self.groups.to_vec(),
         };
         write_run_files(staging.path(), None, self.labels, &info)?;
+        if let Some(images) = self.images {
+            memia_core::npy::write_npy(staging.path().join(crate::run::IMAGES_FILE), images)?;
+        }
         if output.exists() {
             // The empty directory checked above.
             std::fs::remove_dir(output).map_err(io(output))?;
@@ -153,6 +186,11 @@ impl Import<'_> {
             return refuse(format!(
                 "label {l} of sample {i} is not below the logits' {classes} classes"
             ));
+        }
+        if let Some(images) = self.images
+            && images.dim().0 != n
+        {
+            return refuse(format!("{} images for {n} samples", images.dim().0));
         }
         for g in self.groups {
             if let Some(&bad) = g.samples.iter().find(|&&i| i >= n) {
@@ -194,6 +232,7 @@ mod tests {
             description: &description,
             producer: &producer,
             link: false,
+            images: None,
         };
         let out = tmp.path().join("run");
         let mut calls = 0;

@@ -79,6 +79,9 @@ pub fn write_run_files(
     Ok(written)
 }
 
+/// The pool's pixels of an imported run (`memia import --images`), N x C x H x W float32.
+pub const IMAGES_FILE: &str = "images.npy";
+
 fn run_error(path: &Path, reason: impl Into<String>) -> AuditError {
     AuditError::Run {
         path: path.to_path_buf(),
@@ -195,6 +198,27 @@ impl Run {
             )),
             other => Ok(other?),
         }
+    }
+
+    /// The pool's pixels kept with an imported run (`images.npy`, N x C x H x W), if any:
+    /// what its report's thumbnails are drawn from. Read when asked, not when the run opens.
+    pub fn images(&self) -> Result<Option<ndarray::Array4<f32>>> {
+        let path = self.dir.path().join(IMAGES_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let images: ndarray::Array4<f32> = memia_core::npy::read_npy(&path)?;
+        if images.dim().0 != self.labels.len() {
+            return Err(run_error(
+                &path,
+                format!(
+                    "{} images for the run's {} samples",
+                    images.dim().0,
+                    self.labels.len()
+                ),
+            ));
+        }
+        Ok(Some(images))
     }
 
     /// The run directory.
@@ -487,10 +511,22 @@ impl Run {
         if let Some(p) = self.pool.provenance.as_deref() {
             inputs = inputs.with_provenance(p);
         }
-        if let Some(images) = pool.and_then(|p| {
-            use memia_data::Dataset;
-            SampleImages::from_feature_shape(p.dataset.feature_shape(), p.dataset.as_slice())
-        }) {
+        // The pool's pixels: the planned pool's, else those kept with an imported run.
+        let kept = match pool {
+            Some(_) => None,
+            None => self.images()?,
+        };
+        let images = match (pool, &kept) {
+            (Some(p), _) => {
+                use memia_data::Dataset;
+                SampleImages::from_feature_shape(p.dataset.feature_shape(), p.dataset.as_slice())
+            }
+            (None, Some(kept)) => kept
+                .as_slice()
+                .and_then(|pixels| SampleImages::from_feature_shape(&kept.shape()[1..], pixels)),
+            (None, None) => None,
+        };
+        if let Some(images) = images {
             inputs = inputs.with_images(images);
         }
         Ok(Audit::run(inputs, config, progress)?)

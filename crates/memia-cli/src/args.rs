@@ -12,6 +12,11 @@ pub(crate) struct Cli {
     /// No progress bars or status lines (errors are still printed).
     #[arg(long, short, global = true)]
     pub(crate) quiet: bool,
+    /// Print what the command found as one JSON document on standard output (memorize,
+    /// attack, metrics, report, run, audit, status, import, import-lira; the schema, with its
+    /// version, is in docs/file-formats.md).
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -153,9 +158,6 @@ pub(crate) struct SlurmArgs {
 pub(crate) struct StatusArgs {
     /// The run directory.
     pub(crate) run: PathBuf,
-    /// Print JSON (finished and missing model indices, producers) instead of text.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -384,6 +386,11 @@ pub(crate) struct ImportLiraArgs {
     /// do not change them in place afterwards.
     #[arg(long)]
     pub(crate) link: bool,
+    /// The pool's pixels, for the report's thumbnails: a `.npy` of N images (N x C x H x W,
+    /// N x H x W x C or N x H x W; any numeric type), or the `.npz` `memia export-pool` writes
+    /// (its `x`). Kept in the run as `images.npy`.
+    #[arg(long)]
+    pub(crate) images: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -424,6 +431,11 @@ pub(crate) struct ImportArgs {
     /// do not change them in place afterwards.
     #[arg(long)]
     pub(crate) link: bool,
+    /// The pool's pixels, for the report's thumbnails: a `.npy` of N images (N x C x H x W,
+    /// N x H x W x C or N x H x W; any numeric type), or the `.npz` `memia export-pool` writes
+    /// (its `x`). Kept in the run as `images.npy`.
+    #[arg(long)]
+    pub(crate) images: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use crate::error::{AuditError, Result};
 use crate::progress::{Progress, status};
 use crate::scores::outside_model;
 
-pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
+pub fn audit(args: &SequentialArgs, quiet: bool, json: bool) -> Result<()> {
     let run = Run::open(&args.run)?;
     let models = run.dir.plan().models;
     if let Some(t) = args.target.filter(|&t| t >= models) {
@@ -78,6 +78,9 @@ pub fn audit(args: &SequentialArgs, quiet: bool) -> Result<()> {
     if !quiet {
         eprintln!("{}", conclusion(&report));
         eprintln!("written to {}", args.output.display());
+    }
+    if json {
+        crate::json::print("audit", &report);
     }
     Ok(())
 }

@@ -239,6 +239,9 @@ pub(crate) struct Outcomes<'l> {
     probabilities: Vec<bool>,
 }
 
+/// Models the warning names one by one (the others are counted).
+const SHOWN_MODELS: usize = 12;
+
 /// Most samples the checks of an import read per model.
 pub(crate) const CHECKED_SAMPLES: usize = 2048;
 
@@ -379,9 +382,7 @@ pub(crate) fn mismatched_models(
         return Vec::new();
     }
     let (correct, confidence) = (&outcomes.correct, &outcomes.confidence);
-    // The confidence gap of every model against every keep row at once: IN sums by a product.
     let keep_f = keep.as_array().mapv(|b| f32::from(u8::from(b)));
-    let in_sums = confidence.dot(&keep_f.t());
     let totals = confidence.sum_axis(Axis(1));
     let in_counts = keep_f.sum_axis(Axis(1));
     // Always answering the commonest label.
@@ -403,18 +404,25 @@ pub(crate) fn mismatched_models(
         if !near_chance && !no_gap {
             continue;
         }
-        let gap_against = |j: usize| {
-            let c = f64::from(in_counts[j]);
-            let out = n as f64 - c;
-            if c == 0.0 || out == 0.0 {
-                f64::NEG_INFINITY
-            } else {
-                f64::from(in_sums[[m, j]]) / c - f64::from(totals[m] - in_sums[[m, j]]) / out
-            }
+        // The keep row that fits this model's confidence best, for the lines the warning shows
+        // (a product of its confidence with every row: O(K N) each, not a K x K matrix).
+        let best = if lines.len() < SHOWN_MODELS {
+            let in_sums = keep_f.dot(&confidence.row(m));
+            let gap_against = |j: usize| {
+                let c = f64::from(in_counts[j]);
+                let out = n as f64 - c;
+                if c == 0.0 || out == 0.0 {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::from(in_sums[j]) / c - f64::from(totals[m] - in_sums[j]) / out
+                }
+            };
+            (0..k)
+                .filter(|&j| j != m)
+                .max_by(|&a, &b| gap_against(a).total_cmp(&gap_against(b)))
+        } else {
+            None
         };
-        let best = (0..k)
-            .filter(|&j| j != m)
-            .max_by(|&a, &b| gap_against(a).total_cmp(&gap_against(b)));
         let better = best
             .map(|j| (j, fit(correct, confidence, keep, m, j)))
             .filter(|(_, f)| {
@@ -473,12 +481,14 @@ pub(crate) fn warn(mismatched: &[String], models: usize, probabilities: &[usize]
              near chance; their memorization and attack scores will be meaningless:",
             mismatched.len()
         );
-        const SHOWN: usize = 12;
-        for line in mismatched.iter().take(SHOWN) {
+        for line in mismatched.iter().take(SHOWN_MODELS) {
             eprintln!("warning:   {line}");
         }
-        if mismatched.len() > SHOWN {
-            eprintln!("warning:   ... and {} more", mismatched.len() - SHOWN);
+        if mismatched.len() > SHOWN_MODELS {
+            eprintln!(
+                "warning:   ... and {} more",
+                mismatched.len() - SHOWN_MODELS
+            );
         }
         eprintln!(
             "warning: check that file k holds the model of keep row k, that every model's logits \

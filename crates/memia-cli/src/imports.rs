@@ -20,7 +20,7 @@ use memia_audit::import::{Import, Stored};
 
 use crate::flags::canonical;
 
-pub(crate) fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
+pub(crate) fn import_lira(args: &ImportLiraArgs, quiet: bool, json: bool) -> Result<()> {
     let options = LiraImportOptions { epoch: args.epoch };
     let imported = import_lira_run(&args.dir, &options)?;
     let n = imported.keep.samples();
@@ -53,8 +53,9 @@ pub(crate) fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
         "experiments": imported.experiments.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
     });
     let groups = read_groups(args.groups.as_deref(), n)?;
+    let images = read_images(args.images.as_deref(), n)?;
     let producer = Producer::new("memia import-lira").with("source", source.display().to_string());
-    store_import(
+    let stored = store_import(
         Import {
             keep: &imported.keep,
             logits: &imported.logits,
@@ -64,12 +65,88 @@ pub(crate) fn import_lira(args: &ImportLiraArgs, quiet: bool) -> Result<()> {
             description: &description,
             producer: &producer,
             link: args.link,
+            images: images.as_ref(),
         },
         &args.output,
         quiet,
         |_, _| {},
-    )
-    .map(drop)
+    )?;
+    if json {
+        print_import(
+            "import-lira",
+            &imported.keep,
+            &imported.logits,
+            stored,
+            &args.output,
+            &[],
+            &[],
+        );
+    }
+    Ok(())
+}
+
+/// `--images FILE`: the pool's pixels (a `.npy`, or an export-pool `.npz`'s `x`), checked
+/// against the `n` samples and arranged N x C x H x W.
+fn read_images(path: Option<&Path>, n: usize) -> Result<Option<ndarray::Array4<f32>>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let location = path.display().to_string();
+    let any = if path.extension().is_some_and(|e| e == "npz") {
+        let mut npz = memia_core::npz::NpzArchive::open(path)?;
+        if !npz.names().iter().any(|k| k == "x") {
+            return Err(usage(format!(
+                "--images {location}: no array 'x' (holds {:?}); give the pixels as x, as \
+                 `memia export-pool` writes them",
+                npz.names()
+            )));
+        }
+        npz.read_any("x")?
+    } else {
+        read_npy_any(path)?
+    };
+    let values = any.to_f64().ok_or_else(|| {
+        usage(format!(
+            "--images {location}: pixels must be numbers, found {}",
+            any.dtype().descr()
+        ))
+    })?;
+    let images = memia_audit::import::pool_images(values.mapv(|v| v as f32), n)
+        .map_err(|e| usage(format!("--images {location}: {e}")))?;
+    Ok(Some(images))
+}
+
+/// `--json` of an import: the run's shape, what was stored, and the warnings.
+fn print_import(
+    command: &str,
+    keep: &KeepMatrix,
+    logits: &dyn LogitsSource,
+    stored: Stored,
+    output: &Path,
+    mismatched: &[String],
+    probabilities: &[usize],
+) {
+    let [samples, queries, classes] = logits.model_shape();
+    crate::json::print(
+        command,
+        serde_json::json!({
+            "output": output,
+            "models": keep.models(),
+            "samples": samples,
+            "queries": queries,
+            "classes": classes,
+            "stored": match stored {
+                Stored::AlreadyThere => "already there",
+                Stored::Written { .. } => "written",
+            },
+            "linked": match stored {
+                Stored::AlreadyThere => 0,
+                Stored::Written { linked } => linked,
+            },
+            "mismatched_models": mismatched,
+            "probability_models": probabilities,
+        }),
+    );
 }
 
 /// Stores `import` as the run `output`, with a progress bar, handing each model's logits to
@@ -216,7 +293,7 @@ fn read_logits_any(path: &Path, quiet: bool) -> Result<ndarray::ArrayD<f32>> {
     })
 }
 
-pub(crate) fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
+pub(crate) fn import(args: &ImportArgs, quiet: bool, json: bool) -> Result<()> {
     let keep = KeepMatrix::load(&args.keep)?;
     let (k, n) = (keep.models(), keep.samples());
     // Read first: their length tells a transposed keep matrix from transposed logits.
@@ -285,6 +362,7 @@ pub(crate) fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
     let labels = labels_from_i64(&raw, classes)?;
     let (keep_path, logits_path) = (canonical(&args.keep)?, canonical(&args.logits)?);
     let groups = read_groups(args.groups.as_deref(), n)?;
+    let images = read_images(args.images.as_deref(), n)?;
     let description = serde_json::json!({
         "imported_keep": keep_path,
         "imported_logits": logits_path,
@@ -303,15 +381,31 @@ pub(crate) fn import(args: &ImportArgs, quiet: bool) -> Result<()> {
             description: &description,
             producer: &producer,
             link: args.link,
+            images: images.as_ref(),
         },
         &args.output,
         quiet,
         |m, model| outcomes.see(m, model),
     )?;
-    if matches!(stored, Stored::Written { .. }) {
+    let (mismatched, probabilities) = if matches!(stored, Stored::Written { .. }) {
         let mismatched =
             crate::import_checks::mismatched_models(&keep, &outcomes, names.as_deref());
-        crate::import_checks::warn(&mismatched, k, &outcomes.probability_models());
+        let probabilities = outcomes.probability_models();
+        crate::import_checks::warn(&mismatched, k, &probabilities);
+        (mismatched, probabilities)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    if json {
+        print_import(
+            "import",
+            &keep,
+            logits,
+            stored,
+            &args.output,
+            &mismatched,
+            &probabilities,
+        );
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ mod audit;
 mod flags;
 mod import_checks;
 mod imports;
+mod json;
 mod progress;
 mod runs;
 mod scores;
@@ -41,20 +42,27 @@ use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = cli.quiet;
+    // A closed pipe (`memia status --json | head`) ends the program quietly, as it does
+    // every Unix tool, instead of a panic on the next print.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let (quiet, json) = (cli.quiet, cli.json);
     let result = match cli.command {
         Command::Plan(a) => runs::plan(&a, quiet),
         Command::Train(a) => runs::train(&a, quiet),
-        Command::Memorize(a) => scores::memorize(&a, quiet),
-        Command::Attack(a) => scores::attack(&a, quiet),
+        Command::Memorize(a) => scores::memorize(&a, quiet, json),
+        Command::Attack(a) => scores::attack(&a, quiet, json),
         Command::Metrics(a) => scores::metrics(&a, quiet),
-        Command::ImportLira(a) => imports::import_lira(&a, quiet),
-        Command::Import(a) => imports::import(&a, quiet),
+        Command::ImportLira(a) => imports::import_lira(&a, quiet, json),
+        Command::Import(a) => imports::import(&a, quiet, json),
         Command::ExportPool(a) => imports::export_pool(&a, quiet),
-        Command::Report(a) => runs::report(&a, quiet),
-        Command::Run(a) => runs::run(&a, quiet),
-        Command::Status(a) => status::status(&a.run, a.json),
-        Command::Audit(a) => audit::audit(&a, quiet),
+        Command::Report(a) => runs::report(&a, quiet, json),
+        Command::Run(a) => runs::run(&a, quiet, json),
+        Command::Status(a) => status::status(&a.run, json),
+        Command::Audit(a) => audit::audit(&a, quiet, json),
         Command::Slurm(a) => slurm::slurm(&a, quiet),
     };
     match result {

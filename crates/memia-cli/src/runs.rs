@@ -233,6 +233,7 @@ fn report_on(
     pool: Option<&Pool>,
     out: &Path,
     quiet: bool,
+    json: bool,
 ) -> Result<()> {
     let config = audit_config(run, args)?;
     let target = outside.unwrap_or(AuditTarget::Model(config.target));
@@ -311,20 +312,30 @@ fn report_on(
         }
         eprintln!("report: {}", files.index.display());
     }
+    if json {
+        crate::json::print(
+            "report",
+            serde_json::json!({
+                "summary": audit.summary,
+                "report": files.index,
+                "candidates_origin": candidates_origin(run, args),
+            }),
+        );
+    }
     Ok(())
 }
 
-pub(crate) fn report(args: &ReportArgs, quiet: bool) -> Result<()> {
+pub(crate) fn report(args: &ReportArgs, quiet: bool, json: bool) -> Result<()> {
     let run = Run::open(&args.run)?;
     let outside = args
         .target_logits
         .as_deref()
         .map(|path| outside_model(&run, path, args.members.as_deref(), quiet))
         .transpose()?;
-    report_on(&run, &args.audit, outside, None, &args.output, quiet)
+    report_on(&run, &args.audit, outside, None, &args.output, quiet, json)
 }
 
-pub(crate) fn run(args: &RunArgs, quiet: bool) -> Result<()> {
+pub(crate) fn run(args: &RunArgs, quiet: bool, json: bool) -> Result<()> {
     let config = RunConfig::load(&args.config)?;
     let dir = match &args.run {
         Some(d) => d.clone(),
@@ -343,5 +354,13 @@ pub(crate) fn run(args: &RunArgs, quiet: bool) -> Result<()> {
     let Planned { run, pool, .. } = plan_into(&config, &args.config, &dir, quiet)?;
     train_models(&run, &args.device, None, Some(&pool), false, quiet)?;
     let report_dir = args.report.clone().unwrap_or_else(|| dir.join("report"));
-    report_on(&run, &args.audit, None, Some(&pool), &report_dir, quiet)
+    report_on(
+        &run,
+        &args.audit,
+        None,
+        Some(&pool),
+        &report_dir,
+        quiet,
+        json,
+    )
 }

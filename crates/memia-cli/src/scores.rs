@@ -18,7 +18,7 @@ use memia_audit::{AuditTarget, OutsideModel, Run, read_membership};
 use crate::flags::{attack_spec, flag_out_of_range, threshold_arg};
 use crate::imports::read_groups;
 
-pub(crate) fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
+pub(crate) fn memorize(args: &MemorizeArgs, quiet: bool, json: bool) -> Result<()> {
     let run = Run::open(&args.run)?;
     let mut config = MemorizationConfig::default();
     if !args.strict {
@@ -71,24 +71,40 @@ pub(crate) fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
         .copied()
         .filter(|m| m.is_finite())
         .collect();
+    let left_out: Vec<usize> = (0..k).filter(|m| !kept.contains(m)).collect();
+    let mean = defined.iter().sum::<f64>() / defined.len().max(1) as f64;
+    let threshold = memia_attacks::DEFAULT_MEMORIZATION_THRESHOLD;
+    let at_least = defined.iter().filter(|&&m| m >= threshold).count();
+    if json {
+        crate::json::print(
+            "memorize",
+            serde_json::json!({
+                "samples": mem.score.len(),
+                "models": kept.len(),
+                "left_out": left_out,
+                "outcome": if args.soft { "probability" } else { "correct" },
+                "mean": if defined.is_empty() { None } else { Some(mean) },
+                "threshold": threshold,
+                "at_least_threshold": at_least,
+                "undetermined": mem.score.len() - defined.len(),
+                "output": args.output,
+            }),
+        );
+    }
     status(
         quiet,
         format!(
             "memorization of {} samples from {} models{}: mean {:.4}, {} at least {} (the default candidate threshold), {} undetermined; written to {}",
             mem.score.len(),
             kept.len(),
-            if kept.len() == k {
+            if left_out.is_empty() {
                 String::new()
             } else {
-                let left: Vec<usize> = (0..k).filter(|m| !kept.contains(m)).collect();
-                format!(" (left out: {})", crate::text::index_ranges(&left))
+                format!(" (left out: {})", crate::text::index_ranges(&left_out))
             },
-            defined.iter().sum::<f64>() / defined.len().max(1) as f64,
-            defined
-                .iter()
-                .filter(|&&m| m >= memia_attacks::DEFAULT_MEMORIZATION_THRESHOLD)
-                .count(),
-            memia_attacks::DEFAULT_MEMORIZATION_THRESHOLD,
+            mean,
+            at_least,
+            threshold,
             mem.score.len() - defined.len(),
             args.output.display()
         ),
@@ -96,7 +112,7 @@ pub(crate) fn memorize(args: &MemorizeArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn attack(args: &AttackArgs, quiet: bool) -> Result<()> {
+pub(crate) fn attack(args: &AttackArgs, quiet: bool, json: bool) -> Result<()> {
     // Checked before any work, so that a refused command writes nothing.
     if args.members_out.is_some() && args.target.is_none() {
         return Err(usage(
@@ -128,19 +144,40 @@ pub(crate) fn attack(args: &AttackArgs, quiet: bool) -> Result<()> {
         scores.len(),
         args.output.display()
     );
+    let mut all_samples = None;
     if let (Some(t), Some(members)) = (args.target, &scored.members) {
         if let Some(path) = &args.members_out {
             write_npy(path, &Array1::from(members.clone()))?;
         }
-        if let Some(all) = scored.evaluate(&[], &[1e-3])?[0].scored() {
+        let evaluated = scored.evaluate(&[], &STANDARD_FPRS)?;
+        if let Some(all) = evaluated[0].scored() {
             line.push_str(&format!(
                 " (AUROC {:.4} against model {t}'s membership{})",
                 all.auroc,
                 undetermined_note(all)
             ));
+            all_samples = Some(all.clone());
         }
     }
     status(quiet, line);
+    if json {
+        crate::json::print(
+            "attack",
+            serde_json::json!({
+                "attack": spec.describe(),
+                "target": match (args.target, &args.target_logits) {
+                    (Some(t), _) => serde_json::json!({ "model": t }),
+                    (None, path) => serde_json::json!({ "logits": path }),
+                },
+                "shadow_models": scored.shadow_models,
+                "samples": scores.len(),
+                "judged": judged,
+                "output": args.output,
+                "members_out": args.members_out,
+                "all": all_samples,
+            }),
+        );
+    }
     Ok(())
 }
 
@@ -290,10 +327,7 @@ pub(crate) fn metrics(args: &MetricsArgs, quiet: bool) -> Result<()> {
         value["rule"] = format!("memorization >= {}", args.threshold).into();
         json["candidates"] = value;
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json).expect("serialises")
-    );
+    crate::json::print("metrics", json);
     Ok(())
 }
 

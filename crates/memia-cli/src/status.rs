@@ -117,10 +117,7 @@ impl RunStatus {
 pub fn status(run: &Path, json: bool) -> Result<()> {
     let status = RunStatus::of(run)?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&status).expect("plain data serialises")
-        );
+        crate::json::print("status", &status);
     } else {
         println!("{}", status.text());
     }

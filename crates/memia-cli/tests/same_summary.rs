@@ -74,7 +74,7 @@ fn cli_library_and_example_give_the_same_summary() {
     let auroc = |set: &serde_json::Value| (set["auroc"].as_f64().unwrap() * 1e4).round() / 1e4;
     assert_eq!(auroc(&cli["all"]), 0.6059);
     assert_eq!(auroc(&cli["candidates"]), 0.9808);
-    assert_eq!(auroc(&cli["groups"][0][1]), 1.0);
+    assert_eq!(auroc(&cli["groups"]["canaries"]), 1.0);
 }
 
 /// Three models: model 0's two shadows leave samples with no IN or no OUT model, whose scores
@@ -159,4 +159,125 @@ fn a_target_with_nan_scores_gets_one_answer_everywhere() {
             && said.contains(&format!("{undetermined} undetermined")),
         "memia attack: {said}"
     );
+}
+
+/// Models trained elsewhere are first-class (issue 24, item 5): a planned run's models,
+/// imported with its keep matrix, labels, groups and pixels (`memia export-pool`'s `.npz`), give
+/// the same report as the run itself: every figure of `summary.json` but who produced the
+/// models, every column of `samples.csv` but the pool's provenance, and the same thumbnails.
+#[test]
+fn an_imported_run_with_images_and_groups_reports_as_the_planned_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("small.toml"),
+        "[data]\nsource = \"digits\"\nsamples = 400\n\n\
+         [data.canaries]\nkind = \"mislabeled\"\ncount = 20\nlabels = \"random\"\n\n\
+         [plan]\nmodels = 8\nseed = 5\n\n[model.mlp]\nhidden = []\n\n[training]\nepochs = 20\n",
+    )
+    .unwrap();
+    ok(
+        &[
+            "run",
+            "small.toml",
+            "--run",
+            "planned",
+            "--report",
+            "planned-report",
+            "-q",
+        ],
+        dir,
+    );
+    // What a user who trained elsewhere has: one logits file per model, the keep matrix,
+    // labels, groups and pixels.
+    std::fs::create_dir(dir.join("logits")).unwrap();
+    for k in 0..8 {
+        let name = format!("model_{k:05}.npy");
+        std::fs::copy(
+            dir.join("planned/logits").join(&name),
+            dir.join("logits").join(&name),
+        )
+        .unwrap();
+    }
+    let pool = read_json(&dir.join("planned/pool.json"));
+    assert_eq!(pool["groups"][0]["samples"].as_array().unwrap().len(), 20);
+    std::fs::write(dir.join("groups.json"), pool["groups"].to_string()).unwrap();
+    ok(&["export-pool", "planned", "-o", "pool.npz", "-q"], dir);
+    let imported = ok(
+        &[
+            "import",
+            "--keep",
+            "planned/keep.npy",
+            "--logits",
+            "logits",
+            "--labels",
+            "planned/labels.npy",
+            "--groups",
+            "groups.json",
+            "--images",
+            "pool.npz",
+            "-o",
+            "imported",
+            "-q",
+            "--json",
+        ],
+        dir,
+    );
+    let imported: serde_json::Value = serde_json::from_str(&imported).unwrap();
+    assert_eq!(imported["schema_version"], memia_report::SCHEMA_VERSION);
+    assert_eq!(
+        (imported["command"].as_str(), imported["models"].as_u64()),
+        (Some("import"), Some(8))
+    );
+    ok(&["report", "imported", "-o", "imported-report", "-q"], dir);
+
+    let mut planned = read_json(&dir.join("planned-report/summary.json"));
+    let mut import = read_json(&dir.join("imported-report/summary.json"));
+    for summary in [&mut planned, &mut import] {
+        summary.as_object_mut().unwrap().remove("producers");
+    }
+    assert_eq!(import, planned);
+    // Groups are an object keyed by name (schema version 2).
+    assert!(
+        planned["groups"]["canaries"]["auroc"].is_number(),
+        "{}",
+        planned["groups"]
+    );
+    let without_provenance = |path: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join(path))
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let mut cells: Vec<&str> = line.split(',').collect();
+                cells.remove(2);
+                cells.join(",")
+            })
+            .collect()
+    };
+    let csv = without_provenance("planned-report/samples.csv");
+    assert_eq!(without_provenance("imported-report/samples.csv"), csv);
+    assert!(csv.iter().filter(|l| l.ends_with(",canaries")).count() == 20);
+    let thumbnails = |path: &str| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join(path))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let planned_thumbnails = thumbnails("planned-report/samples");
+    assert!(!planned_thumbnails.is_empty());
+    assert_eq!(thumbnails("imported-report/samples"), planned_thumbnails);
+    let html = std::fs::read_to_string(dir.join("imported-report/index.html")).unwrap();
+    assert!(
+        !html.contains("No thumbnails"),
+        "the imported report shows its samples"
+    );
+    assert!(html.contains("<br>in canaries"), "a card names its group");
 }

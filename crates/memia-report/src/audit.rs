@@ -300,9 +300,25 @@ pub struct BudgetSummary {
     pub all_median: Option<f64>,
 }
 
+/// The version of every JSON document memia writes (`summary.json`, the command line's `--json`
+/// output), documented in docs/file-formats.md; raised when a field changes meaning or goes.
+/// Version 2: groups as an object keyed by name (they were a list of pairs), and the version
+/// itself in every document.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Serialises named entries as one JSON object keyed by name, in their order.
+fn keyed_by_name<S: serde::Serializer, T: Serialize>(
+    entries: &[(String, T)],
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_map(entries.iter().map(|(name, value)| (name, value)))
+}
+
 /// Everything `summary.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
+    /// [`SCHEMA_VERSION`], first in the file.
+    pub schema_version: u32,
     /// Models K.
     pub models: usize,
     /// Pool samples N.
@@ -327,7 +343,9 @@ pub struct Summary {
     pub all: Option<RocSummary>,
     /// The target attack on the candidates (None when they hold one class only).
     pub candidates: Option<RocSummary>,
-    /// The target attack on each named group (None when it holds one class only).
+    /// The target attack on each named group (None when it holds one class only); in JSON an
+    /// object keyed by the group's name.
+    #[serde(serialize_with = "keyed_by_name")]
     pub groups: Vec<(String, Option<RocSummary>)>,
     /// The sets above without a ROC curve, and why.
     pub not_scored: Vec<NotScored>,
@@ -427,6 +445,7 @@ impl Audit {
         );
         let thumbnails = thumbnails::render(inputs.images.as_ref(), &panels);
         let summary = Summary {
+            schema_version: SCHEMA_VERSION,
             models: k,
             samples: n,
             queries: a,

@@ -43,8 +43,8 @@ mod write;
 
 pub use audit::{
     Audit, AuditConfig, AuditInputs, AuditStage, BudgetSummary, ExternalTarget,
-    MemorizationSummary, NotScored, Panel, SHOWN_PER_PANEL, SampleImages, Summary, Target,
-    Thumbnail, describe_rule,
+    MemorizationSummary, NotScored, Panel, SCHEMA_VERSION, SHOWN_PER_PANEL, SampleImages, Summary,
+    Target, Thumbnail, describe_rule,
 };
 pub use error::{ReportError, Result};
 pub use write::{PLOTS, ReportFiles, counted, headline, run_shape};

@@ -60,6 +60,8 @@ pub enum Stop {
 /// The outcome: every round, why it stopped, and the last round's decisions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SequentialReport {
+    /// [`crate::SCHEMA_VERSION`], first in the file.
+    pub schema_version: u32,
     /// The settings' `delta` and `threshold`.
     pub config: SequentialConfig,
     /// The rounds run, in order.
@@ -184,6 +186,7 @@ impl SequentialAudit {
         }
         let round = last.expect("at least one round");
         Ok(SequentialReport {
+            schema_version: crate::SCHEMA_VERSION,
             config: self.config.clone(),
             stop: if round.confident {
                 Stop::Confident

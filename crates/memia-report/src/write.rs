@@ -80,12 +80,7 @@ impl Audit {
             candidate[i] = true;
         }
         // The names of the named sets each sample is in, `;`-separated.
-        let mut groups = vec![Vec::new(); self.labels.len()];
-        for g in &self.groups {
-            for &i in &g.samples {
-                groups[i].push(g.name.as_str());
-            }
-        }
+        let groups = self.sample_groups();
         for i in 0..self.labels.len() {
             let provenance = self
                 .provenance
@@ -107,6 +102,18 @@ impl Audit {
             );
         }
         out
+    }
+
+    /// The names of the named sets (the canaries, an import's groups) each sample is in, as
+    /// `samples.csv` and the sample cards show them.
+    fn sample_groups(&self) -> Vec<Vec<&str>> {
+        let mut groups = vec![Vec::new(); self.labels.len()];
+        for g in &self.groups {
+            for &i in &g.samples {
+                groups[i].push(g.name.as_str());
+            }
+        }
+        groups
     }
 
     /// The summary as pretty-printed JSON (non-finite numbers become `null`).
@@ -502,11 +509,13 @@ positive memorization about {budget_all}.</p>
         if self.thumbnails.is_empty() {
             out.push_str(
                 "<p class=\"note\">No thumbnails: the pool's pixels were not given (an imported \
-                 run, or a pool that is not images).</p>\n",
+                 run without <code>memia import --images</code>, or a pool that is not \
+                 images).</p>\n",
             );
         }
         out.push_str("<div class=\"panels\">\n");
         let m = &self.memorization;
+        let groups = self.sample_groups();
         for panel in &self.panels {
             let _ = writeln!(
                 out,
@@ -531,9 +540,14 @@ positive memorization about {budget_all}.</p>
                     .provenance
                     .as_ref()
                     .map_or(String::new(), |p| format!("<br>{}", html_escape(&p[i])));
+                let in_groups = if groups[i].is_empty() {
+                    String::new()
+                } else {
+                    format!("<br>in {}", html_escape(&groups[i].join(", ")))
+                };
                 let _ = writeln!(
                     out,
-                    "<div class=\"card\">{image}#{i} label {}<br>mem {} [{}, {}]<br>score {}<br>{membership}{provenance}</div>",
+                    "<div class=\"card\">{image}#{i} label {}<br>mem {} [{}, {}]<br>score {}<br>{membership}{provenance}{in_groups}</div>",
                     self.labels[i],
                     short(m.score[i]),
                     short(m.lower[i]),
