@@ -30,7 +30,7 @@ trap 'rm -rf "$work"' EXIT
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 simd=$(grep -m1 '^flags' /proc/cpuinfo | grep -o 'avx512f\|avx2' | sort -u | tr '\n' ' ')
 echo "CPU: $cpu ($(nproc) cores; $simd); memory $(free -g | awk '/Mem/ {print $2}') GB"
-echo "run: $models models x $samples samples x $queries queries x $classes classes, $(du -sh --apparent-size "$dir/models" | cut -f1) of logits"
+echo "run: $(cat "$dir/run.json" 2>/dev/null || echo "(no run.json)"), $(du -sh --apparent-size "$dir/models" | cut -f1) of logits"
 echo "memia: $memia"
 echo
 

@@ -66,6 +66,8 @@ pub struct SyntheticFiles {
     pub memorization: PathBuf,
     /// `[{"name": "memorized", "samples": [...]}]`: the samples of true memorization >= 0.8.
     pub groups: PathBuf,
+    /// `{"models": K, "samples": N, "queries": A, "classes": C, "seed": S}`: what was written.
+    pub description: PathBuf,
 }
 
 /// A uniform draw in [0, 1) from the 64-bit hash of `parts`.
@@ -162,6 +164,7 @@ impl SyntheticRun {
             labels: dir.join("labels.npy"),
             memorization: dir.join("memorization.npy"),
             groups: dir.join("groups.json"),
+            description: dir.join("run.json"),
         };
         let mkdir = |p: &Path| std::fs::create_dir_all(p).map_err(|e| CoreError::io(p, e));
         mkdir(&files.lira)?;
@@ -183,6 +186,13 @@ impl SyntheticRun {
             "[{{\"name\": \"memorized\", \"samples\": [{}]}}]\n",
             listed.join(", ")
         );
+        let description = format!(
+            "{{\"models\": {}, \"samples\": {}, \"queries\": {}, \"classes\": {}, \"seed\": {}}}\n",
+            self.models, self.samples, self.queries, self.classes, self.seed
+        );
+        crate::atomic_write(&files.description, |f| {
+            std::io::Write::write_all(f, description.as_bytes())
+        })?;
         crate::atomic_write(&files.groups, |f| {
             std::io::Write::write_all(f, groups.as_bytes())
         })?;

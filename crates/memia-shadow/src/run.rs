@@ -1092,6 +1092,44 @@ mod tests {
         assert_eq!(header_reads::take(), K);
     }
 
+    #[test]
+    fn storing_k_models_reads_no_header_of_the_others() {
+        // Rebuilding the manifest from every header after each store read 0 + 1 + ... + K - 1
+        // headers (an import of 10,000 models: 50 million). From the manifest and a listing of
+        // `logits/`, a store reads only the headers of files the manifest does not name.
+        const K: usize = 12;
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(dir.path(), &plan(K, &softmax())).unwrap();
+        let shape = run.expected_logits_shape();
+        let logits = Array3::<f32>::zeros((shape[0], shape[1], shape[2]));
+        let producer = Producer::new("a test");
+        header_reads::take();
+        for k in 0..K - 2 {
+            run.store(k, logits.view(), &producer).unwrap();
+        }
+        assert_eq!(header_reads::take(), 0);
+        assert_eq!(manifest(&run).complete, (0..K - 2).collect::<Vec<_>>());
+        // A file copied in by hand is found by the next store: its header alone is read.
+        std::fs::copy(run.logits_path(0), run.logits_path(K - 2)).unwrap();
+        run.store(K - 1, logits.view(), &producer).unwrap();
+        assert_eq!(header_reads::take(), 1);
+        let m = manifest(&run);
+        assert_eq!(m.complete, (0..K).collect::<Vec<_>>());
+        assert_eq!(
+            m.producers.len(),
+            2,
+            "the hand-copied model has no recorded producer"
+        );
+        // A session reads every header once, at its start, then none.
+        let mut session = run.storing().unwrap();
+        for k in 0..K {
+            session.store(k, logits.view(), None, &producer).unwrap();
+        }
+        session.finish().unwrap();
+        assert_eq!(header_reads::take(), K);
+        assert_eq!(manifest(&run).producers.len(), 1);
+    }
+
     /// Trains as `SoftmaxRegression` does, and on its first group stores model `other` as a
     /// concurrent shard would (another `RunDir` on the same directory, another producer).
     struct WithNeighbour {
