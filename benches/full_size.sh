@@ -11,8 +11,10 @@
 # COPY=1 also times an import that copies the files (the default import links them).
 # The run (10.2 GB at the default size) is written to DIR once and reused.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 dir=${1:?usage: benches/full_size.sh DIR [MODELS SAMPLES QUERIES CLASSES]}
+mkdir -p "$dir"
+dir=$(realpath "$dir")   # as the caller named it, before the cd below
+cd "$(dirname "$0")/.."
 models=${2:-256} samples=${3:-50000} queries=${4:-2} classes=${5:-100}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/memia-target}"
 memia=${MEMIA:-$CARGO_TARGET_DIR/release/memia}

@@ -54,8 +54,14 @@ pub fn pool_images(images: ndarray::ArrayD<f32>, samples: usize) -> Result<ndarr
              (C = 1 or 3) or N x H x W"
         ))
     };
-    if shape.first() != Some(&samples) || images.iter().any(|v| !v.is_finite()) {
+    if shape.first() != Some(&samples) {
         return Err(refuse());
+    }
+    if let Some((at, value)) = images.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(AuditError::Usage(format!(
+            "images: pixel {value} at {:?} is not finite",
+            ndarray::Dimension::slice(&at)
+        )));
     }
     let arranged = match *shape.as_slice() {
         [_, h, w] if h > 0 && w > 0 => images.insert_axis(ndarray::Axis(1)),
@@ -112,6 +118,14 @@ impl Import<'_> {
         if output.join("plan.json").exists() {
             // Refuses a run of another plan.
             RunDir::create_given(output, &plan, self.keep)?;
+            // The pixels are not part of the plan: given now to a run without them, they are
+            // added; a run that has them keeps its own.
+            let images_path = output.join(crate::run::IMAGES_FILE);
+            if let Some(images) = self.images
+                && !images_path.exists()
+            {
+                memia_core::npy::write_npy(&images_path, images)?;
+            }
             return Ok(Stored::AlreadyThere);
         }
         if output.exists() && std::fs::read_dir(output).map_or(true, |mut d| d.next().is_some()) {
@@ -192,7 +206,13 @@ impl Import<'_> {
         {
             return refuse(format!("{} images for {n} samples", images.dim().0));
         }
-        for g in self.groups {
+        for (i, g) in self.groups.iter().enumerate() {
+            if self.groups[..i].iter().any(|h| h.name == g.name) {
+                return refuse(format!(
+                    "two groups are named '{}': give each group its own name",
+                    g.name
+                ));
+            }
             if let Some(&bad) = g.samples.iter().find(|&&i| i >= n) {
                 return refuse(format!(
                     "group '{}' holds sample {bad}, not below N = {n}",
@@ -265,6 +285,17 @@ mod tests {
             name: "far".into(),
             samples: vec![6],
         }];
+        let twice = [
+            EvalGroup {
+                name: "same".into(),
+                samples: vec![0],
+            },
+            EvalGroup {
+                name: "same".into(),
+                samples: vec![1],
+            },
+        ];
+        let wide = ndarray::Array4::<f32>::zeros((5, 1, 2, 2));
         for (broken, what) in [
             (
                 Import {
@@ -286,6 +317,20 @@ mod tests {
                     ..import
                 },
                 "group 'far' holds sample 6",
+            ),
+            (
+                Import {
+                    groups: &twice,
+                    ..import
+                },
+                "two groups are named 'same'",
+            ),
+            (
+                Import {
+                    images: Some(&wide),
+                    ..import
+                },
+                "5 images for 6 samples",
             ),
         ] {
             let e = broken.store(&fresh, |_, _| {}).unwrap_err().to_string();

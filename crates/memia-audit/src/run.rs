@@ -501,8 +501,9 @@ impl Run {
         progress: impl FnMut(AuditStage, usize, usize),
     ) -> Result<Audit> {
         self.check_target(target)?;
-        // Correctness, phi and the attack's own signal (see Audit::run).
-        let logits = self.logits_files(&(0..self.dir.plan().models).collect::<Vec<_>>(), 3)?;
+        // Correctness, phi and the attack's own signal (see Audit::run), and a copy of one of
+        // them for the shadow models' rows.
+        let logits = self.logits_files(&(0..self.dir.plan().models).collect::<Vec<_>>(), 4)?;
         let producers = self.producer_lines()?;
         let mut inputs = AuditInputs::new(self.dir.keep(), &logits, &self.labels)
             .with_groups(groups)

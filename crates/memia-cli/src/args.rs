@@ -381,9 +381,9 @@ pub(crate) struct ImportLiraArgs {
     #[arg(long)]
     pub(crate) groups: Option<PathBuf>,
     /// Hard-link each model's file into the run instead of copying it where it is already
-    /// float32 (little-endian, C order) on the same filesystem: a 10 GB import then takes the
-    /// time to read the files once, not to write them again. The run shares those files:
-    /// do not change them in place afterwards.
+    /// float32 (little-endian, C order) on the same filesystem (a symbolic link is followed):
+    /// a 10 GB import then reads the files, and writes nothing but small records. The run
+    /// shares those files: do not change them in place, during the import or after it.
     #[arg(long)]
     pub(crate) link: bool,
     /// The pool's pixels, for the report's thumbnails: a `.npy` of N images (N x C x H x W,
@@ -426,9 +426,9 @@ pub(crate) struct ImportArgs {
     #[arg(long, short)]
     pub(crate) output: PathBuf,
     /// Hard-link each model's file into the run instead of copying it where it is already
-    /// float32 (little-endian, C order) on the same filesystem: a 10 GB import then takes the
-    /// time to read the files once, not to write them again. The run shares those files:
-    /// do not change them in place afterwards.
+    /// float32 (little-endian, C order) on the same filesystem (a symbolic link is followed):
+    /// a 10 GB import then reads the files, and writes nothing but small records. The run
+    /// shares those files: do not change them in place, during the import or after it.
     #[arg(long)]
     pub(crate) link: bool,
     /// The pool's pixels, for the report's thumbnails: a `.npy` of N images (N x C x H x W,

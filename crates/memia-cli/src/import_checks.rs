@@ -249,12 +249,16 @@ impl<'l> Outcomes<'l> {
     /// Room for `models` models on (at most [`CHECKED_SAMPLES`] of) the samples of `labels`.
     pub(crate) fn new(models: usize, labels: &'l [u32]) -> Self {
         let n = labels.len();
+        // A seeded random subset, in pool order: a fixed stride could fall in step with how the
+        // pool is laid out (labels i % C) and see a single class.
         let samples: Vec<usize> = if n <= CHECKED_SAMPLES {
             (0..n).collect()
         } else {
-            (0..CHECKED_SAMPLES)
-                .map(|j| j * n / CHECKED_SAMPLES)
-                .collect()
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by_key(|&i| memia_core::rng::splitmix64(0x1a9f_0c3e ^ i as u64));
+            let mut chosen = order[..CHECKED_SAMPLES].to_vec();
+            chosen.sort_unstable();
+            chosen
         };
         Outcomes {
             labels,

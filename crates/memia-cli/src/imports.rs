@@ -266,7 +266,13 @@ pub(crate) fn read_groups(path: Option<&Path>, n: usize) -> Result<Vec<EvalGroup
         path: path.to_path_buf(),
         reason: format!("{e} (expected [{{\"name\": \"canaries\", \"samples\": [0, 5]}}])"),
     })?;
-    for g in &groups {
+    for (j, g) in groups.iter().enumerate() {
+        if groups[..j].iter().any(|h| h.name == g.name) {
+            return Err(AuditError::Config {
+                path: path.to_path_buf(),
+                reason: format!("two groups are named '{}': give each its own name", g.name),
+            });
+        }
         if let Some(&i) = g.samples.iter().find(|&&i| i >= n) {
             return Err(AuditError::Config {
                 path: path.to_path_buf(),

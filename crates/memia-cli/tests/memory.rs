@@ -32,7 +32,13 @@ fn peak_mb(args: &[&str], cwd: &Path) -> f64 {
     let mut status = 0;
     // SAFETY: plain out-parameters of wait4 for our own child, which nothing else waits for.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let waited = loop {
+        let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if waited != -1 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+        {
+            break waited;
+        }
+    };
     assert_eq!(waited, pid, "wait4 on memia {args:?}");
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,

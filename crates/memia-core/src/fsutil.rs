@@ -43,15 +43,17 @@ pub fn temporary_file_for(path: &Path) -> std::io::Result<tempfile::NamedTempFil
     builder(&prefix, 0o666).tempfile_in(dir)
 }
 
-/// Makes `dest` a hard link to `source`, atomically (a link under a temporary name beside
-/// `dest`, created exclusively, then renamed over it): what an import does instead of copying
-/// a file it has checked, where both are on one filesystem (otherwise the error says so, kind
-/// `CrossesDevices`, and the caller copies).
+/// Makes `dest` a hard link to the file `source` names (a symbolic link is followed: the run
+/// gets the file, not a link that would resolve elsewhere from its new place), atomically (a
+/// link under a temporary name beside `dest`, created exclusively, then renamed over it): what
+/// an import does instead of copying a file it has checked, where both are on one filesystem
+/// (otherwise the error, naming `source`, has kind `CrossesDevices`, and the caller copies).
 pub fn hard_link_atomically(source: &Path, dest: &Path) -> Result<()> {
+    let source = std::fs::canonicalize(source).map_err(|e| CoreError::io(source, e))?;
     let (dir, prefix) = temporary_parts(dest);
     let linked = builder(&prefix, 0o666)
-        .make_in(dir, |tmp| std::fs::hard_link(source, tmp))
-        .map_err(|e| CoreError::io(dest, e))?;
+        .make_in(dir, |tmp| std::fs::hard_link(&source, tmp))
+        .map_err(|e| CoreError::io(&source, e))?;
     linked
         .into_temp_path()
         .persist(dest)
@@ -282,5 +284,35 @@ mod tests {
         atomic_write(&atomic, |f| std::io::Write::write_all(f, b"x")).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&atomic), mode(&plain));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_hard_link_is_to_the_file_a_symbolic_link_names() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (data, folder, run) = (
+            dir.path().join("data"),
+            dir.path().join("in"),
+            dir.path().join("run"),
+        );
+        for d in [&data, &folder, &run] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::write(data.join("model.npy"), b"logits").unwrap();
+        // A relative link, as git-annex and DVC make them: linking the link itself would leave
+        // the run a link that resolves from its own folder, to nothing.
+        std::os::unix::fs::symlink("../data/model.npy", folder.join("model_0.npy")).unwrap();
+        let dest = run.join("model_00000.npy");
+        hard_link_atomically(&folder.join("model_0.npy"), &dest).unwrap();
+        let meta = std::fs::symlink_metadata(&dest).unwrap();
+        assert!(meta.file_type().is_file(), "a file, not a symbolic link");
+        assert_eq!(
+            meta.ino(),
+            std::fs::metadata(data.join("model.npy")).unwrap().ino()
+        );
+        assert_eq!(std::fs::read(&dest).unwrap(), b"logits");
+        let missing = hard_link_atomically(&folder.join("none.npy"), &dest).unwrap_err();
+        assert!(missing.to_string().contains("none.npy"), "{missing}");
     }
 }

@@ -51,6 +51,7 @@ pub use lira::{LiraImportOptions, LiraRun, import_lira_run};
 pub use logits::{Logits, check_labels, class_count, first_non_finite, labels_from_i64};
 pub use model_logits::{
     LogitsProblem, ModelLogits, check_model_logits, model_logits_from, read_model_logits,
+    read_model_logits_reusing,
 };
 pub use signal::{Signal, logsumexp};
 pub use source::{LogitsSource, ModelFiles, Signals, for_each_model, model_shape_of};

@@ -181,7 +181,7 @@ fn pick_logits_file(exp_dir: &Path, epoch: Option<u64>) -> Result<PathBuf> {
     })
 }
 
-/// Reads one experiment's logits, (N, 1, A, C) as the reference writes them, or (N, A, C).
+/// The labels in `y_train.npy`, truncated to the `samples` the logits cover, if the file exists.
 fn read_labels(dir: &Path, samples: usize, classes: usize) -> Result<Option<Vec<u32>>> {
     let path = dir.join("y_train.npy");
     if !path.is_file() {

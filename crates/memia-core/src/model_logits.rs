@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array3, ArrayD, ArrayView3, Axis};
 
 use crate::error::{CoreError, Result};
-use crate::npy::{AnyArray, read_npy_any};
+use crate::npy::{AnyArray, read_npy_any_reusing};
 
 /// What is wrong with one model's logits.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -105,8 +105,18 @@ pub fn model_logits_from(array: ArrayD<f32>) -> std::result::Result<Array3<f32>,
 /// Reads and checks one model's logits file (`.npy`: float32, or float64 converted; any layout
 /// [`model_logits_from`] accepts), against `expected` where given. Errors name the file.
 pub fn read_model_logits(path: &Path, expected: Option<[usize; 3]>) -> Result<ModelLogits> {
+    read_model_logits_reusing(path, expected, Vec::new())
+}
+
+/// [`read_model_logits`] into `buffer` where the file holds float32 (see
+/// [`crate::npy::read_npy_any_reusing`]).
+pub fn read_model_logits_reusing(
+    path: &Path,
+    expected: Option<[usize; 3]>,
+    buffer: Vec<f32>,
+) -> Result<ModelLogits> {
     let location = path.display().to_string();
-    let (array, converted_from_f64) = match read_npy_any(path)? {
+    let (array, converted_from_f64) = match read_npy_any_reusing(path, buffer)? {
         AnyArray::F64(a) => (a.mapv(|v| v as f32), true),
         other => (other.into_typed::<f32>(&location)?, false),
     };

@@ -69,10 +69,12 @@ impl Signal {
             Signal::Loss => logsumexp(z) - zy,
             Signal::Probability => (zy - logsumexp(z)).exp(),
             Signal::Correct => {
-                let first_max = z
+                // The largest logit (a branch-free pass the compiler vectorises; the logits are
+                // finite), then the first class that has it, as numpy's argmax.
+                let max = z
                     .iter()
-                    .enumerate()
-                    .fold(0, |best, (j, &v)| if v > z[best] { j } else { best });
+                    .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+                let first_max = z.iter().position(|&v| v == max).unwrap_or(0);
                 if first_max == label { 1.0 } else { 0.0 }
             }
         }

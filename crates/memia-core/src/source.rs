@@ -63,6 +63,13 @@ pub trait LogitsSource: Debug + Sync {
         let _ = k;
         None
     }
+
+    /// Takes back logits that [`LogitsSource::model_logits`] gave and the caller is done with,
+    /// so that a source reading files can read the next model into the same memory
+    /// ([`for_each_model`] hands every model back). By default they are dropped.
+    fn recycle(&self, logits: CowArray<'_, f32, Ix3>) {
+        drop(logits);
+    }
 }
 
 impl LogitsSource for Logits {
@@ -93,6 +100,46 @@ fn model_out_of_range(k: usize, models: usize) -> CoreError {
 pub struct ModelFiles {
     files: Vec<PathBuf>,
     shape: [usize; 3],
+    /// Buffers of models handed back, read into again.
+    spare: Spare,
+}
+
+/// Buffers handed back to a [`ModelFiles`] (at most two: the model being worked on and the one
+/// being read). Not part of its value: clones start without, and any two compare equal.
+#[derive(Debug, Default)]
+struct Spare(std::sync::Mutex<Vec<Vec<f32>>>);
+
+impl Clone for Spare {
+    fn clone(&self) -> Self {
+        Spare::default()
+    }
+}
+
+impl PartialEq for Spare {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Spare {}
+
+impl Spare {
+    fn take(&self) -> Vec<f32> {
+        self.0
+            .lock()
+            .map(|mut spare| spare.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    fn give(&self, buffer: Vec<f32>) {
+        if let Ok(mut spare) = self.0.lock()
+            && spare.len() < 2
+        {
+            spare.push(buffer);
+        }
+    }
 }
 
 impl ModelFiles {
@@ -115,7 +162,21 @@ impl ModelFiles {
                 })?
             }
         };
-        Ok(ModelFiles { files, shape })
+        let [n, a, c] = shape;
+        if n == 0 || a == 0 || c < 2 {
+            return Err(CoreError::Shape {
+                location: first.display().to_string(),
+                found: shape.to_vec(),
+                expected: "samples x queries x classes with at least one sample and query, and \
+                           at least 2 classes"
+                    .into(),
+            });
+        }
+        Ok(ModelFiles {
+            files,
+            shape,
+            spare: Spare::default(),
+        })
     }
 
     /// The files, in model order.
@@ -150,13 +211,20 @@ impl LogitsSource for ModelFiles {
             .files
             .get(k)
             .ok_or_else(|| model_out_of_range(k, self.files.len()))?;
-        Ok(CowArray::from(
-            crate::read_model_logits(path, Some(self.shape))?.logits,
-        ))
+        let read = crate::read_model_logits_reusing(path, Some(self.shape), self.spare.take())?;
+        Ok(CowArray::from(read.logits))
     }
 
     fn model_file(&self, k: usize) -> Option<&Path> {
         self.files.get(k).map(PathBuf::as_path)
+    }
+
+    fn recycle(&self, logits: CowArray<'_, f32, Ix3>) {
+        if let Some(owned) = logits.try_into_owned_nocopy().ok()
+            && owned.is_standard_layout()
+        {
+            self.spare.give(owned.into_raw_vec_and_offset().0);
+        }
     }
 }
 
@@ -178,7 +246,9 @@ pub fn for_each_model<S: LogitsSource + ?Sized, E: From<CoreError>>(
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
             next = models.get(row + 1).map(|&k| read(k));
-            f(row, k, current.view())?;
+            let done = f(row, k, current.view());
+            source.recycle(current);
+            done?;
         }
         Ok(())
     })
@@ -282,6 +352,15 @@ fn model_signal(
     out: &mut ndarray::ArrayViewMut2<'_, f64>,
 ) -> Result<()> {
     let (_, a, c) = logits.dim();
+    // Every logit finite, in one vectorised pass over the model, before any signal.
+    if let Some(((sample, query, _), value)) = crate::first_non_finite(logits) {
+        return Err(CoreError::NonFiniteLogit {
+            model,
+            sample,
+            query,
+            value,
+        });
+    }
     let standard = logits.as_standard_layout();
     let logits = standard.as_slice().expect("standard layout");
     let out = out
@@ -290,21 +369,13 @@ fn model_signal(
     out.par_chunks_mut(a)
         .zip(logits.par_chunks(a * c))
         .enumerate()
-        .try_for_each(|(sample, (dst, src))| {
+        .for_each(|(sample, (dst, src))| {
             let label = labels[sample] as usize;
-            for (query, (d, z)) in dst.iter_mut().zip(src.chunks_exact(c)).enumerate() {
-                if let Some(&bad) = z.iter().find(|v| !v.is_finite()) {
-                    return Err(CoreError::NonFiniteLogit {
-                        model,
-                        sample,
-                        query,
-                        value: bad,
-                    });
-                }
+            for (d, z) in dst.iter_mut().zip(src.chunks_exact(c)) {
                 *d = signal.of(z, label);
             }
-            Ok(())
-        })
+        });
+    Ok(())
 }
 
 #[cfg(test)]

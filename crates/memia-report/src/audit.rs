@@ -708,6 +708,15 @@ impl ScoredSets {
         groups: &[EvalGroup],
         n: usize,
     ) -> Result<ScoredSets> {
+        if let Some(twice) = groups
+            .iter()
+            .enumerate()
+            .find(|(i, g)| groups[..*i].iter().any(|h| h.name == g.name))
+        {
+            return Err(ReportError::DuplicateGroup {
+                name: twice.1.name.clone(),
+            });
+        }
         if let Some((g, &bad)) = groups
             .iter()
             .find_map(|g| g.samples.iter().find(|&&i| i >= n).map(|i| (g, i)))

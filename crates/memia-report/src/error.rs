@@ -105,6 +105,12 @@ pub enum ReportError {
         /// Shadow models used.
         shadow_models: usize,
     },
+    /// Two named sample sets have one name: the report keys its figures by name.
+    #[error("two groups are named '{name}': give each group its own name")]
+    DuplicateGroup {
+        /// The name given twice.
+        name: String,
+    },
     /// A named sample set names a sample outside the pool.
     #[error("group '{group}' names sample {sample}, the pool has {samples}")]
     GroupSampleOutOfRange {

@@ -200,13 +200,10 @@ impl Storing<'_> {
         Ok(linked)
     }
 
+    /// The manifest of what the session knows and what other processes (concurrent shards)
+    /// finished since: one listing of `logits/`, a header read of each new file.
     fn write_manifest(&mut self) -> Result<()> {
-        let KnownComplete { done, producers } = &self.known;
-        let groups = RunDir::group_producers(done, |k| match &producers[k] {
-            Some(p) => Ok(p.clone()),
-            None => self.run.read_producer(k),
-        })?;
-        self.run.write_manifest_of(groups)?;
+        self.run.update_manifest(&mut self.known)?;
         self.written = Instant::now();
         Ok(())
     }
@@ -624,13 +621,22 @@ impl RunDir {
             done: vec![false; self.plan.models],
             producers: vec![None; self.plan.models],
         };
+        let mut listed = vec![false; self.plan.models];
+        for k in self.listed_models()? {
+            listed[k] = true;
+        }
+        // A model the manifest names counts only while its file is there.
         for group in manifest.producers {
-            for &k in group.models.iter().filter(|&&k| k < self.plan.models) {
+            for &k in group
+                .models
+                .iter()
+                .filter(|&&k| k < self.plan.models && listed[k])
+            {
                 known.done[k] = true;
                 known.producers[k] = Some(group.producer.clone());
             }
         }
-        for k in self.listed_models()? {
+        for k in (0..self.plan.models).filter(|&k| listed[k]) {
             if !known.done[k] && self.is_complete(k)? {
                 known.done[k] = true;
             }
@@ -642,6 +648,35 @@ impl RunDir {
         })
     }
 
+    /// Refuses a model index outside the plan.
+    fn check_models(&self, models: &[usize]) -> Result<()> {
+        match models.iter().find(|&&k| k >= self.plan.models) {
+            Some(&bad) => Err(invalid(
+                "models",
+                format!(
+                    "model {bad} is not in the plan's {} models",
+                    self.plan.models
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses, naming the first and counting them, models of `models` that are not complete.
+    fn require_complete(&self, models: &[usize]) -> Result<()> {
+        let done = self.completed()?;
+        let missing: Vec<usize> = models.iter().copied().filter(|&k| !done[k]).collect();
+        match missing.first() {
+            Some(&first) => Err(ShadowError::Incomplete {
+                path: self.path.clone(),
+                missing: missing.len(),
+                models: models.len(),
+                first,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The models `models` as a source of logits read one file at a time, for an analysis that
     /// keeps `signals` float64 signals of them (K' x N x A each: [`memia_core::Signals`]), so
     /// of any size in the memory of its signals. Refused, before anything is read, if that
@@ -649,15 +684,7 @@ impl RunDir {
     /// naming the first missing model if some are not complete. Model `k` of the source is
     /// model `k` of the run.
     pub fn logits_files(&self, models: &[usize], signals: usize) -> Result<memia_core::ModelFiles> {
-        if let Some(&bad) = models.iter().find(|&&k| k >= self.plan.models) {
-            return Err(invalid(
-                "models",
-                format!(
-                    "model {bad} is not in the plan's {} models",
-                    self.plan.models
-                ),
-            ));
-        }
+        self.check_models(models)?;
         let [n, a, c] = self.expected_logits_shape();
         let (kept, one_model) = (
             crate::memory::checked_product(&[
@@ -679,16 +706,7 @@ impl RunDir {
             ),
             kept.and_then(|k| k.checked_add(one_model?)),
         )?;
-        let done = self.completed()?;
-        let missing: Vec<usize> = models.iter().copied().filter(|&k| !done[k]).collect();
-        if let Some(&first) = missing.first() {
-            return Err(ShadowError::Incomplete {
-                path: self.path.clone(),
-                missing: missing.len(),
-                models: models.len(),
-                first,
-            });
-        }
+        self.require_complete(models)?;
         let files = (0..self.plan.models).map(|k| self.logits_path(k)).collect();
         Ok(memia_core::ModelFiles::new(
             files,
@@ -816,15 +834,7 @@ impl RunDir {
     /// The logits of the models `models`, in that order (e.g. the shadow models trained so far
     /// in a sequential audit); fails if one of them is missing or outside the plan.
     pub fn logits_of(&self, models: &[usize]) -> Result<Logits> {
-        if let Some(&bad) = models.iter().find(|&&k| k >= self.plan.models) {
-            return Err(invalid(
-                "models",
-                format!(
-                    "model {bad} is not in the plan's {} models",
-                    self.plan.models
-                ),
-            ));
-        }
+        self.check_models(models)?;
         // Each model's array, then all of them stacked: refused before reading where they
         // cannot be held.
         let (n, a, c) = (
@@ -838,16 +848,7 @@ impl RunDir {
             format!("reading the logits of {} models ({n} samples x {a} queries x {c} classes, float32, read and stacked)", models.len()),
             crate::memory::checked_product(&[models.len() as u64, n as u64, a as u64, c as u64, 4, 2]),
         )?;
-        let done = self.completed()?;
-        let missing: Vec<usize> = models.iter().copied().filter(|&k| !done[k]).collect();
-        if let Some(&first) = missing.first() {
-            return Err(ShadowError::Incomplete {
-                path: self.path.clone(),
-                missing: missing.len(),
-                models: models.len(),
-                first,
-            });
-        }
+        self.require_complete(models)?;
         let models: Vec<Array3<f32>> = models
             .iter()
             .map(|&k| {
