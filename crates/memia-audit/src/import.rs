@@ -8,7 +8,7 @@ use std::path::Path;
 
 use memia_attacks::evaluation::EvalGroup;
 use memia_core::{KeepMatrix, LogitsSource};
-use memia_shadow::{Plan, PoolFingerprint, Producer, RunDir, labels_sha256};
+use memia_shadow::{Producer, RunDir};
 use ndarray::ArrayView3;
 
 use crate::error::{AuditError, Result, io};
@@ -105,16 +105,14 @@ impl Import<'_> {
     ) -> Result<Stored> {
         self.check()?;
         let [_, queries, classes] = self.logits.model_shape();
-        let (k, n) = (self.keep.models(), self.keep.samples());
-        let pool = PoolFingerprint {
-            name: self.name.to_string(),
-            samples: n,
-            classes,
-            feature_shape: Vec::new(),
-            sha256: String::new(),
-            labels_sha256: Some(labels_sha256(self.labels)),
-        };
-        let plan = Plan::given(pool, self.keep, queries, self.description.clone())?;
+        let k = self.keep.models();
+        let plan = crate::run::given_plan(
+            self.keep,
+            self.labels,
+            [queries, classes],
+            self.name,
+            self.description,
+        )?;
         if output.join("plan.json").exists() {
             // Refuses a run of another plan.
             RunDir::create_given(output, &plan, self.keep)?;

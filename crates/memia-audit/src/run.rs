@@ -79,6 +79,26 @@ pub fn write_run_files(
     Ok(written)
 }
 
+/// The plan of models made elsewhere: the keep matrix is the plan, the pool is known by its name,
+/// size and labels (`[queries, classes]` of every model's logits).
+pub(crate) fn given_plan(
+    keep: &memia_core::KeepMatrix,
+    labels: &[u32],
+    [queries, classes]: [usize; 2],
+    name: &str,
+    description: &serde_json::Value,
+) -> Result<Plan> {
+    let pool = memia_shadow::PoolFingerprint {
+        name: name.to_string(),
+        samples: keep.samples(),
+        classes,
+        feature_shape: Vec::new(),
+        sha256: String::new(),
+        labels_sha256: Some(memia_shadow::labels_sha256(labels)),
+    };
+    Ok(Plan::given(pool, keep, queries, description.clone())?)
+}
+
 /// The pool's pixels of an imported run (`memia import --images`), N x C x H x W float32.
 pub const IMAGES_FILE: &str = "images.npy";
 
@@ -198,6 +218,47 @@ impl Run {
             )),
             other => Ok(other?),
         }
+    }
+
+    /// A run for models trained elsewhere and stored one by one as they finish
+    /// (`run.dir.store(k, logits, producer)`, e.g. from a training loop): the keep matrix is
+    /// the plan, with the pool's `labels`, every model's `[queries, classes]`, a `name` and
+    /// named `groups`. The same run in `dir` is opened again; another plan there is refused.
+    pub fn create_given(
+        dir: &Path,
+        keep: &memia_core::KeepMatrix,
+        labels: &[u32],
+        shape: [usize; 2],
+        name: &str,
+        groups: &[EvalGroup],
+    ) -> Result<Run> {
+        let n = keep.samples();
+        let refuse = |reason: String| Err(AuditError::Usage(reason));
+        if labels.len() != n {
+            return refuse(format!("{} labels for {n} samples", labels.len()));
+        }
+        if shape[0] == 0 || shape[1] < 2 {
+            return refuse(format!(
+                "{} queries and {} classes: at least one query and two classes",
+                shape[0], shape[1]
+            ));
+        }
+        memia_core::check_labels(labels, n, shape[1])?;
+        if let Some(g) = groups.iter().find(|g| g.samples.iter().any(|&i| i >= n)) {
+            return refuse(format!(
+                "group '{}' holds a sample not below N = {n}",
+                g.name
+            ));
+        }
+        let description = serde_json::json!({ "created_for": "models stored one by one" });
+        let plan = given_plan(keep, labels, shape, name, &description)?;
+        RunDir::create_given(dir, &plan, keep)?;
+        let info = PoolInfo {
+            provenance: None,
+            groups: groups.to_vec(),
+        };
+        write_run_files(dir, None, labels, &info)?;
+        Run::open(dir)
     }
 
     /// The pool's pixels kept with an imported run (`images.npy`, N x C x H x W), if any:

@@ -1,0 +1,324 @@
+"""memia: memorization-aware membership inference, from Python.
+
+Numpy arrays in and out; the work runs in memia's Rust crates with the GIL released. The same
+numbers as the ``memia`` command line and the Rust crates (one implementation underneath).
+
+>>> import numpy as np, memia
+>>> logits, keep, labels, truth = memia.synthetic_run(16, 200, 1, 10, seed=1)
+>>> mem = memia.memorization(keep, memia.signals(logits, labels, "correct"))
+>>> phi = memia.signals(logits, labels, "phi")
+>>> scores = memia.attack_scores("lira-online", keep[1:], phi[1:], phi[0])
+>>> 0.5 < memia.Roc(scores, keep[0]).auroc <= 1.0
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _memia
+from ._memia import (  # noqa: F401  (re-exported)
+    SCHEMA_VERSION,
+    FileError,
+    InvalidInput,
+    MemiaError,
+    RunError,
+    __version__,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MemiaError",
+    "InvalidInput",
+    "RunError",
+    "FileError",
+    "keep_matrix",
+    "signals",
+    "memorization",
+    "Memorization",
+    "attack_scores",
+    "attack_signal",
+    "Roc",
+    "Run",
+    "synthetic_run",
+]
+
+AttackLike = Union[str, Dict[str, Any]]
+
+
+def _array(value: Any, dtype: Any, ndim: int, name: str) -> np.ndarray:
+    """``value`` as a C-contiguous array of ``dtype`` and ``ndim`` dimensions (copied only where
+    its dtype or layout differ), or ``InvalidInput`` naming ``name``."""
+    try:
+        array = np.asarray(value)
+    except Exception as e:  # pragma: no cover - numpy's own message is kept
+        raise InvalidInput(f"{name}: not an array ({e})") from None
+    if array.ndim != ndim:
+        raise InvalidInput(f"{name}: {array.ndim} dimensions {array.shape}, expected {ndim}")
+    if dtype is bool:
+        if array.dtype != np.bool_:
+            if not np.issubdtype(array.dtype, np.integer) or not np.isin(array, (0, 1)).all():
+                raise InvalidInput(f"{name}: expected booleans or 0/1, found {array.dtype}")
+        return np.ascontiguousarray(array, dtype=np.bool_)
+    if dtype is np.uint32:
+        if not np.issubdtype(array.dtype, np.integer):
+            raise InvalidInput(f"{name}: expected integer labels, found {array.dtype}")
+        if array.size and (array.min() < 0 or array.max() > np.iinfo(np.uint32).max):
+            raise InvalidInput(f"{name}: labels must be non-negative (found {array.min()})")
+        return np.ascontiguousarray(array, dtype=np.uint32)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise InvalidInput(f"{name}: expected numbers, found {array.dtype}")
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _logits(value: Any, name: str = "logits") -> np.ndarray:
+    """K x N x A x C float32 logits; K x N x C is read as one query."""
+    array = np.asarray(value)
+    if array.ndim == 3:
+        array = array[:, :, None, :]
+    return _array(array, np.float32, 4, name)
+
+
+def _attack_json(attack: AttackLike) -> str:
+    if isinstance(attack, str):
+        return json.dumps({"method": attack})
+    if isinstance(attack, dict):
+        return json.dumps(attack)
+    raise InvalidInput(f"attack: a method name or a dict, found {type(attack).__name__}")
+
+
+def keep_matrix(
+    models: int, samples: int, seed: int, scheme: str = "balanced", ratio: float = 0.5
+) -> np.ndarray:
+    """A seeded K x N bool keep matrix: row k says which samples model k trains on.
+
+    ``scheme``: ``"balanced"`` (LiRA's halves: every sample IN for ``ratio`` of the models),
+    ``"bernoulli"`` (each model-sample pair IN with probability ``ratio``) or ``"fixed-size"``
+    (each model trains on ``ratio`` of the samples). The same seed gives the same matrix as the
+    Rust crates and the command line.
+    """
+    return _memia.keep_matrix(models, samples, seed, scheme, ratio)
+
+
+def signals(logits: Any, labels: Any, kind: str = "phi") -> np.ndarray:
+    """A scalar signal of every model, sample and query: a K x N x A float64 array.
+
+    ``logits``: K x N x A x C (or K x N x C), any float dtype and layout. ``labels``: N integers.
+    ``kind``: ``"phi"`` (LiRA's logit-scaled confidence), ``"phi-reference"`` (as the LiRA
+    reference's score.py), ``"hinge"``, ``"loss"``, ``"probability"`` or ``"correct"``.
+    """
+    return _memia.signals(_logits(logits), _array(labels, np.uint32, 1, "labels"), kind)
+
+
+class Memorization:
+    """Feldman-Zhang memorization of every sample, with its standard error and interval.
+
+    Attributes (numpy arrays of N): ``score``, ``std_error``, ``lower``, ``upper`` (the
+    interval, Newcombe's combination of Clopper-Pearson intervals), ``in_mean``, ``out_mean``,
+    ``in_count``, ``out_count``; and ``confidence``. NaN where a sample has no IN or no OUT model.
+    """
+
+    score: np.ndarray
+    std_error: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    in_mean: np.ndarray
+    out_mean: np.ndarray
+    in_count: np.ndarray
+    out_count: np.ndarray
+    confidence: float
+
+    def __init__(self, fields: Dict[str, Any]) -> None:
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain lists and floats (NaN as None), for JSON."""
+        out: Dict[str, Any] = {}
+        for key in ("score", "std_error", "lower", "upper", "in_mean", "out_mean",
+                    "in_count", "out_count"):
+            values = getattr(self, key).tolist()
+            out[key] = [None if isinstance(v, float) and v != v else v for v in values]
+        out["confidence"] = self.confidence
+        return out
+
+    def __repr__(self) -> str:
+        defined = self.score[np.isfinite(self.score)]
+        return (f"Memorization({len(self.score)} samples, mean {defined.mean():.4f}, "
+                f"{int((defined >= 0.8).sum())} at least 0.8)" if len(defined)
+                else f"Memorization({len(self.score)} samples, none determined)")
+
+
+def memorization(
+    keep: Any,
+    outcomes: Any,
+    confidence: float = 0.95,
+    query: Optional[int] = 0,
+    allow_missing: bool = True,
+) -> Memorization:
+    """Feldman-Zhang memorization from the K x N keep matrix and K x N x A outcomes.
+
+    ``outcomes``: ``signals(logits, labels, "correct")`` for label memorization, or
+    ``"probability"`` for the soft variant (K x N is read as one query). ``query``: which query
+    to use (``None``: their mean). Samples without IN or OUT models are NaN unless
+    ``allow_missing`` is false (then ``InvalidInput`` names the first).
+    """
+    out = np.asarray(outcomes)
+    if out.ndim == 2:
+        out = out[:, :, None]
+    fields = _memia.memorization(
+        _array(keep, bool, 2, "keep"),
+        _array(out, np.float64, 3, "outcomes"),
+        confidence,
+        query,
+        allow_missing,
+    )
+    return Memorization(fields)
+
+
+def attack_signal(attack: AttackLike) -> str:
+    """The signal ``attack`` reads (``"phi"``, ``"probability"``, ``"loss"``, ...)."""
+    return _memia.attack_signal(_attack_json(attack))
+
+
+def attack_scores(attack: AttackLike, keep: Any, shadow: Any, target: Any) -> np.ndarray:
+    """An attack fitted on the shadow models and run on a target: one score per sample.
+
+    ``attack``: a method (``"lira-online"``, ``"lira-offline"``, ``"rmia"``, ``"loss"``,
+    ``"global"``) or a dict as a configuration file names it
+    (``{"method": "lira-online", "global_variance": True}``). ``keep``: the shadow models'
+    K x N keep matrix; ``shadow``: their K x N x A signals of ``attack_signal(attack)``;
+    ``target``: the target's N x A signals (N is read as one query). Higher is member; NaN
+    where the shadows cannot judge a sample.
+    """
+    shadow_array = np.asarray(shadow)
+    if shadow_array.ndim == 2:
+        shadow_array = shadow_array[:, :, None]
+    target_array = np.asarray(target)
+    if target_array.ndim == 1:
+        target_array = target_array[:, None]
+    return _memia.attack_scores(
+        _attack_json(attack),
+        _array(keep, bool, 2, "keep"),
+        _array(shadow_array, np.float64, 3, "shadow"),
+        _array(target_array, np.float64, 2, "target"),
+    )
+
+
+class Roc:
+    """The ROC curve of ``scores`` against ``members`` (higher is member unless
+    ``lower_is_member``). Scores that are not finite follow memia's one rule: a member counts as
+    not detected, a non-member is left out."""
+
+    def __init__(self, scores: Any, members: Any, lower_is_member: bool = False) -> None:
+        scores_array = _array(scores, np.float64, 1, "scores")
+        members_array = _array(members, bool, 1, "members")
+        if len(scores_array) != len(members_array):
+            raise InvalidInput(
+                f"{len(scores_array)} scores for {len(members_array)} membership entries")
+        self._roc = _memia.Roc(scores_array, members_array, lower_is_member)
+
+    @property
+    def auroc(self) -> float:
+        """The area under the curve."""
+        return float(self._roc.auroc)
+
+    def tpr_at_fpr(self, fpr: float, convention: str = "lira-strict") -> float:
+        """The TPR at FPR ``fpr``: ``"lira-strict"`` (the largest TPR at an FPR of at most
+        ``fpr``, as the LiRA reference) or ``"interpolated"``."""
+        return float(self._roc.tpr_at_fpr(fpr, convention))
+
+    def points(self) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+        """``(fpr, tpr, thresholds)`` of the curve's points."""
+        fpr, tpr, thresholds = self._roc.points()
+        return fpr, tpr, thresholds
+
+    def summary(self, fprs: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1),
+                convention: str = "lira-strict") -> Dict[str, Any]:
+        """What memia reports: AUROC, balanced accuracy, advantage, each TPR at ``fprs`` with
+        its Clopper-Pearson interval and whether it is measurable, counts, undetermined."""
+        summary: Dict[str, Any] = json.loads(self._roc.summary_json(list(fprs), convention))
+        return summary
+
+
+class Run:
+    """A run directory: shadow models' keep matrix, labels and one logits file per model."""
+
+    def __init__(self, native: _memia.Run) -> None:
+        self._run = native
+
+    @staticmethod
+    def open(path: Union[str, "os.PathLike[str]"]) -> "Run":
+        """Opens the run directory ``path`` (planned by ``memia plan``, imported, or created)."""
+        return Run(_memia.Run.open(str(path)))
+
+    @staticmethod
+    def create(path: Union[str, "os.PathLike[str]"], keep: Any, labels: Any, queries: int,
+               classes: int, name: str = "models stored from Python",
+               groups: Optional[Dict[str, Iterable[int]]] = None) -> "Run":
+        """A run for models trained elsewhere, stored one by one with ``store`` as they finish:
+        the K x N ``keep`` matrix is the plan, with the N ``labels``, every model's ``queries``
+        and ``classes``, and named ``groups`` of samples reported separately. Opening the same
+        run again is fine; another plan in ``path`` is refused."""
+        listed = [{"name": n, "samples": [int(i) for i in s]} for n, s in (groups or {}).items()]
+        return Run(_memia.Run.create(str(path), _array(keep, bool, 2, "keep"),
+                                     _array(labels, np.uint32, 1, "labels"), queries, classes,
+                                     name, json.dumps(listed)))
+
+    @property
+    def path(self) -> str:
+        return str(self._run.path)
+
+    @property
+    def shape(self) -> "tuple[int, int, int, int]":
+        """``(models, samples, queries, classes)``."""
+        return self._run.shape
+
+    @property
+    def keep(self) -> np.ndarray:
+        return self._run.keep
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._run.labels
+
+    def completed(self) -> List[bool]:
+        """Which models are complete."""
+        return self._run.completed()
+
+    def store(self, k: int, logits: Any, producer: str = "memia for Python") -> None:
+        """Stores model ``k``'s N x A x C (or N x C) logits, checked, atomically."""
+        array = np.asarray(logits)
+        if array.ndim == 2:
+            array = array[:, None, :]
+        self._run.store(k, _array(array, np.float32, 3, "logits"), producer)
+
+    def signals(self, models: Sequence[int], kind: str = "phi") -> np.ndarray:
+        """Signals of ``models``, read one model file at a time: len(models) x N x A."""
+        return self._run.signals([int(m) for m in models], kind)
+
+    def audit(self, target: Optional[int] = None, config: Optional[Dict[str, Any]] = None,
+              report: Optional[Union[str, "os.PathLike[str]"]] = None) -> Dict[str, Any]:
+        """The report's audit of model ``target`` (the others are its shadow models):
+        ``summary.json`` as a dict. ``config``: an ``[audit]`` table (the run's own settings
+        otherwise); ``report``: a directory to write the report into."""
+        text = self._run.audit(target, None if config is None else json.dumps(config),
+                               None if report is None else str(report))
+        summary: Dict[str, Any] = json.loads(text)
+        return summary
+
+    def __repr__(self) -> str:
+        k, n, a, c = self.shape
+        return f"Run({self.path!r}: {k} models x {n} samples x {a} queries x {c} classes)"
+
+
+def synthetic_run(models: int, samples: int, queries: int, classes: int,
+                  seed: int = 0) -> "tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]":
+    """``(logits, keep, labels, memorization)`` of a synthetic run whose memorization is known
+    (5% of the samples memorized at 0.8 or more), for tests and examples."""
+    return _memia.synthetic_run(models, samples, queries, classes, seed)
+

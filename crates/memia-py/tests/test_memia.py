@@ -1,0 +1,157 @@
+"""memia for Python: the same numbers as the references and as memia's command line, and clear
+exceptions for bad input. Run by .ci/run on the wheel it builds, installed into a fresh virtual
+environment (`pip install`); MEMIA_BIN names the `memia` binary for the parity tests."""
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import memia
+
+REQUIRE_SKLEARN = os.environ.get("MEMIA_REQUIRE_SKLEARN") == "1"
+
+
+def memia_bin():
+    path = os.environ.get("MEMIA_BIN")
+    if not path or not os.path.exists(path):
+        pytest.skip("skipped: MEMIA_BIN does not name the memia binary")
+    return path
+
+
+def logsumexp(z, axis=-1):
+    m = z.max(axis=axis, keepdims=True)
+    return (m + np.log(np.exp(z - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+@pytest.fixture(scope="module")
+def run_data():
+    return memia.synthetic_run(16, 300, 2, 10, seed=3)
+
+
+def test_signals_are_the_formulas(run_data):
+    logits, _, labels, _ = run_data
+    z = logits.astype(np.float64)
+    y = labels[None, :, None, None].repeat(z.shape[0], 0).repeat(z.shape[2], 2)
+    zy = np.take_along_axis(z, y, axis=3)[..., 0]
+    others = z.copy()
+    np.put_along_axis(others, y, -np.inf, axis=3)
+    np.testing.assert_allclose(memia.signals(logits, labels, "phi"), zy - logsumexp(others),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(memia.signals(logits, labels, "loss"), logsumexp(z) - zy,
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(memia.signals(logits, labels, "correct"),
+                                  (z.argmax(axis=3) == y[..., 0]).astype(float))
+    # Any layout and dtype: float64, Fortran order, negative strides give the same numbers.
+    flipped = np.asfortranarray(logits[::-1].astype(np.float64))
+    np.testing.assert_array_equal(memia.signals(flipped, labels.astype(np.int32), "phi"),
+                                  memia.signals(logits, labels, "phi")[::-1])
+
+
+def test_memorization_is_feldman_zhang(run_data):
+    logits, keep, labels, truth = run_data
+    correct = memia.signals(logits, labels, "correct")
+    mem = memia.memorization(keep, correct)
+    c = correct[:, :, 0]
+    expected = (np.where(keep, c, 0).sum(0) / keep.sum(0)
+                - np.where(~keep, c, 0).sum(0) / (~keep).sum(0))
+    np.testing.assert_allclose(mem.score, expected, rtol=1e-12, atol=1e-12)
+    assert np.all(mem.lower <= mem.score + 1e-12) and np.all(mem.score <= mem.upper + 1e-12)
+    assert np.abs(mem.score - truth).mean() < 0.15
+    assert json.loads(json.dumps(mem.to_dict()))["confidence"] == 0.95
+
+
+def test_roc_matches_scikit_learn():
+    try:
+        from sklearn.metrics import roc_auc_score, roc_curve
+    except ImportError:
+        if REQUIRE_SKLEARN:
+            raise
+        pytest.skip("skipped: scikit-learn not installed")
+    rng = np.random.default_rng(7)
+    members = rng.random(20000) < 0.5
+    scores = rng.normal(size=20000) + 0.5 * members
+    scores[:100] = np.round(scores[:100], 1)  # ties
+    roc = memia.Roc(scores, members)
+    assert roc.auroc == pytest.approx(roc_auc_score(members, scores), abs=1e-12)
+    fpr, tpr, _ = roc_curve(members, scores)
+    ours_fpr, ours_tpr, _ = roc.points()
+    np.testing.assert_allclose(np.interp(0.1, fpr, tpr), roc.tpr_at_fpr(0.1, "interpolated"),
+                               atol=1e-12)
+    assert ours_fpr[-1] == 1.0 and ours_tpr[-1] == 1.0
+    summary = roc.summary()
+    assert summary["auroc"] == pytest.approx(roc.auroc)
+    assert summary["positives"] == int(members.sum())
+
+
+def test_a_run_stored_from_python_audits_as_the_command_line(tmp_path, run_data):
+    logits, keep, labels, truth = run_data
+    path = tmp_path / "run"
+    run = memia.Run.create(path, keep, labels, queries=2, classes=10,
+                           groups={"memorized": np.flatnonzero(truth >= 0.8)})
+    assert run.completed() == [False] * 16
+    for k in range(16):  # as a training loop would, model by model
+        run.store(k, logits[k])
+    assert all(memia.Run.open(path).completed())
+    assert run.shape == (16, 300, 2, 10)
+    np.testing.assert_array_equal(run.signals([3, 1], "phi"),
+                                  memia.signals(logits, labels, "phi")[[3, 1]])
+    # The attack from Python equals memia attack on the same run.
+    phi = run.signals(list(range(16)), "phi")
+    ours = memia.attack_scores({"method": "lira-online", "global_variance": True},
+                               keep[1:], phi[1:], phi[0])
+    binary = memia_bin()
+    subprocess.run([binary, "attack", str(path), "--target", "0", "-o",
+                    str(tmp_path / "s.npy"), "-q"], check=True)
+    np.testing.assert_array_equal(ours, np.load(tmp_path / "s.npy"))
+    # The audit from Python equals memia report's summary.json.
+    summary = run.audit(target=0, report=tmp_path / "py-report")
+    subprocess.run([binary, "report", str(path), "-o", str(tmp_path / "cli-report"),
+                    "--target", "0", "-q"], check=True)
+    cli = json.loads((tmp_path / "cli-report" / "summary.json").read_text())
+    assert summary == cli
+    assert summary["schema_version"] == memia.SCHEMA_VERSION
+    assert "memorized" in summary["groups"]
+    assert (tmp_path / "py-report" / "index.html").exists()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: memia.signals(np.zeros((2, 3, 1, 4), np.float32), [0, 1, 9], "phi"), "label 9"),
+    (lambda: memia.signals(np.full((1, 2, 1, 3), np.nan, np.float32), [0, 1], "phi"), "NaN"),
+    (lambda: memia.signals(np.zeros((1, 2, 3)), [0, 1], "nope"), "signal 'nope'"),
+    (lambda: memia.signals(np.array([["a"]]), [0], "phi"), "dimensions"),
+    (lambda: memia.signals(np.zeros((1, 2, 3)), [0, -1], "phi"), "non-negative"),
+    (lambda: memia.signals(np.zeros((0, 2, 3)), [0, 1], "phi"), "at least one model"),
+    (lambda: memia.memorization(np.ones((2, 3), bool), np.zeros((2, 4))), "4 samples"),
+    (lambda: memia.memorization([[0, 2]], np.zeros((1, 2))), "booleans or 0/1"),
+    (lambda: memia.Roc([0.1, 0.2], [True]), "2 scores for 1"),
+    (lambda: memia.Roc([], []), ""),
+    (lambda: memia.attack_scores("nope", np.ones((1, 2), bool), np.zeros((1, 2)),
+                                 np.zeros(2)), "nope"),
+    (lambda: memia.keep_matrix(10**9, 10**9, 1), "models"),
+    (lambda: memia.keep_matrix(4, 10, 1, scheme="odd"), "scheme"),
+    (lambda: memia.Run.open("/nonexistent/run"), "plan.json"),
+])
+def test_bad_input_raises_memia_errors(call, message):
+    with pytest.raises(memia.MemiaError) as raised:
+        call()
+    assert message in str(raised.value)
+
+
+def test_error_families_are_exceptions_of_their_own():
+    assert issubclass(memia.InvalidInput, memia.MemiaError)
+    assert issubclass(memia.RunError, memia.MemiaError)
+    with pytest.raises(memia.RunError):
+        memia.Run.open("/nonexistent/run")
+    with pytest.raises(memia.InvalidInput):
+        memia.keep_matrix(4, 10, 1, scheme="odd")
+
+
+def test_keep_matrices_are_seeded_and_balanced():
+    keep = memia.keep_matrix(8, 100, seed=5)
+    assert keep.dtype == np.bool_ and keep.shape == (8, 100)
+    assert (keep.sum(axis=0) == 4).all()
+    np.testing.assert_array_equal(keep, memia.keep_matrix(8, 100, seed=5))
+    assert not np.array_equal(keep, memia.keep_matrix(8, 100, seed=6))
