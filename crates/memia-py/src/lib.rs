@@ -476,6 +476,134 @@ impl Run {
     }
 }
 
+/// The correlation `kind` (`spearman`, `pearson`, `kendall`: Kendall's tau-b) of `x` and `y`
+/// with its two-sided p-value: `(statistic, p_value)`.
+#[pyfunction]
+fn correlation(
+    x: PyReadonlyArray1<'_, f64>,
+    y: PyReadonlyArray1<'_, f64>,
+    kind: &str,
+) -> PyResult<(f64, f64)> {
+    let (x, y) = (x.as_array().to_vec(), y.as_array().to_vec());
+    let c = match kind {
+        "spearman" => memia_metrics::spearman(&x, &y),
+        "pearson" => memia_metrics::pearson(&x, &y),
+        "kendall" => memia_metrics::kendall_tau_b(&x, &y),
+        other => {
+            return Err(InvalidInput::new_err(format!(
+                "correlation '{other}': use spearman, pearson or kendall"
+            )));
+        }
+    }
+    .map_err(raise)?;
+    Ok((c.statistic, c.p_value))
+}
+
+/// `(epsilon, (tpr_lower, tpr_upper), (fpr_lower, fpr_upper))`.
+type EpsilonBoundTuple = (f64, (f64, f64), (f64, f64));
+
+/// The epsilon lower bound of (epsilon, delta)-DP from one threshold's `true_positives` of
+/// `positives` members and `false_positives` of `negatives` non-members, with Clopper-Pearson
+/// intervals at `confidence` (valid when the threshold was chosen on other data):
+/// `(epsilon, (tpr_lower, tpr_upper), (fpr_lower, fpr_upper))`.
+#[pyfunction]
+#[pyo3(signature = (true_positives, positives, false_positives, negatives, confidence = 0.95, delta = 0.0))]
+fn epsilon_lower_bound(
+    true_positives: u64,
+    positives: u64,
+    false_positives: u64,
+    negatives: u64,
+    confidence: f64,
+    delta: f64,
+) -> PyResult<EpsilonBoundTuple> {
+    let b = memia_metrics::epsilon_lower_bound(
+        true_positives,
+        positives,
+        false_positives,
+        negatives,
+        confidence,
+        delta,
+    )
+    .map_err(raise)?;
+    Ok((
+        b.epsilon,
+        (b.tpr.lower, b.tpr.upper),
+        (b.fpr.lower, b.fpr.upper),
+    ))
+}
+
+/// Leave one model out: each of `targets` (default: every model) in turn is the target, the
+/// others its shadow models, drawn `repeats` times at each of `shadow_counts` (default 1, 2,
+/// 4, ..., K - 1); the attack (`spec_json`) judged on all samples and on each named group (JSON
+/// `[{"name": ..., "samples": [...]}]`). Returns the report as JSON text.
+#[pyfunction]
+#[pyo3(signature = (spec_json, keep, shadow, shadow_counts = None, targets = None, repeats = 1, fprs = vec![1e-3, 1e-2], groups_json = "[]", seed = 0))]
+#[allow(clippy::too_many_arguments)] // Python's keyword arguments, one by one
+fn leave_one_out(
+    py: Python<'_>,
+    spec_json: &str,
+    keep: PyReadonlyArray2<'_, bool>,
+    shadow: PyReadonlyArray3<'_, f64>,
+    shadow_counts: Option<Vec<usize>>,
+    targets: Option<Vec<usize>>,
+    repeats: usize,
+    fprs: Vec<f64>,
+    groups_json: &str,
+    seed: u64,
+) -> PyResult<String> {
+    let spec: AttackSpec = serde_json::from_str(spec_json).map_err(raise)?;
+    let keep = KeepMatrix::from_array(keep.as_array().to_owned()).map_err(raise)?;
+    let groups = serde_json::from_str(groups_json).map_err(raise)?;
+    let config = memia_attacks::loo::LooConfig {
+        shadow_counts,
+        repeats,
+        targets,
+        fprs,
+        groups,
+        seed,
+    };
+    let shadow = shadow.as_array();
+    let report = py
+        .detach(|| memia_attacks::loo::leave_one_out(&spec, &keep, shadow, &config, |_, _| {}))
+        .map_err(raise)?;
+    serde_json::to_string(&report).map_err(raise)
+}
+
+/// What [`budget`] returns: squared Hellinger distances and models needed.
+type BudgetArrays<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<i64>>);
+
+/// The shadow-model budget (the paper's theory): from the K x N keep matrix and K x N x A
+/// correctness, each sample's squared Hellinger distance between its IN and OUT correctness and
+/// the shadow models an auditor needs to tell them apart with error `delta` (-1: never, or
+/// unknown). Returns `(hellinger_sq, models_needed)`.
+#[pyfunction]
+#[pyo3(signature = (keep, correct, delta = 0.01))]
+fn budget<'py>(
+    py: Python<'py>,
+    keep: PyReadonlyArray2<'py, bool>,
+    correct: PyReadonlyArray3<'py, f64>,
+    delta: f64,
+) -> PyResult<BudgetArrays<'py>> {
+    let keep = KeepMatrix::from_array(keep.as_array().to_owned()).map_err(raise)?;
+    let correct = correct.as_array();
+    let plan = py
+        .detach(|| -> Result<_, Failure> {
+            let mem = MemorizationConfig::default()
+                .allow_missing()
+                .estimate_from_signals(&keep, correct)?;
+            Ok(memia_attacks::theory::BudgetPlan::from_memorization(
+                &mem, delta,
+            )?)
+        })
+        .map_err(raise)?;
+    let needed: Array1<i64> = plan
+        .models_needed
+        .iter()
+        .map(|m| m.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)))
+        .collect();
+    Ok((plan.hellinger_sq.into_pyarray(py), needed.into_pyarray(py)))
+}
+
 /// What [`synthetic_run`] returns: logits, keep matrix, labels, true memorization.
 type SyntheticArrays<'py> = (
     Bound<'py, numpy::PyArray4<f32>>,
@@ -547,6 +675,10 @@ fn _memia(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(attack_scores, m)?)?;
     m.add_function(wrap_pyfunction!(attack_signal, m)?)?;
     m.add_function(wrap_pyfunction!(synthetic_run, m)?)?;
+    m.add_function(wrap_pyfunction!(correlation, m)?)?;
+    m.add_function(wrap_pyfunction!(epsilon_lower_bound, m)?)?;
+    m.add_function(wrap_pyfunction!(leave_one_out, m)?)?;
+    m.add_function(wrap_pyfunction!(budget, m)?)?;
     m.add_class::<Roc>()?;
     m.add_class::<Run>()?;
     Ok(())

@@ -155,3 +155,40 @@ def test_keep_matrices_are_seeded_and_balanced():
     assert (keep.sum(axis=0) == 4).all()
     np.testing.assert_array_equal(keep, memia.keep_matrix(8, 100, seed=5))
     assert not np.array_equal(keep, memia.keep_matrix(8, 100, seed=6))
+
+
+def test_correlations_are_the_definitions():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=500)
+    y = x + rng.normal(size=500)
+    pearson, p = memia.correlation(x, y, "pearson")
+    assert pearson == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-12) and p < 1e-10
+    rank = lambda v: np.argsort(np.argsort(v)).astype(float)  # no ties here
+    spearman, _ = memia.correlation(x, y, "spearman")
+    assert spearman == pytest.approx(np.corrcoef(rank(x), rank(y))[0, 1], abs=1e-12)
+    with pytest.raises(memia.InvalidInput):
+        memia.correlation(x, y[:3], "pearson")
+
+
+def test_an_epsilon_bound_holds_and_grows_with_the_evidence():
+    weak = memia.epsilon_lower_bound(60, 100, 40, 100)
+    strong = memia.epsilon_lower_bound(600, 1000, 10, 1000)
+    assert 0.0 <= weak["epsilon"] < strong["epsilon"]
+    lo, hi = strong["tpr"]
+    assert lo < 0.6 < hi
+    with pytest.raises(memia.InvalidInput):
+        memia.epsilon_lower_bound(5, 3, 0, 10)
+
+
+def test_leave_one_out_and_the_budget(run_data):
+    logits, keep, labels, truth = run_data
+    phi = memia.signals(logits, labels, "phi")
+    report = memia.leave_one_out("lira-online", keep, phi, shadow_counts=[4, 15],
+                                 targets=[0, 1], groups={"memorized": np.flatnonzero(truth >= 0.8)})
+    assert report["models"] == 16 and report["samples"] == 300
+    assert len(report["rows"]) > 0
+    h2, needed = memia.budget(keep, memia.signals(logits, labels, "correct"))
+    assert h2.shape == (300,) and needed.dtype == np.int64
+    # The theory: memorized samples need few models, the others (memorization 0) none can tell.
+    memorized = truth >= 0.8
+    assert np.median(needed[memorized & (needed >= 0)]) < 64

@@ -45,6 +45,10 @@ __all__ = [
     "Roc",
     "Run",
     "synthetic_run",
+    "correlation",
+    "epsilon_lower_bound",
+    "leave_one_out",
+    "budget",
 ]
 
 AttackLike = Union[str, Dict[str, Any]]
@@ -314,6 +318,58 @@ class Run:
     def __repr__(self) -> str:
         k, n, a, c = self.shape
         return f"Run({self.path!r}: {k} models x {n} samples x {a} queries x {c} classes)"
+
+
+def correlation(x: Any, y: Any, kind: str = "spearman") -> "tuple[float, float]":
+    """``(statistic, p_value)`` of the ``kind`` correlation of ``x`` and ``y``: ``"spearman"``,
+    ``"pearson"`` or ``"kendall"`` (tau-b), as SciPy computes them."""
+    return _memia.correlation(_array(x, np.float64, 1, "x"), _array(y, np.float64, 1, "y"), kind)
+
+
+def epsilon_lower_bound(true_positives: int, positives: int, false_positives: int,
+                        negatives: int, confidence: float = 0.95, delta: float = 0.0
+                        ) -> Dict[str, Any]:
+    """The epsilon of (epsilon, delta)-DP that one threshold's error rates prove, with
+    Clopper-Pearson intervals at ``confidence``: valid when the threshold was chosen on other
+    data. ``{"epsilon", "tpr": (lower, upper), "fpr": (lower, upper)}``."""
+    epsilon, tpr, fpr = _memia.epsilon_lower_bound(
+        true_positives, positives, false_positives, negatives, confidence, delta)
+    return {"epsilon": epsilon, "tpr": tpr, "fpr": fpr}
+
+
+def leave_one_out(attack: AttackLike, keep: Any, shadow: Any,
+                  shadow_counts: Optional[Sequence[int]] = None,
+                  targets: Optional[Sequence[int]] = None, repeats: int = 1,
+                  fprs: Sequence[float] = (1e-3, 1e-2),
+                  groups: Optional[Dict[str, Iterable[int]]] = None,
+                  seed: int = 0) -> Dict[str, Any]:
+    """The attack's quality against the number of shadow models: each of ``targets``
+    (default: every model) in turn attacked with ``shadow_counts`` of the others (default 1, 2,
+    4, ..., K - 1), ``repeats`` draws each, on all samples and on each named group. The report
+    ``summary.json`` holds as ``shadow_curve``."""
+    shadow_array = np.asarray(shadow)
+    if shadow_array.ndim == 2:
+        shadow_array = shadow_array[:, :, None]
+    listed = [{"name": n, "samples": [int(i) for i in s]} for n, s in (groups or {}).items()]
+    text = _memia.leave_one_out(
+        _attack_json(attack), _array(keep, bool, 2, "keep"),
+        _array(shadow_array, np.float64, 3, "shadow"),
+        None if shadow_counts is None else [int(c) for c in shadow_counts],
+        None if targets is None else [int(t) for t in targets],
+        repeats, [float(f) for f in fprs], json.dumps(listed), seed)
+    report: Dict[str, Any] = json.loads(text)
+    return report
+
+
+def budget(keep: Any, correct: Any, delta: float = 0.01) -> "tuple[np.ndarray, np.ndarray]":
+    """The shadow-model budget planner: each sample's squared Hellinger distance between its
+    IN and OUT correctness, and the shadow models needed to tell them apart with error
+    ``delta`` (-1: never, or unknown)."""
+    out = np.asarray(correct)
+    if out.ndim == 2:
+        out = out[:, :, None]
+    return _memia.budget(_array(keep, bool, 2, "keep"), _array(out, np.float64, 3, "correct"),
+                         delta)
 
 
 def synthetic_run(models: int, samples: int, queries: int, classes: int,
