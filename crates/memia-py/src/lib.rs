@@ -273,9 +273,9 @@ impl Roc {
         } else {
             Direction::HigherIsMember
         };
-        let (scores, members) = (scores.as_array().to_vec(), members.as_array().to_vec());
+        let (scores, members) = (scores.as_slice()?, members.as_slice()?);
         let curve = py
-            .detach(|| RocCurve::with_undetermined(&scores, &members, direction))
+            .detach(|| RocCurve::with_undetermined(scores, members, direction))
             .map_err(raise)?;
         Ok(Roc { curve })
     }
@@ -474,6 +474,26 @@ impl Run {
         })
         .map_err(raise)
     }
+}
+
+/// The area under the ROC curve of finite `scores` against `members`, without building the
+/// curve (sorted in integer keys, summed exactly): the fast path for large score sets.
+#[pyfunction]
+#[pyo3(signature = (scores, members, lower_is_member = false))]
+fn auroc(
+    py: Python<'_>,
+    scores: PyReadonlyArray1<'_, f64>,
+    members: PyReadonlyArray1<'_, bool>,
+    lower_is_member: bool,
+) -> PyResult<f64> {
+    let direction = if lower_is_member {
+        Direction::LowerIsMember
+    } else {
+        Direction::HigherIsMember
+    };
+    let (scores, members) = (scores.as_slice()?, members.as_slice()?);
+    py.detach(|| memia_metrics::auroc(scores, members, direction))
+        .map_err(raise)
 }
 
 /// The correlation `kind` (`spearman`, `pearson`, `kendall`: Kendall's tau-b) of `x` and `y`
@@ -676,6 +696,7 @@ fn _memia(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(attack_signal, m)?)?;
     m.add_function(wrap_pyfunction!(synthetic_run, m)?)?;
     m.add_function(wrap_pyfunction!(correlation, m)?)?;
+    m.add_function(wrap_pyfunction!(auroc, m)?)?;
     m.add_function(wrap_pyfunction!(epsilon_lower_bound, m)?)?;
     m.add_function(wrap_pyfunction!(leave_one_out, m)?)?;
     m.add_function(wrap_pyfunction!(budget, m)?)?;

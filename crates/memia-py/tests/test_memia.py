@@ -76,6 +76,7 @@ def test_roc_matches_scikit_learn():
     scores[:100] = np.round(scores[:100], 1)  # ties
     roc = memia.Roc(scores, members)
     assert roc.auroc == pytest.approx(roc_auc_score(members, scores), abs=1e-12)
+    assert memia.auroc(scores, members) == pytest.approx(roc.auroc, abs=1e-15)
     fpr, tpr, _ = roc_curve(members, scores)
     ours_fpr, ours_tpr, _ = roc.points()
     np.testing.assert_allclose(np.interp(0.1, fpr, tpr), roc.tpr_at_fpr(0.1, "interpolated"),

@@ -46,6 +46,7 @@ __all__ = [
     "Run",
     "synthetic_run",
     "correlation",
+    "auroc",
     "epsilon_lower_bound",
     "leave_one_out",
     "budget",
@@ -318,6 +319,18 @@ class Run:
     def __repr__(self) -> str:
         k, n, a, c = self.shape
         return f"Run({self.path!r}: {k} models x {n} samples x {a} queries x {c} classes)"
+
+
+def auroc(scores: Any, members: Any, lower_is_member: bool = False) -> float:
+    """The area under the ROC curve of finite ``scores`` against ``members``, without building
+    the curve (the fast path for millions of scores; ``Roc`` for curves, TPRs and scores that
+    are not finite)."""
+    scores_array = _array(scores, np.float64, 1, "scores")
+    members_array = _array(members, bool, 1, "members")
+    if len(scores_array) != len(members_array):
+        raise InvalidInput(
+            f"{len(scores_array)} scores for {len(members_array)} membership entries")
+    return float(_memia.auroc(scores_array, members_array, lower_is_member))
 
 
 def correlation(x: Any, y: Any, kind: str = "spearman") -> "tuple[float, float]":
