@@ -596,6 +596,32 @@ impl Run {
 }
 
 impl Run {
+    /// The sequential audit's rounds for `target` with at most `budget` shadow models (default:
+    /// every model the run can give it): 1, 2, 4, ... and the budget. Refuses a budget of 0 or
+    /// above what the run can give, saying what it can.
+    pub fn sequential_rounds(
+        &self,
+        target: &AuditTarget,
+        config: memia_attacks::sequential::SequentialConfig,
+        budget: Option<usize>,
+    ) -> Result<SequentialAudit> {
+        let available = target
+            .as_report()
+            .available_shadows(self.dir.plan().models)
+            .len();
+        let budget = budget.unwrap_or(available);
+        if budget == 0 || budget > available {
+            return Err(AuditError::Usage(format!(
+                "budget {budget} is out of range: the run can give 1-{available} shadow models (plan more models to raise it)"
+            )));
+        }
+        config.check()?;
+        Ok(SequentialAudit {
+            config,
+            rounds: Some(memia_attacks::doubling_counts(budget)),
+        })
+    }
+
     /// The sequential audit of `target`: shadow models in rounds (`audit.rounds`, default
     /// 1, 2, 4, ...) until its decisions on the candidates are confident. A planned run trains
     /// the models each round needs (with its configuration's trainer, placed by `placement`);

@@ -3,7 +3,7 @@
 
 use memia_attacks::sequential::SequentialConfig;
 use memia_audit::{AuditTarget, Run};
-use memia_report::sequential::{SequentialAudit, SequentialEvent, SequentialReport, Stop};
+use memia_report::sequential::{SequentialEvent, SequentialReport, Stop};
 
 use crate::args::SequentialArgs;
 use crate::error::{AuditError, Result};
@@ -24,21 +24,16 @@ pub fn audit(args: &SequentialArgs, quiet: bool, json: bool) -> Result<()> {
         Some(path) => outside_model(&run, path, args.members.as_deref(), quiet)?,
         None => AuditTarget::Model(args.target.unwrap_or(models.saturating_sub(1))),
     };
-    let available = target.as_report().available_shadows(models).len();
-    let budget = args.budget.unwrap_or(available);
-    if budget == 0 || budget > available {
-        return Err(AuditError::Usage(format!(
-            "--budget {budget} is out of range: the run can give 1-{available} shadow models (plan more models to raise it)"
-        )));
-    }
-    let sequential = SequentialAudit {
-        config: SequentialConfig {
-            delta: args.delta,
-            threshold: args.threshold,
-        },
-        rounds: Some(memia_attacks::doubling_counts(budget)),
+    let config = SequentialConfig {
+        delta: args.delta,
+        threshold: args.threshold,
     };
-    sequential.config.check()?;
+    let sequential = run
+        .sequential_rounds(&target, config, args.budget)
+        .map_err(|e| match e {
+            AuditError::Usage(m) if m.starts_with("budget") => AuditError::Usage(format!("--{m}")),
+            other => other,
+        })?;
     status(
         quiet,
         format!(

@@ -441,6 +441,40 @@ impl Run {
             .into_pyarray(py))
     }
 
+    /// The sequential audit of model `target` (default: the run's last): shadow models in
+    /// rounds of 1, 2, 4, ... (at most `budget`) until the decisions on the candidates
+    /// (memorization at least `threshold`) have an expected error rate of at most `delta`. Uses
+    /// the models the run has (this build trains none). Returns its report as JSON text.
+    #[pyo3(signature = (target = None, delta = 0.01, threshold = 0.8, budget = None))]
+    fn sequential(
+        &self,
+        py: Python<'_>,
+        target: Option<usize>,
+        delta: f64,
+        threshold: f64,
+        budget: Option<usize>,
+    ) -> PyResult<String> {
+        let models = self.run.dir.plan().models;
+        let target = memia_audit::AuditTarget::Model(target.unwrap_or(models.saturating_sub(1)));
+        self.run.check_target(&target).map_err(raise)?;
+        let config = memia_attacks::sequential::SequentialConfig { delta, threshold };
+        let audit = self
+            .run
+            .sequential_rounds(&target, config, budget)
+            .map_err(raise)?;
+        let report = py
+            .detach(|| {
+                self.run.sequential(
+                    &audit,
+                    &target,
+                    &memia_audit::trainer::Placement::default(),
+                    |_| {},
+                )
+            })
+            .map_err(raise)?;
+        serde_json::to_string(&report).map_err(raise)
+    }
+
     /// The report's audit of model `target` (the other models its shadows), with the run's
     /// `[audit]` settings when it has a configuration, `config_json` (an `[audit]` table as
     /// JSON) otherwise or over them; writes the report into `report_dir` when given. Returns

@@ -116,6 +116,17 @@ def test_a_run_stored_from_python_audits_as_the_command_line(tmp_path, run_data)
     assert summary["schema_version"] == memia.SCHEMA_VERSION
     assert "memorized" in summary["groups"]
     assert (tmp_path / "py-report" / "index.html").exists()
+    # The sequential audit from Python equals memia audit's report on the same run.
+    ours = run.sequential(target=0, budget=8)
+    subprocess.run([binary, "audit", str(path), "--target", "0", "--budget", "8", "-o",
+                    str(tmp_path / "sequential.json"), "-q"], check=True)
+    theirs = json.loads((tmp_path / "sequential.json").read_text())
+    for report in (ours, theirs):
+        for r in report["rounds"]:
+            r.pop("seconds")
+    assert ours == theirs
+    with pytest.raises(memia.InvalidInput, match="budget 99 is out of range"):
+        run.sequential(target=0, budget=99)
 
 
 @pytest.mark.parametrize("call, message", [

@@ -306,6 +306,16 @@ class Run:
         """Signals of ``models``, read one model file at a time: len(models) x N x A."""
         return self._run.signals([int(m) for m in models], kind)
 
+    def sequential(self, target: Optional[int] = None, delta: float = 0.01,
+                   threshold: float = 0.8, budget: Optional[int] = None) -> Dict[str, Any]:
+        """The sequential audit of model ``target`` (default: the last): shadow models in
+        rounds of 1, 2, 4, ... (at most ``budget``) until the decisions on the candidates
+        (memorization at least ``threshold``) have an expected error rate of at most ``delta``;
+        with the models the run has. Its report (what ``memia audit -o`` writes) as a dict."""
+        report: Dict[str, Any] = json.loads(
+            self._run.sequential(target, delta, threshold, budget))
+        return report
+
     def audit(self, target: Optional[int] = None, config: Optional[Dict[str, Any]] = None,
               report: Optional[Union[str, "os.PathLike[str]"]] = None) -> Dict[str, Any]:
         """The report's audit of model ``target`` (the others are its shadow models):
