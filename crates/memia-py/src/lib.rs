@@ -368,6 +368,78 @@ impl Run {
         Ok(Run { run })
     }
 
+    /// Imports models trained elsewhere as the new run `path` (built beside it and renamed into
+    /// place when complete): the K x N keep matrix, the N labels, and either `logits` (K x N x
+    /// A x C float32, in memory) or `files` (one `.npy` per model, in keep-row order, read one
+    /// at a time; `link` hard-links them into the run instead of copying where it can), named
+    /// `groups` (JSON) and the pool's `images` (N x C x H x W, for the report's thumbnails).
+    /// Returns the run and how many files were linked.
+    #[staticmethod]
+    #[pyo3(signature = (path, keep, labels, name, logits = None, files = None, groups_json = "[]", images = None, link = false))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one by one
+    fn import_models(
+        py: Python<'_>,
+        path: PathBuf,
+        keep: PyReadonlyArray2<'_, bool>,
+        labels: PyReadonlyArray1<'_, u32>,
+        name: &str,
+        logits: Option<PyReadonlyArray4<'_, f32>>,
+        files: Option<Vec<PathBuf>>,
+        groups_json: &str,
+        images: Option<PyReadonlyArray4<'_, f32>>,
+        link: bool,
+    ) -> PyResult<(Self, usize)> {
+        let keep = KeepMatrix::from_array(keep.as_array().to_owned()).map_err(raise)?;
+        let labels = labels.as_array().to_vec();
+        let groups: Vec<memia_attacks::evaluation::EvalGroup> =
+            serde_json::from_str(groups_json).map_err(raise)?;
+        let images = match images {
+            Some(i) => Some(
+                memia_audit::import::pool_images(i.as_array().to_owned().into_dyn(), labels.len())
+                    .map_err(raise)?,
+            ),
+            None => None,
+        };
+        let in_memory = logits.map(logits_of).transpose()?;
+        let on_disk = files
+            .map(|f| memia_core::ModelFiles::new(f, None))
+            .transpose()
+            .map_err(raise)?;
+        let source: &dyn memia_core::LogitsSource = match (&in_memory, &on_disk) {
+            (Some(l), None) => l,
+            (None, Some(f)) => f,
+            _ => {
+                return Err(InvalidInput::new_err(
+                    "give the models' logits either as an array (logits) or as files (files)",
+                ));
+            }
+        };
+        let description = serde_json::json!({ "imported_from": "memia for Python" });
+        let producer = memia_shadow::Producer::new("memia for Python import");
+        let stored = py
+            .detach(|| {
+                memia_audit::import::Import {
+                    keep: &keep,
+                    logits: source,
+                    labels: &labels,
+                    groups: &groups,
+                    name,
+                    description: &description,
+                    producer: &producer,
+                    link,
+                    images: images.as_ref(),
+                }
+                .store(&path, |_, _| {})
+            })
+            .map_err(raise)?;
+        let linked = match stored {
+            memia_audit::import::Stored::Written { linked } => linked,
+            memia_audit::import::Stored::AlreadyThere => 0,
+        };
+        let run = py.detach(|| memia_audit::Run::open(&path)).map_err(raise)?;
+        Ok((Run { run }, linked))
+    }
+
     /// The run's directory.
     #[getter]
     fn path(&self) -> PathBuf {

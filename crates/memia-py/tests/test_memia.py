@@ -169,6 +169,29 @@ def test_keep_matrices_are_seeded_and_balanced():
     assert not np.array_equal(keep, memia.keep_matrix(8, 100, seed=6))
 
 
+def test_models_imported_from_python_report_as_the_command_line_import(tmp_path, run_data):
+    logits, keep, labels, truth = run_data
+    folder = tmp_path / "models"
+    folder.mkdir()
+    files = []
+    for k in range(16):
+        files.append(folder / f"model_{k}.npy")
+        np.save(files[-1], logits[k])
+    groups = {"memorized": np.flatnonzero(truth >= 0.8)}
+    from_files = memia.Run.import_models(tmp_path / "a", keep, labels, files, groups=groups,
+                                         link=True)
+    in_memory = memia.Run.import_models(tmp_path / "b", keep, labels, logits, groups=groups)
+    assert from_files.shape == in_memory.shape == (16, 300, 2, 10)
+    assert from_files.audit(target=0) == in_memory.audit(target=0)
+    # Linked: the run's model file is the imported one.
+    assert os.path.samefile(files[3], tmp_path / "a" / "logits" / "model_00003.npy")
+    with pytest.raises(memia.InvalidInput, match="2 labels for 300 samples"):
+        memia.Run.import_models(tmp_path / "c", keep, [0, 1], logits)
+    with pytest.raises(memia.MemiaError, match="holds 15 models|15 models"):
+        memia.Run.import_models(tmp_path / "d", keep, labels, files[:15])
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
 def test_correlations_are_the_definitions():
     rng = np.random.default_rng(3)
     x = rng.normal(size=500)

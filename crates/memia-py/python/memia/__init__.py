@@ -274,6 +274,39 @@ class Run:
                                      _array(labels, np.uint32, 1, "labels"), queries, classes,
                                      name, json.dumps(listed)))
 
+    @staticmethod
+    def import_models(path: Union[str, "os.PathLike[str]"], keep: Any, labels: Any,
+                      logits: Any, name: str = "models imported from Python",
+                      groups: Optional[Dict[str, Iterable[int]]] = None,
+                      images: Any = None, link: bool = False) -> "Run":
+        """Models trained elsewhere as the new run ``path`` (built beside it, renamed into
+        place when complete; the same import again finds it there): the K x N ``keep`` matrix,
+        the N ``labels``, and ``logits`` as one K x N x A x C (or K x N x C) array, or as a list
+        of K ``.npy`` files in keep-row order (read one at a time: any size; ``link`` hard-links
+        them into the run instead of copying where it can, so do not change them afterwards).
+        ``groups``: named sample sets; ``images``: the pool's pixels (N x C x H x W, N x H x W x C
+        or N x H x W) for the report's thumbnails."""
+        listed = [{"name": n, "samples": [int(i) for i in s]} for n, s in (groups or {}).items()]
+        keep_array = _array(keep, bool, 2, "keep")
+        labels_array = _array(labels, np.uint32, 1, "labels")
+        pixels = None
+        if images is not None:
+            raw = np.asarray(images)
+            if raw.ndim == 3:
+                raw = raw[:, None, :, :]
+            elif raw.ndim == 4 and raw.shape[-1] in (1, 3) and raw.shape[1] not in (1, 3):
+                raw = raw.transpose(0, 3, 1, 2)
+            pixels = _array(raw, np.float32, 4, "images")
+        if isinstance(logits, (list, tuple)):
+            native, _ = _memia.Run.import_models(str(path), keep_array, labels_array, name,
+                                                 None, [str(f) for f in logits],
+                                                 json.dumps(listed), pixels, link)
+        else:
+            native, _ = _memia.Run.import_models(str(path), keep_array, labels_array, name,
+                                                 _logits(logits), None, json.dumps(listed),
+                                                 pixels, link)
+        return Run(native)
+
     @property
     def path(self) -> str:
         return str(self._run.path)
