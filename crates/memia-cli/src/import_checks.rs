@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use memia_core::KeepMatrix;
+use memia_core::{KeepMatrix, Signal};
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
 
@@ -282,14 +282,11 @@ impl<'l> Outcomes<'l> {
             .map(|&i| {
                 let y = labels[i] as usize;
                 let (mut right, mut conf) = (0.0f64, 0.0f64);
-                for q in 0..a {
-                    let row = model.index_axis(Axis(0), i);
-                    let row = row.index_axis(Axis(0), q);
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let best = row.iter().position(|&v| v == max).unwrap_or(0);
-                    let sum: f64 = row.iter().map(|&v| f64::from(v - max).exp()).sum();
-                    right += f64::from(u8::from(best == y));
-                    conf += f64::from(row[y] - max).exp() / sum;
+                for row in model.index_axis(Axis(0), i).outer_iter() {
+                    // memia's own signals: the first largest logit, the softmax of the label.
+                    let z = row.to_vec();
+                    right += Signal::Correct.of(&z, y);
+                    conf += Signal::Probability.of(&z, y);
                 }
                 ((right / a as f64) as f32, (conf / a as f64) as f32)
             })

@@ -54,4 +54,6 @@ pub use model_logits::{
     read_model_logits_reusing,
 };
 pub use signal::{Signal, logsumexp};
-pub use source::{LogitsSource, ModelFiles, Signals, for_each_model, model_shape_of};
+pub use source::{
+    LogitsSource, ModelFiles, Signals, for_each_model, is_plain_f32_file, model_shape_of,
+};

@@ -187,14 +187,21 @@ impl ModelFiles {
     /// Whether model `k`'s file holds little-endian float32 in C order (no conversion when read):
     /// one header read.
     pub fn is_plain_f32(&self, k: usize) -> Result<bool> {
-        let file = read_file_header(&self.files[k])?;
-        let h = &file.header;
-        Ok(h.dtype == DType::F32
-            && !h.big_endian
-            && !h.fortran_order
-            && model_shape_of(&h.shape) == Some(self.shape)
-            && file.is_whole())
+        is_plain_f32_file(&self.files[k], self.shape)
     }
+}
+
+/// Whether the `.npy` file at `path` holds exactly one model's logits of `shape` (samples x
+/// queries x classes, in any layout of the same bytes) as little-endian float32 in C order,
+/// whole: what can be read, or linked into a run, as it is. One header read.
+pub fn is_plain_f32_file(path: &Path, shape: [usize; 3]) -> Result<bool> {
+    let file = read_file_header(path)?;
+    let h = &file.header;
+    Ok(h.dtype == DType::F32
+        && !h.big_endian
+        && !h.fortran_order
+        && model_shape_of(&h.shape) == Some(shape)
+        && file.is_whole())
 }
 
 impl LogitsSource for ModelFiles {
@@ -309,9 +316,18 @@ impl Signals {
                     expected: format!("{n} x {a} x {c} (samples x queries x classes)"),
                 });
             }
+            // Every logit finite, in one vectorised pass over the model, before any signal.
+            if let Some(((sample, query, _), value)) = crate::first_non_finite(logits) {
+                return Err(CoreError::NonFiniteLogit {
+                    model: k,
+                    sample,
+                    query,
+                    value,
+                });
+            }
             for (kind, out) in unique.iter().zip(values.iter_mut()) {
                 let mut out = out.index_axis_mut(ndarray::Axis(0), row);
-                model_signal(logits, k, labels, *kind, &mut out)?;
+                model_signal(logits, labels, *kind, &mut out);
             }
             progress(row + 1, models.len());
             Ok(())
@@ -342,25 +358,15 @@ impl Signals {
     }
 }
 
-/// `signal` of one model's N x A x C logits into `out` (N x A), on all threads of the current
-/// rayon pool; `model` names the model in errors.
+/// `signal` of one model's N x A x C finite logits into `out` (N x A), on all threads of the
+/// current rayon pool.
 fn model_signal(
     logits: ArrayView3<'_, f32>,
-    model: usize,
     labels: &[u32],
     signal: Signal,
     out: &mut ndarray::ArrayViewMut2<'_, f64>,
-) -> Result<()> {
+) {
     let (_, a, c) = logits.dim();
-    // Every logit finite, in one vectorised pass over the model, before any signal.
-    if let Some(((sample, query, _), value)) = crate::first_non_finite(logits) {
-        return Err(CoreError::NonFiniteLogit {
-            model,
-            sample,
-            query,
-            value,
-        });
-    }
     let standard = logits.as_standard_layout();
     let logits = standard.as_slice().expect("standard layout");
     let out = out
@@ -375,7 +381,6 @@ fn model_signal(
                 *d = signal.of(z, label);
             }
         });
-    Ok(())
 }
 
 #[cfg(test)]

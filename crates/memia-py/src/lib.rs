@@ -241,6 +241,15 @@ fn attack_signal(spec_json: &str) -> PyResult<&'static str> {
     Ok(spec.signal().name())
 }
 
+/// Which way scores point, from the Python flag.
+fn direction(lower_is_member: bool) -> Direction {
+    if lower_is_member {
+        Direction::LowerIsMember
+    } else {
+        Direction::HigherIsMember
+    }
+}
+
 fn convention_named(name: &str) -> PyResult<TprAtFpr> {
     match name {
         "lira-strict" => Ok(TprAtFpr::LiraStrict),
@@ -268,11 +277,7 @@ impl Roc {
         members: PyReadonlyArray1<'_, bool>,
         lower_is_member: bool,
     ) -> PyResult<Self> {
-        let direction = if lower_is_member {
-            Direction::LowerIsMember
-        } else {
-            Direction::HigherIsMember
-        };
+        let direction = direction(lower_is_member);
         let (scores, members) = (scores.as_slice()?, members.as_slice()?);
         let curve = py
             .detach(|| RocCurve::with_undetermined(scores, members, direction))
@@ -592,11 +597,7 @@ fn auroc(
     members: PyReadonlyArray1<'_, bool>,
     lower_is_member: bool,
 ) -> PyResult<f64> {
-    let direction = if lower_is_member {
-        Direction::LowerIsMember
-    } else {
-        Direction::HigherIsMember
-    };
+    let direction = direction(lower_is_member);
     let (scores, members) = (scores.as_slice()?, members.as_slice()?);
     py.detach(|| memia_metrics::auroc(scores, members, direction))
         .map_err(raise)

@@ -774,12 +774,10 @@ impl RunDir {
     /// Whether `file` can stand as one of this run's model files as it is: little-endian
     /// float32 in C order, of the run's shape (any layout of the same bytes), whole.
     fn links(&self, file: &Path) -> Result<bool> {
-        let found = read_file_header(file)?;
-        let h = &found.header;
-        Ok(h.descr == DType::F32.descr()
-            && !h.fortran_order
-            && memia_core::model_shape_of(&h.shape) == Some(self.expected_logits_shape())
-            && found.is_whole())
+        Ok(memia_core::is_plain_f32_file(
+            file,
+            self.expected_logits_shape(),
+        )?)
     }
 
     /// What produced each complete model, grouped by producer (in order of their first model).
