@@ -52,28 +52,38 @@ impl CandidateRule {
         memorization: &Memorization,
         privacy_score: Option<&Array1<f64>>,
     ) -> Result<Vec<usize>> {
+        // Any memory layout of the caller's arrays (strided, reversed) is accepted.
+        let privacy = privacy_score.map(|d| d.to_vec());
+        self.select_scores(&memorization.score.to_vec(), privacy.as_deref())
+    }
+
+    /// [`CandidateRule::select`] on plain arrays: each sample's memorization score and, for
+    /// [`CandidateRule::PrivacyScoreAtLeast`], its privacy score.
+    pub fn select_scores(
+        &self,
+        memorization: &[f64],
+        privacy_score: Option<&[f64]>,
+    ) -> Result<Vec<usize>> {
         if let CandidateRule::MemorizationAtLeast(t) | CandidateRule::PrivacyScoreAtLeast(t) = *self
             && t.is_nan()
         {
             return Err(invalid("candidates", "a threshold of NaN selects nothing"));
         }
-        // Any memory layout of the caller's arrays (strided, reversed) is accepted.
-        let scores = memorization.score.to_vec();
         let mut chosen = match *self {
             CandidateRule::MemorizationAtLeast(t) => {
-                memia_memorization::select::above_threshold(&scores, t)
+                memia_memorization::select::above_threshold(memorization, t)
             }
-            CandidateRule::TopMemorized(k) => memia_memorization::select::top_k(&scores, k),
+            CandidateRule::TopMemorized(k) => memia_memorization::select::top_k(memorization, k),
             CandidateRule::PrivacyScoreAtLeast(t) => {
                 let d = privacy_score
                     .ok_or_else(|| invalid("privacy_score", "the rule needs privacy scores"))?;
-                if d.len() != scores.len() {
+                if d.len() != memorization.len() {
                     return Err(invalid(
                         "privacy_score",
-                        format!("{} scores for {} samples", d.len(), scores.len()),
+                        format!("{} scores for {} samples", d.len(), memorization.len()),
                     ));
                 }
-                memia_memorization::select::above_threshold(&d.to_vec(), t)
+                memia_memorization::select::above_threshold(d, t)
             }
         };
         chosen.sort_unstable();

@@ -83,6 +83,18 @@ pub fn build(config: &DataConfig, seed: u64) -> Result<Pool> {
     Ok(pool)
 }
 
+/// The pool's named sample sets that reports show separately: its canaries, if any.
+pub fn groups(pool: &Pool) -> Vec<memia_attacks::evaluation::EvalGroup> {
+    let canaries = pool.canaries();
+    if canaries.is_empty() {
+        return Vec::new();
+    }
+    vec![memia_attacks::evaluation::EvalGroup {
+        name: "canaries".into(),
+        samples: canaries,
+    }]
+}
+
 /// One line per sample for reports: `source:index`, with ` canary` for canaries.
 pub fn provenance_strings(pool: &Pool) -> Vec<String> {
     pool.provenance.iter().map(ToString::to_string).collect()

@@ -344,15 +344,7 @@ impl Run {
         let dir = &dir_of(&plan);
         let existed = dir.join("plan.json").exists();
         RunDir::create(dir, &plan)?;
-        let canaries = pool.canaries();
-        let groups = if canaries.is_empty() {
-            Vec::new()
-        } else {
-            vec![EvalGroup {
-                name: "canaries".into(),
-                samples: canaries,
-            }]
-        };
+        let groups = crate::pool::groups(&pool);
         let labels = memia_data::Dataset::labels(&pool.dataset);
         let updated = write_run_files(
             dir,
@@ -683,6 +675,19 @@ impl CheckedTraining<'_> {
             .run
             .dir
             .train(self.trainer, &self.pool.dataset, models, progress)?)
+    }
+
+    /// [`CheckedTraining::train`] that stops after a group when `progress` answers `false`
+    /// (the models trained so far are kept; [`TrainReport::stopped`] says so).
+    pub fn train_while(
+        &self,
+        models: Range<usize>,
+        progress: impl FnMut(&memia_shadow::Progress) -> bool,
+    ) -> Result<TrainReport> {
+        Ok(self
+            .run
+            .dir
+            .train_while(self.trainer, &self.pool.dataset, models, progress)?)
     }
 }
 

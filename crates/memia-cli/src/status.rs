@@ -1,34 +1,18 @@
-//! `memia status`: where a run stands (finished and missing models, who produced each) without
-//! touching its models.
+//! `memia status`: where a run stands ([`memia_audit::RunStatus`]) and, for a run submitted to
+//! Slurm, what Slurm says of it.
 
 use std::path::Path;
 
-use memia_shadow::{ProducedModels, model_ranges};
 use serde::Serialize;
 
 use crate::error::Result;
 use memia_audit::Run;
 
-/// What `memia status --json` prints.
+/// What `memia status --json` prints: the library's status and the Slurm state.
 #[derive(Debug, Serialize)]
 pub struct RunStatus {
-    /// The run directory.
-    pub run: String,
-    /// The plan's content hash.
-    pub plan: String,
-    /// The pool's name in the plan.
-    pub pool: String,
-    /// Models K, samples N, queries A, classes C.
-    pub models: usize,
-    pub samples: usize,
-    pub queries: usize,
-    pub classes: usize,
-    /// Indices of the models whose logits are complete.
-    pub finished: Vec<usize>,
-    /// Indices of the models still to train (or import).
-    pub missing: Vec<usize>,
-    /// Who produced the finished models, one entry per producer.
-    pub producers: Vec<ProducedModels>,
+    #[serde(flatten)]
+    pub run: memia_audit::RunStatus,
     /// The last `memia slurm --submit` and what Slurm says of it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slurm: Option<crate::slurm_jobs::SlurmState>,
@@ -37,78 +21,24 @@ pub struct RunStatus {
 impl RunStatus {
     /// Reads the status of the run in `path`.
     pub fn of(path: &Path) -> Result<RunStatus> {
-        let run = Run::open(path)?;
-        let plan = run.dir.plan();
-        // Every complete model has one producer entry (recorded or not): one pass over the
-        // logits files gives both.
-        let producers = run.dir.producers()?;
-        let mut done = vec![false; plan.models];
-        for k in producers.iter().flat_map(|p| &p.models) {
-            done[*k] = true;
-        }
-        let (finished, missing): (Vec<usize>, Vec<usize>) =
-            (0..plan.models).partition(|&k| done[k]);
         Ok(RunStatus {
-            run: path.display().to_string(),
-            plan: plan.content_hash(),
-            pool: plan.pool.name.clone(),
-            models: plan.models,
-            samples: plan.pool.samples,
-            queries: plan.queries,
-            classes: plan.pool.classes,
-            finished,
-            missing,
-            producers,
+            run: Run::open(path)?.status()?,
             slurm: crate::slurm_jobs::state(path),
         })
     }
 
-    /// The status for a terminal. Everything in it read from the run's files (the pool's name,
-    /// producers from `model_k.json`, Slurm's answers) may hold control characters, which are
-    /// printed escaped (`\u{1b}`), never raw; `--json` escapes them as JSON does.
+    /// The status for a terminal; control characters read from the run's files (and from
+    /// Slurm's answers) are printed escaped, never raw; `--json` escapes them as JSON does.
     pub fn text(&self) -> String {
-        let mut lines = vec![
-            format!(
-                "run {} (plan {}): {}, pool {}",
-                self.run,
-                &self.plan[..self.plan.len().min(16)],
-                memia_report::run_shape(self.models, self.samples, self.queries, self.classes),
-                self.pool
-            ),
-            format!(
-                "finished {} of {}: {}",
-                self.finished.len(),
-                self.models,
-                model_ranges(&self.finished)
-            ),
-        ];
-        if self.missing.is_empty() {
-            lines.push("missing: none (the run is complete)".into());
-        } else {
-            lines.push(format!(
-                "missing {}: {} (run `memia train {}`)",
-                self.missing.len(),
-                model_ranges(&self.missing),
-                self.run
-            ));
-        }
-        match self.producers.len() {
-            0 => {}
-            1 => lines.push(format!("produced: {}", self.producers[0])),
-            n => {
-                lines.push(format!(
-                    "produced by {n} producers (the run mixes model families):"
-                ));
-                lines.extend(self.producers.iter().map(|p| format!("  {p}")));
-            }
-        }
+        let mut lines = self.run.lines();
         if let Some(slurm) = &self.slurm {
-            lines.extend(slurm.text());
+            lines.extend(
+                slurm
+                    .text()
+                    .iter()
+                    .map(|line| memia_audit::text::escape_controls(line)),
+            );
         }
-        let lines: Vec<String> = lines
-            .iter()
-            .map(|line| crate::text::escape_controls(line))
-            .collect();
         lines.join("\n")
     }
 }

@@ -8,6 +8,11 @@
 
 use std::path::PathBuf;
 
+mod analysis;
+mod progress;
+
+use progress::Reporter;
+
 use memia_attacks::AttackSpec;
 use memia_core::{KeepMatrix, Logits, Signal, Signals};
 use memia_memorization::MemorizationConfig;
@@ -42,8 +47,13 @@ create_exception!(
     "A file that cannot be read or written."
 );
 
+/// The K x N keep matrix of a Python bool array.
+fn keep_of(keep: PyReadonlyArray2<'_, bool>) -> PyResult<KeepMatrix> {
+    KeepMatrix::from_array(keep.as_array().to_owned()).map_err(raise)
+}
+
 /// The exception for one of memia's errors, by its family; the message is memia's own.
-fn raise(error: impl Into<Failure>) -> PyErr {
+pub(crate) fn raise(error: impl Into<Failure>) -> PyErr {
     match error.into() {
         Failure::Input(m) => InvalidInput::new_err(m),
         Failure::Run(m) => RunError::new_err(m),
@@ -52,7 +62,7 @@ fn raise(error: impl Into<Failure>) -> PyErr {
 }
 
 /// memia's errors sorted into the families Python sees.
-enum Failure {
+pub(crate) enum Failure {
     Input(String),
     Run(String),
     File(String),
@@ -88,6 +98,13 @@ impl From<memia_audit::AuditError> for Failure {
         use memia_audit::AuditError as E;
         match e {
             E::Usage(_) | E::TargetOutOfRange { .. } => Failure::Input(e.to_string()),
+            E::TrainingNotBuilt => Failure::Run(
+                "this build of memia for Python trains none of memia's own models (no Burn in \
+                 it): build it with `MATURIN_PEP517_ARGS=\"--features train\" pip install \
+                 ./crates/memia-py` (a longer build); runs of an external trainer (`[train] \
+                 external`) and imported runs need nothing more"
+                    .into(),
+            ),
             _ => Failure::Run(e.to_string()),
         }
     }
@@ -140,7 +157,7 @@ fn signal_named(name: &str) -> PyResult<Signal> {
         })
 }
 
-fn logits_of(logits: PyReadonlyArray4<'_, f32>) -> PyResult<Logits> {
+pub(crate) fn logits_of(logits: PyReadonlyArray4<'_, f32>) -> PyResult<Logits> {
     Logits::new(logits.as_array().to_owned()).map_err(raise)
 }
 
@@ -181,7 +198,7 @@ fn memorization<'py>(
     query: Option<usize>,
     allow_missing: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let keep = KeepMatrix::from_array(keep.as_array().to_owned()).map_err(raise)?;
+    let keep = keep_of(keep)?;
     let outcomes = outcomes.as_array();
     let (k, n, _) = outcomes.dim();
     if (k, n) != (keep.models(), keep.samples()) {
@@ -216,20 +233,41 @@ fn memorization<'py>(
 /// The attack described by `spec_json` (as a configuration names it: `{"method":
 /// "lira-online", "global_variance": true}`, `"rmia"`, `"loss"`, `"global"`, ...) fitted on the
 /// shadow models (K x N keep, K x N x A signals of the attack's signal) and run on the target
-/// (N x A): one score per sample, higher is member, NaN where it cannot judge.
+/// (N x A): one score per sample, higher is member, NaN where it cannot judge. With
+/// `candidates`, the focused attack: fitted and scored on those samples only (NaN elsewhere).
 #[pyfunction]
+#[pyo3(signature = (spec_json, keep, shadow, target, candidates = None))]
 fn attack_scores<'py>(
     py: Python<'py>,
     spec_json: &str,
     keep: PyReadonlyArray2<'py, bool>,
     shadow: PyReadonlyArray3<'py, f64>,
     target: PyReadonlyArray2<'py, f64>,
+    candidates: Option<Vec<usize>>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let spec: AttackSpec = serde_json::from_str(spec_json).map_err(raise)?;
-    let keep = KeepMatrix::from_array(keep.as_array().to_owned()).map_err(raise)?;
+    let keep = keep_of(keep)?;
     let (shadow, target) = (shadow.as_array(), target.as_array());
+    if let Some(&bad) = candidates
+        .as_deref()
+        .and_then(|c| c.iter().find(|&&i| i >= keep.samples()))
+    {
+        return Err(InvalidInput::new_err(format!(
+            "candidates: sample {bad} of {}",
+            keep.samples()
+        )));
+    }
     let scores = py
-        .detach(|| memia_attacks::evaluation::score_target(&spec, &keep, shadow, target))
+        .detach(|| match candidates {
+            None => memia_attacks::evaluation::score_target(&spec, &keep, shadow, target),
+            Some(candidates) => {
+                let focused = memia_attacks::Focused {
+                    attack: spec,
+                    candidates,
+                };
+                memia_attacks::evaluation::score_target(&focused, &keep, shadow, target)
+            }
+        })
         .map_err(raise)?;
     Ok(scores.into_pyarray(py))
 }
@@ -242,7 +280,7 @@ fn attack_signal(spec_json: &str) -> PyResult<&'static str> {
 }
 
 /// Which way scores point, from the Python flag.
-fn direction(lower_is_member: bool) -> Direction {
+pub(crate) fn direction(lower_is_member: bool) -> Direction {
     if lower_is_member {
         Direction::LowerIsMember
     } else {
@@ -250,7 +288,7 @@ fn direction(lower_is_member: bool) -> Direction {
     }
 }
 
-fn convention_named(name: &str) -> PyResult<TprAtFpr> {
+pub(crate) fn convention_named(name: &str) -> PyResult<TprAtFpr> {
     match name {
         "lira-strict" => Ok(TprAtFpr::LiraStrict),
         "interpolated" => Ok(TprAtFpr::Interpolated),
@@ -322,11 +360,58 @@ impl Roc {
     }
 }
 
+/// A model trained elsewhere as Python hands it over: its name, its N x A x C float32 logits on
+/// the pool, and which samples it trained on when known.
+type Outside<'py> = (
+    String,
+    PyReadonlyArray3<'py, f32>,
+    Option<PyReadonlyArray1<'py, bool>>,
+);
+
 /// A run directory: open one, create one for models stored one by one, store a model's
 /// logits, read where it stands, audit it.
 #[pyclass(module = "memia._memia")]
 struct Run {
     run: memia_audit::Run,
+}
+
+impl Run {
+    /// The model an audit attacks: `outside` when given, else model `model` of the run.
+    fn target(
+        &self,
+        model: Option<usize>,
+        outside: Option<Outside<'_>>,
+    ) -> PyResult<memia_audit::AuditTarget> {
+        let Some((name, logits, members)) = outside else {
+            return Ok(memia_audit::AuditTarget::Model(model.unwrap_or(0)));
+        };
+        let expected = self.run.dir.expected_logits_shape();
+        let logits = logits.as_array();
+        if logits.shape() != expected {
+            return Err(InvalidInput::new_err(format!(
+                "{name}: logits of shape {:?}, the run's models have {expected:?} (samples x queries x classes)",
+                logits.shape()
+            )));
+        }
+        let members = members.map(|m| m.as_array().to_vec());
+        if let Some(m) = &members
+            && m.len() != expected[0]
+        {
+            return Err(InvalidInput::new_err(format!(
+                "{name}: {} membership entries for the run's {} samples",
+                m.len(),
+                expected[0]
+            )));
+        }
+        Ok(memia_audit::AuditTarget::Outside(
+            memia_audit::OutsideModel {
+                logits: Logits::from_models(&[logits]).map_err(raise)?,
+                name,
+                members,
+                converted_from_f64: false,
+            },
+        ))
+    }
 }
 
 #[pymethods]
@@ -354,7 +439,7 @@ impl Run {
         name: &str,
         groups_json: &str,
     ) -> PyResult<Self> {
-        let keep = KeepMatrix::from_array(keep.as_array().to_owned()).map_err(raise)?;
+        let keep = keep_of(keep)?;
         let labels = labels.as_array().to_vec();
         let groups: Vec<memia_attacks::evaluation::EvalGroup> =
             serde_json::from_str(groups_json).map_err(raise)?;
@@ -378,9 +463,10 @@ impl Run {
     /// A x C float32, in memory) or `files` (one `.npy` per model, in keep-row order, read one
     /// at a time; `link` hard-links them into the run instead of copying where it can), named
     /// `groups` (JSON) and the pool's `images` (N x C x H x W, for the report's thumbnails).
-    /// Returns the run and how many files were linked.
+    /// `progress("storing", done, total)` per model. Returns the run and how many files were
+    /// linked.
     #[staticmethod]
-    #[pyo3(signature = (path, keep, labels, name, logits = None, files = None, groups_json = "[]", images = None, link = false))]
+    #[pyo3(signature = (path, keep, labels, name, logits = None, files = None, groups_json = "[]", images = None, link = false, progress = None))]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one by one
     fn import_models(
         py: Python<'_>,
@@ -393,8 +479,9 @@ impl Run {
         groups_json: &str,
         images: Option<PyReadonlyArray4<'_, f32>>,
         link: bool,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<(Self, usize)> {
-        let keep = KeepMatrix::from_array(keep.as_array().to_owned()).map_err(raise)?;
+        let keep = keep_of(keep)?;
         let labels = labels.as_array().to_vec();
         let groups: Vec<memia_attacks::evaluation::EvalGroup> =
             serde_json::from_str(groups_json).map_err(raise)?;
@@ -421,22 +508,22 @@ impl Run {
         };
         let description = serde_json::json!({ "imported_from": "memia for Python" });
         let producer = memia_shadow::Producer::new("memia for Python import");
-        let stored = py
-            .detach(|| {
-                memia_audit::import::Import {
-                    keep: &keep,
-                    logits: source,
-                    labels: &labels,
-                    groups: &groups,
-                    name,
-                    description: &description,
-                    producer: &producer,
-                    link,
-                    images: images.as_ref(),
-                }
-                .store(&path, |_, _| {})
-            })
-            .map_err(raise)?;
+        let mut reporter = Reporter::new(progress);
+        let stored = py.detach(|| {
+            memia_audit::import::Import {
+                keep: &keep,
+                logits: source,
+                labels: &labels,
+                groups: &groups,
+                name,
+                description: &description,
+                producer: &producer,
+                link,
+                images: images.as_ref(),
+            }
+            .store(&path, |done, total| reporter.report("storing", done, total))
+        });
+        let stored = reporter.finish(stored.map_err(raise))?;
         let linked = match stored {
             memia_audit::import::Stored::Written { linked } => linked,
             memia_audit::import::Stored::AlreadyThere => 0,
@@ -470,6 +557,12 @@ impl Run {
         Array1::from(self.run.labels.clone()).into_pyarray(py)
     }
 
+    /// The pool's named sample sets (`pool.json`'s groups: canaries, out-of-distribution
+    /// samples, ...) as JSON `[{"name": ..., "samples": [...]}]`.
+    fn groups_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.run.pool.groups).map_err(raise)
+    }
+
     /// Which models are complete (bool per model): one header read each.
     fn completed(&self, py: Python<'_>) -> PyResult<Vec<bool>> {
         py.detach(|| self.run.dir.completed()).map_err(raise)
@@ -492,77 +585,102 @@ impl Run {
     }
 
     /// Signals of models `models` (`kind` as for `signals`), read one model file at a time:
-    /// a len(models) x N x A float64 array.
+    /// a len(models) x N x A float64 array. `progress("reading", done, total)` per model.
+    #[pyo3(signature = (models, kind, progress = None))]
     fn signals<'py>(
         &self,
         py: Python<'py>,
         models: Vec<usize>,
         kind: &str,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyArray3<f64>>> {
         let signal = signal_named(kind)?;
-        let mut computed = py
-            .detach(|| -> Result<Signals, Failure> {
-                let files = self.run.logits_files(&models, 1)?;
-                Ok(Signals::compute(
-                    &files,
-                    &models,
-                    &self.run.labels,
-                    &[signal],
-                    |_, _| {},
-                )?)
-            })
-            .map_err(raise)?;
+        let mut reporter = Reporter::new(progress);
+        let computed = py.detach(|| -> Result<Signals, Failure> {
+            let files = self.run.logits_files(&models, 1)?;
+            Ok(Signals::compute(
+                &files,
+                &models,
+                &self.run.labels,
+                &[signal],
+                |done, total| reporter.report("reading", done, total),
+            )?)
+        });
+        let mut computed = reporter.finish(computed.map_err(raise))?;
         Ok(computed
             .take(signal)
             .expect("the signal asked for")
             .into_pyarray(py))
     }
 
-    /// The sequential audit of model `target` (default: the run's last): shadow models in
-    /// rounds of 1, 2, 4, ... (at most `budget`) until the decisions on the candidates
-    /// (memorization at least `threshold`) have an expected error rate of at most `delta`. Uses
-    /// the models the run has (this build trains none). Returns its report as JSON text.
-    #[pyo3(signature = (target = None, delta = 0.01, threshold = 0.8, budget = None))]
+    /// The sequential audit of the target (model `target` of the run, default its last; or
+    /// `outside`, a model trained elsewhere): shadow models in rounds of 1, 2, 4, ... (at most
+    /// `budget`) until the decisions on the candidates (memorization at least `threshold`) have
+    /// an expected error rate of at most `delta`. A planned run trains the models a round needs
+    /// where this build trains memia's models (or the run's trainer is an external command);
+    /// otherwise it uses the models the run has. `progress("training", done, total)` while
+    /// training, `progress("round", shadow_models, budget)` after each round. Returns its
+    /// report as JSON text.
+    #[pyo3(signature = (target = None, outside = None, delta = 0.01, threshold = 0.8, budget = None, progress = None))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one by one
     fn sequential(
         &self,
         py: Python<'_>,
         target: Option<usize>,
+        outside: Option<Outside<'_>>,
         delta: f64,
         threshold: f64,
         budget: Option<usize>,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<String> {
         let models = self.run.dir.plan().models;
-        let target = memia_audit::AuditTarget::Model(target.unwrap_or(models.saturating_sub(1)));
+        let target = self.target(target.or(Some(models.saturating_sub(1))), outside)?;
         self.run.check_target(&target).map_err(raise)?;
         let config = memia_attacks::sequential::SequentialConfig { delta, threshold };
         let audit = self
             .run
             .sequential_rounds(&target, config, budget)
             .map_err(raise)?;
-        let report = py
-            .detach(|| {
-                self.run.sequential(
-                    &audit,
-                    &target,
-                    &memia_audit::trainer::Placement::default(),
-                    |_| {},
-                )
-            })
-            .map_err(raise)?;
+        let last = audit
+            .rounds
+            .as_ref()
+            .and_then(|r| r.last().copied())
+            .unwrap_or(0);
+        let mut reporter = Reporter::new(progress);
+        let report = py.detach(|| {
+            self.run.sequential(
+                &audit,
+                &target,
+                &memia_audit::trainer::Placement::default(),
+                |event| match event {
+                    memia_report::sequential::SequentialEvent::Training(p) => {
+                        reporter.report("training", p.done, p.total)
+                    }
+                    memia_report::sequential::SequentialEvent::Round(r) => {
+                        reporter.report("round", r.shadow_models, last)
+                    }
+                },
+            )
+        });
+        let report = reporter.finish(report.map_err(raise))?;
         serde_json::to_string(&report).map_err(raise)
     }
 
-    /// The report's audit of model `target` (the other models its shadows), with the run's
-    /// `[audit]` settings when it has a configuration, `config_json` (an `[audit]` table as
-    /// JSON) otherwise or over them; writes the report into `report_dir` when given. Returns
-    /// `summary.json`'s text.
-    #[pyo3(signature = (target = None, config_json = None, report_dir = None))]
+    /// The report's audit of model `target` (the other models its shadows) or of `outside`, a
+    /// model trained elsewhere (every model of the run a shadow), with the run's `[audit]`
+    /// settings when it has a configuration, `config_json` (an `[audit]` table as JSON)
+    /// otherwise or over them; writes the report into `report_dir` when given.
+    /// `progress(stage, done, total)` follows reading the models (`"reading"`) and the
+    /// shadow-model curve (`"curve"`). Returns `summary.json`'s text.
+    #[pyo3(signature = (target = None, outside = None, config_json = None, report_dir = None, progress = None))]
     fn audit(
         &self,
         py: Python<'_>,
         target: Option<usize>,
+        outside: Option<Outside<'_>>,
         config_json: Option<&str>,
         report_dir: Option<PathBuf>,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<String> {
         let mut config: memia_report::AuditConfig = match config_json {
             Some(json) => serde_json::from_str(json).map_err(raise)?,
@@ -575,15 +693,99 @@ impl Run {
         if let Some(t) = target {
             config.target = t;
         }
-        py.detach(|| -> Result<String, Failure> {
-            let target = memia_audit::AuditTarget::Model(config.target);
-            let audit = self.run.audit(&config, &target, None, |_, _, _| {})?;
+        let target = self.target(Some(config.target), outside)?;
+        let mut reporter = Reporter::new(progress);
+        let summary = py.detach(|| -> Result<String, Failure> {
+            let audit = self
+                .run
+                .audit(&config, &target, None, |stage, done, total| {
+                    let stage = match stage {
+                        memia_report::AuditStage::Reading => "reading",
+                        memia_report::AuditStage::Curve => "curve",
+                    };
+                    reporter.report(stage, done, total)
+                })?;
             if let Some(dir) = &report_dir {
                 audit.write(dir).map_err(|e| Failure::File(e.to_string()))?;
             }
             Ok(audit.summary_json())
-        })
-        .map_err(raise)
+        });
+        reporter.finish(summary.map_err(raise))
+    }
+
+    /// Where the run stands: `memia status --json`'s fields (plan, finished and missing
+    /// models, producers) as JSON text.
+    fn status_json(&self, py: Python<'_>) -> PyResult<String> {
+        let status = py.detach(|| self.run.status()).map_err(raise)?;
+        serde_json::to_string(&status).map_err(raise)
+    }
+
+    /// Plans the run in `path` from a configuration (`memia plan`): `config_toml` (the file's
+    /// text; relative data paths resolved against `base`) named `origin` in errors. Planning
+    /// the same configuration again finds the run. Returns the run and whether it existed.
+    #[staticmethod]
+    fn plan(
+        py: Python<'_>,
+        path: PathBuf,
+        config_toml: &str,
+        origin: PathBuf,
+        base: PathBuf,
+    ) -> PyResult<(Self, bool)> {
+        let planned = py
+            .detach(|| -> Result<_, Failure> {
+                let config = memia_audit::RunConfig::parse(config_toml, &origin, &base)?;
+                Ok(memia_audit::Run::plan(&config, &origin, &path)?)
+            })
+            .map_err(raise)?;
+        Ok((Run { run: planned.run }, planned.existed))
+    }
+
+    /// Trains models `start..end` of a planned run (default all) that are not finished, with
+    /// its configuration's trainer: an external command, or memia's own models where this
+    /// build has them (the `train` feature). `device`, `engine` and `group_size` override the
+    /// configuration's `[train]` table. `progress("training", done, total)` after each group;
+    /// Ctrl-C (or an exception from `progress`) stops after the group in training, keeping the
+    /// finished models. Returns `(trained, skipped, seconds)`.
+    #[pyo3(signature = (models = None, device = None, engine = None, group_size = None, allow_mixed_producers = false, progress = None))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one by one
+    fn train(
+        &self,
+        py: Python<'_>,
+        models: Option<(usize, usize)>,
+        device: Option<String>,
+        engine: Option<&str>,
+        group_size: Option<usize>,
+        allow_mixed_producers: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<(Vec<usize>, Vec<usize>, f64)> {
+        let config = self.run.config().map_err(raise)?;
+        let range = match models {
+            Some((start, end)) => start..end,
+            None => 0..self.run.dir.plan().models,
+        };
+        let placement = memia_audit::trainer::Placement {
+            device,
+            engine: engine
+                .map(str::parse)
+                .transpose()
+                .map_err(|e: memia_models::ModelError| InvalidInput::new_err(e.to_string()))?,
+            group_size,
+        };
+        let mut reporter = Reporter::new(progress);
+        let report = py.detach(|| -> Result<_, Failure> {
+            let pool = self.run.planned_pool()?;
+            let trainer = memia_audit::trainer::trainer(config, &self.run.path(), &placement)?;
+            let training =
+                self.run
+                    .check_training(trainer.as_dyn(), &pool, allow_mixed_producers)?;
+            reporter.report("training", 0, range.len());
+            Ok(training.train_while(range, |p| {
+                reporter.report("training", p.done, p.total);
+                !reporter.stopped()
+            })?)
+        });
+        let report = reporter.finish(report.map_err(raise))?;
+        Ok((report.trained, report.skipped, report.elapsed.as_secs_f64()))
     }
 }
 
@@ -664,7 +866,7 @@ fn epsilon_lower_bound(
 /// 4, ..., K - 1); the attack (`spec_json`) judged on all samples and on each named group (JSON
 /// `[{"name": ..., "samples": [...]}]`). Returns the report as JSON text.
 #[pyfunction]
-#[pyo3(signature = (spec_json, keep, shadow, shadow_counts = None, targets = None, repeats = 1, fprs = vec![1e-3, 1e-2], groups_json = "[]", seed = 0))]
+#[pyo3(signature = (spec_json, keep, shadow, shadow_counts = None, targets = None, repeats = 1, fprs = vec![1e-3, 1e-2], groups_json = "[]", seed = 0, progress = None))]
 #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one by one
 fn leave_one_out(
     py: Python<'_>,
@@ -677,9 +879,10 @@ fn leave_one_out(
     fprs: Vec<f64>,
     groups_json: &str,
     seed: u64,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let spec: AttackSpec = serde_json::from_str(spec_json).map_err(raise)?;
-    let keep = KeepMatrix::from_array(keep.as_array().to_owned()).map_err(raise)?;
+    let keep = keep_of(keep)?;
     let groups = serde_json::from_str(groups_json).map_err(raise)?;
     let config = memia_attacks::loo::LooConfig {
         shadow_counts,
@@ -690,9 +893,13 @@ fn leave_one_out(
         seed,
     };
     let shadow = shadow.as_array();
-    let report = py
-        .detach(|| memia_attacks::loo::leave_one_out(&spec, &keep, shadow, &config, |_, _| {}))
-        .map_err(raise)?;
+    let mut reporter = Reporter::new(progress);
+    let report = py.detach(|| {
+        memia_attacks::loo::leave_one_out(&spec, &keep, shadow, &config, |done, total| {
+            reporter.report("curve", done, total)
+        })
+    });
+    let report = reporter.finish(report.map_err(raise))?;
     serde_json::to_string(&report).map_err(raise)
 }
 
@@ -711,7 +918,7 @@ fn budget<'py>(
     correct: PyReadonlyArray3<'py, f64>,
     delta: f64,
 ) -> PyResult<BudgetArrays<'py>> {
-    let keep = KeepMatrix::from_array(keep.as_array().to_owned()).map_err(raise)?;
+    let keep = keep_of(keep)?;
     let correct = correct.as_array();
     let plan = py
         .detach(|| -> Result<_, Failure> {
@@ -786,6 +993,51 @@ fn synthetic_run<'py>(
     ))
 }
 
+/// What [`load_pool`] returns: name, samples (N x sample shape), labels, classes, groups as
+/// JSON, one provenance line per sample.
+type PoolParts<'py> = (
+    String,
+    Bound<'py, numpy::PyArrayDyn<f32>>,
+    Bound<'py, PyArray1<u32>>,
+    usize,
+    String,
+    Vec<String>,
+);
+
+/// The pool a configuration's `[data]` table describes (`config_toml`, relative paths against
+/// `base`, named `origin` in errors), drawn with its `[plan] seed`: the embedded digits, MNIST,
+/// CIFAR-10 or a `.npz`, with its canaries, as `memia plan` builds it.
+#[pyfunction]
+fn load_pool<'py>(
+    py: Python<'py>,
+    config_toml: &str,
+    origin: PathBuf,
+    base: PathBuf,
+) -> PyResult<PoolParts<'py>> {
+    use memia_data::Dataset;
+    let (pool, groups) = py
+        .detach(|| -> Result<_, Failure> {
+            let config = memia_audit::RunConfig::parse(config_toml, &origin, &base)?;
+            let pool = memia_audit::pool::build(&config.data, config.plan.seed)?;
+            let groups = memia_audit::pool::groups(&pool);
+            Ok((pool, groups))
+        })
+        .map_err(raise)?;
+    let data = &pool.dataset;
+    let mut shape = vec![data.len()];
+    shape.extend_from_slice(data.feature_shape());
+    let samples = ndarray::ArrayD::from_shape_vec(shape, data.as_slice().to_vec())
+        .expect("the data set's values fill its shape");
+    Ok((
+        data.name().to_string(),
+        samples.into_pyarray(py),
+        Array1::from(data.labels()).into_pyarray(py),
+        data.classes(),
+        serde_json::to_string(&groups).map_err(raise)?,
+        memia_audit::pool::provenance_strings(&pool),
+    ))
+}
+
 /// memia's native module.
 #[pymodule]
 fn _memia(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -807,6 +1059,16 @@ fn _memia(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(epsilon_lower_bound, m)?)?;
     m.add_function(wrap_pyfunction!(leave_one_out, m)?)?;
     m.add_function(wrap_pyfunction!(budget, m)?)?;
+    m.add_function(wrap_pyfunction!(load_pool, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::knn_distance, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::mahalanobis, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::out_model_outlierness, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::out_model_logits, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::privacy_score, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::candidates, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::sequential_decisions, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::bootstrap, m)?)?;
+    m.add("TRAINING_BUILT", cfg!(feature = "train"))?;
     m.add_class::<Roc>()?;
     m.add_class::<Run>()?;
     Ok(())

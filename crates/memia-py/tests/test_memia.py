@@ -115,6 +115,7 @@ def test_a_run_stored_from_python_audits_as_the_command_line(tmp_path, run_data)
     assert summary == cli
     assert summary["schema_version"] == memia.SCHEMA_VERSION
     assert "memorized" in summary["groups"]
+    np.testing.assert_array_equal(run.groups["memorized"], np.flatnonzero(truth >= 0.8))
     assert (tmp_path / "py-report" / "index.html").exists()
     # The sequential audit from Python equals memia audit's report on the same run.
     ours = run.sequential(target=0, budget=8)
@@ -227,3 +228,234 @@ def test_leave_one_out_and_the_budget(run_data):
     # The theory: memorized samples need few models, the others (memorization 0) none can tell.
     memorized = truth >= 0.8
     assert np.median(needed[memorized & (needed >= 0)]) < 64
+
+
+def test_outlierness_baselines_are_the_definitions(run_data):
+    logits, keep, labels, _ = run_data
+    rng = np.random.default_rng(11)
+    features = rng.normal(size=(200, 6)).astype(np.float32)
+    x = features.astype(np.float64)
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    np.testing.assert_allclose(memia.knn_distance(features, k=4),
+                               np.sort(d, axis=1)[:, :4].mean(1), rtol=1e-9)
+    try:
+        from sklearn.neighbors import NearestNeighbors
+    except ImportError:
+        if REQUIRE_SKLEARN:
+            raise
+    else:
+        dist, _ = NearestNeighbors(n_neighbors=5).fit(x).kneighbors(x)
+        np.testing.assert_allclose(memia.knn_distance(features, k=4), dist[:, 1:].mean(1),
+                                   rtol=1e-6)
+    y = rng.integers(0, 3, size=200)
+    centred = x - np.stack([x[y == c].mean(0) for c in range(3)])[y]
+    cov = centred.T @ centred / len(x) + 0.5 * np.eye(6)
+    expected = np.sqrt(np.einsum("ij,jk,ik->i", centred, np.linalg.inv(cov), centred))
+    np.testing.assert_allclose(memia.mahalanobis(features, y, ridge=0.5), expected, rtol=1e-9)
+    # OUT models' MSP and energy: each sample's mean over the models that did not train on it.
+    z = logits[:, :, 0, :].astype(np.float64)
+    out = ~keep
+    lse = logsumexp(z)
+    msp = 1 - np.exp(z.max(-1) - lse)
+    np.testing.assert_allclose(memia.out_model_outlierness(keep, logits, "msp"),
+                               (msp * out).sum(0) / out.sum(0), rtol=1e-9)
+    np.testing.assert_allclose(memia.out_model_outlierness(keep, logits, "energy"),
+                               (-lse * out).sum(0) / out.sum(0), rtol=1e-9)
+    mean_logits = (z * out[:, :, None]).sum(0) / out.sum(0)[:, None]
+    np.testing.assert_allclose(memia.out_model_logits(keep, logits), mean_logits, rtol=1e-5)
+    with pytest.raises(memia.InvalidInput, match="energy"):
+        memia.out_model_outlierness(keep, logits, "entropy")
+    with pytest.raises(memia.InvalidInput, match="neighbours"):
+        memia.knn_distance(features, k=200)
+
+
+def test_the_focused_attack_is_the_attack_on_its_candidates(run_data):
+    logits, keep, labels, truth = run_data
+    phi = memia.signals(logits, labels, "phi")
+    mem = memia.memorization(keep[1:], memia.signals(logits[1:], labels, "correct"))
+    chosen = memia.candidates(mem, at_least=0.5)
+    defined = np.isfinite(mem.score)
+    np.testing.assert_array_equal(chosen, np.flatnonzero(defined & (mem.score >= 0.5)))
+    top = memia.candidates(mem.score, top=7)
+    assert len(top) == 7 and np.all(np.diff(top) > 0)
+    assert set(top) == set(np.argsort(-np.where(defined, mem.score, -np.inf), kind="stable")[:7])
+    focused = memia.attack_scores("lira-online", keep[1:], phi[1:], phi[0], candidates=chosen)
+    alone = memia.attack_scores("lira-online", keep[1:, chosen], phi[1:, chosen], phi[0, chosen])
+    np.testing.assert_array_equal(focused[chosen], alone)
+    others = np.setdiff1d(np.arange(len(labels)), chosen)
+    assert np.isnan(focused[others]).all()
+    privacy = memia.privacy_score(keep[1:], phi[1:])
+    # Per query, |mu_in - mu_out| / (sd_in + sd_out) (np.std, ddof 0), averaged over queries.
+    k = keep[1:, :, None]
+    shadow = phi[1:]
+    mean = lambda v, w: (v * w).sum(0) / w.sum(0)
+    mu_in, mu_out = mean(shadow, k), mean(shadow, ~k)
+    sd_in = np.sqrt(mean((shadow - mu_in) ** 2, k))
+    sd_out = np.sqrt(mean((shadow - mu_out) ** 2, ~k))
+    np.testing.assert_allclose(privacy, (np.abs(mu_in - mu_out) / (sd_in + sd_out)).mean(1),
+                               rtol=1e-9)
+    by_privacy = memia.candidates(mem, privacy=privacy, privacy_at_least=1.0)
+    np.testing.assert_array_equal(by_privacy, np.flatnonzero(privacy >= 1.0))
+    with pytest.raises(memia.InvalidInput, match="exactly one rule"):
+        memia.candidates(mem, at_least=0.5, top=3)
+    with pytest.raises(memia.InvalidInput, match=r"\[-1, 1\]"):
+        memia.candidates(mem, at_least=2.0)
+    with pytest.raises(memia.InvalidInput, match="sample 300 of 300"):
+        memia.attack_scores("lira-online", keep[1:], phi[1:], phi[0], candidates=[300])
+    with pytest.raises(memia.InvalidInput, match="negative"):
+        memia.attack_scores("lira-online", keep[1:], phi[1:], phi[0], candidates=[-1])
+
+
+def test_bootstrap_intervals_are_seeded_and_hold_the_estimate():
+    rng = np.random.default_rng(5)
+    members = rng.random(4000) < 0.5
+    scores = rng.normal(size=4000) + 0.8 * members
+    interval = memia.bootstrap(scores, members, resamples=400, seed=1)
+    assert interval.estimate == pytest.approx(memia.Roc(scores, members).auroc, abs=1e-15)
+    assert interval.lower < interval.estimate < interval.upper
+    assert 0.01 < interval.upper - interval.lower < 0.06
+    again = memia.bootstrap(scores, members, resamples=400, seed=1)
+    assert again.to_dict() == interval.to_dict()
+    assert memia.bootstrap(scores, members, resamples=400, seed=2).lower != interval.lower
+    tpr = memia.bootstrap(scores, members, fpr=0.1, resamples=200)
+    assert tpr.estimate == memia.Roc(scores, members).tpr_at_fpr(0.1)
+    with pytest.raises(memia.InvalidInput, match="resamples"):
+        memia.bootstrap(scores, members, resamples=1)
+
+
+def test_sequential_decisions_judge_memorized_samples(run_data):
+    logits, keep, labels, truth = run_data
+    phi = memia.signals(logits, labels, "phi")
+    memorized = np.flatnonzero(truth >= 0.8)
+    decisions = memia.sequential_decisions(keep[1:], phi[1:], phi[0], memorized)
+    assert len(decisions) == len(memorized)
+    right = [d["member"] == bool(keep[0, d["sample"]]) for d in decisions]
+    assert np.mean(right) > 0.9
+    assert all(0.0 <= d["error"] <= 0.5 for d in decisions)
+    with pytest.raises(memia.InvalidInput, match="delta"):
+        memia.sequential_decisions(keep[1:], phi[1:], phi[0], memorized, delta=0.7)
+
+
+def test_status_and_progress_of_a_run(tmp_path, run_data):
+    logits, keep, labels, _ = run_data
+    run = memia.Run.create(tmp_path / "run", keep, labels, queries=2, classes=10)
+    for k in range(10):
+        run.store(k, logits[k], producer="my torch loop")
+    status = run.status()
+    assert status["finished"] == list(range(10)) and status["missing"] == list(range(10, 16))
+    assert run.producers() == [{"producer": status["producers"][0]["producer"],
+                                "models": list(range(10))}]
+    assert "my torch loop" in json.dumps(run.producers())
+    cli = json.loads(subprocess.run([memia_bin(), "status", str(tmp_path / "run"), "--json"],
+                                    check=True, capture_output=True, text=True).stdout)
+    assert {k: v for k, v in cli.items() if k not in ("schema_version", "command")} == status
+    for k in range(10, 16):
+        run.store(k, logits[k])
+    seen = []
+    run.audit(target=0, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    assert ("reading", 16, 16) in seen and seen[-1][1] == seen[-1][2]
+    assert all(done <= total for _, done, total in seen)
+
+    def fail(stage, done, total):
+        raise KeyError("stop here")
+
+    with pytest.raises(KeyError, match="stop here"):
+        run.signals(list(range(16)), "phi", progress=fail)
+    with pytest.raises(memia.InvalidInput, match="progress"):
+        run.signals([0], "phi", progress="yes")
+
+
+def test_a_model_trained_elsewhere_is_audited_as_the_command_line(tmp_path, run_data):
+    logits, keep, labels, truth = run_data
+    run = memia.Run.import_models(tmp_path / "run", keep[1:], labels, logits[1:])
+    target = memia.OutsideModel(logits[0], members=keep[0], name="target.npy")
+    ours = run.audit(target=target)
+    np.save(tmp_path / "target.npy", logits[0])
+    np.save(tmp_path / "members.npy", keep[0])
+    subprocess.run([memia_bin(), "report", str(tmp_path / "run"), "-o", str(tmp_path / "r"),
+                    "--target-logits", str(tmp_path / "target.npy"), "--members",
+                    str(tmp_path / "members.npy"), "-q"], check=True)
+    theirs = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert ours["target_name"] == "target.npy"
+    theirs["target_name"] = "target.npy"  # each front-end names the model its own way
+    assert ours == theirs
+    assert ours["all"]["auroc"] > 0.5
+    unknown = run.audit(target=memia.OutsideModel(logits[0]))
+    assert unknown["all"] is None
+    decided = run.sequential(target=target, budget=8)
+    subprocess.run([memia_bin(), "audit", str(tmp_path / "run"), "--target-logits",
+                    str(tmp_path / "target.npy"), "--members", str(tmp_path / "members.npy"),
+                    "--budget", "8", "-o", str(tmp_path / "seq.json"), "-q"], check=True)
+    cli = json.loads((tmp_path / "seq.json").read_text())
+    for report in (decided, cli):
+        for r in report["rounds"]:
+            r.pop("seconds")
+    assert [r["shadow_models"] for r in decided["rounds"]][-1] <= 8
+    assert decided["rounds"] == cli["rounds"]
+    with pytest.raises(memia.InvalidInput, match=r"logits of shape \[300, 1, 10\]"):
+        run.audit(target=memia.OutsideModel(logits[0, :, 0, :]))
+    with pytest.raises(memia.InvalidInput, match="3 membership entries"):
+        run.audit(target=memia.OutsideModel(logits[0], members=[True, False, True]))
+    with pytest.raises(memia.InvalidInput, match="OutsideModel"):
+        run.audit(target="model 0")
+
+
+def test_a_run_planned_and_trained_from_python(tmp_path):
+    import shlex
+    import sys
+    trainer = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples", "external",
+                           "train_numpy.py")
+    if not os.path.exists(trainer):
+        pytest.skip("skipped: examples/external/train_numpy.py is not beside the tests")
+    config = f"""
+[data]
+source = "digits"
+samples = 300
+[data.canaries]
+kind = "mislabeled"
+count = 20
+[plan]
+models = 6
+seed = 5
+[train]
+external = "{shlex.quote(sys.executable)} {shlex.quote(os.path.abspath(trainer))} --pool {{pool}} --indices {{indices}} --seed {{seed}} --out {{out}} --epochs 30"
+"""
+    (tmp_path / "memia.toml").write_text(config)
+    run = memia.Run.plan(tmp_path / "run", file=tmp_path / "memia.toml")
+    assert run.status()["missing"] == list(range(6))
+    seen = []
+    first = run.train(models=(0, 2), progress=lambda *a: seen.append(a))
+    assert first["trained"] == [0, 1] and seen[-1] == ("training", 2, 2)
+    rest = run.train()
+    assert rest["skipped"] == [0, 1] and rest["trained"] == [2, 3, 4, 5]
+    assert run.status()["missing"] == []
+    assert "external command" in json.dumps(run.producers())
+    summary = run.audit(target=0)
+    assert summary["all"]["positives"] > 0
+    again = memia.Run.plan(tmp_path / "run", file=tmp_path / "memia.toml")
+    assert again.status()["finished"] == list(range(6)), "the same plan is found again"
+    with pytest.raises(memia.RunError) as other:
+        memia.Run.plan(tmp_path / "run", toml=config.replace("models = 6", "models = 7"))
+    assert "plan" in str(other.value)
+    with pytest.raises(memia.InvalidInput, match="toml"):
+        memia.Run.plan(tmp_path / "x")
+    # The pool Python loads is the run's: same labels, canaries as its group.
+    pool = memia.load_pool(file=tmp_path / "memia.toml")
+    np.testing.assert_array_equal(pool.y, run.labels)
+    np.testing.assert_array_equal(pool.groups["canaries"], run.groups["canaries"])
+    assert pool.x.shape == (320, 1, 8, 8) and pool.x.dtype == np.float32 and pool.classes == 10
+    with pytest.raises(memia.MemiaError, match="samples"):
+        memia.load_pool(toml='[data]\nsource = "digits"\nsamples = 0\n')
+    with pytest.raises(memia.FileError):
+        memia.load_pool(file=tmp_path / "missing.toml")
+
+
+def test_training_memias_own_models_needs_the_train_build(tmp_path):
+    config = '[data]\nsource = "digits"\nsamples = 200\n[plan]\nmodels = 2\n'
+    if memia.TRAINING_BUILT:
+        run = memia.Run.plan(tmp_path / "run", toml=config)
+        assert run.train()["trained"] == [0, 1]
+    else:
+        with pytest.raises(memia.RunError, match="--features train"):
+            memia.Run.plan(tmp_path / "run", toml=config)

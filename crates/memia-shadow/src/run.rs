@@ -147,6 +147,9 @@ pub struct TrainReport {
     pub skipped: Vec<usize>,
     /// Wall time.
     pub elapsed: Duration,
+    /// Whether the caller's progress asked to stop before every model was trained
+    /// ([`RunDir::train_while`]); the trained models are kept.
+    pub stopped: bool,
 }
 
 /// What a `train` call knows of the run's complete models between two groups.
@@ -464,6 +467,22 @@ impl RunDir {
         models: Range<usize>,
         mut progress: impl FnMut(&Progress),
     ) -> Result<TrainReport> {
+        self.train_while(trainer, pool, models, |p| {
+            progress(p);
+            true
+        })
+    }
+
+    /// [`RunDir::train`] that stops after a group when `progress` answers `false` (an
+    /// interrupt from a front-end that cannot be killed, such as a Python session): the models
+    /// trained so far are written, the others stay missing, and the report says it stopped.
+    pub fn train_while(
+        &self,
+        trainer: &dyn ShadowTrainer,
+        pool: &dyn Dataset,
+        models: Range<usize>,
+        mut progress: impl FnMut(&Progress) -> bool,
+    ) -> Result<TrainReport> {
         if models.start > models.end || models.end > self.plan.models {
             return Err(invalid(
                 "models",
@@ -568,17 +587,27 @@ impl RunDir {
             } else {
                 self.update_manifest(&mut known)?;
             }
-            progress(&Progress {
+            let go_on = progress(&Progress {
                 done: trained.len(),
                 total: todo.len(),
                 skipped: skipped.len(),
                 elapsed: start.elapsed(),
             });
+            if !go_on && g + 1 < groups {
+                self.write_manifest()?;
+                return Ok(TrainReport {
+                    trained,
+                    skipped,
+                    elapsed: start.elapsed(),
+                    stopped: true,
+                });
+            }
         }
         Ok(TrainReport {
             trained,
             skipped,
             elapsed: start.elapsed(),
+            stopped: false,
         })
     }
 

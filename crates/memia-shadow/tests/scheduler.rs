@@ -168,6 +168,34 @@ fn rerunning_skips_finished_models() {
 }
 
 #[test]
+fn training_stopped_by_its_progress_keeps_finished_groups_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan(3);
+    let expected = reference_run(&tmp.path().join("ref"), &plan);
+    let run = RunDir::create(tmp.path().join("run"), &plan).unwrap();
+    let mut calls = 0;
+    let stopped = run
+        .train_while(&trainer(), &pool(), 0..MODELS, |p| {
+            calls += 1;
+            p.done < 2
+        })
+        .unwrap();
+    assert_eq!(
+        (calls, stopped.stopped),
+        (1, true),
+        "stops after the first group"
+    );
+    assert_eq!(stopped.trained, vec![0, 1]);
+    assert_eq!(
+        run.completed().unwrap(),
+        vec![true, true, false, false, false, false]
+    );
+    let rest = run.train(&trainer(), &pool(), 0..MODELS, |_| {}).unwrap();
+    assert_eq!((rest.skipped, rest.stopped), (vec![0, 1], false));
+    assert_eq!(files(&run), expected, "as if never stopped");
+}
+
+#[test]
 fn a_killed_run_resumes_to_identical_outputs() {
     let tmp = tempfile::tempdir().unwrap();
     let plan = plan(4);

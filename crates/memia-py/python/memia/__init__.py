@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+import sys
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -26,12 +28,14 @@ from ._memia import (  # noqa: F401  (re-exported)
     FileError,
     InvalidInput,
     MemiaError,
+    TRAINING_BUILT,
     RunError,
     __version__,
 )
 
 __all__ = [
     "SCHEMA_VERSION",
+    "TRAINING_BUILT",
     "MemiaError",
     "InvalidInput",
     "RunError",
@@ -50,9 +54,50 @@ __all__ = [
     "epsilon_lower_bound",
     "leave_one_out",
     "budget",
+    "candidates",
+    "privacy_score",
+    "knn_distance",
+    "mahalanobis",
+    "out_model_outlierness",
+    "out_model_logits",
+    "sequential_decisions",
+    "bootstrap",
+    "Interval",
+    "OutsideModel",
+    "print_progress",
+    "Pool",
+    "load_pool",
 ]
 
 AttackLike = Union[str, Dict[str, Any]]
+#: ``progress(stage, done, total)``, called at most ten times a second during long work; or
+#: ``True`` for :func:`print_progress`.
+Progress = Union[None, bool, Callable[[str, int, int], Any]]
+
+
+def print_progress(stage: str, done: int, total: int) -> None:
+    """A progress line on standard error (what ``progress=True`` uses): the stage, the count
+    and the elapsed time, rewritten in place."""
+    now = time.monotonic()
+    started = _progress_started.setdefault(stage, now)
+    end = "\n" if done >= total else ""
+    sys.stderr.write(f"\r{stage}: {done}/{total} ({now - started:.1f} s)" + end)
+    sys.stderr.flush()
+    if done >= total:
+        _progress_started.pop(stage, None)
+
+
+_progress_started: Dict[str, float] = {}
+
+
+def _progress(progress: Progress) -> Optional[Callable[[str, int, int], Any]]:
+    if progress is True:
+        return print_progress
+    if progress is None or progress is False:
+        return None
+    if not callable(progress):
+        raise InvalidInput(f"progress: a callable or True, found {type(progress).__name__}")
+    return progress
 
 
 def _array(value: Any, dtype: Any, ndim: int, name: str) -> np.ndarray:
@@ -190,7 +235,8 @@ def attack_signal(attack: AttackLike) -> str:
     return _memia.attack_signal(_attack_json(attack))
 
 
-def attack_scores(attack: AttackLike, keep: Any, shadow: Any, target: Any) -> np.ndarray:
+def attack_scores(attack: AttackLike, keep: Any, shadow: Any, target: Any,
+                  candidates: Any = None) -> np.ndarray:
     """An attack fitted on the shadow models and run on a target: one score per sample.
 
     ``attack``: a method (``"lira-online"``, ``"lira-offline"``, ``"rmia"``, ``"loss"``,
@@ -198,7 +244,8 @@ def attack_scores(attack: AttackLike, keep: Any, shadow: Any, target: Any) -> np
     (``{"method": "lira-online", "global_variance": True}``). ``keep``: the shadow models'
     K x N keep matrix; ``shadow``: their K x N x A signals of ``attack_signal(attack)``;
     ``target``: the target's N x A signals (N is read as one query). Higher is member; NaN
-    where the shadows cannot judge a sample.
+    where the shadows cannot judge a sample. ``candidates`` (sample indices, say from
+    :func:`candidates`): the focused attack, fitted and scored on them only (NaN elsewhere).
     """
     shadow_array = np.asarray(shadow)
     if shadow_array.ndim == 2:
@@ -211,7 +258,123 @@ def attack_scores(attack: AttackLike, keep: Any, shadow: Any, target: Any) -> np
         _array(keep, bool, 2, "keep"),
         _array(shadow_array, np.float64, 3, "shadow"),
         _array(target_array, np.float64, 2, "target"),
+        None if candidates is None else _indices(candidates, "candidates"),
     )
+
+
+def _indices(values: Any, name: str) -> List[int]:
+    array = np.asarray(values)
+    if array.ndim != 1 or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
+        raise InvalidInput(f"{name}: expected a list of sample indices, found {array.dtype} "
+                           f"of shape {array.shape}")
+    if array.size and array.min() < 0:
+        raise InvalidInput(f"{name}: negative sample index {array.min()}")
+    return [int(i) for i in array]
+
+
+def candidates(memorization: Any, at_least: Optional[float] = None, top: Optional[int] = None,
+               privacy: Any = None, privacy_at_least: Optional[float] = None) -> np.ndarray:
+    """The focused attack's candidate samples (sorted indices) by exactly one rule: memorization
+    at least ``at_least`` (the paper's 0.8), the ``top`` most memorized, or a ``privacy`` score
+    (:func:`privacy_score`) at least ``privacy_at_least``. ``memorization``: a
+    :class:`Memorization` or its N scores. Undetermined (NaN) samples are never chosen."""
+    scores = memorization.score if isinstance(memorization, Memorization) else memorization
+    return _memia.candidates(
+        _array(scores, np.float64, 1, "memorization"), at_least, top,
+        None if privacy is None else _array(privacy, np.float64, 1, "privacy"),
+        privacy_at_least).astype(np.intp)
+
+
+def privacy_score(keep: Any, shadow: Any) -> np.ndarray:
+    """Each sample's privacy score ``|mu_in - mu_out| / (sd_in + sd_out)`` from the shadow
+    models' K x N ``keep`` matrix and K x N x A signals (NaN without IN or OUT models)."""
+    shadow_array = np.asarray(shadow)
+    if shadow_array.ndim == 2:
+        shadow_array = shadow_array[:, :, None]
+    return _memia.privacy_score(_array(keep, bool, 2, "keep"),
+                                _array(shadow_array, np.float64, 3, "shadow"))
+
+
+def knn_distance(features: Any, k: int = 5) -> np.ndarray:
+    """Outlierness baseline: each sample's mean Euclidean distance to its ``k`` nearest other
+    samples (rows of the N x d ``features``), as scikit-learn's ``NearestNeighbors``."""
+    return _memia.knn_distance(_array(features, np.float32, 2, "features"), k)
+
+
+def mahalanobis(features: Any, labels: Any, ridge: float = 0.0) -> np.ndarray:
+    """Outlierness baseline: each sample's Mahalanobis distance to its class mean, one
+    covariance shared by the classes (``ridge`` added to its diagonal; Lee et al. 2018)."""
+    return _memia.mahalanobis(_array(features, np.float32, 2, "features"),
+                              _array(labels, np.uint32, 1, "labels"), ridge)
+
+
+def out_model_outlierness(keep: Any, logits: Any, kind: str = "msp",
+                          query: int = 0) -> np.ndarray:
+    """Outlierness baseline from the models that did not train on each sample: ``"msp"`` (one
+    minus the maximum softmax probability) or ``"energy"`` (``-logsumexp`` of the logits),
+    averaged over its OUT models."""
+    return _memia.out_model_outlierness(_array(keep, bool, 2, "keep"), _logits(logits), kind,
+                                        query)
+
+
+def out_model_logits(keep: Any, logits: Any, query: int = 0) -> np.ndarray:
+    """Each sample's mean logits over its OUT models (N x C float32): the features of the
+    logit-space Mahalanobis baseline (``mahalanobis(out_model_logits(keep, logits), labels)``)."""
+    return _memia.out_model_logits(_array(keep, bool, 2, "keep"), _logits(logits), query)
+
+
+def sequential_decisions(keep: Any, shadow: Any, target: Any, samples: Any,
+                         delta: float = 0.01, threshold: float = 0.8) -> List[Dict[str, Any]]:
+    """The sequential audit's membership decisions on ``samples`` from the shadow models'
+    K x N ``keep`` matrix and K x N x A ``phi`` signals and the target's N x A: one dict per
+    decided sample (``sample``, ``member``, ``error``: the posterior probability that the
+    decision is wrong, ``memorization``, ``in_models``, ``out_models``)."""
+    shadow_array = np.asarray(shadow)
+    if shadow_array.ndim == 2:
+        shadow_array = shadow_array[:, :, None]
+    target_array = np.asarray(target)
+    if target_array.ndim == 1:
+        target_array = target_array[:, None]
+    decisions: List[Dict[str, Any]] = json.loads(_memia.sequential_decisions(
+        _array(keep, bool, 2, "keep"), _array(shadow_array, np.float64, 3, "shadow"),
+        _array(target_array, np.float64, 2, "target"), _indices(samples, "samples"),
+        delta, threshold))
+    return decisions
+
+
+class Interval:
+    """A point estimate with its interval: ``estimate``, ``lower``, ``upper``,
+    ``confidence``."""
+
+    def __init__(self, estimate: float, lower: float, upper: float, confidence: float) -> None:
+        self.estimate, self.lower, self.upper = estimate, lower, upper
+        self.confidence = confidence
+
+    def to_dict(self) -> Dict[str, float]:
+        return {"estimate": self.estimate, "lower": self.lower, "upper": self.upper,
+                "confidence": self.confidence}
+
+    def __repr__(self) -> str:
+        return (f"Interval({self.estimate:.6g}, {self.confidence:.0%}: "
+                f"[{self.lower:.6g}, {self.upper:.6g}])")
+
+
+def bootstrap(scores: Any, members: Any, fpr: Optional[float] = None,
+              convention: str = "lira-strict", resamples: int = 1000,
+              confidence: float = 0.95, seed: int = 0,
+              lower_is_member: bool = False) -> Interval:
+    """A stratified percentile-bootstrap interval of the AUROC (or, with ``fpr``, of the TPR
+    at that FPR in ``convention``) of ``scores`` against ``members``: members and non-members
+    each resampled to their counts, ``resamples`` times from ``seed`` (the same result on any
+    number of threads)."""
+    scores_array = _array(scores, np.float64, 1, "scores")
+    members_array = _array(members, bool, 1, "members")
+    if len(scores_array) != len(members_array):
+        raise InvalidInput(
+            f"{len(scores_array)} scores for {len(members_array)} membership entries")
+    estimate, lower, upper = _memia.bootstrap(scores_array, members_array, fpr, convention,
+                                              resamples, confidence, seed, lower_is_member)
+    return Interval(estimate, lower, upper, confidence)
 
 
 class Roc:
@@ -250,6 +413,91 @@ class Roc:
         return summary
 
 
+class Pool:
+    """A pool of samples as memia builds it from a configuration: ``x`` (N x sample shape
+    float32: N x C x H x W for images), ``y`` (N labels), ``classes``, ``groups`` (name to
+    sample indices: the canaries), ``provenance`` (one line per sample) and ``name``."""
+
+    def __init__(self, name: str, x: np.ndarray, y: np.ndarray, classes: int,
+                 groups: Dict[str, np.ndarray], provenance: List[str]) -> None:
+        self.name, self.x, self.y, self.classes = name, x, y, classes
+        self.groups, self.provenance = groups, provenance
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __repr__(self) -> str:
+        sets = ", ".join(f"{len(v)} {k}" for k, v in self.groups.items())
+        return (f"Pool({self.name!r}: {len(self)} samples of {list(self.x.shape[1:])}, "
+                f"{self.classes} classes" + (f"; {sets}" if sets else "") + ")")
+
+
+def _config_text(toml: Optional[str], file: Optional[Union[str, "os.PathLike[str]"]]
+                 ) -> "tuple[str, str, str]":
+    """A configuration's text, the name errors give it and the directory its relative paths
+    are read from."""
+    if (toml is None) == (file is None):
+        raise InvalidInput("give the configuration as toml (its text) or as file")
+    if file is None:
+        return str(toml), "(the configuration given from Python)", os.getcwd()
+    try:
+        with open(file, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise FileError(f"{file}: {e.strerror or e}") from None
+    return text, str(file), os.path.dirname(os.path.abspath(file))
+
+
+def load_pool(toml: Optional[str] = None,
+              file: Optional[Union[str, "os.PathLike[str]"]] = None) -> Pool:
+    r"""The pool a memia configuration's ``[data]`` table describes (``toml``: its text, or
+    ``file``), drawn with its ``[plan] seed`` exactly as ``memia plan`` draws it: the embedded
+    digits (``source = "digits"``), MNIST or CIFAR-10 files, a ``.npz``, with canaries
+    (mislabeled or out-of-distribution). Train your own models on it and store their logits
+    with :meth:`Run.create` and :meth:`Run.store`.
+
+    >>> pool = load_pool(toml='[data]\nsource = "digits"\nsamples = 100\n'
+    ...                       '[data.canaries]\nkind = "mislabeled"\ncount = 10\n')
+    >>> pool.x.shape, len(pool.groups["canaries"])
+    ((110, 1, 8, 8), 10)
+    """
+    name, x, y, classes, groups, provenance = _memia.load_pool(*_config_text(toml, file))
+    return Pool(name, x, y, classes,
+                {g["name"]: np.asarray(g["samples"], dtype=np.intp) for g in json.loads(groups)},
+                provenance)
+
+
+class OutsideModel:
+    """A model trained elsewhere, the target of :meth:`Run.audit` or :meth:`Run.sequential`
+    (every model of the run is then a shadow model): its ``logits`` on the run's pool
+    (N x A x C, or N x C for one query, any float dtype), which samples it trained on
+    (``members``, N booleans) when known (without: scores but no ROC curve), and how reports
+    name it."""
+
+    def __init__(self, logits: Any, members: Any = None,
+                 name: str = "model trained elsewhere") -> None:
+        array = np.asarray(logits)
+        if array.ndim == 2:
+            array = array[:, None, :]
+        self.logits = _array(array, np.float32, 3, "logits")
+        self.members = None if members is None else _array(members, bool, 1, "members")
+        self.name = name
+
+    def _native(self) -> "tuple[str, np.ndarray, Optional[np.ndarray]]":
+        return (self.name, self.logits, self.members)
+
+
+Target = Union[None, int, OutsideModel]
+
+
+def _target(target: Target) -> "tuple[Optional[int], Any]":
+    if isinstance(target, OutsideModel):
+        return None, target._native()
+    if target is None or isinstance(target, (int, np.integer)):
+        return None if target is None else int(target), None
+    raise InvalidInput(f"target: a model index or an OutsideModel, found {type(target).__name__}")
+
+
 class Run:
     """A run directory: shadow models' keep matrix, labels and one logits file per model."""
 
@@ -260,6 +508,16 @@ class Run:
     def open(path: Union[str, "os.PathLike[str]"]) -> "Run":
         """Opens the run directory ``path`` (planned by ``memia plan``, imported, or created)."""
         return Run(_memia.Run.open(str(path)))
+
+    @staticmethod
+    def plan(path: Union[str, "os.PathLike[str]"], toml: Optional[str] = None,
+             file: Optional[Union[str, "os.PathLike[str]"]] = None) -> "Run":
+        """Plans a run from a memia configuration (what ``memia plan`` does): ``toml``, the
+        configuration's text (relative data paths resolved against the working directory), or
+        ``file``, a configuration file. Planning the same configuration again finds the run;
+        another plan in ``path`` is refused. Train it with :meth:`train`."""
+        native, _ = _memia.Run.plan(str(path), *_config_text(toml, file))
+        return Run(native)
 
     @staticmethod
     def create(path: Union[str, "os.PathLike[str]"], keep: Any, labels: Any, queries: int,
@@ -278,14 +536,15 @@ class Run:
     def import_models(path: Union[str, "os.PathLike[str]"], keep: Any, labels: Any,
                       logits: Any, name: str = "models imported from Python",
                       groups: Optional[Dict[str, Iterable[int]]] = None,
-                      images: Any = None, link: bool = False) -> "Run":
+                      images: Any = None, link: bool = False,
+                      progress: Progress = None) -> "Run":
         """Models trained elsewhere as the new run ``path`` (built beside it, renamed into
         place when complete; the same import again finds it there): the K x N ``keep`` matrix,
         the N ``labels``, and ``logits`` as one K x N x A x C (or K x N x C) array, or as a list
         of K ``.npy`` files in keep-row order (read one at a time: any size; ``link`` hard-links
         them into the run instead of copying where it can, so do not change them afterwards).
         ``groups``: named sample sets; ``images``: the pool's pixels (N x C x H x W, N x H x W x C
-        or N x H x W) for the report's thumbnails."""
+        or N x H x W) for the report's thumbnails. ``progress``: see :data:`Progress`."""
         listed = [{"name": n, "samples": [int(i) for i in s]} for n, s in (groups or {}).items()]
         keep_array = _array(keep, bool, 2, "keep")
         labels_array = _array(labels, np.uint32, 1, "labels")
@@ -300,11 +559,12 @@ class Run:
         if isinstance(logits, (list, tuple)):
             native, _ = _memia.Run.import_models(str(path), keep_array, labels_array, name,
                                                  None, [str(f) for f in logits],
-                                                 json.dumps(listed), pixels, link)
+                                                 json.dumps(listed), pixels, link,
+                                                 _progress(progress))
         else:
             native, _ = _memia.Run.import_models(str(path), keep_array, labels_array, name,
                                                  _logits(logits), None, json.dumps(listed),
-                                                 pixels, link)
+                                                 pixels, link, _progress(progress))
         return Run(native)
 
     @property
@@ -324,9 +584,44 @@ class Run:
     def labels(self) -> np.ndarray:
         return self._run.labels
 
+    @property
+    def groups(self) -> Dict[str, np.ndarray]:
+        """The pool's named sample sets (canaries, out-of-distribution samples, ...): name to
+        sample indices."""
+        return {g["name"]: np.asarray(g["samples"], dtype=np.intp)
+                for g in json.loads(self._run.groups_json())}
+
     def completed(self) -> List[bool]:
         """Which models are complete."""
         return self._run.completed()
+
+    def status(self) -> Dict[str, Any]:
+        """Where the run stands, as ``memia status --json`` says it: ``plan`` (its hash),
+        ``pool``, ``models``, ``samples``, ``queries``, ``classes``, ``finished`` and
+        ``missing`` model indices, ``producers`` (who produced which models)."""
+        status: Dict[str, Any] = json.loads(self._run.status_json())
+        return status
+
+    def producers(self) -> List[Dict[str, Any]]:
+        """Who produced the finished models: one dict per producer (``producer``: its
+        description or None where none was recorded, ``models``: their indices)."""
+        producers: List[Dict[str, Any]] = self.status()["producers"]
+        return producers
+
+    def train(self, models: Optional["tuple[int, int]"] = None, device: Optional[str] = None,
+              engine: Optional[str] = None, group_size: Optional[int] = None,
+              allow_mixed_producers: bool = False, progress: Progress = None
+              ) -> Dict[str, Any]:
+        """Trains the planned run's unfinished models ``models`` (``(start, end)``, default
+        all) with its configuration's trainer: an external command, or memia's own models
+        where this build has them (:data:`TRAINING_BUILT`; else ``RunError`` says how to build
+        it). ``device``, ``engine`` and ``group_size`` override the configuration's. Ctrl-C
+        stops after the group in training: finished models stay, and training again resumes.
+        ``{"trained": [...], "skipped": [...], "seconds": s}``."""
+        trained, skipped, seconds = self._run.train(
+            None if models is None else (int(models[0]), int(models[1])), device, engine,
+            group_size, allow_mixed_producers, _progress(progress))
+        return {"trained": trained, "skipped": skipped, "seconds": seconds}
 
     def store(self, k: int, logits: Any, producer: str = "memia for Python") -> None:
         """Stores model ``k``'s N x A x C (or N x C) logits, checked, atomically."""
@@ -335,27 +630,36 @@ class Run:
             array = array[:, None, :]
         self._run.store(k, _array(array, np.float32, 3, "logits"), producer)
 
-    def signals(self, models: Sequence[int], kind: str = "phi") -> np.ndarray:
+    def signals(self, models: Sequence[int], kind: str = "phi",
+                progress: Progress = None) -> np.ndarray:
         """Signals of ``models``, read one model file at a time: len(models) x N x A."""
-        return self._run.signals([int(m) for m in models], kind)
+        return self._run.signals([int(m) for m in models], kind, _progress(progress))
 
-    def sequential(self, target: Optional[int] = None, delta: float = 0.01,
-                   threshold: float = 0.8, budget: Optional[int] = None) -> Dict[str, Any]:
-        """The sequential audit of model ``target`` (default: the last): shadow models in
-        rounds of 1, 2, 4, ... (at most ``budget``) until the decisions on the candidates
-        (memorization at least ``threshold``) have an expected error rate of at most ``delta``;
-        with the models the run has. Its report (what ``memia audit -o`` writes) as a dict."""
-        report: Dict[str, Any] = json.loads(
-            self._run.sequential(target, delta, threshold, budget))
+    def sequential(self, target: Target = None, delta: float = 0.01,
+                   threshold: float = 0.8, budget: Optional[int] = None,
+                   progress: Progress = None) -> Dict[str, Any]:
+        """The sequential audit of ``target`` (a model index, default the last, or an
+        :class:`OutsideModel`): shadow models in rounds of 1, 2, 4, ... (at most ``budget``)
+        until the decisions on the candidates (memorization at least ``threshold``) have an
+        expected error rate of at most ``delta``. A planned run trains what a round needs
+        where it can (see :meth:`train`); otherwise the run's models are used. Its report
+        (what ``memia audit -o`` writes) as a dict."""
+        model, outside = _target(target)
+        report: Dict[str, Any] = json.loads(self._run.sequential(
+            model, outside, delta, threshold, budget, _progress(progress)))
         return report
 
-    def audit(self, target: Optional[int] = None, config: Optional[Dict[str, Any]] = None,
-              report: Optional[Union[str, "os.PathLike[str]"]] = None) -> Dict[str, Any]:
-        """The report's audit of model ``target`` (the others are its shadow models):
-        ``summary.json`` as a dict. ``config``: an ``[audit]`` table (the run's own settings
-        otherwise); ``report``: a directory to write the report into."""
-        text = self._run.audit(target, None if config is None else json.dumps(config),
-                               None if report is None else str(report))
+    def audit(self, target: Target = None, config: Optional[Dict[str, Any]] = None,
+              report: Optional[Union[str, "os.PathLike[str]"]] = None,
+              progress: Progress = None) -> Dict[str, Any]:
+        """The report's audit of ``target``: a model of the run (the others are its shadow
+        models; default the configuration's target, else 0) or an :class:`OutsideModel`
+        (every model of the run a shadow): ``summary.json`` as a dict. ``config``: an
+        ``[audit]`` table (the run's own settings otherwise); ``report``: a directory to write
+        the report into; ``progress``: see :data:`Progress`."""
+        model, outside = _target(target)
+        text = self._run.audit(model, outside, None if config is None else json.dumps(config),
+                               None if report is None else str(report), _progress(progress))
         summary: Dict[str, Any] = json.loads(text)
         return summary
 
@@ -398,7 +702,7 @@ def leave_one_out(attack: AttackLike, keep: Any, shadow: Any,
                   targets: Optional[Sequence[int]] = None, repeats: int = 1,
                   fprs: Sequence[float] = (1e-3, 1e-2),
                   groups: Optional[Dict[str, Iterable[int]]] = None,
-                  seed: int = 0) -> Dict[str, Any]:
+                  seed: int = 0, progress: Progress = None) -> Dict[str, Any]:
     """The attack's quality against the number of shadow models: each of ``targets``
     (default: every model) in turn attacked with ``shadow_counts`` of the others (default 1, 2,
     4, ..., K - 1), ``repeats`` draws each, on all samples and on each named group. The report
@@ -412,7 +716,7 @@ def leave_one_out(attack: AttackLike, keep: Any, shadow: Any,
         _array(shadow_array, np.float64, 3, "shadow"),
         None if shadow_counts is None else [int(c) for c in shadow_counts],
         None if targets is None else [int(t) for t in targets],
-        repeats, [float(f) for f in fprs], json.dumps(listed), seed)
+        repeats, [float(f) for f in fprs], json.dumps(listed), seed, _progress(progress))
     report: Dict[str, Any] = json.loads(text)
     return report
 
