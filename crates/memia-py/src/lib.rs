@@ -722,19 +722,27 @@ impl Run {
 
     /// Plans the run in `path` from a configuration (`memia plan`): `config_toml` (the file's
     /// text; relative data paths resolved against `base`) named `origin` in errors. Planning
-    /// the same configuration again finds the run. Returns the run and whether it existed.
+    /// the same configuration again finds the run. `in_root`: `path` is a root under which
+    /// each plan has its own directory (named by the plan's hash). Returns the run and whether
+    /// it existed.
     #[staticmethod]
+    #[pyo3(signature = (path, config_toml, origin, base, in_root = false))]
     fn plan(
         py: Python<'_>,
         path: PathBuf,
         config_toml: &str,
         origin: PathBuf,
         base: PathBuf,
+        in_root: bool,
     ) -> PyResult<(Self, bool)> {
         let planned = py
             .detach(|| -> Result<_, Failure> {
                 let config = memia_audit::RunConfig::parse(config_toml, &origin, &base)?;
-                Ok(memia_audit::Run::plan(&config, &origin, &path)?)
+                Ok(if in_root {
+                    memia_audit::Run::plan_in(&config, &origin, &path)?
+                } else {
+                    memia_audit::Run::plan(&config, &origin, &path)?
+                })
             })
             .map_err(raise)?;
         Ok((Run { run: planned.run }, planned.existed))

@@ -520,6 +520,15 @@ class Run:
         return Run(native)
 
     @staticmethod
+    def plan_in(root: Union[str, "os.PathLike[str]"], toml: Optional[str] = None,
+                file: Optional[Union[str, "os.PathLike[str]"]] = None) -> "Run":
+        """:meth:`plan` into ``root/<the plan's hash>``: one directory per plan under a common
+        root, found again by the same configuration (what scripts that change their settings
+        want; the Rust examples keep their runs so)."""
+        native, _ = _memia.Run.plan(str(root), *_config_text(toml, file), in_root=True)
+        return Run(native)
+
+    @staticmethod
     def create(path: Union[str, "os.PathLike[str]"], keep: Any, labels: Any, queries: int,
                classes: int, name: str = "models stored from Python",
                groups: Optional[Dict[str, Iterable[int]]] = None) -> "Run":
