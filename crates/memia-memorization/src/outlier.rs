@@ -89,13 +89,21 @@ pub fn mahalanobis(
             format!("{ridge} is not a finite non-negative number"),
         ));
     }
-    let classes = labels.iter().copied().max().expect("n > 0") as usize + 1;
+    // Each distinct label its own class, numbered densely: labels are names here, and one as
+    // large as 4e9 must not size a table of means.
+    let mut distinct = labels.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let class_of: Vec<usize> = labels
+        .iter()
+        .map(|y| distinct.binary_search(y).expect("every label is listed"))
+        .collect();
     let x = features.mapv(f64::from);
-    let mut means = Array2::<f64>::zeros((classes, d));
-    let mut counts = vec![0usize; classes];
-    for (row, &y) in x.outer_iter().zip(labels) {
-        means.row_mut(y as usize).scaled_add(1.0, &row);
-        counts[y as usize] += 1;
+    let mut means = Array2::<f64>::zeros((distinct.len(), d));
+    let mut counts = vec![0usize; distinct.len()];
+    for (row, &c) in x.outer_iter().zip(&class_of) {
+        means.row_mut(c).scaled_add(1.0, &row);
+        counts[c] += 1;
     }
     for (mut m, &c) in means.outer_iter_mut().zip(&counts) {
         if c > 0 {
@@ -103,8 +111,8 @@ pub fn mahalanobis(
         }
     }
     let mut centred = x;
-    for (mut row, &y) in centred.outer_iter_mut().zip(labels) {
-        row -= &means.row(y as usize);
+    for (mut row, &c) in centred.outer_iter_mut().zip(&class_of) {
+        row -= &means.row(c);
     }
     let mut cov = centred.t().dot(&centred) / n as f64;
     for j in 0..d {
@@ -255,6 +263,21 @@ pub fn out_model_logits(keep: &KeepMatrix, logits: &Logits, query: usize) -> Res
 mod tests {
     use super::*;
     use ndarray::{Array4, array};
+
+    #[test]
+    fn mahalanobis_classes_are_the_distinct_labels_whatever_their_values() {
+        let x = array![
+            [0.0f32, 1.0],
+            [1.0, 0.5],
+            [2.0, 2.0],
+            [5.0, 1.0],
+            [6.0, 3.0],
+            [7.0, 1.5]
+        ];
+        let dense = mahalanobis(x.view(), &[0, 0, 0, 1, 1, 1], 0.1).unwrap();
+        let sparse = mahalanobis(x.view(), &[7, 7, 7, u32::MAX, u32::MAX, u32::MAX], 0.1).unwrap();
+        assert_eq!(dense, sparse);
+    }
 
     #[test]
     fn knn_by_hand() {

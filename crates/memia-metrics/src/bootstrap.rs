@@ -17,6 +17,10 @@ pub enum Statistic {
     TprAtFpr(f64, TprAtFpr),
 }
 
+/// The most resamples a bootstrap draws: their values are kept to read the quantiles (800 MB
+/// at this count), and the interval's quantiles settle long before it.
+pub const MAX_RESAMPLES: usize = 100_000_000;
+
 /// Settings of a bootstrap.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bootstrap {
@@ -58,6 +62,16 @@ impl Bootstrap {
             return Err(MetricsError::InvalidArgument {
                 name: "resamples",
                 reason: format!("{} is fewer than 2", self.resamples),
+            });
+        }
+        if self.resamples > MAX_RESAMPLES {
+            return Err(MetricsError::InvalidArgument {
+                name: "resamples",
+                reason: format!(
+                    "{} is more than {MAX_RESAMPLES} (their values alone would take {} GB)",
+                    self.resamples,
+                    self.resamples as u128 * 8 / 1_000_000_000
+                ),
             });
         }
         check_unit_interval("confidence", self.confidence, true)?;
@@ -117,6 +131,24 @@ pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
 mod tests {
     use super::*;
     use rand::RngExt;
+
+    #[test]
+    fn resamples_beyond_memory_are_refused_before_drawing() {
+        let (scores, members) = data(50);
+        let many = Bootstrap {
+            resamples: usize::MAX,
+            ..Default::default()
+        };
+        let err = many
+            .interval(
+                &scores,
+                &members,
+                Direction::HigherIsMember,
+                Statistic::Auroc,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("more than 100000000"), "{err}");
+    }
 
     fn data(n: usize) -> (Vec<f64>, Vec<bool>) {
         let mut rng = memia_core::rng::seeded_rng(7);

@@ -144,6 +144,9 @@ def test_a_run_stored_from_python_audits_as_the_command_line(tmp_path, run_data)
     (lambda: memia.attack_scores("nope", np.ones((1, 2), bool), np.zeros((1, 2)),
                                  np.zeros(2)), "nope"),
     (lambda: memia.keep_matrix(10**9, 10**9, 1), "models"),
+    (lambda: memia.signals(np.full((1, 2, 1, 3), 1e300), [0, 1], "phi"), "float32's range"),
+    (lambda: memia.synthetic_run(10**6, 10**6, 10**3, 10**3), "synthetic logits"),
+    (lambda: memia.bootstrap([0.1, 0.2], [True, False], resamples=10**12), "resamples"),
     (lambda: memia.keep_matrix(4, 10, 1, scheme="odd"), "scheme"),
     (lambda: memia.Run.open("/nonexistent/run"), "plan.json"),
 ])
@@ -253,6 +256,9 @@ def test_outlierness_baselines_are_the_definitions(run_data):
     cov = centred.T @ centred / len(x) + 0.5 * np.eye(6)
     expected = np.sqrt(np.einsum("ij,jk,ik->i", centred, np.linalg.inv(cov), centred))
     np.testing.assert_allclose(memia.mahalanobis(features, y, ridge=0.5), expected, rtol=1e-9)
+    # Labels are names: any values, as large as uint32 holds, give the same classes.
+    np.testing.assert_array_equal(memia.mahalanobis(features, y * 2_000_000_000, ridge=0.5),
+                                  memia.mahalanobis(features, y, ridge=0.5))
     # OUT models' MSP and energy: each sample's mean over the models that did not train on it.
     z = logits[:, :, 0, :].astype(np.float64)
     out = ~keep
@@ -459,3 +465,49 @@ def test_training_memias_own_models_needs_the_train_build(tmp_path):
     else:
         with pytest.raises(memia.RunError, match="--features train"):
             memia.Run.plan(tmp_path / "run", toml=config)
+
+
+HOSTILE = [
+    np.zeros((0,)), np.zeros((0, 0)), np.zeros((0, 3, 1, 2), np.float32),
+    np.full((2, 3), np.nan), np.full((2, 3, 1, 4), np.inf, np.float32),
+    np.array([[1e308, -1e308]]), np.arange(6, dtype=np.int8).reshape(2, 3),
+    np.ones((3, 2), bool)[::-1], np.asfortranarray(np.ones((2, 3, 1, 4))), np.array("text"),
+    np.zeros((2, 3, 1, 4), np.complex64), [[1, 2], [3]], None, 7, -1, 2.5,
+]
+
+
+@pytest.mark.parametrize("index", range(len(HOSTILE)))
+def test_no_input_crashes_the_interpreter(index):
+    """Every function, given hostile arguments, answers or raises an ordinary exception: never
+    a panic (pyo3's PanicException is a BaseException) or a crash."""
+    bad = HOSTILE[index]
+    ok_keep = np.ones((2, 3), bool)
+    calls = [
+        lambda: memia.signals(bad, [0, 1, 2], "phi"),
+        lambda: memia.signals(np.zeros((1, 3, 1, 2), np.float32), bad, "phi"),
+        lambda: memia.memorization(bad, np.zeros((2, 3))),
+        lambda: memia.memorization(ok_keep, bad),
+        lambda: memia.attack_scores("lira-online", bad, np.zeros((2, 3)), np.zeros(3)),
+        lambda: memia.attack_scores("rmia", ok_keep, bad, np.zeros(3)),
+        lambda: memia.attack_scores("lira-offline", ok_keep, np.zeros((2, 3)), bad),
+        lambda: memia.Roc(bad, [True, False]),
+        lambda: memia.auroc(bad, bad),
+        lambda: memia.bootstrap(bad, [True, False]),
+        lambda: memia.correlation(bad, bad),
+        lambda: memia.knn_distance(bad, 1),
+        lambda: memia.mahalanobis(bad, [0, 1]),
+        lambda: memia.out_model_outlierness(ok_keep, bad),
+        lambda: memia.privacy_score(ok_keep, bad),
+        lambda: memia.candidates(bad, at_least=0.5),
+        lambda: memia.budget(ok_keep, bad),
+        lambda: memia.leave_one_out("lira-online", ok_keep, bad),
+        lambda: memia.sequential_decisions(ok_keep, bad, np.zeros(3), [0]),
+        lambda: memia.OutsideModel(bad),
+        lambda: memia.keep_matrix(bad, 3, 1),
+        lambda: memia.synthetic_run(10**6, 10**6, 10**3, 10**3),
+    ]
+    for call in calls:
+        try:
+            call()
+        except Exception:
+            pass  # an ordinary exception (InvalidInput, TypeError, ...) is the answer

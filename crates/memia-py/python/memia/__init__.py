@@ -122,7 +122,12 @@ def _array(value: Any, dtype: Any, ndim: int, name: str) -> np.ndarray:
         return np.ascontiguousarray(array, dtype=np.uint32)
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise InvalidInput(f"{name}: expected numbers, found {array.dtype}")
-    return np.ascontiguousarray(array, dtype=dtype)
+    try:
+        with np.errstate(over="raise"):
+            return np.ascontiguousarray(array, dtype=dtype)
+    except FloatingPointError:
+        raise InvalidInput(f"{name}: values beyond {np.dtype(dtype).name}'s range "
+                           f"(largest magnitude {np.abs(array).max():g})") from None
 
 
 def _logits(value: Any, name: str = "logits") -> np.ndarray:
