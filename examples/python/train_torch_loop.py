@@ -75,7 +75,8 @@ def main():
     parser.add_argument("--out", default="runs/torch-digits", help="the run directory")
     parser.add_argument("--report", default=None, help="report directory (default OUT/report)")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.models < 3:
+        parser.error("--models: at least 3 (the curve leaves one model out of two or more)")
 
     pool = memia.load_pool(toml=CONFIG)
     print(pool)
@@ -109,7 +110,9 @@ def main():
     summary = run.audit(target=outside, report=report, progress=True,
                         config={"attack": {"method": "lira-online", "global_variance": True},
                                 "candidates": {"memorization_at_least": 0.5},
-                                "shadow_counts": [2, 4, 8, args.models - 1]})
+                                "shadow_counts": sorted({c for c in (2, 4, 8)
+                                                         if c < args.models - 1}
+                                                        | {args.models - 1})})
     print(f"{summary['attack']} on {summary['target_name']} with "
           f"{summary['shadow_models']} shadow models:")
     for name, figures in [("all samples", summary["all"]),

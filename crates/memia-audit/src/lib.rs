@@ -15,7 +15,8 @@
 //!
 //! Plan, train, audit and report in a few lines, on the embedded digits (training memia's own
 //! models needs the `train` feature, on by default; without it, no Burn is compiled and the
-//! crate opens, scores, audits and imports runs):
+//! crate plans, opens, scores, audits and imports runs, memia's models included, and trains
+//! those of an external trainer):
 //!
 //! ```
 //! # #[cfg(feature = "train")] {

@@ -314,6 +314,10 @@ impl Run {
         let pool = crate::pool::build(&config.data, config.plan.seed)?;
         // Only the settings enter the plan; the device is chosen when training.
         let trainer = settings(config, near, None)?;
+        #[cfg(not(feature = "train"))]
+        if let RunTrainer::Settings(_) = &trainer {
+            crate::pool::check_shape(&pool.dataset, &config.model)?;
+        }
         #[cfg(feature = "train")]
         if let RunTrainer::Burn(burn) = &trainer {
             crate::pool::check_shape(&pool.dataset, &config.model)?;

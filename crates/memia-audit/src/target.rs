@@ -60,19 +60,45 @@ impl OutsideModel {
         })
     }
 
-    /// With its membership read from `path` (N booleans, or N integers 0 / 1).
-    pub fn with_members_file(mut self, path: &Path) -> Result<Self> {
-        let m = read_membership(path)?;
-        let samples = self.logits.samples();
-        if m.len() != samples {
+    /// A model's logits on the run's pool, in memory (N x A x C, checked against `expected`),
+    /// named `name`; membership unknown.
+    pub fn from_logits(
+        name: impl Into<String>,
+        logits: ndarray::ArrayView3<'_, f32>,
+        expected: [usize; 3],
+    ) -> Result<Self> {
+        let name = name.into();
+        if logits.shape() != expected {
             return Err(usage(format!(
-                "{}: {} entries for the run's {samples} samples",
-                path.display(),
-                m.len(),
+                "{name}: logits of shape {:?}, the run's models have {expected:?} (samples x queries x classes)",
+                logits.shape()
             )));
         }
-        self.members = Some(m);
+        Ok(OutsideModel {
+            logits: Logits::from_models(&[logits])?,
+            name,
+            members: None,
+            converted_from_f64: false,
+        })
+    }
+
+    /// With its membership (`members`, one entry per sample; `origin` names them in errors).
+    pub fn with_members(mut self, members: Vec<bool>, origin: &str) -> Result<Self> {
+        let samples = self.logits.samples();
+        if members.len() != samples {
+            return Err(usage(format!(
+                "{origin}: {} membership entries for the run's {samples} samples",
+                members.len(),
+            )));
+        }
+        self.members = Some(members);
         Ok(self)
+    }
+
+    /// With its membership read from `path` (N booleans, or N integers 0 / 1).
+    pub fn with_members_file(self, path: &Path) -> Result<Self> {
+        let m = read_membership(path)?;
+        self.with_members(m, &path.display().to_string())
     }
 }
 

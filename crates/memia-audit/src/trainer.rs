@@ -16,6 +16,10 @@ pub enum RunTrainer {
     /// memia's model zoo.
     #[cfg(feature = "train")]
     Burn(BurnTrainer),
+    /// memia's model zoo in a build without it: its settings, which plan as
+    /// [`RunTrainer::Burn`]'s do and train nothing ([`trainer`] refuses them).
+    #[cfg(not(feature = "train"))]
+    Settings(memia_models::ZooSettings),
     /// `[train] external`.
     External(ExternalTrainer),
 }
@@ -26,6 +30,8 @@ impl RunTrainer {
         match self {
             #[cfg(feature = "train")]
             RunTrainer::Burn(t) => t,
+            #[cfg(not(feature = "train"))]
+            RunTrainer::Settings(t) => t,
             RunTrainer::External(t) => t,
         }
     }
@@ -44,6 +50,8 @@ impl RunTrainer {
                 },
                 t.group_size
             ),
+            #[cfg(not(feature = "train"))]
+            RunTrainer::Settings(_) => "(memia's models: not in this build)".into(),
             RunTrainer::External(t) => format!("with the external command `{}`", t.command()),
         }
     }
@@ -94,12 +102,20 @@ pub fn settings(
             .with_queries(config.plan.queries.clone()),
     ));
     #[cfg(not(feature = "train"))]
-    Err(AuditError::TrainingNotBuilt)
+    Ok(RunTrainer::Settings(memia_models::ZooSettings {
+        model: config.model.clone(),
+        training: config.training,
+        group_size: group,
+        queries: config.plan.queries.clone(),
+    }))
 }
 
-/// [`settings`] on the device `placement` or the configuration names.
+/// [`settings`] on the device `placement` or the configuration names: a trainer that trains
+/// (memia's models in a build without them: [`AuditError::TrainingNotBuilt`]).
 pub fn trainer(config: &RunConfig, run_dir: &Path, placement: &Placement) -> Result<RunTrainer> {
     Ok(match settings(config, run_dir, placement.group_size)? {
+        #[cfg(not(feature = "train"))]
+        RunTrainer::Settings(_) => return Err(AuditError::TrainingNotBuilt),
         #[cfg(feature = "train")]
         RunTrainer::Burn(t) => {
             let name = placement.device.as_deref().unwrap_or(&config.train.device);

@@ -76,6 +76,7 @@ mod network;
 mod params;
 #[cfg(feature = "burn")]
 mod schedule;
+mod settings;
 #[cfg(feature = "burn")]
 mod trainer;
 
@@ -86,6 +87,7 @@ pub use config::{
 };
 pub use error::{ModelError, Result};
 pub use network::{Block, Conv, Footprint, Layer, Network, Role};
+pub use settings::ZooSettings;
 
 #[cfg(feature = "burn")]
 pub use device::{device_by_name, device_names};

@@ -9,7 +9,7 @@ use memia_shadow::{
 use ndarray::Array3;
 
 use crate::augment::{Query, apply_query};
-use crate::config::{Engine, Member, ModelConfig, Optimizer, TrainingConfig};
+use crate::config::{Engine, Member, ModelConfig, TrainingConfig};
 use crate::ensemble::Ensemble;
 use crate::error::{ModelError, Result, invalid_setting};
 
@@ -92,6 +92,17 @@ impl BurnTrainer {
     pub fn with_engine(mut self, engine: Engine) -> Self {
         self.engine = engine;
         self
+    }
+
+    /// What a plan records of it (and what it needs in memory): its settings without the
+    /// device and engine, which a build without Burn has too.
+    pub fn settings(&self) -> crate::ZooSettings {
+        crate::ZooSettings {
+            model: self.model.clone(),
+            training: self.training,
+            group_size: self.group_size,
+            queries: self.queries.clone(),
+        }
     }
 
     /// Whether it trains with memia's fused CPU kernels (else Burn's operations on the device).
@@ -239,58 +250,15 @@ impl TrainingSession for PreparedPool<'_> {
 
 impl ShadowTrainer for BurnTrainer {
     fn config(&self) -> serde_json::Value {
-        serde_json::json!({ "model": self.model, "training": self.training, "queries": self.queries })
+        self.settings().config()
     }
 
     fn queries(&self) -> usize {
         self.queries.len()
     }
 
-    /// Per model: the parameters with their gradients and optimiser state, one batch's
-    /// activations (kept for the backward pass), the predictions and logits on the whole
-    /// pool; once:
-    /// the pool's features as the models read them (a copy per transformed query). A lower
-    /// bound of what the ensemble allocates, so that what it refuses could not have trained.
     fn memory_needed(&self, pool: &dyn Dataset, models: usize) -> MemoryNeed {
-        let (n, classes) = (pool.len() as u64, pool.classes() as u64);
-        let a = self.queries.len() as u64;
-        let footprint = self.model.footprint(pool.feature_shape(), pool.classes());
-        let states: u64 = match self.training.optimizer {
-            Optimizer::Sgd { momentum: 0.0 } => 0,
-            Optimizer::Sgd { .. } => 1,
-            Optimizer::Adam { .. } => 2,
-        };
-        // The configured batch, not capped at the pool: the fused kernels size their buffers
-        // by it (`batch_size = 100000000000` aborted there).
-        let batch = self.training.batch_size as u64;
-        let inputs = pool
-            .feature_shape()
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
-        let copies = 1 + self.queries.iter().filter(|&&q| q != Query::Plain).count() as u64;
-        let bytes = footprint.and_then(|f| {
-            let per_model = f
-                .parameters
-                .checked_mul(2 + states)?
-                .checked_add(batch.checked_mul(f.activations)?)?
-                .checked_add(n.checked_mul(a)?.checked_mul(classes)?.checked_mul(2)?)?;
-            let shared = n.checked_mul(inputs?)?.checked_mul(copies)?;
-            (models as u64)
-                .checked_mul(per_model)?
-                .checked_add(shared)?
-                .checked_mul(4)
-        });
-        let parameters = footprint.map_or("more than 2^64".into(), |f| f.parameters.to_string());
-        MemoryNeed {
-            bytes,
-            setting: "model",
-            value: serde_json::to_string(&self.model).unwrap_or_default(),
-            what: format!(
-                "{parameters} parameters per model with their gradients and optimizer state, \
-                 the activations of a batch of {batch}, the logits of {n} samples x {a} queries \
-                 x {classes} classes, float32"
-            ),
-        }
+        self.settings().memory_needed(pool, models)
     }
 
     fn group_size(&self) -> usize {

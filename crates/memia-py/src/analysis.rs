@@ -14,6 +14,20 @@ use pyo3::prelude::*;
 
 use crate::{Failure, InvalidInput, convention_named, direction, keep_of, logits_of, raise};
 
+/// Refuses work whose buffers (`bytes`, `None`: more than 64 bits count) do not fit in this
+/// machine's memory, naming the setting at fault: an allocation that fails aborts the
+/// interpreter.
+fn check_memory(
+    setting: &'static str,
+    value: usize,
+    what: String,
+    bytes: Option<u64>,
+) -> PyResult<()> {
+    memia_shadow::MemoryLimit::detect()
+        .and_then(|limit| limit.check(setting, value.to_string(), what, bytes))
+        .map_err(raise)
+}
+
 /// Mean Euclidean distance from each sample (a row of the N x d float32 `features`) to its
 /// `k` nearest other samples, as scikit-learn's `NearestNeighbors` (exact, brute force).
 #[pyfunction]
@@ -23,6 +37,15 @@ pub(crate) fn knn_distance<'py>(
     k: usize,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let features = features.as_array();
+    let (n, d) = features.dim();
+    // The samples in float64, and per thread a block of 256 rows' distances to every sample.
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()) as u64;
+    check_memory(
+        "features",
+        n,
+        format!("the distances of {n} samples ({threads} threads x 256 x {n} float64)"),
+        memia_shadow::memory::checked_product(&[n as u64, d as u64 + 256 * threads, 8]),
+    )?;
     let out = py
         .detach(|| outlier::knn_distance(features, k))
         .map_err(raise)?;
@@ -41,6 +64,14 @@ pub(crate) fn mahalanobis<'py>(
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let features = features.as_array();
     let labels = labels.as_array().to_vec();
+    let (n, d) = features.dim();
+    // The covariance, its Cholesky factor and inverse (d x d each), and the samples twice.
+    check_memory(
+        "features",
+        d,
+        format!("the covariance of {d} features (3 x {d} x {d} float64)"),
+        memia_shadow::memory::checked_product(&[d as u64, 3 * d as u64 + 2 * n as u64, 8]),
+    )?;
     let out = py
         .detach(|| outlier::mahalanobis(features, &labels, ridge))
         .map_err(raise)?;

@@ -385,32 +385,18 @@ impl Run {
         let Some((name, logits, members)) = outside else {
             return Ok(memia_audit::AuditTarget::Model(model.unwrap_or(0)));
         };
-        let expected = self.run.dir.expected_logits_shape();
-        let logits = logits.as_array();
-        if logits.shape() != expected {
-            return Err(InvalidInput::new_err(format!(
-                "{name}: logits of shape {:?}, the run's models have {expected:?} (samples x queries x classes)",
-                logits.shape()
-            )));
-        }
-        let members = members.map(|m| m.as_array().to_vec());
-        if let Some(m) = &members
-            && m.len() != expected[0]
-        {
-            return Err(InvalidInput::new_err(format!(
-                "{name}: {} membership entries for the run's {} samples",
-                m.len(),
-                expected[0]
-            )));
-        }
-        Ok(memia_audit::AuditTarget::Outside(
-            memia_audit::OutsideModel {
-                logits: Logits::from_models(&[logits]).map_err(raise)?,
-                name,
-                members,
-                converted_from_f64: false,
-            },
-        ))
+        let model = memia_audit::OutsideModel::from_logits(
+            name.as_str(),
+            logits.as_array(),
+            self.run.dir.expected_logits_shape(),
+        )
+        .map_err(raise)?;
+        Ok(memia_audit::AuditTarget::Outside(match members {
+            Some(m) => model
+                .with_members(m.as_array().to_vec(), &name)
+                .map_err(raise)?,
+            None => model,
+        }))
     }
 }
 
@@ -509,6 +495,9 @@ impl Run {
         let description = serde_json::json!({ "imported_from": "memia for Python" });
         let producer = memia_shadow::Producer::new("memia for Python import");
         let mut reporter = Reporter::new(progress);
+        if !reporter.start("storing", keep.models()) {
+            return reporter.finish(Err(InvalidInput::new_err("stopped before storing")));
+        }
         let stored = py.detach(|| {
             memia_audit::import::Import {
                 keep: &keep,
@@ -596,6 +585,9 @@ impl Run {
     ) -> PyResult<Bound<'py, PyArray3<f64>>> {
         let signal = signal_named(kind)?;
         let mut reporter = Reporter::new(progress);
+        if !reporter.start("reading", models.len()) {
+            return reporter.finish(Ok(PyArray3::zeros(py, [0, 0, 0], false)));
+        }
         let computed = py.detach(|| -> Result<Signals, Failure> {
             let files = self.run.logits_files(&models, 1)?;
             Ok(Signals::compute(
@@ -662,14 +654,18 @@ impl Run {
                 },
             )
         });
+        if report.is_ok() {
+            // The audit may stop before its budget: the last report closes the stage.
+            reporter.report("round", last, last);
+        }
         let report = reporter.finish(report.map_err(raise))?;
         serde_json::to_string(&report).map_err(raise)
     }
 
     /// The report's audit of model `target` (the other models its shadows) or of `outside`, a
-    /// model trained elsewhere (every model of the run a shadow), with the run's `[audit]`
-    /// settings when it has a configuration, `config_json` (an `[audit]` table as JSON)
-    /// otherwise or over them; writes the report into `report_dir` when given.
+    /// model trained elsewhere (every model of the run a shadow), with `config_json` (an
+    /// `[audit]` table as JSON) or else the run's `[audit]` settings (or else the defaults);
+    /// writes the report into `report_dir` when given.
     /// `progress(stage, done, total)` follows reading the models (`"reading"`) and the
     /// shadow-model curve (`"curve"`). Returns `summary.json`'s text.
     #[pyo3(signature = (target = None, outside = None, config_json = None, report_dir = None, progress = None))]
@@ -695,6 +691,9 @@ impl Run {
         }
         let target = self.target(Some(config.target), outside)?;
         let mut reporter = Reporter::new(progress);
+        if !reporter.start("reading", self.run.dir.plan().models) {
+            return reporter.finish(Ok(String::new()));
+        }
         let summary = py.detach(|| -> Result<String, Failure> {
             let audit = self
                 .run
@@ -751,9 +750,10 @@ impl Run {
     /// Trains models `start..end` of a planned run (default all) that are not finished, with
     /// its configuration's trainer: an external command, or memia's own models where this
     /// build has them (the `train` feature). `device`, `engine` and `group_size` override the
-    /// configuration's `[train]` table. `progress("training", done, total)` after each group;
-    /// Ctrl-C (or an exception from `progress`) stops after the group in training, keeping the
-    /// finished models. Returns `(trained, skipped, seconds)`.
+    /// configuration's `[train]` table. `progress("training", done, total)` before the first
+    /// group and after each; Ctrl-C (or an exception from `progress`) stops after the group in
+    /// training, keeping the finished models, and is raised (also when it came during the last
+    /// group). Returns `(trained, skipped, seconds)`.
     #[pyo3(signature = (models = None, device = None, engine = None, group_size = None, allow_mixed_producers = false, progress = None))]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one by one
     fn train(
@@ -767,9 +767,15 @@ impl Run {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<(Vec<usize>, Vec<usize>, f64)> {
         let config = self.run.config().map_err(raise)?;
+        let planned = self.run.dir.plan().models;
         let range = match models {
-            Some((start, end)) => start..end,
-            None => 0..self.run.dir.plan().models,
+            Some((start, end)) if start <= end && end <= planned => start..end,
+            Some((start, end)) => {
+                return Err(InvalidInput::new_err(format!(
+                    "models ({start}, {end}): not a range within the run's {planned} models"
+                )));
+            }
+            None => 0..planned,
         };
         let placement = memia_audit::trainer::Placement {
             device,
@@ -781,18 +787,24 @@ impl Run {
         };
         let mut reporter = Reporter::new(progress);
         let report = py.detach(|| -> Result<_, Failure> {
-            let pool = self.run.planned_pool()?;
             let trainer = memia_audit::trainer::trainer(config, &self.run.path(), &placement)?;
+            let pool = self.run.planned_pool()?;
             let training =
                 self.run
                     .check_training(trainer.as_dyn(), &pool, allow_mixed_producers)?;
-            reporter.report("training", 0, range.len());
-            Ok(training.train_while(range, |p| {
+            let done = self.run.dir.completed()?;
+            let todo = range.clone().filter(|&k| !done[k]).count();
+            if todo > 0 && !reporter.start("training", todo) {
+                return Ok(None);
+            }
+            Ok(Some(training.train_while(range, |p| {
                 reporter.report("training", p.done, p.total);
                 !reporter.stopped()
-            })?)
+            })?))
         });
-        let report = reporter.finish(report.map_err(raise))?;
+        let Some(report) = reporter.finish(report.map_err(raise))? else {
+            return Err(InvalidInput::new_err("stopped before training"));
+        };
         Ok((report.trained, report.skipped, report.elapsed.as_secs_f64()))
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! The work runs with the GIL released; each report takes the GIL for the call, at most ten
 //! times a second (and always for the last step of a stage), so that a notebook's progress bar
-//! costs nothing measurable. The first exception the callable raises (a `KeyboardInterrupt`
-//! delivered while it ran, say) stops further reports and is raised when the call returns;
-//! Ctrl-C between reports is noticed at the next one.
+//! costs nothing measurable. Each call reports `0` of its total before any work, so that a
+//! callable that fails (wrong arguments, say) stops it at once. The first exception the
+//! callable raises (a `KeyboardInterrupt` delivered while it ran, say) stops further reports
+//! and is raised when the call returns; Ctrl-C between reports is noticed at the next one.
+//! Training stops after the group in progress; the other calls finish their work first.
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +51,14 @@ impl Reporter {
         if let Err(e) = result {
             self.error = Some(e);
         }
+    }
+
+    /// The stage's first report, `0` of `total`, before its work: a callable that cannot take
+    /// the report (or Ctrl-C already pressed) stops the call before anything is done. Whether
+    /// to go on.
+    pub(crate) fn start(&mut self, stage: &str, total: usize) -> bool {
+        self.report(stage, 0, total);
+        !self.stopped()
     }
 
     /// Whether the callable raised (or Ctrl-C was pressed): long work that can stop between

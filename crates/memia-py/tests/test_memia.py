@@ -146,6 +146,7 @@ def test_a_run_stored_from_python_audits_as_the_command_line(tmp_path, run_data)
     (lambda: memia.keep_matrix(10**9, 10**9, 1), "models"),
     (lambda: memia.signals(np.full((1, 2, 1, 3), 1e300), [0, 1], "phi"), "float32's range"),
     (lambda: memia.synthetic_run(10**6, 10**6, 10**3, 10**3), "synthetic logits"),
+    (lambda: memia.mahalanobis(np.zeros((2, 400_000), np.float32), [0, 1]), "covariance"),
     (lambda: memia.bootstrap([0.1, 0.2], [True, False], resamples=10**12), "resamples"),
     (lambda: memia.keep_matrix(4, 10, 1, scheme="odd"), "scheme"),
     (lambda: memia.Run.open("/nonexistent/run"), "plan.json"),
@@ -302,7 +303,11 @@ def test_the_focused_attack_is_the_attack_on_its_candidates(run_data):
     np.testing.assert_allclose(privacy, (np.abs(mu_in - mu_out) / (sd_in + sd_out)).mean(1),
                                rtol=1e-9)
     by_privacy = memia.candidates(mem, privacy=privacy, privacy_at_least=1.0)
+    assert 0 < len(by_privacy) < len(labels)
     np.testing.assert_array_equal(by_privacy, np.flatnonzero(privacy >= 1.0))
+    twice = memia.attack_scores("lira-online", keep[1:], phi[1:], phi[0],
+                                candidates=list(chosen) + list(chosen[:3]))
+    np.testing.assert_array_equal(twice, focused)
     with pytest.raises(memia.InvalidInput, match="exactly one rule"):
         memia.candidates(mem, at_least=0.5, top=3)
     with pytest.raises(memia.InvalidInput, match=r"\[-1, 1\]"):
@@ -414,6 +419,8 @@ def test_a_run_planned_and_trained_from_python(tmp_path):
                            "train_numpy.py")
     if not os.path.exists(trainer):
         pytest.skip("skipped: examples/external/train_numpy.py is not beside the tests")
+    command = (f"{shlex.quote(sys.executable)} {shlex.quote(os.path.abspath(trainer))} "
+               "--pool {pool} --indices {indices} --seed {seed} --out {out} --epochs 30")
     config = f"""
 [data]
 source = "digits"
@@ -425,16 +432,27 @@ count = 20
 models = 6
 seed = 5
 [train]
-external = "{shlex.quote(sys.executable)} {shlex.quote(os.path.abspath(trainer))} --pool {{pool}} --indices {{indices}} --seed {{seed}} --out {{out}} --epochs 30"
+external = {json.dumps(command)}
 """
     (tmp_path / "memia.toml").write_text(config)
     run = memia.Run.plan(tmp_path / "run", file=tmp_path / "memia.toml")
     assert run.status()["missing"] == list(range(6))
     seen = []
     first = run.train(models=(0, 2), progress=lambda *a: seen.append(a))
-    assert first["trained"] == [0, 1] and seen[-1] == ("training", 2, 2)
+    assert first["trained"] == [0, 1]
+    assert seen[0] == ("training", 0, 2) and seen[-1] == ("training", 2, 2)
+
+    def interrupt(stage, done, total):
+        if done >= 1:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the callback
+
+    with pytest.raises(KeyboardInterrupt):
+        run.train(progress=interrupt)
+    assert run.status()["finished"] == [0, 1, 2], "stopped after one model, which is kept"
+    with pytest.raises(memia.InvalidInput, match="not a range"):
+        run.train(models=(0, 99))
     rest = run.train()
-    assert rest["skipped"] == [0, 1] and rest["trained"] == [2, 3, 4, 5]
+    assert rest["skipped"] == [0, 1, 2] and rest["trained"] == [3, 4, 5]
     assert run.status()["missing"] == []
     assert "external command" in json.dumps(run.producers())
     summary = run.audit(target=0)
@@ -459,12 +477,19 @@ external = "{shlex.quote(sys.executable)} {shlex.quote(os.path.abspath(trainer))
 
 def test_training_memias_own_models_needs_the_train_build(tmp_path):
     config = '[data]\nsource = "digits"\nsamples = 200\n[plan]\nmodels = 2\n'
+    (tmp_path / "memia.toml").write_text(config)
+    # Every build plans memia's models as the command line does: the same plan, the same hash.
+    run = memia.Run.plan(tmp_path / "run", file=tmp_path / "memia.toml")
+    subprocess.run([memia_bin(), "plan", "--config", str(tmp_path / "memia.toml"), "-o",
+                    str(tmp_path / "cli"), "-q"], check=True)
+    assert run.status()["plan"] == memia.Run.open(tmp_path / "cli").status()["plan"]
     if memia.TRAINING_BUILT:
-        run = memia.Run.plan(tmp_path / "run", toml=config)
         assert run.train()["trained"] == [0, 1]
     else:
         with pytest.raises(memia.RunError, match="--features train"):
-            memia.Run.plan(tmp_path / "run", toml=config)
+            run.train()
+        subprocess.run([memia_bin(), "train", str(tmp_path / "run"), "-q"], check=True)
+    assert run.status()["missing"] == []
 
 
 HOSTILE = [
@@ -504,7 +529,6 @@ def test_no_input_crashes_the_interpreter(index):
         lambda: memia.sequential_decisions(ok_keep, bad, np.zeros(3), [0]),
         lambda: memia.OutsideModel(bad),
         lambda: memia.keep_matrix(bad, 3, 1),
-        lambda: memia.synthetic_run(10**6, 10**6, 10**3, 10**3),
     ]
     for call in calls:
         try:

@@ -250,7 +250,8 @@ def attack_scores(attack: AttackLike, keep: Any, shadow: Any, target: Any,
     K x N keep matrix; ``shadow``: their K x N x A signals of ``attack_signal(attack)``;
     ``target``: the target's N x A signals (N is read as one query). Higher is member; NaN
     where the shadows cannot judge a sample. ``candidates`` (sample indices, say from
-    :func:`candidates`): the focused attack, fitted and scored on them only (NaN elsewhere).
+    :func:`candidates`; repeats count once): the focused attack, fitted and scored on them only
+    (NaN elsewhere).
     """
     shadow_array = np.asarray(shadow)
     if shadow_array.ndim == 2:
@@ -263,7 +264,7 @@ def attack_scores(attack: AttackLike, keep: Any, shadow: Any, target: Any,
         _array(keep, bool, 2, "keep"),
         _array(shadow_array, np.float64, 3, "shadow"),
         _array(target_array, np.float64, 2, "target"),
-        None if candidates is None else _indices(candidates, "candidates"),
+        None if candidates is None else sorted(set(_indices(candidates, "candidates"))),
     )
 
 
@@ -629,8 +630,9 @@ class Run:
         """Trains the planned run's unfinished models ``models`` (``(start, end)``, default
         all) with its configuration's trainer: an external command, or memia's own models
         where this build has them (:data:`TRAINING_BUILT`; else ``RunError`` says how to build
-        it). ``device``, ``engine`` and ``group_size`` override the configuration's. Ctrl-C
+        it, and ``memia train`` trains the run as well). ``device``, ``engine`` and ``group_size`` override the configuration's. Ctrl-C
         stops after the group in training: finished models stay, and training again resumes.
+        A ``progress`` that raises stops it the same way.
         ``{"trained": [...], "skipped": [...], "seconds": s}``."""
         trained, skipped, seconds = self._run.train(
             None if models is None else (int(models[0]), int(models[1])), device, engine,
