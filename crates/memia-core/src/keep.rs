@@ -39,9 +39,13 @@ impl KeepMatrix {
                 expected: "at least one model (K > 0) and one sample (N > 0)".into(),
             });
         }
-        Ok(KeepMatrix {
-            keep: keep.as_standard_layout().into_owned(),
-        })
+        // Row-major already (as nearly every caller's is): kept as it is, not copied again.
+        let keep = if keep.is_standard_layout() {
+            keep
+        } else {
+            keep.as_standard_layout().into_owned()
+        };
+        Ok(KeepMatrix { keep })
     }
 
     /// The LiRA reference's balanced scheme with half the models per sample: see
