@@ -9,7 +9,12 @@ on 5,000-sample subsets (fixed_size 0.5) of the MNIST test set, for K = 8 and K 
 * JAX `vmap` of one model's SGD step over K models, jitted.
 GFLOP/s = 6 x 128 x (784*128 + 128*10) x (steps of all models) / seconds, as the Rust example.
 
-Install: pip install torch jax jaxlib numpy. Run: python benches/python/torch_jax_ensemble.py
+Each mode is warmed up and timed three times, the best reported; the machine's CPU, vector
+extensions and sgemm rate come first (machine.py), and each result also as a
+`RESULT mlp K mode models/s` line for benches/compare.sh. JAX is optional (skipped, and said,
+where it is not installed).
+
+Install: pip install torch numpy [jax jaxlib]. Run: python benches/python/torch_jax_ensemble.py
 [DATA_DIR] (default $MEMIA_DATA_DIR). Threads: all cores (2 here), as Rust's rayon pool.
 """
 import gzip
@@ -18,6 +23,9 @@ import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import machine  # noqa: E402
 
 DATA = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("MEMIA_DATA_DIR", "../shared/data")
 B, H, C, LR, MOM, WD = 128, 128, 10, 0.05, 0.9, 5e-4
@@ -131,16 +139,24 @@ def jax_vmap(x, y, k, rng):
 
 def main():
     import torch
-    import jax
 
+    machine.report(torch)
+    modes = [("pytorch bmm ensemble", torch_bmm), ("pytorch one-by-one", torch_one_by_one)]
+    try:
+        import jax
+        modes.append(("jax vmap", jax_vmap))
+        jax_version = jax.__version__
+    except ImportError:
+        jax_version = "not installed (its mode skipped)"
     x, y = load_mnist()
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), jax {jax.__version__}, numpy {np.__version__}")
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), jax {jax_version}, numpy {np.__version__}")
     print(f"{'K':>4} {'mode':>22} {'seconds':>9} {'models/s':>9} {'GFLOP/s':>8}")
     for k in (8, 32):
-        for name, fn in (("pytorch bmm ensemble", torch_bmm), ("pytorch one-by-one", torch_one_by_one), ("jax vmap", jax_vmap)):
+        for name, fn in modes:
             fn(x, y, k, np.random.default_rng(1))  # warm-up
             best = min(fn(x, y, k, np.random.default_rng(r)) for r in range(3))
             print(f"{k:>4} {name:>22} {best:>9.2f} {k / best:>9.2f} {flops(k, len(x)) / best / 1e9:>8.1f}")
+            print(f"RESULT mlp {k} {name.replace(' ', '-')} {k / best:.4f}")
 
 
 if __name__ == "__main__":
