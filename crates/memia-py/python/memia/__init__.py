@@ -130,12 +130,26 @@ def _array(value: Any, dtype: Any, ndim: int, name: str) -> np.ndarray:
                            f"(largest magnitude {np.abs(array).max():g})") from None
 
 
+def _per_query(value: Any, ndim: int, name: str) -> np.ndarray:
+    """float64 signals with their query axis last: one dimension fewer is read as one query."""
+    array = np.asarray(value)
+    if array.ndim == ndim - 1:
+        array = array[..., None]
+    return _array(array, np.float64, ndim, name)
+
+
 def _logits(value: Any, name: str = "logits") -> np.ndarray:
     """K x N x A x C float32 logits; K x N x C is read as one query."""
     array = np.asarray(value)
     if array.ndim == 3:
         array = array[:, :, None, :]
     return _array(array, np.float32, 4, name)
+
+
+def _groups_json(groups: Optional[Dict[str, Iterable[int]]]) -> str:
+    """Named sample sets as memia reads them: ``[{"name": ..., "samples": [...]}]``."""
+    return json.dumps([{"name": n, "samples": [int(i) for i in s]}
+                       for n, s in (groups or {}).items()])
 
 
 def _attack_json(attack: AttackLike) -> str:
@@ -222,12 +236,9 @@ def memorization(
     to use (``None``: their mean). Samples without IN or OUT models are NaN unless
     ``allow_missing`` is false (then ``InvalidInput`` names the first).
     """
-    out = np.asarray(outcomes)
-    if out.ndim == 2:
-        out = out[:, :, None]
     fields = _memia.memorization(
         _array(keep, bool, 2, "keep"),
-        _array(out, np.float64, 3, "outcomes"),
+        _per_query(outcomes, 3, "outcomes"),
         confidence,
         query,
         allow_missing,
@@ -253,17 +264,11 @@ def attack_scores(attack: AttackLike, keep: Any, shadow: Any, target: Any,
     :func:`candidates`; repeats count once): the focused attack, fitted and scored on them only
     (NaN elsewhere).
     """
-    shadow_array = np.asarray(shadow)
-    if shadow_array.ndim == 2:
-        shadow_array = shadow_array[:, :, None]
-    target_array = np.asarray(target)
-    if target_array.ndim == 1:
-        target_array = target_array[:, None]
     return _memia.attack_scores(
         _attack_json(attack),
         _array(keep, bool, 2, "keep"),
-        _array(shadow_array, np.float64, 3, "shadow"),
-        _array(target_array, np.float64, 2, "target"),
+        _per_query(shadow, 3, "shadow"),
+        _per_query(target, 2, "target"),
         None if candidates is None else sorted(set(_indices(candidates, "candidates"))),
     )
 
@@ -294,11 +299,7 @@ def candidates(memorization: Any, at_least: Optional[float] = None, top: Optiona
 def privacy_score(keep: Any, shadow: Any) -> np.ndarray:
     """Each sample's privacy score ``|mu_in - mu_out| / (sd_in + sd_out)`` from the shadow
     models' K x N ``keep`` matrix and K x N x A signals (NaN without IN or OUT models)."""
-    shadow_array = np.asarray(shadow)
-    if shadow_array.ndim == 2:
-        shadow_array = shadow_array[:, :, None]
-    return _memia.privacy_score(_array(keep, bool, 2, "keep"),
-                                _array(shadow_array, np.float64, 3, "shadow"))
+    return _memia.privacy_score(_array(keep, bool, 2, "keep"), _per_query(shadow, 3, "shadow"))
 
 
 def knn_distance(features: Any, k: int = 5) -> np.ndarray:
@@ -335,15 +336,9 @@ def sequential_decisions(keep: Any, shadow: Any, target: Any, samples: Any,
     K x N ``keep`` matrix and K x N x A ``phi`` signals and the target's N x A: one dict per
     decided sample (``sample``, ``member``, ``error``: the posterior probability that the
     decision is wrong, ``memorization``, ``in_models``, ``out_models``)."""
-    shadow_array = np.asarray(shadow)
-    if shadow_array.ndim == 2:
-        shadow_array = shadow_array[:, :, None]
-    target_array = np.asarray(target)
-    if target_array.ndim == 1:
-        target_array = target_array[:, None]
     decisions: List[Dict[str, Any]] = json.loads(_memia.sequential_decisions(
-        _array(keep, bool, 2, "keep"), _array(shadow_array, np.float64, 3, "shadow"),
-        _array(target_array, np.float64, 2, "target"), _indices(samples, "samples"),
+        _array(keep, bool, 2, "keep"), _per_query(shadow, 3, "shadow"),
+        _per_query(target, 2, "target"), _indices(samples, "samples"),
         delta, threshold))
     return decisions
 
@@ -542,10 +537,9 @@ class Run:
         the K x N ``keep`` matrix is the plan, with the N ``labels``, every model's ``queries``
         and ``classes``, and named ``groups`` of samples reported separately. Opening the same
         run again is fine; another plan in ``path`` is refused."""
-        listed = [{"name": n, "samples": [int(i) for i in s]} for n, s in (groups or {}).items()]
         return Run(_memia.Run.create(str(path), _array(keep, bool, 2, "keep"),
                                      _array(labels, np.uint32, 1, "labels"), queries, classes,
-                                     name, json.dumps(listed)))
+                                     name, _groups_json(groups)))
 
     @staticmethod
     def import_models(path: Union[str, "os.PathLike[str]"], keep: Any, labels: Any,
@@ -560,7 +554,6 @@ class Run:
         them into the run instead of copying where it can, so do not change them afterwards).
         ``groups``: named sample sets; ``images``: the pool's pixels (N x C x H x W, N x H x W x C
         or N x H x W) for the report's thumbnails. ``progress``: see :data:`Progress`."""
-        listed = [{"name": n, "samples": [int(i) for i in s]} for n, s in (groups or {}).items()]
         keep_array = _array(keep, bool, 2, "keep")
         labels_array = _array(labels, np.uint32, 1, "labels")
         pixels = None
@@ -574,11 +567,11 @@ class Run:
         if isinstance(logits, (list, tuple)):
             native, _ = _memia.Run.import_models(str(path), keep_array, labels_array, name,
                                                  None, [str(f) for f in logits],
-                                                 json.dumps(listed), pixels, link,
+                                                 _groups_json(groups), pixels, link,
                                                  _progress(progress))
         else:
             native, _ = _memia.Run.import_models(str(path), keep_array, labels_array, name,
-                                                 _logits(logits), None, json.dumps(listed),
+                                                 _logits(logits), None, _groups_json(groups),
                                                  pixels, link, _progress(progress))
         return Run(native)
 
@@ -723,16 +716,11 @@ def leave_one_out(attack: AttackLike, keep: Any, shadow: Any,
     (default: every model) in turn attacked with ``shadow_counts`` of the others (default 1, 2,
     4, ..., K - 1), ``repeats`` draws each, on all samples and on each named group. The report
     ``summary.json`` holds as ``shadow_curve``."""
-    shadow_array = np.asarray(shadow)
-    if shadow_array.ndim == 2:
-        shadow_array = shadow_array[:, :, None]
-    listed = [{"name": n, "samples": [int(i) for i in s]} for n, s in (groups or {}).items()]
     text = _memia.leave_one_out(
-        _attack_json(attack), _array(keep, bool, 2, "keep"),
-        _array(shadow_array, np.float64, 3, "shadow"),
+        _attack_json(attack), _array(keep, bool, 2, "keep"), _per_query(shadow, 3, "shadow"),
         None if shadow_counts is None else [int(c) for c in shadow_counts],
         None if targets is None else [int(t) for t in targets],
-        repeats, [float(f) for f in fprs], json.dumps(listed), seed, _progress(progress))
+        repeats, [float(f) for f in fprs], _groups_json(groups), seed, _progress(progress))
     report: Dict[str, Any] = json.loads(text)
     return report
 
@@ -741,11 +729,7 @@ def budget(keep: Any, correct: Any, delta: float = 0.01) -> "tuple[np.ndarray, n
     """The shadow-model budget planner: each sample's squared Hellinger distance between its
     IN and OUT correctness, and the shadow models needed to tell them apart with error
     ``delta`` (-1: never, or unknown)."""
-    out = np.asarray(correct)
-    if out.ndim == 2:
-        out = out[:, :, None]
-    return _memia.budget(_array(keep, bool, 2, "keep"), _array(out, np.float64, 3, "correct"),
-                         delta)
+    return _memia.budget(_array(keep, bool, 2, "keep"), _per_query(correct, 3, "correct"), delta)
 
 
 def synthetic_run(models: int, samples: int, queries: int, classes: int,
