@@ -42,6 +42,16 @@ def headline(name, r):
             f"{r['balanced_accuracy']:.4f}")
 
 
+def print_curve(report):
+    """A leave-one-model-out report's AUROC by number of shadow models and group, the mean over
+    its repeats."""
+    by_count = {}
+    for row in report["rows"]:
+        by_count.setdefault((row["shadow_models"], row["group"]), []).append(row["auroc"])
+    for (count, group), values in sorted(by_count.items()):
+        print(f"  {count:>3} shadow models  {group:<12} AUROC {np.mean(values):.4f}")
+
+
 # %% Part 1: plan (or find) the quickstart's run.
 run = memia.Run.plan_in(os.path.join(tempfile.gettempdir(), "memia-quickstart"), file=CONFIG)
 canaries = run.groups["canaries"]
@@ -85,12 +95,7 @@ for name, figures in [("all samples", summary["all"]), ("candidates", summary["c
                       ("canaries", summary["groups"]["canaries"])]:
     print("  " + headline(name, figures))
 print("leave-one-model-out, by number of shadow models (AUROC, mean over targets):")
-curve = summary["shadow_curve"]
-by_count = {}
-for row in curve["rows"]:
-    by_count.setdefault((row["shadow_models"], row["group"]), []).append(row["auroc"])
-for (count, group), values in sorted(by_count.items()):
-    print(f"  {count:>3} shadow models  {group:<12} AUROC {np.mean(values):.4f}")
+print_curve(summary["shadow_curve"])
 
 # %% Part 2: generated shadow outputs with a known answer.
 MODELS, SAMPLES, MEMORIZED, SEED = 32, 20_000, 0.05, 2026
@@ -119,11 +124,7 @@ print(f"budget planner (error 1%): candidates need ~{need(chosen):.0f} shadow mo
 lira = {"method": "lira-online", "global_variance": True}
 loo = memia.leave_one_out(lira, keep, phi, shadow_counts=[2, 4, 8, 16, MODELS - 1],
                           targets=range(8), groups={"candidates": chosen}, seed=SEED)
-by_count = {}
-for row in loo["rows"]:
-    by_count.setdefault((row["shadow_models"], row["group"]), []).append(row["auroc"])
-for (count, group), values in sorted(by_count.items()):
-    print(f"  {count:>3} shadow models  {group:<12} AUROC {np.mean(values):.4f}")
+print_curve(loo)
 
 # %% 3. One target (model 0) attacked with the other 31, and its metrics.
 scores = memia.attack_scores(lira, keep[1:], phi[1:], phi[0])

@@ -314,13 +314,12 @@ impl Run {
         let pool = crate::pool::build(&config.data, config.plan.seed)?;
         // Only the settings enter the plan; the device is chosen when training.
         let trainer = settings(config, near, None)?;
-        #[cfg(not(feature = "train"))]
-        if let RunTrainer::Settings(_) = &trainer {
+        // memia's models (in any build): the architecture must suit the pool's samples.
+        if !matches!(trainer, RunTrainer::External(_)) {
             crate::pool::check_shape(&pool.dataset, &config.model)?;
         }
         #[cfg(feature = "train")]
         if let RunTrainer::Burn(burn) = &trainer {
-            crate::pool::check_shape(&pool.dataset, &config.model)?;
             burn.check_pool(&pool.dataset)
                 .map_err(|source| AuditError::ModelSetting {
                     path: origin.to_path_buf(),

@@ -17,7 +17,7 @@ use crate::{Failure, InvalidInput, convention_named, direction, keep_of, logits_
 /// Refuses work whose buffers (`bytes`, `None`: more than 64 bits count) do not fit in this
 /// machine's memory, naming the setting at fault: an allocation that fails aborts the
 /// interpreter.
-fn check_memory(
+pub(crate) fn check_memory(
     setting: &'static str,
     value: usize,
     what: String,

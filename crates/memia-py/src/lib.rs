@@ -991,24 +991,18 @@ fn synthetic_run<'py>(
         )));
     }
     // The whole array is made in memory: a size this machine cannot hold is refused first.
-    memia_shadow::MemoryLimit::detect()
-        .and_then(|limit| {
-            limit.check(
-                "models",
-                models.to_string(),
-                format!(
-                    "the synthetic logits ({models} x {samples} x {queries} x {classes} float32)"
-                ),
-                memia_shadow::memory::checked_product(&[
-                    models as u64,
-                    samples as u64,
-                    queries as u64,
-                    classes as u64,
-                    4,
-                ]),
-            )
-        })
-        .map_err(raise)?;
+    analysis::check_memory(
+        "models",
+        models,
+        format!("the synthetic logits ({models} x {samples} x {queries} x {classes} float32)"),
+        memia_shadow::memory::checked_product(&[
+            models as u64,
+            samples as u64,
+            queries as u64,
+            classes as u64,
+            4,
+        ]),
+    )?;
     let (logits, keep, memorization) = py
         .detach(|| -> Result<_, memia_core::CoreError> {
             let keep = run.keep()?;

@@ -146,6 +146,21 @@ def _logits(value: Any, name: str = "logits") -> np.ndarray:
     return _array(array, np.float32, 4, name)
 
 
+def _scores_members(scores: Any, members: Any) -> "tuple[np.ndarray, np.ndarray]":
+    """Attack scores (float64) and membership (bool) of the same samples, or ``InvalidInput``."""
+    scores_array = _array(scores, np.float64, 1, "scores")
+    members_array = _array(members, bool, 1, "members")
+    if len(scores_array) != len(members_array):
+        raise InvalidInput(
+            f"{len(scores_array)} scores for {len(members_array)} membership entries")
+    return scores_array, members_array
+
+
+def _groups_from_json(text: str) -> Dict[str, np.ndarray]:
+    """memia's named sample sets (``[{"name": ..., "samples": [...]}]``) as name to indices."""
+    return {g["name"]: np.asarray(g["samples"], dtype=np.intp) for g in json.loads(text)}
+
+
 def _groups_json(groups: Optional[Dict[str, Iterable[int]]]) -> str:
     """Named sample sets as memia reads them: ``[{"name": ..., "samples": [...]}]``."""
     return json.dumps([{"name": n, "samples": [int(i) for i in s]}
@@ -368,11 +383,7 @@ def bootstrap(scores: Any, members: Any, fpr: Optional[float] = None,
     at that FPR in ``convention``) of ``scores`` against ``members``: members and non-members
     each resampled to their counts, ``resamples`` times from ``seed`` (the same result on any
     number of threads)."""
-    scores_array = _array(scores, np.float64, 1, "scores")
-    members_array = _array(members, bool, 1, "members")
-    if len(scores_array) != len(members_array):
-        raise InvalidInput(
-            f"{len(scores_array)} scores for {len(members_array)} membership entries")
+    scores_array, members_array = _scores_members(scores, members)
     estimate, lower, upper = _memia.bootstrap(scores_array, members_array, fpr, convention,
                                               resamples, confidence, seed, lower_is_member)
     return Interval(estimate, lower, upper, confidence)
@@ -384,11 +395,7 @@ class Roc:
     not detected, a non-member is left out."""
 
     def __init__(self, scores: Any, members: Any, lower_is_member: bool = False) -> None:
-        scores_array = _array(scores, np.float64, 1, "scores")
-        members_array = _array(members, bool, 1, "members")
-        if len(scores_array) != len(members_array):
-            raise InvalidInput(
-                f"{len(scores_array)} scores for {len(members_array)} membership entries")
+        scores_array, members_array = _scores_members(scores, members)
         self._roc = _memia.Roc(scores_array, members_array, lower_is_member)
 
     @property
@@ -464,8 +471,7 @@ def load_pool(toml: Optional[str] = None,
     """
     name, x, y, classes, groups, provenance = _memia.load_pool(*_config_text(toml, file))
     return Pool(name, x, y, classes,
-                {g["name"]: np.asarray(g["samples"], dtype=np.intp) for g in json.loads(groups)},
-                provenance)
+                _groups_from_json(groups), provenance)
 
 
 class OutsideModel:
@@ -596,8 +602,7 @@ class Run:
     def groups(self) -> Dict[str, np.ndarray]:
         """The pool's named sample sets (canaries, out-of-distribution samples, ...): name to
         sample indices."""
-        return {g["name"]: np.asarray(g["samples"], dtype=np.intp)
-                for g in json.loads(self._run.groups_json())}
+        return _groups_from_json(self._run.groups_json())
 
     def completed(self) -> List[bool]:
         """Which models are complete."""
@@ -681,11 +686,7 @@ def auroc(scores: Any, members: Any, lower_is_member: bool = False) -> float:
     """The area under the ROC curve of finite ``scores`` against ``members``, without building
     the curve (the fast path for millions of scores; ``Roc`` for curves, TPRs and scores that
     are not finite)."""
-    scores_array = _array(scores, np.float64, 1, "scores")
-    members_array = _array(members, bool, 1, "members")
-    if len(scores_array) != len(members_array):
-        raise InvalidInput(
-            f"{len(scores_array)} scores for {len(members_array)} membership entries")
+    scores_array, members_array = _scores_members(scores, members)
     return float(_memia.auroc(scores_array, members_array, lower_is_member))
 
 
