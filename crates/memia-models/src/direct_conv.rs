@@ -14,9 +14,11 @@
 //! contiguous load. The input gradient of a strided convolution is a stride-1 convolution of
 //! the output gradient spread onto the input grid (zeros between), with the flipped weights.
 //!
-//! With AVX2 and FMA (checked at run time) the kernels use them; elsewhere a portable version
-//! sums the same terms with separate multiply and add. Either way a model's arithmetic does not
-//! depend on the other models of its group.
+//! **Kernels** ([`Kernels`], chosen at run time): with AVX2 and FMA the kernels use them; with
+//! AVX-512 as well, the weight gradient uses 16-lane vectors for the same sums (bit-identical to
+//! the AVX2 kernel, see `avx512`); elsewhere a portable version sums the same terms with
+//! separate multiply and add. Either way a model's arithmetic does not depend on the other
+//! models of its group.
 //!
 //! Weights are in Burn's order, `[out, in, dy, dx]`.
 
@@ -422,14 +424,15 @@ impl Rows {
 /// s x + dx - k/2]` (zero outside the image), without bias: `out` is `[cout, ho, wv]`.
 pub(crate) fn forward(g: &Planar, image: &[f32], weights: &[f32], out: &mut [f32]) {
     g.check(image, weights, out);
-    #[cfg(target_arch = "x86_64")]
-    if fma_available() {
-        // SAFETY: the CPU has AVX2 and FMA; the buffers are as long as the geometry's sizes
-        // (checked above), and `Planar::new` bounded every offset the kernels form by them.
-        unsafe { x86::forward(g, image, weights, out) };
-        return;
+    // SAFETY (both x86 arms): the CPU has the kernel's features; the buffers are as long as
+    // the geometry's sizes (checked above), and `Planar::new` bounded every offset the kernels
+    // form by them.
+    match Kernels::detect() {
+        // The AVX2 forward pass is the faster one on AVX-512 CPUs too (see `avx512`).
+        #[cfg(target_arch = "x86_64")]
+        Kernels::Avx512 | Kernels::Avx2 => unsafe { x86::forward(g, image, weights, out) },
+        Kernels::Portable => portable_forward(g, image, weights, out),
     }
-    portable_forward(g, image, weights, out);
 }
 
 /// Adds `sum over (y, x) of dz[o, y, x] * input[c, s y + dy - k/2, s x + dx - k/2]` to
@@ -437,13 +440,14 @@ pub(crate) fn forward(g: &Planar, image: &[f32], weights: &[f32], out: &mut [f32
 /// `[cout, ho, wv]` and zero in the columns past `wo`.
 pub(crate) fn weight_grad(g: &Planar, image: &[f32], dz: &[f32], grad: &mut [f32]) {
     g.check(image, grad, dz);
-    #[cfg(target_arch = "x86_64")]
-    if fma_available() {
-        // SAFETY: as in `forward` (`dz` is output-shaped, `grad` weight-shaped).
-        unsafe { x86::weight_grad(g, image, dz, grad) };
-        return;
+    // SAFETY: as in `forward` (`dz` is output-shaped, `grad` weight-shaped).
+    match Kernels::detect() {
+        #[cfg(target_arch = "x86_64")]
+        Kernels::Avx512 => unsafe { avx512::weight_grad(g, image, dz, grad) },
+        #[cfg(target_arch = "x86_64")]
+        Kernels::Avx2 => unsafe { x86::weight_grad(g, image, dz, grad) },
+        Kernels::Portable => portable_weight_grad(g, image, dz, grad),
     }
-    portable_weight_grad(g, image, dz, grad);
 }
 
 /// The input gradient of [`forward`] for one image: from `dz` (`[cout, ho, wv]`, zero past
@@ -499,9 +503,36 @@ pub(crate) fn flip_weights(g: &Planar, weights: &[f32], flipped: &mut [f32]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-fn fma_available() -> bool {
-    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+/// Which kernels run the convolutions, chosen at run time from the CPU's features. The AVX-512
+/// and AVX2 ones compute the same bits; the portable ones (no FMA) round differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernels {
+    /// AVX-512F with AVX2 and FMA: 16 lanes, the AVX2 kernels' sums.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// AVX2 and FMA: 8 lanes.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// Any CPU: separate multiply and add.
+    Portable,
+}
+
+impl Kernels {
+    /// The fastest kernels this CPU runs (the features are detected once by the standard
+    /// library and cached).
+    pub(crate) fn detect() -> Kernels {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+            if fma && std::is_x86_feature_detected!("avx512f") {
+                return Kernels::Avx512;
+            }
+            if fma {
+                return Kernels::Avx2;
+            }
+        }
+        Kernels::Portable
+    }
 }
 
 /// A convolution's offsets, computed once per call rather than in the inner loops.
@@ -579,6 +610,9 @@ fn portable_weight_grad(g: &Planar, image: &[f32], dz: &[f32], grad: &mut [f32])
 }
 
 #[cfg(target_arch = "x86_64")]
+mod avx512;
+
+#[cfg(target_arch = "x86_64")]
 mod x86 {
     //! AVX2 + FMA kernels. Every function requires the CPU features (checked by the callers)
     //! and buffers of the lengths `Planar::check` asserts. The geometry itself needs no
@@ -652,7 +686,7 @@ mod x86 {
     /// column).
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn forward_tile<const O: usize, const X: usize>(
+    pub(super) unsafe fn forward_tile<const O: usize, const X: usize>(
         g: &Planar,
         at: &Offsets,
         image: &[f32],
@@ -705,7 +739,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn grad_channels<const O: usize>(
+    pub(super) unsafe fn grad_channels<const O: usize>(
         g: &Planar,
         at: &Offsets,
         image: &[f32],
@@ -778,7 +812,7 @@ mod x86 {
 
     /// The sum of a vector's 8 values, in a fixed order.
     #[target_feature(enable = "avx2,fma")]
-    fn horizontal_sum(v: __m256) -> f32 {
+    pub(super) fn horizontal_sum(v: __m256) -> f32 {
         let half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let pairs = _mm_add_ps(half, _mm_movehl_ps(half, half));
         _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1)))
@@ -799,6 +833,54 @@ mod tests {
         let projection = Planar::new(4, 13, 1, [9, 11], 2, 1).unwrap();
         for g in [same, strided, projection] {
             check_geometry(&g);
+        }
+    }
+
+    /// The AVX-512 weight gradient computes the AVX2 kernel's bits exactly (the same fused
+    /// multiply-adds in the same order), on geometries that take every path: channel counts
+    /// that leave pairs of pairs, one pair and a single channel; kernels of 1, 3, 5 and 7 (tap
+    /// chunks of 9 and fewer); rows of 8 to 56 outputs; strides 1, 2 and 3. Skipped, with a
+    /// line saying so, on a CPU without AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_weight_gradient_equals_the_avx2_one_bit_for_bit() {
+        if Kernels::detect() != Kernels::Avx512 {
+            println!("skipped: this CPU has no AVX-512F (or no AVX2 and FMA)");
+            return;
+        }
+        let geometries = [
+            Planar::same(3, 8, 5, 11, 13).unwrap(),
+            Planar::same(16, 16, 3, 8, 8).unwrap(),
+            Planar::same(5, 13, 3, 7, 20).unwrap(),
+            Planar::same(4, 11, 7, 9, 33).unwrap(),
+            Planar::same(3, 6, 5, 32, 32).unwrap(),
+            Planar::new(5, 7, 3, [9, 10], 2, 1).unwrap(),
+            Planar::new(16, 32, 3, [32, 32], 2, 1).unwrap(),
+            Planar::new(4, 13, 1, [9, 11], 2, 1).unwrap(),
+            Planar::new(6, 9, 3, [17, 50], 3, 1).unwrap(),
+        ];
+        for g in geometries {
+            let image: Vec<f32> = (0..g.image_len())
+                .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+                .collect();
+            let dz: Vec<f32> = (0..g.out_len())
+                .map(|i| ((i * 31 % 17) as f32 / 17.0) - 0.5)
+                .collect();
+            let start = vec![0.5f32; g.weights_len];
+            let (mut avx2, mut wide) = (start.clone(), start.clone());
+            // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above); the buffers have the
+            // geometry's lengths.
+            unsafe {
+                x86::weight_grad(&g, &image, &dz, &mut avx2);
+                avx512::weight_grad(&g, &image, &dz, &mut wide);
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&avx2), bits(&wide), "{g:?}");
+            let changed = wide.iter().zip(&start).filter(|(a, b)| a != b).count();
+            assert!(
+                changed > g.weights_len / 2,
+                "{g:?}: {changed} weights changed"
+            );
         }
     }
 
@@ -980,6 +1062,10 @@ mod tests {
             ("dispatched", forward, weight_grad),
             ("portable", portable_forward, portable_weight_grad),
         ];
+        println!(
+            "direct convolution kernels of this CPU: {:?}",
+            Kernels::detect()
+        );
         for (name, conv, grad) in kernels {
             let mut out = vec![f32::NAN; g.out_len()];
             conv(g, &image, &weights, &mut out);
@@ -1003,6 +1089,81 @@ mod tests {
             for (i, (&a, &b)) in wg.iter().zip(&weight_grad_def).enumerate() {
                 close(a - 1.0, b, format!("{name} weight gradient {i}"));
             }
+        }
+    }
+}
+
+/// A speed probe, not run by default: `cargo test --release -p memia-models --lib
+/// kernel_throughput -- --ignored --nocapture` prints each kernel's GFLOP/s on the CNN's and the
+/// ResNet's convolutions (docs/PERFORMANCE.md), checking on the way that the AVX-512 and AVX2
+/// weight gradients it timed agree bit for bit.
+#[cfg(all(test, target_arch = "x86_64"))]
+mod speed {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "a speed probe: run it by name with --ignored --nocapture"]
+    fn kernel_throughput() {
+        if Kernels::detect() != Kernels::Avx512 {
+            println!("skipped: this CPU has no AVX-512F (or no AVX2 and FMA)");
+            return;
+        }
+        let geometries = [
+            (
+                "ResNet stem 3->16, 32x32",
+                Planar::same(3, 16, 3, 32, 32).unwrap(),
+            ),
+            (
+                "ResNet 16->16, 32x32",
+                Planar::same(16, 16, 3, 32, 32).unwrap(),
+            ),
+            (
+                "ResNet 16->32, stride 2",
+                Planar::new(16, 32, 3, [32, 32], 2, 1).unwrap(),
+            ),
+            (
+                "ResNet 32->32, 16x16",
+                Planar::same(32, 32, 3, 16, 16).unwrap(),
+            ),
+            ("ResNet 64->64, 8x8", Planar::same(64, 64, 3, 8, 8).unwrap()),
+            (
+                "CNN 3->6, 5x5, 32x32",
+                Planar::same(3, 6, 5, 32, 32).unwrap(),
+            ),
+            (
+                "CNN 6->16, 5x5, 16x16",
+                Planar::same(6, 16, 5, 16, 16).unwrap(),
+            ),
+        ];
+        println!("GFLOP/s, one core: forward (AVX2) | weight gradient AVX2, AVX-512");
+        for (name, g) in geometries {
+            let image = vec![0.5f32; g.image_len()];
+            let weights = vec![0.25f32; g.weights_len];
+            let dz = vec![0.1f32; g.out_len()];
+            let mut out = vec![0f32; g.out_len()];
+            let (mut avx2, mut wide) = (vec![0f32; g.weights_len], vec![0f32; g.weights_len]);
+            let flops = 2.0 * (g.cout * g.ho() * g.wo() * g.cin * g.k * g.k) as f64;
+            let reps = (5e9 / flops) as usize + 1;
+            let rate = |f: &mut dyn FnMut()| {
+                f();
+                let t = Instant::now();
+                for _ in 0..reps {
+                    f();
+                }
+                flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9
+            };
+            // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above); the buffers have the
+            // geometry's lengths.
+            let (forward, grad2, grad512) = unsafe {
+                (
+                    rate(&mut || x86::forward(&g, &image, &weights, &mut out)),
+                    rate(&mut || x86::weight_grad(&g, &image, &dz, &mut avx2)),
+                    rate(&mut || avx512::weight_grad(&g, &image, &dz, &mut wide)),
+                )
+            };
+            assert_eq!(avx2, wide, "{name}: the kernels' sums differ");
+            println!("{name:26} {forward:6.1} | {grad2:6.1} {grad512:6.1}");
         }
     }
 }

@@ -2,7 +2,9 @@
 //! convolutions with a 1 x 1 strided projection where a block halves the resolution, global
 //! average pooling, the output layer; no normalisation layers), in the design of the CNN ones
 //! ([`crate::fused_cnn`]): one model's step on one core, buffers allocated once, the models of a
-//! group in parallel, every convolution through [`crate::direct_conv`].
+//! group in parallel, every convolution through [`crate::direct_conv`]. A model alone (or a
+//! group smaller than the pool) splits its minibatch's images across the cores instead, with
+//! the same bits (see [`train_one`]).
 //!
 //! **One image at a time, forward and backward.** The network has no batch statistics and its
 //! output layer is small, so each image's forward pass, loss gradient and backward pass run
@@ -17,6 +19,7 @@
 //! a model trained in a group against the same model trained alone, bit for bit.
 
 use gemm::Parallelism;
+use rayon::prelude::*;
 
 use crate::augment::Augmentation;
 use crate::config::{Member, TrainingConfig};
@@ -184,8 +187,8 @@ pub(crate) fn train(
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
 ) {
-    train_each(models, members, |model, member, _: Parallelism| {
-        train_one(model, shape, features, labels, member, config, augment);
+    train_each(models, members, |model, member, par| {
+        train_one(model, shape, features, labels, member, config, augment, par);
     });
 }
 
@@ -193,12 +196,18 @@ pub(crate) fn train(
 pub(crate) fn predict(models: &[HostParams], shape: &ResNetShape, features: &[f32]) -> Vec<f32> {
     let (d, classes) = (shape.inputs(), shape.classes);
     let n = features.len() / d;
-    predict_each(models, n, classes, |model, out, _| {
-        let mut net = Buffers::new(shape);
-        for (src, dst) in features.chunks_exact(d).zip(out.chunks_exact_mut(classes)) {
-            net.forward(model, shape, src);
-            dst.copy_from_slice(&net.logits);
-        }
+    predict_each(models, n, classes, |model, out, par| {
+        // A model alone: its images split across the threads (each image's logits are its own).
+        let share = n.div_ceil(threads(par)).max(1);
+        out.par_chunks_mut(share * classes)
+            .zip(features.par_chunks(share * d))
+            .for_each(|(out, features)| {
+                let mut net = Buffers::new(shape);
+                for (src, dst) in features.chunks_exact(d).zip(out.chunks_exact_mut(classes)) {
+                    net.forward(model, shape, src);
+                    dst.copy_from_slice(&net.logits);
+                }
+            });
     })
 }
 
@@ -407,8 +416,8 @@ fn add(sums: &mut [f32], values: &[f32]) {
 }
 
 /// The gradients of one model's step beside its buffers: each convolution's output gradient,
-/// the input gradient of each block (and of the stem's output), the flipped weights and the
-/// transposed convolutions' scratch images.
+/// the input gradient of each block (and of the stem's output) and the transposed
+/// convolutions' scratch images.
 struct Gradients {
     dz: Vec<Vec<f32>>,
     d_input: Vec<Vec<f32>>,
@@ -416,14 +425,13 @@ struct Gradients {
     spare: Vec<f32>,
     /// One image's bias gradient of the convolution being taken back (see [`relu_grad`]).
     sums: Vec<f32>,
-    flipped: Vec<Vec<f32>>,
     scratch: Vec<Vec<f32>>,
     pooled: Vec<f32>,
     logits: Vec<f32>,
 }
 
 impl Gradients {
-    fn new(shape: &ResNetShape, model: &HostParams) -> Self {
+    fn new(shape: &ResNetShape) -> Self {
         let back = |g: &Planar| g.transposed();
         Gradients {
             dz: shape
@@ -447,10 +455,6 @@ impl Gradients {
                     .max()
                     .unwrap_or(0)
             ],
-            flipped: model.layers[..shape.convs.len()]
-                .iter()
-                .map(|(w, _)| vec![0f32; w.len()])
-                .collect(),
             scratch: shape
                 .convs
                 .iter()
@@ -462,6 +466,48 @@ impl Gradients {
     }
 }
 
+/// One image's share of a model's step: its activations, its gradients, and its own
+/// parameter gradients (added to the minibatch's in image order).
+struct Worker {
+    net: Buffers,
+    grads: Gradients,
+    sample: Vec<f32>,
+    /// The pool row of the image, and the image's parameter gradients.
+    row: usize,
+    own: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl Worker {
+    fn new(shape: &ResNetShape, model: &HostParams) -> Self {
+        Worker {
+            net: Buffers::new(shape),
+            grads: Gradients::new(shape),
+            sample: vec![0f32; shape.inputs()],
+            row: 0,
+            own: model
+                .layers
+                .iter()
+                .map(|(w, b)| (vec![0f32; w.len()], vec![0f32; b.len()]))
+                .collect(),
+        }
+    }
+}
+
+/// How many threads share one model's images: one when the models of the group keep the cores
+/// busy, else the pool's.
+fn threads(par: Parallelism) -> usize {
+    match par {
+        Parallelism::Rayon(threads) => threads.max(1),
+        _ => 1,
+    }
+}
+
+/// One model's training. **Images split across threads, the same bits.** Each image's
+/// gradients are computed on their own (into a zeroed buffer, the image's only addition to
+/// each value), then added to the minibatch's in image order, so the sum is the one a single
+/// thread forms whatever the number of threads: a model trained alone on every core is
+/// bit-identical to the same model trained in a group on one (tested).
+#[allow(clippy::too_many_arguments)] // one model's share of `train`
 fn train_one(
     model: &mut HostParams,
     shape: &ResNetShape,
@@ -470,31 +516,62 @@ fn train_one(
     member: &Member,
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
+    par: Parallelism,
 ) {
     let (d, classes) = (shape.inputs(), shape.classes);
     let convs = &shape.convs;
-    let mut net = Buffers::new(shape);
-    let mut grads = Gradients::new(shape, model);
-    let mut sample = vec![0f32; d];
+    let mut workers: Vec<Worker> = (0..threads(par))
+        .map(|_| Worker::new(shape, model))
+        .collect();
+    let mut flipped: Vec<Vec<f32>> = model.layers[..convs.len()]
+        .iter()
+        .map(|(w, _)| vec![0f32; w.len()])
+        .collect();
     train_loop(model, member, config, |model, param_grads, rows, writer| {
         for (gw, gb) in param_grads.iter_mut() {
             gw.fill(0.0);
             gb.fill(0.0);
         }
-        for (g, ((w, _), f)) in convs
-            .iter()
-            .zip(model.layers.iter().zip(&mut grads.flipped))
-        {
+        for (g, ((w, _), f)) in convs.iter().zip(model.layers.iter().zip(&mut flipped)) {
             direct_conv::flip_weights(g, w, f);
         }
         // Each image's gradients added to the minibatch's, the loss the minibatch's mean.
         let weight = 1.0 / rows.len() as f32;
-        for &i in rows {
-            writer.write_sample(&features[i * d..(i + 1) * d], &mut sample, augment);
-            net.forward(model, shape, &sample);
-            let logits = &mut grads.logits;
-            cross_entropy_grad_weighted(&net.logits, logits, &[i], labels, classes, weight);
-            backward(model, shape, &mut net, &mut grads, param_grads);
+        for round in rows.chunks(workers.len()) {
+            // The samples in order (the augmentation draws from one stream), then the images
+            // of the round at once.
+            let busy = &mut workers[..round.len()];
+            for (w, &i) in busy.iter_mut().zip(round) {
+                writer.write_sample(&features[i * d..(i + 1) * d], &mut w.sample, augment);
+                w.row = i;
+            }
+            let image = |w: &mut Worker| {
+                for (gw, gb) in w.own.iter_mut() {
+                    gw.fill(0.0);
+                    gb.fill(0.0);
+                }
+                w.net.forward(model, shape, &w.sample);
+                let logits = &mut w.grads.logits;
+                cross_entropy_grad_weighted(
+                    &w.net.logits,
+                    logits,
+                    &[w.row],
+                    labels,
+                    classes,
+                    weight,
+                );
+                backward(model, shape, &flipped, &mut w.net, &mut w.grads, &mut w.own);
+            };
+            match busy {
+                [one] => image(one),
+                _ => busy.par_iter_mut().for_each(image),
+            }
+            for w in busy.iter() {
+                for ((gw, gb), (ow, ob)) in param_grads.iter_mut().zip(&w.own) {
+                    add(gw, ow);
+                    add(gb, ob);
+                }
+            }
         }
     });
 }
@@ -504,6 +581,7 @@ fn train_one(
 fn backward(
     model: &HostParams,
     shape: &ResNetShape,
+    flipped: &[Vec<f32>],
     net: &mut Buffers,
     grads: &mut Gradients,
     param_grads: &mut [(Vec<f32>, Vec<f32>)],
@@ -564,7 +642,7 @@ fn backward(
         direct_conv::input_grad(
             end,
             dz_end,
-            &grads.flipped[b.end],
+            &flipped[b.end],
             &mut grads.scratch[b.end],
             d_branch,
         );
@@ -586,7 +664,7 @@ fn backward(
         direct_conv::input_grad(
             start,
             dz_start,
-            &grads.flipped[b.start],
+            &flipped[b.start],
             &mut grads.scratch[b.start],
             d_x,
         );
@@ -595,13 +673,7 @@ fn backward(
                 let g = &convs[p];
                 direct_conv::weight_grad(g, x, dz_end, &mut param_grads[p].0);
                 let d_skip = &mut grads.spare;
-                direct_conv::input_grad(
-                    g,
-                    dz_end,
-                    &grads.flipped[p],
-                    &mut grads.scratch[p],
-                    d_skip,
-                );
+                direct_conv::input_grad(g, dz_end, &flipped[p], &mut grads.scratch[p], d_skip);
                 add(d_x, d_skip);
             }
             None => {

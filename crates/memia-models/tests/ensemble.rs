@@ -127,6 +127,58 @@ fn assert_group_equals_one_by_one(config: &TrainingConfig, model: &ModelConfig) 
     }
 }
 
+/// A model trained alone splits its minibatch's images across the cores (one image's
+/// gradients at a time per thread, added in image order): whatever the number of threads
+/// (1, 2, 3, 5 here), its parameters and logits are bit-identical to the same model trained in a
+/// group of 4, where each model has one thread. Augmented, so that the samples' random shifts
+/// and flips must also come in the same order.
+#[test]
+fn a_model_alone_on_every_core_equals_the_model_in_a_group() {
+    let (x, _, _) = digits();
+    let all = members();
+    let in_pool = |threads: usize, members: &[Member], model: &ModelConfig| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| train_with(members, &augmented(), model, Engine::Auto))
+    };
+    for model in [resnet()] {
+        let group = in_pool(2, &all, &model);
+        assert!(group.uses_fused_kernels());
+        let group_logits = group.predict(&x).unwrap();
+        for threads in [1, 2, 3, 5] {
+            let alone = in_pool(threads, &all[1..2], &model);
+            for (a, b) in group
+                .parameters(1)
+                .unwrap()
+                .iter()
+                .zip(alone.parameters(0).unwrap())
+            {
+                assert!(
+                    a == &b,
+                    "{model:?}: alone on {threads} threads differs from the group"
+                );
+            }
+            let logits = pool_logits(threads, &alone, &x);
+            let per_model = group_logits.len() / all.len();
+            assert!(
+                logits == group_logits[per_model..2 * per_model],
+                "{model:?}: logits on {threads} threads differ"
+            );
+        }
+    }
+}
+
+/// One model's logits computed inside a pool of `threads` threads.
+fn pool_logits(threads: usize, ensemble: &Ensemble, x: &[f32]) -> Vec<f32> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| ensemble.predict(x).unwrap())
+}
+
 /// `configs()[1]` (cosine schedule, weight decay) with random shifts of 1 pixel and flips.
 fn augmented() -> TrainingConfig {
     TrainingConfig {
