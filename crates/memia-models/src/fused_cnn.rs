@@ -14,8 +14,10 @@
 //! tiles poorly; gathering the whole minibatch's patches (39 MB for 128 CIFAR images) made the
 //! step memory-bound. Winograd's F(2x2, 5x5) saves multiplications, but at 3 to 16 channels its
 //! transforms cost as much as the products. One image's convolution is too small to split across
-//! cores, so it runs on the model's own core; the dense layers' minibatch products go through
-//! `gemm` and are split when the group has fewer models than cores, as in the dense kernels.
+//! cores, so it runs on one core; when the group has fewer models than cores (a model alone),
+//! the minibatch's images are split across the cores instead, with the same bits (see
+//! [`train_one`]), and the dense layers' minibatch products go through `gemm`, split as in the
+//! dense kernels.
 //!
 //! **ReLU and pooling** are one pass: the maximum of each 2 x 2 window of the convolution's
 //! output plus the bias (floor for odd sizes, as Burn's and PyTorch's pooling), clamped at zero,
@@ -30,6 +32,7 @@
 //! a group against the same model trained alone, bit for bit.
 
 use gemm::Parallelism;
+use rayon::prelude::*;
 
 use crate::augment::Augmentation;
 use crate::config::{Member, TrainingConfig};
@@ -146,6 +149,9 @@ pub(crate) fn predict(models: &[HostParams], shape: &Cnn, features: &[f32]) -> V
     const CHUNK: usize = 256;
     predict_each(models, n, classes, |model, out, par| {
         let mut net = Buffers::new(shape, CHUNK.min(n));
+        let mut work: Vec<ImageWork> = (0..threads(par))
+            .map(|_| ImageWork::new(shape, model))
+            .collect();
         for (rows, dst) in features
             .chunks(CHUNK * d)
             .zip(out.chunks_mut(CHUNK * classes))
@@ -154,7 +160,7 @@ pub(crate) fn predict(models: &[HostParams], shape: &Cnn, features: &[f32]) -> V
             for (sample, src) in rows.chunks_exact(d).enumerate() {
                 net.put_sample(shape, sample, src);
             }
-            net.forward(model, shape, r, par);
+            net.forward(model, shape, r, par, &mut work);
             dst.copy_from_slice(&net.dense.logits[..r * classes]);
         }
     })
@@ -163,20 +169,34 @@ pub(crate) fn predict(models: &[HostParams], shape: &Cnn, features: &[f32]) -> V
 /// Marks a pooled output clamped at zero by ReLU: no gradient flows back through it.
 const CLAMPED: u32 = u32::MAX;
 
+/// How many threads share one model's images: one when the models of the group keep the cores
+/// busy, else the pool's.
+fn threads(par: Parallelism) -> usize {
+    match par {
+        Parallelism::Rayon(threads) => threads.max(1),
+        _ => 1,
+    }
+}
+
 /// One model's buffers for a minibatch of up to `b` samples.
 struct Buffers {
     /// Each stage's padded planar input images, `b` x [`Planar::image_len`] (the first
     /// stage's written by [`Buffers::put_sample`], the others by the previous stage's pooling;
     /// the borders stay zero).
     input: Vec<Vec<f32>>,
-    /// Each stage's convolution output of one image (before bias, ReLU and pooling), planar
-    /// `[cout, h, wv]`.
-    conv: Vec<Vec<f32>>,
-    /// Each stage's pooling, `[b, cout, h/2, w/2]`: the index in its image's `conv` of each
-    /// window's maximum, or [`CLAMPED`].
+    /// Each stage's pooling, `[b, cout, h/2, w/2]`: the index in its image's convolution output
+    /// of each window's maximum, or [`CLAMPED`].
     argmax: Vec<Vec<u32>>,
     /// The dense layers' activations (`layers[0]`: the flattened last stage).
     dense: Activations,
+}
+
+/// One image's share of the minibatch's buffers: each stage's input image and pooling, and its
+/// row of the dense input.
+struct ImageSlices<'a> {
+    input: Vec<&'a mut [f32]>,
+    argmax: Vec<&'a mut [u32]>,
+    flat: &'a mut [f32],
 }
 
 impl Buffers {
@@ -187,7 +207,6 @@ impl Buffers {
                 .iter()
                 .map(|s| vec![0f32; b * s.image_len()])
                 .collect(),
-            conv: stages.iter().map(|s| vec![0f32; s.out_len()]).collect(),
             argmax: stages
                 .iter()
                 .map(|s| vec![0u32; b * pooled(s) * s.cout()])
@@ -204,37 +223,117 @@ impl Buffers {
         first.put(src, &mut self.input[0][sample * len..(sample + 1) * len]);
     }
 
-    /// Forward pass of the first `r` images of the first stage's input.
-    fn forward(&mut self, model: &HostParams, shape: &Cnn, r: usize, par: Parallelism) {
+    /// The first `r` images' shares of the buffers.
+    fn images(&mut self, shape: &Cnn, r: usize) -> Vec<ImageSlices<'_>> {
         let stages = &shape.stages;
-        let flat = shape.dense[0];
-        for n in 0..r {
-            for (si, st) in stages.iter().enumerate() {
-                let (weight, bias) = &model.layers[si];
-                let len = st.image_len();
-                let conv = &mut self.conv[si];
-                direct_conv::forward(st, &self.input[si][n * len..(n + 1) * len], weight, conv);
-                let pp = pooled(st) * st.cout();
-                let argmax = &mut self.argmax[si][n * pp..(n + 1) * pp];
-                match stages.get(si + 1) {
-                    Some(next) => {
-                        let len = next.image_len();
-                        let out = &mut self.input[si + 1][n * len..(n + 1) * len];
-                        let rows = next.rows();
-                        pool(conv, st, bias, argmax, out, |c, y| rows.interior(c, y));
-                    }
-                    None => {
-                        let out = &mut self.dense.layers[0][n * flat..(n + 1) * flat];
-                        let pw = st.w() / 2;
-                        pool(conv, st, bias, argmax, out, |c, y| {
-                            (c * (st.h() / 2) + y) * pw
-                        });
-                    }
-                }
+        let mut input: Vec<_> = self
+            .input
+            .iter_mut()
+            .zip(stages)
+            .map(|(v, st)| v.chunks_mut(st.image_len()))
+            .collect();
+        let mut argmax: Vec<_> = self
+            .argmax
+            .iter_mut()
+            .zip(stages)
+            .map(|(v, st)| v.chunks_mut(pooled(st) * st.cout()))
+            .collect();
+        let mut flat = self.dense.layers[0].chunks_mut(shape.dense[0]);
+        // Each buffer holds `b >= r` images.
+        let hold = "the buffers hold the minibatch";
+        (0..r)
+            .map(|_| ImageSlices {
+                input: input.iter_mut().map(|c| c.next().expect(hold)).collect(),
+                argmax: argmax.iter_mut().map(|c| c.next().expect(hold)).collect(),
+                flat: flat.next().expect(hold),
+            })
+            .collect()
+    }
+
+    /// Forward pass of the first `r` images of the first stage's input: the convolutions image
+    /// by image (split across `work`'s threads, each with its own scratch; each image's values
+    /// are its own, so the split changes no bit), then the dense layers on the minibatch.
+    fn forward(
+        &mut self,
+        model: &HostParams,
+        shape: &Cnn,
+        r: usize,
+        par: Parallelism,
+        work: &mut [ImageWork],
+    ) {
+        let mut images = self.images(shape, r);
+        let share = r.div_ceil(work.len()).max(1);
+        let convolve = |(images, work): (&mut [ImageSlices], &mut ImageWork)| {
+            for image in images {
+                convolve_image(model, shape, image, &mut work.conv);
+            }
+        };
+        match work {
+            [one] => convolve((&mut images, one)),
+            _ => images
+                .par_chunks_mut(share)
+                .zip(work.par_iter_mut())
+                .for_each(convolve),
+        }
+        let stages = shape.stages.len();
+        self.dense
+            .forward(&model.layers[stages..], &shape.dense, r, par);
+    }
+}
+
+/// The convolution stages of one image, through `conv` (each stage's output scratch).
+fn convolve_image(model: &HostParams, shape: &Cnn, image: &mut ImageSlices, conv: &mut [Vec<f32>]) {
+    let stages = &shape.stages;
+    for (si, st) in stages.iter().enumerate() {
+        let (weight, bias) = &model.layers[si];
+        let (this, after) = image.input.split_at_mut(si + 1);
+        let conv = &mut conv[si];
+        direct_conv::forward(st, this[si], weight, conv);
+        let argmax = &mut image.argmax[si];
+        match stages.get(si + 1) {
+            Some(next) => {
+                let rows = next.rows();
+                pool(conv, st, bias, argmax, after[0], |c, y| rows.interior(c, y));
+            }
+            None => {
+                let pw = st.w() / 2;
+                pool(conv, st, bias, argmax, image.flat, |c, y| {
+                    (c * (st.h() / 2) + y) * pw
+                });
             }
         }
-        self.dense
-            .forward(&model.layers[stages.len()..], &shape.dense, r, par);
+    }
+}
+
+/// One thread's working memory for one image at a time: per stage the convolution's output,
+/// its gradient, the same padded (the input of the transposed convolution), the input gradient
+/// (`[cin, h, wv]`), and the image's own weight gradient; the image's place in the minibatch.
+struct ImageWork {
+    conv: Vec<Vec<f32>>,
+    d_conv: Vec<Vec<f32>>,
+    d_padded: Vec<Vec<f32>>,
+    d_input: Vec<Vec<f32>>,
+    own: Vec<Vec<f32>>,
+    n: usize,
+}
+
+impl ImageWork {
+    fn new(shape: &Cnn, model: &HostParams) -> Self {
+        let stages = &shape.stages;
+        let per_stage = |len: &dyn Fn(&Planar) -> usize| -> Vec<Vec<f32>> {
+            stages.iter().map(|s| vec![0f32; len(s)]).collect()
+        };
+        ImageWork {
+            conv: per_stage(&|s| s.out_len()),
+            d_conv: per_stage(&|s| s.out_len()),
+            d_padded: per_stage(&|s| s.transposed().image_len()),
+            d_input: per_stage(&|s| s.transposed().out_len()),
+            own: model.layers[..stages.len()]
+                .iter()
+                .map(|(w, _)| vec![0f32; w.len()])
+                .collect(),
+            n: 0,
+        }
     }
 }
 
@@ -286,6 +385,13 @@ fn window_max(values: [f32; 4], at: [u32; 4], bias: f32) -> (f32, u32) {
     (out.max(0.0), if out > 0.0 { arg } else { CLAMPED })
 }
 
+/// One model's training. **Images split across threads, the same bits.** The convolutions'
+/// backward pass runs image by image, the images of the minibatch in rounds across the threads;
+/// each image's weight gradient goes into its own zeroed buffer (the image's only addition to
+/// each weight) and is added to the minibatch's in image order, and the biases' gradients (sums
+/// over every pixel) are then summed in the single-thread order from what each image left, so a
+/// model trained alone on every core is bit-identical to the same model trained in a group on
+/// one (tested).
 #[allow(clippy::too_many_arguments)] // one model's share of `train`
 fn train_one(
     model: &mut HostParams,
@@ -299,20 +405,11 @@ fn train_one(
 ) {
     let (d, b, classes) = (shape.inputs(), config.batch_size, shape.classes());
     let stages = &shape.stages;
-    let flat = shape.dense[0];
     let mut net = Buffers::new(shape, b);
     let widest = shape.dense.iter().copied().max().unwrap_or(0);
     let (mut delta, mut delta_below) = (vec![0f32; b * widest], vec![0f32; b * widest]);
-    // Per stage: one image's output gradient (`[cout, h, wv]`), the same padded (the input of
-    // the transposed convolution), its input gradient (`[cin, h, wv]`), the flipped weights.
-    let mut d_conv: Vec<Vec<f32>> = stages.iter().map(|s| vec![0f32; s.out_len()]).collect();
-    let mut d_padded: Vec<Vec<f32>> = stages
-        .iter()
-        .map(|s| vec![0f32; s.transposed().image_len()])
-        .collect();
-    let mut d_input: Vec<Vec<f32>> = stages
-        .iter()
-        .map(|s| vec![0f32; s.transposed().out_len()])
+    let mut work: Vec<ImageWork> = (0..threads(par))
+        .map(|_| ImageWork::new(shape, model))
         .collect();
     let mut flipped: Vec<Vec<f32>> = model.layers[..stages.len()]
         .iter()
@@ -325,7 +422,7 @@ fn train_one(
             writer.write_sample(&features[i * d..(i + 1) * d], &mut sample, augment);
             net.put_sample(shape, n, &sample);
         }
-        net.forward(model, shape, r, par);
+        net.forward(model, shape, r, par, &mut work);
         cross_entropy_grad(&net.dense.logits, &mut delta, rows, labels, classes);
         let (conv_params, dense_params) = model.layers.split_at(stages.len());
         let (conv_grads, dense_grads) = grads.split_at_mut(stages.len());
@@ -348,46 +445,118 @@ fn train_one(
             gb.fill(0.0);
             direct_conv::flip_weights(st, w, f);
         }
-        // Image by image, last stage first.
-        for n in 0..r {
-            for (si, st) in stages.iter().enumerate().rev() {
-                let (ph, pw) = (st.h() / 2, st.w() / 2);
-                let pp = pooled(st) * st.cout();
-                // The gradient of the pooled output, by rows `(c, y)`: the dense input's
-                // (channel-major) after the last stage, else the next stage's input gradient
-                // (planar with rows of the next stage's `wv`).
-                let (d_out, stride): (&[f32], usize) = match stages.get(si + 1) {
-                    None => (&delta[n * flat..(n + 1) * flat], pw),
-                    Some(next) => (&d_input[si + 1], next.input_wv()),
-                };
-                // Through pooling and ReLU: to each window's maximum, where the output was
-                // positive; the bias gradient on the way.
-                let dz = &mut d_conv[si];
-                dz.fill(0.0);
-                let argmax = &net.argmax[si][n * pp..(n + 1) * pp];
-                let (gw, gb) = &mut conv_grads[si];
-                for (ch, gb) in gb.iter_mut().enumerate() {
-                    for y in 0..ph {
-                        let g = &d_out[(ch * ph + y) * stride..][..pw];
-                        let arg = &argmax[(ch * ph + y) * pw..][..pw];
-                        for (&g, &at) in g.iter().zip(arg) {
-                            if at != CLAMPED {
-                                dz[at as usize] += g;
-                                *gb += g;
-                            }
-                        }
-                    }
-                }
-                let len = st.image_len();
-                let image = &net.input[si][n * len..(n + 1) * len];
-                direct_conv::weight_grad(st, image, dz, gw);
-                if si > 0 {
-                    let (flipped, scratch) = (&flipped[si], &mut d_padded[si]);
-                    direct_conv::input_grad(st, dz, flipped, scratch, &mut d_input[si]);
+        let net = &net;
+        let (delta, flipped) = (&delta[..], &flipped[..]);
+        let threads = work.len();
+        for first in (0..r).step_by(threads) {
+            let busy = &mut work[..threads.min(r - first)];
+            for (n, w) in busy.iter_mut().enumerate() {
+                w.n = first + n;
+            }
+            let image = |w: &mut ImageWork| backward_image(shape, net, flipped, delta, w);
+            match busy {
+                [one] => image(one),
+                _ => busy.par_iter_mut().for_each(image),
+            }
+            for w in busy.iter() {
+                for (si, (gw, gb)) in conv_grads.iter_mut().enumerate() {
+                    gw.iter_mut().zip(&w.own[si]).for_each(|(g, &o)| *g += o);
+                    let (d_out, stride) = pooled_grad(shape, si, delta, w);
+                    let argmax = image_argmax(shape, net, si, w.n);
+                    bias_grad(shape, si, d_out, stride, argmax, gb);
                 }
             }
         }
     });
+}
+
+/// Stage `si`'s pooling of image `n`.
+fn image_argmax<'a>(shape: &Cnn, net: &'a Buffers, si: usize, n: usize) -> &'a [u32] {
+    let pp = pooled(&shape.stages[si]) * shape.stages[si].cout();
+    &net.argmax[si][n * pp..(n + 1) * pp]
+}
+
+/// The gradient of stage `si`'s pooled output for `w`'s image, by rows `(c, y)`, and its row
+/// stride: the dense input's (channel-major) after the last stage, else the next stage's input
+/// gradient (planar with rows of the next stage's `wv`).
+fn pooled_grad<'a>(
+    shape: &Cnn,
+    si: usize,
+    delta: &'a [f32],
+    w: &'a ImageWork,
+) -> (&'a [f32], usize) {
+    let flat = shape.dense[0];
+    match shape.stages.get(si + 1) {
+        None => (
+            &delta[w.n * flat..(w.n + 1) * flat],
+            shape.stages[si].w() / 2,
+        ),
+        Some(next) => (&w.d_input[si + 1], next.input_wv()),
+    }
+}
+
+/// Adds to `gb` the bias gradient of stage `si` from one image: its pooled output's gradient
+/// where the output was positive, channel by channel, in the single-thread order.
+fn bias_grad(shape: &Cnn, si: usize, d_out: &[f32], stride: usize, argmax: &[u32], gb: &mut [f32]) {
+    let st = &shape.stages[si];
+    let (ph, pw) = (st.h() / 2, st.w() / 2);
+    for (ch, gb) in gb.iter_mut().enumerate() {
+        for y in 0..ph {
+            let g = &d_out[(ch * ph + y) * stride..][..pw];
+            let arg = &argmax[(ch * ph + y) * pw..][..pw];
+            for (&g, &at) in g.iter().zip(arg) {
+                if at != CLAMPED {
+                    *gb += g;
+                }
+            }
+        }
+    }
+}
+
+/// The convolutions' backward pass for `w`'s image, last stage first: each stage's output
+/// gradient through pooling and ReLU (to each window's maximum, where the output was
+/// positive), its weight gradient into `w.own` and, below the first stage, its input gradient.
+fn backward_image(
+    shape: &Cnn,
+    net: &Buffers,
+    flipped: &[Vec<f32>],
+    delta: &[f32],
+    w: &mut ImageWork,
+) {
+    let n = w.n;
+    for (si, st) in shape.stages.iter().enumerate().rev() {
+        let (ph, pw) = (st.h() / 2, st.w() / 2);
+        let mut dz = std::mem::take(&mut w.d_conv[si]);
+        dz.fill(0.0);
+        let argmax = image_argmax(shape, net, si, n);
+        let (d_out, stride) = pooled_grad(shape, si, delta, w);
+        for ch in 0..st.cout() {
+            for y in 0..ph {
+                let g = &d_out[(ch * ph + y) * stride..][..pw];
+                let arg = &argmax[(ch * ph + y) * pw..][..pw];
+                for (&g, &at) in g.iter().zip(arg) {
+                    if at != CLAMPED {
+                        dz[at as usize] += g;
+                    }
+                }
+            }
+        }
+        let len = st.image_len();
+        let image = &net.input[si][n * len..(n + 1) * len];
+        let own = &mut w.own[si];
+        own.fill(0.0);
+        direct_conv::weight_grad(st, image, &dz, own);
+        if si > 0 {
+            direct_conv::input_grad(
+                st,
+                &dz,
+                &flipped[si],
+                &mut w.d_padded[si],
+                &mut w.d_input[si],
+            );
+        }
+        w.d_conv[si] = dz;
+    }
 }
 
 #[cfg(test)]

@@ -143,7 +143,13 @@ fn a_model_alone_on_every_core_equals_the_model_in_a_group() {
             .unwrap();
         pool.install(|| train_with(members, &augmented(), model, Engine::Auto))
     };
-    for model in [resnet()] {
+    let cnn: ModelConfig = CnnConfig {
+        channels: vec![4, 8],
+        kernel: 3,
+        hidden: vec![16],
+    }
+    .into();
+    for model in [resnet(), cnn] {
         let group = in_pool(2, &all, &model);
         assert!(group.uses_fused_kernels());
         let group_logits = group.predict(&x).unwrap();
