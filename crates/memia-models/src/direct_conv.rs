@@ -11,8 +11,10 @@
 //!
 //! **Strides.** For a stride s, each padded input row is stored as s *phases* (columns
 //! `q, q + s, q + 2s, ...`), so that the inputs of eight consecutive outputs are again one
-//! contiguous load. The input gradient of a strided convolution is a stride-1 convolution of
-//! the output gradient spread onto the input grid (zeros between), with the flipped weights.
+//! contiguous load. The input gradient of a strided convolution is computed by phases: each of
+//! the s^2 phases of the input grid is a small convolution of the output gradient through the
+//! kernel taps that reach it ([`input_grad`]), a quarter of the work of spreading the output
+//! gradient onto the input grid at stride 2, with the same bits.
 //!
 //! **Kernels** ([`Kernels`], chosen at run time): with AVX2 and FMA the kernels use them; with
 //! AVX-512 as well, the weight gradient uses 16-lane vectors for the same sums (bit-identical to
@@ -452,8 +454,16 @@ pub(crate) fn weight_grad(g: &Planar, image: &[f32], dz: &[f32], grad: &mut [f32
 
 /// The input gradient of [`forward`] for one image: from `dz` (`[cout, ho, wv]`, zero past
 /// `wo`) and `flipped` ([`flip_weights`]) into `out` (`[cin, h, wv]` of
-/// [`Planar::transposed`]). `scratch` holds one padded image of the transposed convolution
-/// (`transposed().image_len()` values, zero where it was never written).
+/// [`Planar::transposed`]; the columns past `w` are not part of the result). `scratch` holds one
+/// padded image of the transposed convolution (`transposed().image_len()` values, zero where it
+/// was never written), and is used by one geometry only.
+///
+/// With stride 1 this is the transposed convolution of `dz`. With a stride s it is computed by
+/// phases ([`Phases`]): the input pixels `(s i + py, s j + px)` of one phase receive the output
+/// gradients through a fixed subset of the kernel's taps, so each phase is a small convolution
+/// of `dz` at the output's resolution, 1 / s^2 of the work of spreading `dz` onto the input's
+/// grid (zeros between) and convolving that. The terms are summed in the spread version's order
+/// and it only skipped its zero terms, so the two give the same values (tested bit for bit).
 pub(crate) fn input_grad(
     g: &Planar,
     dz: &[f32],
@@ -462,28 +472,189 @@ pub(crate) fn input_grad(
     out: &mut [f32],
 ) {
     let back = g.transposed();
-    let rows = back.rows();
     let (ho, wo, wv, s) = (g.ho(), g.wo(), g.wv(), g.stride);
-    if s == 1 {
-        // The border is never written, so it stays zero.
+    if s > 1 {
+        return Phases::new(g).input_grad(dz, flipped, scratch, out);
+    }
+    let rows = back.rows();
+    // The border is never written, so it stays zero.
+    for o in 0..g.cout {
+        for y in 0..ho {
+            let at = rows.interior(o, y);
+            scratch[at..at + wo].copy_from_slice(&dz[(o * ho + y) * wv..][..wo]);
+        }
+    }
+    forward(&back, scratch, flipped, out);
+}
+
+/// The polyphase input gradient of a strided convolution. Input pixel `(s i + py, s j + px)`
+/// receives `weights[o, c, dy, dx] dz[o, i + oy, j + ox]` for the taps with `py + k/2 - dy = s oy`
+/// and `px + k/2 - dx = s ox`; `dz` is stored with a zero border of `border` (at least every
+/// `|oy|`, `|ox|`, and at most `k / 2`, so it fits in the transposed convolution's scratch) in
+/// rows of `row` values.
+#[derive(Debug)]
+struct Phases {
+    g: Planar,
+    border: usize,
+    row: usize,
+    plane: usize,
+    /// Per phase `py s + px`: each tap's offset in a padded plane (from the phase pixel's own
+    /// place, shifted by the border) and its index within a flipped kernel (`(k-1-dy) k +
+    /// (k-1-dx)`), in the flipped kernel's order (the order the spread version sums in).
+    taps: Vec<Vec<(usize, usize)>>,
+}
+
+impl Phases {
+    fn new(g: &Planar) -> Phases {
+        let (k, s, p) = (g.k as isize, g.stride as isize, (g.k / 2) as isize);
+        // Each phase's taps as (oy, ox, flipped index).
+        let offsets = |phase: isize| -> Vec<(isize, usize)> {
+            (0..k)
+                .rev()
+                .filter(|&d| (phase + p - d).rem_euclid(s) == 0)
+                .map(|d| ((phase + p - d).div_euclid(s), (k - 1 - d) as usize))
+                .collect()
+        };
+        let per_phase: Vec<Vec<(isize, usize)>> = (0..s).map(offsets).collect();
+        let border = per_phase
+            .iter()
+            .flatten()
+            .map(|&(o, _)| o.unsigned_abs())
+            .max()
+            .unwrap_or(0);
+        let row = g.wv + 2 * border;
+        let plane = (g.ho + 2 * border) * row;
+        let b = border as isize;
+        let mut taps = Vec::with_capacity(g.stride * g.stride);
+        for ys in &per_phase {
+            for xs in &per_phase {
+                let mut phase: Vec<(usize, usize)> = ys
+                    .iter()
+                    .flat_map(|&(oy, fy)| {
+                        xs.iter().map(move |&(ox, fx)| {
+                            let at = (oy + b) * row as isize + ox + b;
+                            (at as usize, fy * g.k + fx)
+                        })
+                    })
+                    .collect();
+                phase.sort_by_key(|&(_, flipped)| flipped);
+                taps.push(phase);
+            }
+        }
+        Phases {
+            g: *g,
+            border,
+            row,
+            plane,
+            taps,
+        }
+    }
+
+    /// See [`input_grad`].
+    fn input_grad(&self, dz: &[f32], flipped: &[f32], scratch: &mut [f32], out: &mut [f32]) {
+        self.input_grad_with(Kernels::detect(), dz, flipped, scratch, out);
+    }
+
+    /// [`Phases::input_grad`] with the portable kernel, whatever the CPU.
+    #[cfg(test)]
+    fn input_grad_portable(
+        &self,
+        dz: &[f32],
+        flipped: &[f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) {
+        self.input_grad_with(Kernels::Portable, dz, flipped, scratch, out);
+    }
+
+    fn input_grad_with(
+        &self,
+        kernels: Kernels,
+        dz: &[f32],
+        flipped: &[f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let g = &self.g;
+        let (ho, wo, wv) = (g.ho, g.wo, g.wv);
+        let padded = g.cout * self.plane;
+        assert!(
+            padded <= scratch.len()
+                && dz.len() >= g.out_len
+                && flipped.len() >= g.weights_len
+                && out.len() >= g.cin * g.h * g.input_wv,
+            "polyphase input gradient: buffers too short for {g:?}"
+        );
+        let scratch = &mut scratch[..padded];
+        scratch.fill(0.0);
         for o in 0..g.cout {
             for y in 0..ho {
-                let at = rows.interior(o, y);
+                let at = o * self.plane + (y + self.border) * self.row + self.border;
                 scratch[at..at + wo].copy_from_slice(&dz[(o * ho + y) * wv..][..wo]);
             }
         }
-    } else {
-        // Each output's gradient at its input position, zeros between.
-        scratch[..back.image_len()].fill(0.0);
-        for o in 0..g.cout {
-            for y in 0..ho {
-                for (x, &v) in dz[(o * ho + y) * wv..][..wo].iter().enumerate() {
-                    scratch[rows.at(o, s * y, s * x)] = v;
+        match kernels {
+            // SAFETY: the CPU has AVX2 and FMA; the lengths are asserted above, and every
+            // offset the kernel forms is bounded by the padded layout (see `phase_rows`).
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx512 | Kernels::Avx2 => unsafe { x86::phases(self, scratch, flipped, out) },
+            Kernels::Portable => self.portable(scratch, flipped, out),
+        }
+        // The columns past `w` are not part of the gradient: zero, not stale values.
+        let (h, w, iwv) = (g.h, g.w, g.input_wv);
+        for row in out[..g.cin * h * iwv].chunks_exact_mut(iwv) {
+            row[w..].fill(0.0);
+        }
+    }
+
+    /// Rows of phase `py` (input rows `s i + py`, `i` below the count) and its columns (`s j +
+    /// px`, `j` below the count): at most `ho` and `wo`, so every tap of every vector of 8
+    /// reads within the padded plane.
+    fn phase_rows(&self, py: usize) -> usize {
+        (self.g.h - py).div_ceil(self.g.stride)
+    }
+
+    fn phase_columns(&self, px: usize) -> usize {
+        (self.g.w - px).div_ceil(self.g.stride)
+    }
+
+    /// Writes the `columns` first of `values` (phase columns `j0..`) into input row `y`'s
+    /// columns `s j + px` of channel `c`.
+    fn scatter(&self, out: &mut [f32], c: usize, y: usize, px: usize, j0: usize, values: &[f32]) {
+        let g = &self.g;
+        let row = &mut out[(c * g.h + y) * g.input_wv..][..g.w];
+        let columns = self.phase_columns(px);
+        for (j, &v) in values.iter().enumerate().take(columns.saturating_sub(j0)) {
+            row[g.stride * (j0 + j) + px] = v;
+        }
+    }
+
+    fn portable(&self, dz: &[f32], flipped: &[f32], out: &mut [f32]) {
+        let g = &self.g;
+        let (s, kk) = (g.stride, g.k * g.k);
+        let per_flipped = g.cout * kk;
+        let mut acc = vec![0f32; g.wv];
+        for c in 0..g.cin {
+            for py in 0..s {
+                for px in 0..s {
+                    let taps = &self.taps[py * s + px];
+                    for i in 0..self.phase_rows(py) {
+                        acc.fill(0.0);
+                        for o in 0..g.cout {
+                            let base = o * self.plane + i * self.row;
+                            for &(at, f) in taps {
+                                let wgt = flipped[c * per_flipped + o * kk + f];
+                                for (a, &v) in acc.iter_mut().zip(&dz[base + at..][..g.wv]) {
+                                    *a += wgt * v;
+                                }
+                            }
+                        }
+                        self.scatter(out, c, s * i + py, px, 0, &acc);
+                    }
                 }
             }
         }
     }
-    forward(&back, scratch, flipped, out);
 }
 
 /// Writes the weights of [`Planar::transposed`] for `weights` of `g` (`[cout, cin, k, k]`):
@@ -621,7 +792,7 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    use super::{Offsets, Planar};
+    use super::{Offsets, Phases, Planar};
 
     // Tiles of up to 6 output channels: in the forward pass with 2 vectors of pixels, 12
     // accumulators (with the 2 input vectors and the broadcast weight, 15 of the 16 registers:
@@ -810,6 +981,93 @@ mod x86 {
         }
     }
 
+    /// [`Phases`]'s input gradient: blocks of up to 6 input channels, vectors of 8 phase
+    /// columns, two at a time.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn phases(p: &Phases, dz: &[f32], flipped: &[f32], out: &mut [f32]) {
+        // SAFETY: as this function's.
+        unsafe { by_channel_blocks!(p.g.cin, phase_channels(p, dz, flipped, out)) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn phase_channels<const O: usize>(
+        p: &Phases,
+        dz: &[f32],
+        flipped: &[f32],
+        out: &mut [f32],
+        c: usize,
+    ) {
+        let (s, vectors) = (p.g.stride, p.g.wv / 8);
+        for py in 0..s {
+            for px in 0..s {
+                let taps = &p.taps[py * s + px];
+                for i in 0..p.phase_rows(py) {
+                    let mut v = 0;
+                    // SAFETY: as this function's; every vector is one of the row's.
+                    unsafe {
+                        while v + 2 <= vectors {
+                            phase_tile::<O, 2>(p, taps, dz, flipped, out, c, [py, px, i], v * 8);
+                            v += 2;
+                        }
+                        if v < vectors {
+                            phase_tile::<O, 1>(p, taps, dz, flipped, out, c, [py, px, i], v * 8);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Input channels `c..c + O` at X vectors of 8 phase columns from `j0`, of phase row `i`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn phase_tile<const O: usize, const X: usize>(
+        p: &Phases,
+        taps: &[(usize, usize)],
+        dz: &[f32],
+        flipped: &[f32],
+        out: &mut [f32],
+        c: usize,
+        [py, px, i]: [usize; 3],
+        j0: usize,
+    ) {
+        let g = &p.g;
+        let kk = g.k * g.k;
+        let per_flipped = g.cout * kk;
+        let mut acc = [[_mm256_setzero_ps(); X]; O];
+        let (dp, fp) = (dz.as_ptr(), flipped.as_ptr());
+        // SAFETY: phase row i < ho and vector j0 + 8 <= wv, so with a tap's offset (at most 2
+        // borders in each direction) the loads stay within channel o's padded plane of `(ho + 2
+        // border) x (wv + 2 border)`, all within `cout x plane` (asserted by the caller); the
+        // weights within `cin x cout x k x k`.
+        unsafe {
+            for o in 0..g.cout {
+                let base = dp.add(o * p.plane + i * p.row + j0);
+                let wrow = fp.add(c * per_flipped + o * kk);
+                for &(at, f) in taps {
+                    let mut v = [_mm256_setzero_ps(); X];
+                    for (x, v) in v.iter_mut().enumerate() {
+                        *v = _mm256_loadu_ps(base.add(at + 8 * x));
+                    }
+                    for (ci, acc) in acc.iter_mut().enumerate() {
+                        let w = _mm256_broadcast_ss(&*wrow.add(ci * per_flipped + f));
+                        for (a, &v) in acc.iter_mut().zip(&v) {
+                            *a = _mm256_fmadd_ps(w, v, *a);
+                        }
+                    }
+                }
+            }
+        }
+        let mut values = [0f32; 16];
+        for (ci, acc) in acc.iter().enumerate() {
+            for (x, &a) in acc.iter().enumerate() {
+                // SAFETY: 8 values into a 16-value array at 0 or 8.
+                unsafe { _mm256_storeu_ps(values.as_mut_ptr().add(8 * x), a) };
+            }
+            p.scatter(out, c + ci, g.stride * i + py, px, j0, &values[..8 * X]);
+        }
+    }
+
     /// The sum of a vector's 8 values, in a fixed order.
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn horizontal_sum(v: __m256) -> f32 {
@@ -881,6 +1139,75 @@ mod tests {
                 changed > g.weights_len / 2,
                 "{g:?}: {changed} weights changed"
             );
+        }
+    }
+
+    /// The polyphase input gradient of strided convolutions gives the bits of the spread
+    /// version it replaced (the output gradient spread onto the input grid, zeros between, then
+    /// the stride-1 transposed convolution), with the dispatched and the portable kernels, on
+    /// strides 2 and 3, kernels 1, 3, 5 and 7, odd sizes and channel counts that leave blocks.
+    #[test]
+    fn polyphase_input_gradient_equals_the_spread_one_bit_for_bit() {
+        let geometries = [
+            Planar::new(5, 7, 3, [9, 10], 2, 1).unwrap(),
+            Planar::new(16, 32, 3, [32, 32], 2, 1).unwrap(),
+            Planar::new(4, 13, 1, [9, 11], 2, 1).unwrap(),
+            Planar::new(6, 9, 3, [17, 50], 3, 1).unwrap(),
+            Planar::new(3, 5, 5, [13, 7], 2, 2).unwrap(),
+            Planar::new(2, 3, 7, [16, 21], 3, 3).unwrap(),
+            Planar::new(7, 8, 3, [8, 8], 2, 1).unwrap(),
+        ];
+        type Conv = fn(&Planar, &[f32], &[f32], &mut [f32]);
+        for g in geometries {
+            let weights: Vec<f32> = (0..g.weights_len)
+                .map(|i| ((i * 104_729 % 997) as f32 / 997.0) - 0.5)
+                .collect();
+            let dz: Vec<f32> = (0..g.out_len())
+                .map(|i| {
+                    if i % g.wv() < g.wo() {
+                        ((i * 31 % 17) as f32 / 17.0) - 0.5
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mut flipped = vec![0f32; weights.len()];
+            flip_weights(&g, &weights, &mut flipped);
+            let back = g.transposed();
+            let phases = Phases::new(&g);
+            let kernels: [(&str, Conv); 2] =
+                [("dispatched", forward), ("portable", portable_forward)];
+            for (name, conv) in kernels {
+                // The spread version.
+                let mut spread = vec![0f32; back.image_len()];
+                let rows = back.rows();
+                for o in 0..g.cout {
+                    for y in 0..g.ho() {
+                        for x in 0..g.wo() {
+                            spread[rows.at(o, g.stride * y, g.stride * x)] =
+                                dz[(o * g.ho() + y) * g.wv() + x];
+                        }
+                    }
+                }
+                let mut want = vec![f32::NAN; back.out_len()];
+                conv(&back, &spread, &flipped, &mut want);
+                let mut scratch = vec![f32::NAN; back.image_len()];
+                let mut got = vec![f32::NAN; back.out_len()];
+                if name == "dispatched" {
+                    input_grad(&g, &dz, &flipped, &mut scratch, &mut got);
+                } else {
+                    phases.input_grad_portable(&dz, &flipped, &mut scratch, &mut got);
+                }
+                for c in 0..g.cin {
+                    for y in 0..g.h {
+                        let at = (c * g.h + y) * g.input_wv;
+                        let (a, b) = (&got[at..at + g.w], &want[at..at + g.w]);
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(a), bits(b), "{name} {g:?}: channel {c} row {y}");
+                        assert!(got[at + g.w..at + g.input_wv].iter().all(|&v| v == 0.0));
+                    }
+                }
+            }
         }
     }
 
