@@ -17,8 +17,8 @@
 //! gradient onto the input grid at stride 2, with the same bits.
 //!
 //! **Kernels** ([`Kernels`], chosen at run time): with AVX2 and FMA the kernels use them; with
-//! AVX-512 as well, the weight gradient uses 16-lane vectors for the same sums (bit-identical to
-//! the AVX2 kernel, see `avx512`); elsewhere a portable version sums the same terms with
+//! AVX-512 as well, 16-lane vectors for the same sums (bit-identical to the AVX2 kernels, see
+//! `avx512`); elsewhere a portable version sums the same terms with
 //! separate multiply and add. Either way a model's arithmetic does not depend on the other
 //! models of its group.
 //!
@@ -430,9 +430,10 @@ pub(crate) fn forward(g: &Planar, image: &[f32], weights: &[f32], out: &mut [f32
     // the geometry's sizes (checked above), and `Planar::new` bounded every offset the kernels
     // form by them.
     match Kernels::detect() {
-        // The AVX2 forward pass is the faster one on AVX-512 CPUs too (see `avx512`).
         #[cfg(target_arch = "x86_64")]
-        Kernels::Avx512 | Kernels::Avx2 => unsafe { x86::forward(g, image, weights, out) },
+        Kernels::Avx512 => unsafe { avx512::forward(g, image, weights, out) },
+        #[cfg(target_arch = "x86_64")]
+        Kernels::Avx2 => unsafe { x86::forward(g, image, weights, out) },
         Kernels::Portable => portable_forward(g, image, weights, out),
     }
 }
@@ -678,7 +679,8 @@ pub(crate) fn flip_weights(g: &Planar, weights: &[f32], flipped: &mut [f32]) {
 /// and AVX2 ones compute the same bits; the portable ones (no FMA) round differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernels {
-    /// AVX-512F with AVX2 and FMA: 16 lanes, the AVX2 kernels' sums.
+    /// AVX-512F with AVX2 and FMA: 16 lanes, the AVX2 kernels' sums (the polyphase input
+    /// gradient keeps the AVX2 kernel).
     #[cfg(target_arch = "x86_64")]
     Avx512,
     /// AVX2 and FMA: 8 lanes.
@@ -877,7 +879,12 @@ mod x86 {
         unsafe {
             for c in 0..g.cin {
                 for dy in 0..k {
-                    let rows = places.map(|(y, x0)| ip.add(at.input_row(c, y, dy) + x0));
+                    // A plain loop: `array::map` is a call here, which spills every
+                    // accumulator around it.
+                    let mut rows = [ip; X];
+                    for (row, &(y, x0)) in rows.iter_mut().zip(&places) {
+                        *row = ip.add(at.input_row(c, y, dy) + x0);
+                    }
                     let wrow = wgt.add(o * per + (c * k + dy) * k);
                     for (dx, &tap) in at.taps.iter().enumerate() {
                         let mut v = [_mm256_setzero_ps(); X];
@@ -1094,14 +1101,15 @@ mod tests {
         }
     }
 
-    /// The AVX-512 weight gradient computes the AVX2 kernel's bits exactly (the same fused
-    /// multiply-adds in the same order), on geometries that take every path: channel counts
-    /// that leave pairs of pairs, one pair and a single channel; kernels of 1, 3, 5 and 7 (tap
-    /// chunks of 9 and fewer); rows of 8 to 56 outputs; strides 1, 2 and 3. Skipped, with a
-    /// line saying so, on a CPU without AVX-512.
+    /// The AVX-512 kernels compute the AVX2 kernels' bits exactly (the same fused multiply-adds
+    /// in the same order), on geometries that take every path: rows of 8, 16, 24, 40 and 56
+    /// outputs (pairs of vectors within a row and across rows, tiles of 3 and fewer, a vector
+    /// left over), channel counts that leave blocks, pairs and single channels, kernels of 1, 3,
+    /// 5 and 7 (tap chunks of 9 and fewer), strides 1, 2 and 3. Skipped, with a line saying so,
+    /// on a CPU without AVX-512.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn avx512_weight_gradient_equals_the_avx2_one_bit_for_bit() {
+    fn avx512_kernels_equal_the_avx2_ones_bit_for_bit() {
         if Kernels::detect() != Kernels::Avx512 {
             println!("skipped: this CPU has no AVX-512F (or no AVX2 and FMA)");
             return;
@@ -1112,6 +1120,7 @@ mod tests {
             Planar::same(5, 13, 3, 7, 20).unwrap(),
             Planar::same(4, 11, 7, 9, 33).unwrap(),
             Planar::same(3, 6, 5, 32, 32).unwrap(),
+            Planar::same(2, 17, 3, 5, 56).unwrap(),
             Planar::new(5, 7, 3, [9, 10], 2, 1).unwrap(),
             Planar::new(16, 32, 3, [32, 32], 2, 1).unwrap(),
             Planar::new(4, 13, 1, [9, 11], 2, 1).unwrap(),
@@ -1121,20 +1130,31 @@ mod tests {
             let image: Vec<f32> = (0..g.image_len())
                 .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
                 .collect();
+            let weights: Vec<f32> = (0..g.weights_len)
+                .map(|i| ((i * 104_729 % 997) as f32 / 997.0) - 0.5)
+                .collect();
             let dz: Vec<f32> = (0..g.out_len())
                 .map(|i| ((i * 31 % 17) as f32 / 17.0) - 0.5)
                 .collect();
+            let (mut out2, mut out512) = (vec![f32::NAN; g.out_len()], vec![f32::NAN; g.out_len()]);
             let start = vec![0.5f32; g.weights_len];
-            let (mut avx2, mut wide) = (start.clone(), start.clone());
+            let (mut grad2, mut grad512) = (start.clone(), start.clone());
             // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above); the buffers have the
             // geometry's lengths.
             unsafe {
-                x86::weight_grad(&g, &image, &dz, &mut avx2);
-                avx512::weight_grad(&g, &image, &dz, &mut wide);
+                x86::forward(&g, &image, &weights, &mut out2);
+                avx512::forward(&g, &image, &weights, &mut out512);
+                x86::weight_grad(&g, &image, &dz, &mut grad2);
+                avx512::weight_grad(&g, &image, &dz, &mut grad512);
             }
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&avx2), bits(&wide), "{g:?}");
-            let changed = wide.iter().zip(&start).filter(|(a, b)| a != b).count();
+            assert_eq!(bits(&out2), bits(&out512), "forward, {g:?}");
+            assert!(
+                out512.iter().all(|v| v.is_finite()),
+                "forward wrote every output"
+            );
+            assert_eq!(bits(&grad2), bits(&grad512), "weight gradient, {g:?}");
+            let changed = grad512.iter().zip(&start).filter(|(a, b)| a != b).count();
             assert!(
                 changed > g.weights_len / 2,
                 "{g:?}: {changed} weights changed"
@@ -1463,7 +1483,7 @@ mod speed {
                 Planar::same(6, 16, 5, 16, 16).unwrap(),
             ),
         ];
-        println!("GFLOP/s, one core: forward (AVX2) | weight gradient AVX2, AVX-512");
+        println!("GFLOP/s, one core: forward AVX2, AVX-512 | weight gradient AVX2, AVX-512");
         for (name, g) in geometries {
             let image = vec![0.5f32; g.image_len()];
             let weights = vec![0.25f32; g.weights_len];
@@ -1482,15 +1502,16 @@ mod speed {
             };
             // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above); the buffers have the
             // geometry's lengths.
-            let (forward, grad2, grad512) = unsafe {
+            let (forward, forward512, grad2, grad512) = unsafe {
                 (
                     rate(&mut || x86::forward(&g, &image, &weights, &mut out)),
+                    rate(&mut || avx512::forward(&g, &image, &weights, &mut out)),
                     rate(&mut || x86::weight_grad(&g, &image, &dz, &mut avx2)),
                     rate(&mut || avx512::weight_grad(&g, &image, &dz, &mut wide)),
                 )
             };
             assert_eq!(avx2, wide, "{name}: the kernels' sums differ");
-            println!("{name:26} {forward:6.1} | {grad2:6.1} {grad512:6.1}");
+            println!("{name:26} {forward:6.1} {forward512:6.1} | {grad2:6.1} {grad512:6.1}");
         }
     }
 }
