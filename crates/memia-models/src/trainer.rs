@@ -23,7 +23,7 @@ use crate::error::{ModelError, Result, invalid_setting};
 ///
 /// | engine (who runs it) | same models, same groups | other groups or shards | across producers |
 /// |---|---|---|---|
-/// | fused CPU kernels (`Engine::Auto` on Flex: MLP, logistic regression, LeNet-style CNN, ResNet) | identical | identical: each model's arithmetic runs alone | equal within float tolerance (1e-4 on parameters, tested against Burn's engine); other CPU kernels (AVX-512 / AVX2 / without FMA) may round differently |
+/// | fused CPU kernels (`Engine::Auto` on Flex: MLP, logistic regression, LeNet-style CNN, ResNet) | identical | identical: each model's arithmetic runs alone | equal within float tolerance (1e-4 on parameters, tested against Burn's engine); the convolution kernels give the same bits with AVX-512 and AVX2 (tested), the dense layers' `gemm` kernels and the portable ones (no FMA) may round differently |
 /// | Burn's operations (`Engine::Burn`, other devices) | identical on the CPU backends | within float tolerance (1e-4 MLP, 1e-3 ResNet, tested): batched products sum in another order | within float tolerance (tested on NdArray and wgpu against Flex) |
 ///
 /// So a run trained by one producer is reproducible bit for bit; shards of a fused run equal
