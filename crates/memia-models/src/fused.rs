@@ -35,6 +35,21 @@ pub(crate) fn parallelism(models: usize) -> Parallelism {
     }
 }
 
+/// How many threads share one model's images (the convolutional models split a lone model's
+/// minibatch across them): one when the models of the group keep the cores busy, else the
+/// pool's.
+pub(crate) fn threads(par: Parallelism) -> usize {
+    match par {
+        Parallelism::Rayon(threads) => threads.max(1),
+        _ => 1,
+    }
+}
+
+/// A zeroed buffer the size of each layer's weights (not its bias).
+pub(crate) fn weight_buffers(layers: &[(Vec<f32>, Vec<f32>)]) -> Vec<Vec<f32>> {
+    layers.iter().map(|(w, _)| vec![0f32; w.len()]).collect()
+}
+
 /// Trains every model on its member's rows of `features` (n x sizes[0], row-major).
 /// `sizes` are the layer sizes from input to classes; `augment` the image shape and
 /// augmentation when images are augmented.

@@ -39,7 +39,8 @@ use crate::config::{Member, TrainingConfig};
 use crate::direct_conv::{self, Planar};
 use crate::error::{Result, architecture};
 use crate::fused::{
-    Activations, cross_entropy_grad, dense_backward, predict_each, train_each, train_loop,
+    Activations, cross_entropy_grad, dense_backward, predict_each, threads, train_each, train_loop,
+    weight_buffers,
 };
 use crate::network::{Conv, Role};
 use crate::params::HostParams;
@@ -168,15 +169,6 @@ pub(crate) fn predict(models: &[HostParams], shape: &Cnn, features: &[f32]) -> V
 
 /// Marks a pooled output clamped at zero by ReLU: no gradient flows back through it.
 const CLAMPED: u32 = u32::MAX;
-
-/// How many threads share one model's images: one when the models of the group keep the cores
-/// busy, else the pool's.
-fn threads(par: Parallelism) -> usize {
-    match par {
-        Parallelism::Rayon(threads) => threads.max(1),
-        _ => 1,
-    }
-}
 
 /// One model's buffers for a minibatch of up to `b` samples.
 struct Buffers {
@@ -328,10 +320,7 @@ impl ImageWork {
             d_conv: per_stage(&|s| s.out_len()),
             d_padded: per_stage(&|s| s.transposed().image_len()),
             d_input: per_stage(&|s| s.transposed().out_len()),
-            own: model.layers[..stages.len()]
-                .iter()
-                .map(|(w, _)| vec![0f32; w.len()])
-                .collect(),
+            own: weight_buffers(&model.layers[..stages.len()]),
             n: 0,
         }
     }
@@ -411,10 +400,7 @@ fn train_one(
     let mut work: Vec<ImageWork> = (0..threads(par))
         .map(|_| ImageWork::new(shape, model))
         .collect();
-    let mut flipped: Vec<Vec<f32>> = model.layers[..stages.len()]
-        .iter()
-        .map(|(w, _)| vec![0f32; w.len()])
-        .collect();
+    let mut flipped = weight_buffers(&model.layers[..stages.len()]);
     let mut sample = vec![0f32; d];
     train_loop(model, member, config, |model, grads, rows, writer| {
         let r = rows.len();

@@ -25,7 +25,9 @@ use crate::augment::Augmentation;
 use crate::config::{Member, TrainingConfig};
 use crate::direct_conv::{self, Planar, Rows};
 use crate::error::{Result, architecture};
-use crate::fused::{cross_entropy_grad_weighted, predict_each, train_each, train_loop};
+use crate::fused::{
+    cross_entropy_grad_weighted, predict_each, threads, train_each, train_loop, weight_buffers,
+};
 use crate::network::{Block, Conv, Role};
 use crate::params::HostParams;
 
@@ -493,15 +495,6 @@ impl Worker {
     }
 }
 
-/// How many threads share one model's images: one when the models of the group keep the cores
-/// busy, else the pool's.
-fn threads(par: Parallelism) -> usize {
-    match par {
-        Parallelism::Rayon(threads) => threads.max(1),
-        _ => 1,
-    }
-}
-
 /// One model's training. **Images split across threads, the same bits.** Each image's
 /// gradients are computed on their own (into a zeroed buffer, the image's only addition to
 /// each value), then added to the minibatch's in image order, so the sum is the one a single
@@ -523,10 +516,7 @@ fn train_one(
     let mut workers: Vec<Worker> = (0..threads(par))
         .map(|_| Worker::new(shape, model))
         .collect();
-    let mut flipped: Vec<Vec<f32>> = model.layers[..convs.len()]
-        .iter()
-        .map(|(w, _)| vec![0f32; w.len()])
-        .collect();
+    let mut flipped = weight_buffers(&model.layers[..convs.len()]);
     train_loop(model, member, config, |model, param_grads, rows, writer| {
         for (gw, gb) in param_grads.iter_mut() {
             gw.fill(0.0);
