@@ -45,6 +45,20 @@ pub(crate) fn threads(par: Parallelism) -> usize {
     }
 }
 
+/// Runs `each` on every item: across the pool's threads when there are several, on the calling
+/// thread when there is one (no round trip through the pool).
+pub(crate) fn on_each<T: Send>(items: &mut [T], each: impl Fn(&mut T) + Sync + Send) {
+    match items {
+        [one] => each(one),
+        _ => items.par_iter_mut().for_each(each),
+    }
+}
+
+/// Adds `values` to `sums`, element by element.
+pub(crate) fn add(sums: &mut [f32], values: &[f32]) {
+    sums.iter_mut().zip(values).for_each(|(s, &v)| *s += v);
+}
+
 /// A zeroed buffer the size of each layer's weights (not its bias).
 pub(crate) fn weight_buffers(layers: &[(Vec<f32>, Vec<f32>)]) -> Vec<Vec<f32>> {
     layers.iter().map(|(w, _)| vec![0f32; w.len()]).collect()

@@ -39,8 +39,8 @@ use crate::config::{Member, TrainingConfig};
 use crate::direct_conv::{self, Planar};
 use crate::error::{Result, architecture};
 use crate::fused::{
-    Activations, cross_entropy_grad, dense_backward, predict_each, threads, train_each, train_loop,
-    weight_buffers,
+    Activations, add, cross_entropy_grad, dense_backward, on_each, predict_each, threads,
+    train_each, train_loop, weight_buffers,
 };
 use crate::network::{Conv, Role};
 use crate::params::HostParams;
@@ -439,60 +439,48 @@ fn train_one(
             for (n, w) in busy.iter_mut().enumerate() {
                 w.n = first + n;
             }
-            let image = |w: &mut ImageWork| backward_image(shape, net, flipped, delta, w);
-            match busy {
-                [one] => image(one),
-                _ => busy.par_iter_mut().for_each(image),
-            }
+            on_each(busy, |w| backward_image(shape, net, flipped, delta, w));
             for w in busy.iter() {
                 for (si, (gw, gb)) in conv_grads.iter_mut().enumerate() {
-                    gw.iter_mut().zip(&w.own[si]).for_each(|(g, &o)| *g += o);
-                    let (d_out, stride) = pooled_grad(shape, si, delta, w);
-                    let argmax = image_argmax(shape, net, si, w.n);
-                    bias_grad(shape, si, d_out, stride, argmax, gb);
+                    add(gw, &w.own[si]);
+                    // The bias gradient: the pooled output's gradient where the output was
+                    // positive, channel by channel, in the single-thread order.
+                    unpooled(shape, si, net, delta, w, |ch, _, g| gb[ch] += g);
                 }
             }
         }
     });
 }
 
-/// Stage `si`'s pooling of image `n`.
-fn image_argmax<'a>(shape: &Cnn, net: &'a Buffers, si: usize, n: usize) -> &'a [u32] {
-    let pp = pooled(&shape.stages[si]) * shape.stages[si].cout();
-    &net.argmax[si][n * pp..(n + 1) * pp]
-}
-
-/// The gradient of stage `si`'s pooled output for `w`'s image, by rows `(c, y)`, and its row
-/// stride: the dense input's (channel-major) after the last stage, else the next stage's input
-/// gradient (planar with rows of the next stage's `wv`).
-fn pooled_grad<'a>(
+/// Calls `each(channel, at, g)` for every pooled output of stage `si` of `w`'s image whose
+/// output was positive, in the order `(channel, y, x)`: `g` its gradient, `at` the index of its
+/// window's maximum in the stage's convolution output. The gradient of the pooled output comes
+/// by rows `(c, y)`: the dense input's (channel-major) after the last stage, else the next
+/// stage's input gradient (planar with rows of the next stage's `wv`).
+fn unpooled(
     shape: &Cnn,
     si: usize,
-    delta: &'a [f32],
-    w: &'a ImageWork,
-) -> (&'a [f32], usize) {
-    let flat = shape.dense[0];
-    match shape.stages.get(si + 1) {
-        None => (
-            &delta[w.n * flat..(w.n + 1) * flat],
-            shape.stages[si].w() / 2,
-        ),
-        Some(next) => (&w.d_input[si + 1], next.input_wv()),
-    }
-}
-
-/// Adds to `gb` the bias gradient of stage `si` from one image: its pooled output's gradient
-/// where the output was positive, channel by channel, in the single-thread order.
-fn bias_grad(shape: &Cnn, si: usize, d_out: &[f32], stride: usize, argmax: &[u32], gb: &mut [f32]) {
+    net: &Buffers,
+    delta: &[f32],
+    w: &ImageWork,
+    mut each: impl FnMut(usize, usize, f32),
+) {
     let st = &shape.stages[si];
     let (ph, pw) = (st.h() / 2, st.w() / 2);
-    for (ch, gb) in gb.iter_mut().enumerate() {
+    let pp = pooled(st) * st.cout();
+    let argmax = &net.argmax[si][w.n * pp..(w.n + 1) * pp];
+    let flat = shape.dense[0];
+    let (d_out, stride) = match shape.stages.get(si + 1) {
+        None => (&delta[w.n * flat..(w.n + 1) * flat], pw),
+        Some(next) => (&w.d_input[si + 1][..], next.input_wv()),
+    };
+    for ch in 0..st.cout() {
         for y in 0..ph {
             let g = &d_out[(ch * ph + y) * stride..][..pw];
             let arg = &argmax[(ch * ph + y) * pw..][..pw];
             for (&g, &at) in g.iter().zip(arg) {
                 if at != CLAMPED {
-                    *gb += g;
+                    each(ch, at as usize, g);
                 }
             }
         }
@@ -511,22 +499,10 @@ fn backward_image(
 ) {
     let n = w.n;
     for (si, st) in shape.stages.iter().enumerate().rev() {
-        let (ph, pw) = (st.h() / 2, st.w() / 2);
+        // Taken out of `w` while `unpooled` reads it (no allocation).
         let mut dz = std::mem::take(&mut w.d_conv[si]);
         dz.fill(0.0);
-        let argmax = image_argmax(shape, net, si, n);
-        let (d_out, stride) = pooled_grad(shape, si, delta, w);
-        for ch in 0..st.cout() {
-            for y in 0..ph {
-                let g = &d_out[(ch * ph + y) * stride..][..pw];
-                let arg = &argmax[(ch * ph + y) * pw..][..pw];
-                for (&g, &at) in g.iter().zip(arg) {
-                    if at != CLAMPED {
-                        dz[at as usize] += g;
-                    }
-                }
-            }
-        }
+        unpooled(shape, si, net, delta, w, |_, at, g| dz[at] += g);
         let len = st.image_len();
         let image = &net.input[si][n * len..(n + 1) * len];
         let own = &mut w.own[si];

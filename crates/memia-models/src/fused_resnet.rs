@@ -26,7 +26,8 @@ use crate::config::{Member, TrainingConfig};
 use crate::direct_conv::{self, Planar, Rows};
 use crate::error::{Result, architecture};
 use crate::fused::{
-    cross_entropy_grad_weighted, predict_each, threads, train_each, train_loop, weight_buffers,
+    add, cross_entropy_grad_weighted, on_each, predict_each, threads, train_each, train_loop,
+    weight_buffers,
 };
 use crate::network::{Block, Conv, Role};
 use crate::params::HostParams;
@@ -412,11 +413,6 @@ fn relu_grad(
     }
 }
 
-/// Adds `values` to `sums`, element by element.
-fn add(sums: &mut [f32], values: &[f32]) {
-    sums.iter_mut().zip(values).for_each(|(s, &v)| *s += v);
-}
-
 /// The gradients of one model's step beside its buffers: each convolution's output gradient,
 /// the input gradient of each block (and of the stem's output) and the transposed
 /// convolutions' scratch images.
@@ -552,10 +548,7 @@ fn train_one(
                 );
                 backward(model, shape, &flipped, &mut w.net, &mut w.grads, &mut w.own);
             };
-            match busy {
-                [one] => image(one),
-                _ => busy.par_iter_mut().for_each(image),
-            }
+            on_each(busy, image);
             for w in busy.iter() {
                 for ((gw, gb), (ow, ob)) in param_grads.iter_mut().zip(&w.own) {
                     add(gw, ow);
