@@ -221,6 +221,131 @@ pub struct TrainingConfig {
     pub schedule: Schedule,
     /// Training-time augmentation of image samples.
     pub augmentation: Augmentation,
+    /// Differentially private training (DP-SGD); absent for ordinary training (and then left
+    /// out of the plan's JSON, so that plans made before it keep their hash).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dp: Option<DpConfig>,
+}
+
+/// DP-SGD (Abadi et al. 2016): every step samples each training sample independently with
+/// probability `batch_size / n` (Poisson sampling, as the accountant assumes), clips each
+/// sample's gradient to L2 norm `clip`, adds Gaussian noise of standard deviation
+/// `noise_multiplier x clip` to their sum and divides by the expected batch size; the
+/// optimiser then steps as usual. A model of n samples takes `epochs x ceil(n / batch_size)`
+/// steps, and its epsilon is the RDP accountant's (`memia_dp::dp_sgd_epsilon`) for those
+/// steps, that rate and `delta`.
+///
+/// In a configuration file: `dp = { clip = 1.0, noise_multiplier = 1.1, delta = 1e-5 }`, or
+/// `target_epsilon = 4.0` in place of the noise multiplier, from which each model's noise is
+/// derived (the least noise whose epsilon is at most the target, for its training-set size).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpConfig {
+    /// L2 norm each sample's gradient is clipped to.
+    pub clip: f64,
+    /// Noise standard deviation over `clip` (give this or `target_epsilon`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_multiplier: Option<f64>,
+    /// The epsilon to reach (give this or `noise_multiplier`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_epsilon: Option<f64>,
+    /// The delta of the (epsilon, delta) guarantee.
+    pub delta: f64,
+}
+
+impl DpConfig {
+    /// DP-SGD with this clip norm, noise multiplier and delta.
+    pub fn with_noise(clip: f64, noise_multiplier: f64, delta: f64) -> Self {
+        DpConfig {
+            clip,
+            noise_multiplier: Some(noise_multiplier),
+            target_epsilon: None,
+            delta,
+        }
+    }
+
+    /// DP-SGD with this clip norm, the noise that reaches `epsilon` at `delta`.
+    pub fn with_target_epsilon(clip: f64, epsilon: f64, delta: f64) -> Self {
+        DpConfig {
+            clip,
+            noise_multiplier: None,
+            target_epsilon: Some(epsilon),
+            delta,
+        }
+    }
+
+    /// Checks a positive finite clip norm, exactly one of a non-negative noise multiplier and
+    /// a positive target epsilon, and delta in (0, 1).
+    pub fn check(&self) -> Result<(), ModelError> {
+        if !(self.clip.is_finite() && self.clip > 0.0) {
+            return Err(invalid_setting(
+                "dp.clip",
+                format!("{} must be positive and finite", self.clip),
+            ));
+        }
+        match (self.noise_multiplier, self.target_epsilon) {
+            (Some(noise), None) if noise.is_finite() && noise >= 0.0 => {}
+            (Some(noise), None) => {
+                return Err(invalid_setting(
+                    "dp.noise_multiplier",
+                    format!("{noise} must be finite and not negative"),
+                ));
+            }
+            (None, Some(eps)) if eps.is_finite() && eps > 0.0 => {}
+            (None, Some(eps)) => {
+                return Err(invalid_setting(
+                    "dp.target_epsilon",
+                    format!("{eps} must be positive and finite"),
+                ));
+            }
+            _ => {
+                return Err(invalid_setting(
+                    "dp",
+                    "give exactly one of noise_multiplier and target_epsilon",
+                ));
+            }
+        }
+        if !(self.delta > 0.0 && self.delta < 1.0) {
+            return Err(invalid_setting(
+                "dp.delta",
+                format!("{} is not in (0, 1)", self.delta),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The steps and sampling rate of a model that trains on `n` samples: `epochs x ceil(n /
+    /// batch_size)` steps at rate `min(batch_size / n, 1)`.
+    pub fn steps_and_rate(n: usize, training: &TrainingConfig) -> (u64, f64) {
+        let b = training.batch_size;
+        let steps = (n.div_ceil(b.max(1)) * training.epochs) as u64;
+        (steps, (b as f64 / n.max(1) as f64).min(1.0))
+    }
+
+    /// The noise multiplier of a model that trains on `n` samples: the configured one, or the
+    /// least that reaches the target epsilon for its steps and rate.
+    pub fn noise_for(&self, n: usize, training: &TrainingConfig) -> Result<f64, ModelError> {
+        if let Some(noise) = self.noise_multiplier {
+            return Ok(noise);
+        }
+        let target = self.target_epsilon.unwrap_or(f64::NAN);
+        let (steps, rate) = Self::steps_and_rate(n, training);
+        memia_dp::noise_for_epsilon(rate, steps, self.delta, target)
+            .map_err(|e| invalid_setting("dp.target_epsilon", e.to_string()))
+    }
+
+    /// The (epsilon, delta) a model that trains on `n` samples with noise multiplier `noise`
+    /// gets, from the RDP accountant.
+    pub fn epsilon_for(
+        &self,
+        n: usize,
+        noise: f64,
+        training: &TrainingConfig,
+    ) -> Result<memia_dp::Epsilon, ModelError> {
+        let (steps, rate) = Self::steps_and_rate(n, training);
+        memia_dp::dp_sgd_epsilon(rate, noise, steps, self.delta)
+            .map_err(|e| invalid_setting("dp", e.to_string()))
+    }
 }
 
 impl Default for TrainingConfig {
@@ -233,6 +358,7 @@ impl Default for TrainingConfig {
             optimizer: Optimizer::Sgd { momentum: 0.9 },
             schedule: Schedule::Constant,
             augmentation: Augmentation::default(),
+            dp: None,
         }
     }
 }
@@ -266,6 +392,9 @@ impl TrainingConfig {
             }
         };
         positive("learning_rate", self.learning_rate)?;
+        if let Some(dp) = &self.dp {
+            dp.check()?;
+        }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(invalid_setting(
                 "weight_decay",

@@ -233,6 +233,24 @@ impl Ensemble {
             ));
         }
         config.check()?;
+        if let Some(dp) = &config.dp {
+            if !self.uses_fused_kernels() || self.network.family() != Family::Dense {
+                return Err(invalid_setting(
+                    "dp",
+                    format!(
+                        "DP-SGD runs on memia's fused kernels for MLPs and logistic regression \
+                         (engine auto on the Flex device); this ensemble is a {:?} network on \
+                         {:?} with the {} engine",
+                        self.network.family(),
+                        self.device,
+                        self.engine
+                    ),
+                ));
+            }
+            for member in members {
+                dp.noise_for(member.train.len(), config)?;
+            }
+        }
         let n = labels.len();
         if features.len() != n * d {
             return Err(invalid_data(

@@ -19,8 +19,12 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use memia_core::rng::{MemiaRng, stream_rng};
+use rand::RngExt;
+use rand_distr::StandardNormal;
+
 use crate::augment::Augmentation;
-use crate::config::{Member, Optimizer, TrainingConfig};
+use crate::config::{DpConfig, Member, Optimizer, TrainingConfig};
 use crate::params::HostParams;
 use crate::schedule::{SampleWriter, adam_correction, epoch_streams, step_rate};
 
@@ -294,35 +298,159 @@ pub(crate) fn dense_backward(
     for l in (0..=last).rev() {
         let (inputs, outputs) = (sizes[l], sizes[l + 1]);
         let dz = &delta[..r * outputs];
-        let (gw, gb) = &mut grads[l];
         let input = &acts.layers[l][..r * inputs];
-        matmul(gw, false, input, true, dz, false, [inputs, outputs, r], par);
-        gb.copy_from_slice(&dz[..outputs]);
-        for row in dz.chunks_exact(outputs).skip(1) {
-            gb.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
-        }
+        layer_gradients(&mut grads[l], input, dz, [r, inputs, outputs], false, par);
         if l > 0 || input_grad {
             let below = &mut delta_below[..r * inputs];
-            let weight = &params[l].0;
-            matmul(
-                below,
-                false,
-                dz,
-                false,
-                weight,
-                true,
-                [r, inputs, outputs],
-                par,
-            );
-            if l > 0 {
-                // ReLU: no gradient where the activation was clamped.
-                below
-                    .iter_mut()
-                    .zip(input)
-                    .for_each(|(g, &a)| *g = if a > 0.0 { *g } else { 0.0 });
-            }
+            let relu = (l > 0).then_some(input);
+            gradient_below(below, dz, &params[l].0, relu, [r, inputs, outputs], par);
             std::mem::swap(delta, delta_below);
         }
+    }
+}
+
+/// One dense layer's weight and bias gradients from its `input` rows and its output gradient
+/// `dz` (`[r, inputs, outputs]`), written or (with `accumulate`) added to `grads`.
+fn layer_gradients(
+    (gw, gb): &mut (Vec<f32>, Vec<f32>),
+    input: &[f32],
+    dz: &[f32],
+    [r, inputs, outputs]: [usize; 3],
+    accumulate: bool,
+    par: Parallelism,
+) {
+    matmul(
+        gw,
+        accumulate,
+        input,
+        true,
+        dz,
+        false,
+        [inputs, outputs, r],
+        par,
+    );
+    let mut rows = dz.chunks_exact(outputs);
+    if !accumulate {
+        match rows.next() {
+            Some(first) => gb.copy_from_slice(first),
+            None => gb.fill(0.0),
+        }
+    }
+    for row in rows {
+        add(gb, row);
+    }
+}
+
+/// The gradient with respect to a dense layer's input (`r x inputs`) from its output gradient
+/// `dz` through its `weight`; with `relu`, the layer's input activations, zero where the ReLU
+/// below clamped them.
+fn gradient_below(
+    below: &mut [f32],
+    dz: &[f32],
+    weight: &[f32],
+    relu: Option<&[f32]>,
+    [r, inputs, outputs]: [usize; 3],
+    par: Parallelism,
+) {
+    matmul(
+        below,
+        false,
+        dz,
+        false,
+        weight,
+        true,
+        [r, inputs, outputs],
+        par,
+    );
+    if let Some(input) = relu {
+        below
+            .iter_mut()
+            .zip(input)
+            .for_each(|(g, &a)| *g = if a > 0.0 { *g } else { 0.0 });
+    }
+}
+
+/// DP-SGD's gradients of a dense network on `r` rows: each row's gradient clipped to L2 norm
+/// `clip`, the clipped gradients summed and divided by `expected` (the expected batch size),
+/// written or (with `accumulate`, for the next chunk of a large batch) added to `grads`.
+///
+/// No per-sample gradient is formed: a dense layer's weight gradient for one row is the outer
+/// product of its input and output gradient, whose squared norm is `|a|^2 |dz|^2` (plus
+/// `|dz|^2` for the bias), so the per-row norms come from the output gradients of every layer
+/// (kept in `deltas`, one buffer per layer, the last holding the logits' per-row gradient on
+/// entry, unweighted); each row of those is then scaled by its clipping factor and the layers'
+/// gradients are the ordinary products ("ghost clipping", Goodfellow 2015; Li et al. 2022).
+#[allow(clippy::too_many_arguments)] // the buffers of one model's step
+pub(crate) fn dense_backward_clipped(
+    params: &[(Vec<f32>, Vec<f32>)],
+    grads: &mut [(Vec<f32>, Vec<f32>)],
+    sizes: &[usize],
+    acts: &Activations,
+    deltas: &mut [Vec<f32>],
+    norms: &mut Vec<f64>,
+    r: usize,
+    [clip, expected]: [f32; 2],
+    accumulate: bool,
+    par: Parallelism,
+) {
+    let last = sizes.len() - 2;
+    for l in (1..=last).rev() {
+        let (inputs, outputs) = (sizes[l], sizes[l + 1]);
+        let (below, above) = deltas.split_at_mut(l);
+        let input = &acts.layers[l][..r * inputs];
+        let dims = [r, inputs, outputs];
+        gradient_below(
+            &mut below[l - 1][..r * inputs],
+            &above[0][..r * outputs],
+            &params[l].0,
+            Some(input),
+            dims,
+            par,
+        );
+    }
+    norms.clear();
+    norms.resize(r, 0.0);
+    let squares = |row: &[f32]| {
+        row.iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>()
+    };
+    for l in 0..=last {
+        let (inputs, outputs) = (sizes[l], sizes[l + 1]);
+        let rows = acts.layers[l][..r * inputs].chunks_exact(inputs);
+        for ((norm, a), dz) in norms
+            .iter_mut()
+            .zip(rows)
+            .zip(deltas[l].chunks_exact(outputs))
+        {
+            *norm += (squares(a) + 1.0) * squares(dz);
+        }
+    }
+    for l in 0..=last {
+        let outputs = sizes[l + 1];
+        for (dz, &norm) in deltas[l].chunks_exact_mut(outputs).zip(norms.iter()) {
+            let scale = clip_factor(norm.sqrt(), clip) / expected;
+            dz.iter_mut().for_each(|v| *v *= scale);
+        }
+        let input = &acts.layers[l][..r * sizes[l]];
+        let dims = [r, sizes[l], outputs];
+        layer_gradients(
+            &mut grads[l],
+            input,
+            &deltas[l][..r * outputs],
+            dims,
+            accumulate,
+            par,
+        );
+    }
+}
+
+/// The factor that clips a gradient of L2 norm `norm` to at most `clip`: `min(1, clip / norm)`.
+pub(crate) fn clip_factor(norm: f64, clip: f32) -> f32 {
+    if norm > f64::from(clip) {
+        (f64::from(clip) / norm) as f32
+    } else {
+        1.0
     }
 }
 
@@ -342,31 +470,79 @@ fn train_one(
     let mut acts = Activations::new(sizes, b);
     let widest = sizes[1..].iter().copied().max().unwrap_or(0);
     let (mut delta, mut delta_below) = (vec![0f32; b * widest], vec![0f32; b * widest]);
+    // DP-SGD: one output-gradient buffer per layer, and the rows' gradient norms.
+    let mut deltas: Vec<Vec<f32>> = match config.dp {
+        Some(_) => sizes[1..].iter().map(|&w| vec![0f32; b * w]).collect(),
+        None => Vec::new(),
+    };
+    let mut norms = Vec::new();
     train_loop(model, member, config, |model, grads, rows, writer| {
-        let r = rows.len();
-        for (dst, &i) in acts.layers[0].chunks_exact_mut(d).zip(rows) {
-            writer.write_sample(&features[i * d..(i + 1) * d], dst, augment);
+        let Some(dp) = config.dp else {
+            let r = rows.len();
+            for (dst, &i) in acts.layers[0].chunks_exact_mut(d).zip(rows) {
+                writer.write_sample(&features[i * d..(i + 1) * d], dst, augment);
+            }
+            acts.forward(&model.layers, sizes, r, par);
+            cross_entropy_grad(&acts.logits, &mut delta, rows, labels, classes);
+            dense_backward(
+                &model.layers,
+                grads,
+                sizes,
+                &acts,
+                &mut delta,
+                &mut delta_below,
+                r,
+                false,
+                par,
+            );
+            return;
+        };
+        // A Poisson batch may exceed the batch size: its clipped gradients are summed chunk
+        // by chunk.
+        zero(grads);
+        let clip = [dp.clip as f32, b as f32];
+        for (c, chunk) in rows.chunks(b).enumerate() {
+            let r = chunk.len();
+            for (dst, &i) in acts.layers[0].chunks_exact_mut(d).zip(chunk) {
+                writer.write_sample(&features[i * d..(i + 1) * d], dst, augment);
+            }
+            acts.forward(&model.layers, sizes, r, par);
+            let top = &mut deltas[last];
+            cross_entropy_grad_weighted(&acts.logits, top, chunk, labels, classes, 1.0);
+            dense_backward_clipped(
+                &model.layers,
+                grads,
+                sizes,
+                &acts,
+                &mut deltas,
+                &mut norms,
+                r,
+                clip,
+                c > 0,
+                par,
+            );
         }
-        acts.forward(&model.layers, sizes, r, par);
-        cross_entropy_grad(&acts.logits, &mut delta, rows, labels, classes);
-        dense_backward(
-            &model.layers,
-            grads,
-            sizes,
-            &acts,
-            &mut delta,
-            &mut delta_below,
-            r,
-            false,
-            par,
-        );
     });
+}
+
+/// Sets every gradient to zero.
+fn zero(grads: &mut [(Vec<f32>, Vec<f32>)]) {
+    for (w, bias) in grads {
+        w.fill(0.0);
+        bias.fill(0.0);
+    }
 }
 
 /// One model's training loop, shared by the fused kernels: for every minibatch of every epoch
 /// (the member's own order and augmentation stream), `gradients(model, grads, rows, writer)`
 /// writes the minibatch's gradients into `grads` (shaped like the parameters), then the
 /// optimiser steps at the schedule's rate.
+///
+/// With DP-SGD (`config.dp`), each epoch's `ceil(n / batch_size)` minibatches are Poisson
+/// samples of the member's rows instead (each row in with probability `batch_size / n`, from
+/// the model's own stream), `gradients` writes the sum of the clipped per-sample gradients over
+/// the batch size, and Gaussian noise of standard deviation `noise x clip / batch_size` (from
+/// another stream of the model's) is added to every coordinate before the step.
 pub(crate) fn train_loop(
     model: &mut HostParams,
     member: &Member,
@@ -375,15 +551,73 @@ pub(crate) fn train_loop(
 ) {
     let mut slots = Slots::new(&model.layers, config);
     let b = config.batch_size;
-    let total_steps = member.train.len().div_ceil(b) * config.epochs;
+    let steps_per_epoch = member.train.len().div_ceil(b);
+    let total_steps = steps_per_epoch * config.epochs;
+    let mut private = config.dp.map(|dp| PrivateSteps::new(&dp, member, config));
+    let poisson = private.is_some();
     let mut taken = 0usize;
+    let mut batch = Vec::new();
     for epoch in 0..config.epochs {
         let (order, mut writer) = epoch_streams(member, epoch);
-        for rows in order.chunks(b) {
-            gradients(model, &mut slots.grads, rows, &mut writer);
+        let mut step = |rows: &[usize], writer: &mut SampleWriter, slots: &mut Slots| {
+            gradients(model, &mut slots.grads, rows, writer);
+            if let Some(private) = &mut private {
+                private.add_noise(&mut slots.grads);
+            }
             let rate = step_rate(config, taken, total_steps) as f32;
             taken += 1;
             slots.step(&mut model.layers, rate, taken, config);
+        };
+        if poisson {
+            let mut sampler = stream_rng(member.seed, 3_000_000 + epoch as u64);
+            let rate = b as f64 / member.train.len() as f64;
+            for _ in 0..steps_per_epoch {
+                batch.clear();
+                batch.extend(
+                    member
+                        .train
+                        .iter()
+                        .filter(|_| sampler.random::<f64>() < rate),
+                );
+                step(&batch, &mut writer, &mut slots);
+            }
+        } else {
+            for rows in order.chunks(b) {
+                step(rows, &mut writer, &mut slots);
+            }
+        }
+    }
+}
+
+/// DP-SGD's noise for one model: its standard deviation on the averaged gradient and the
+/// model's own Gaussian stream.
+struct PrivateSteps {
+    scale: f32,
+    noise: MemiaRng,
+}
+
+impl PrivateSteps {
+    /// The noise of `member`'s model: `noise_multiplier x clip / batch_size`, the multiplier
+    /// configured or derived from the target epsilon (checked by the ensemble before training,
+    /// so it cannot fail here).
+    fn new(dp: &DpConfig, member: &Member, config: &TrainingConfig) -> Self {
+        let multiplier = dp
+            .noise_for(member.train.len(), config)
+            .unwrap_or(f64::INFINITY);
+        PrivateSteps {
+            scale: (multiplier * dp.clip / config.batch_size as f64) as f32,
+            noise: stream_rng(member.seed, 4_000_000),
+        }
+    }
+
+    fn add_noise(&mut self, grads: &mut [(Vec<f32>, Vec<f32>)]) {
+        if self.scale == 0.0 {
+            return;
+        }
+        for (w, bias) in grads {
+            for g in w.iter_mut().chain(bias.iter_mut()) {
+                *g += self.scale * self.noise.sample::<f32, _>(StandardNormal);
+            }
         }
     }
 }
@@ -554,6 +788,134 @@ mod tests {
             );
         });
         assert!(refused.is_err());
+    }
+
+    /// DP-SGD's clipped gradients (per-row norms from the layers' output gradients, no
+    /// per-sample gradient formed) against the direct computation: each row's full gradient
+    /// by its own backward pass, its norm, the clipped sum over the expected batch size. Two
+    /// chunks, so that the accumulation across a large Poisson batch is covered too.
+    #[test]
+    fn clipped_gradients_equal_the_per_sample_computation() {
+        let sizes = [5, 4, 3, 3];
+        let params: Vec<(Vec<f32>, Vec<f32>)> = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(l, w)| {
+                let weight = (0..w[0] * w[1])
+                    .map(|i| ((i * 7 + l * 3) as f32 * 0.91).sin() * 1.3)
+                    .collect();
+                let bias = (0..w[1])
+                    .map(|i| (i as f32 + l as f32).cos() * 0.2)
+                    .collect();
+                (weight, bias)
+            })
+            .collect();
+        let r = 7;
+        let features: Vec<f32> = (0..r * sizes[0])
+            .map(|i| (i as f32 * 0.37).cos() * 2.0)
+            .collect();
+        let labels: Vec<u32> = (0..r as u32).map(|i| i % 3).collect();
+        let rows: Vec<usize> = (0..r).collect();
+        let zeros = || -> Vec<(Vec<f32>, Vec<f32>)> {
+            params
+                .iter()
+                .map(|(w, b)| (vec![0f32; w.len()], vec![0f32; b.len()]))
+                .collect()
+        };
+        let par = Parallelism::None;
+        let widest = 5;
+        let (clip, expected) = (0.8f32, 6.0f32);
+
+        // Direct: one backward pass per row.
+        let mut want = zeros();
+        let mut clipped_rows = 0;
+        for i in 0..r {
+            let mut acts = Activations::new(&sizes, 1);
+            acts.layers[0].copy_from_slice(&features[i * 5..(i + 1) * 5]);
+            acts.forward(&params, &sizes, 1, par);
+            let (mut delta, mut below) = (vec![0f32; widest], vec![0f32; widest]);
+            cross_entropy_grad_weighted(&acts.logits, &mut delta, &[i], &labels, 3, 1.0);
+            let mut g = zeros();
+            dense_backward(
+                &params, &mut g, &sizes, &acts, &mut delta, &mut below, 1, false, par,
+            );
+            let norm = g
+                .iter()
+                .flat_map(|(w, b)| w.iter().chain(b))
+                .map(|&v| f64::from(v).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            clipped_rows += (norm > f64::from(clip)) as usize;
+            let scale = (f64::from(clip) / norm).min(1.0) as f32 / expected;
+            for ((ww, wb), (gw, gb)) in want.iter_mut().zip(&g) {
+                ww.iter_mut().zip(gw).for_each(|(s, &v)| *s += v * scale);
+                wb.iter_mut().zip(gb).for_each(|(s, &v)| *s += v * scale);
+            }
+        }
+        assert!(
+            clipped_rows > 0 && clipped_rows < r,
+            "{clipped_rows} rows clipped: test both cases"
+        );
+
+        // Ghost norms, in chunks of 4 and 3 rows.
+        let mut got = zeros();
+        let mut deltas: Vec<Vec<f32>> = sizes[1..].iter().map(|&w| vec![0f32; 4 * w]).collect();
+        let mut norms = Vec::new();
+        for (c, chunk) in rows.chunks(4).enumerate() {
+            let n = chunk.len();
+            let mut acts = Activations::new(&sizes, 4);
+            acts.layers[0][..n * 5].copy_from_slice(&features[chunk[0] * 5..(chunk[0] + n) * 5]);
+            acts.forward(&params, &sizes, n, par);
+            cross_entropy_grad_weighted(&acts.logits, &mut deltas[2], chunk, &labels, 3, 1.0);
+            dense_backward_clipped(
+                &params,
+                &mut got,
+                &sizes,
+                &acts,
+                &mut deltas,
+                &mut norms,
+                n,
+                [clip, expected],
+                c > 0,
+                par,
+            );
+        }
+        for ((ww, wb), (gw, gb)) in want.iter().zip(&got) {
+            for (x, y) in ww.iter().chain(wb).zip(gw.iter().chain(gb)) {
+                assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+            }
+        }
+    }
+
+    /// DP-SGD's noise has the configured standard deviation (`noise x clip / batch`) and mean
+    /// zero, on every coordinate of weights and biases.
+    #[test]
+    fn dp_noise_has_the_configured_scale() {
+        let config = TrainingConfig {
+            batch_size: 50,
+            dp: Some(DpConfig::with_noise(2.0, 1.5, 1e-5)),
+            ..Default::default()
+        };
+        let member = Member {
+            seed: 9,
+            train: (0..100).collect(),
+        };
+        let mut private = PrivateSteps::new(&config.dp.unwrap(), &member, &config);
+        let mut grads = vec![(vec![0f32; 150_000], vec![0f32; 50_000])];
+        private.add_noise(&mut grads);
+        let values: Vec<f64> = grads[0]
+            .0
+            .iter()
+            .chain(&grads[0].1)
+            .map(|&v| v.into())
+            .collect();
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let want = 1.5 * 2.0 / 50.0;
+        // The standard error of the sd is want / sqrt(2 n) = 0.16% of it; 1% is six of them.
+        assert!((sd / want - 1.0).abs() < 0.01, "sd {sd} vs {want}");
+        assert!(mean.abs() < 5.0 * want / n.sqrt(), "mean {mean}");
     }
 
     #[test]

@@ -82,8 +82,8 @@ mod trainer;
 
 pub use augment::{Augmentation, Query, apply_query};
 pub use config::{
-    CnnConfig, Engine, Family, Member, MlpConfig, ModelConfig, Optimizer, ResNetConfig, Schedule,
-    TrainingConfig,
+    CnnConfig, DpConfig, Engine, Family, Member, MlpConfig, ModelConfig, Optimizer, ResNetConfig,
+    Schedule, TrainingConfig,
 };
 pub use error::{ModelError, Result};
 pub use network::{Block, Conv, Footprint, Layer, Network, Role};
