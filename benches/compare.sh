@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # memia against PyTorch on shadow-model training, interleaved and fair (issue 28).
 #
-#   benches/compare.sh [mlp] [cnn] [resnet]        # default: all three
+#   benches/compare.sh [mlp] [cnn] [resnet] [dp]   # default: the first three
+#
+# `dp` is DP-SGD on the MLP workload against Opacus (issue 26): benches/python/opacus_dp.py,
+# one model at a time in each of Opacus's grad-sample modes, the fastest taken.
 #
 # Prints the machine first (CPU, vector extensions, PyTorch's 2048 x 2048 sgemm rate), then runs
 # each workload as memia, PyTorch, memia, PyTorch, memia (memia three times, PyTorch twice, so
@@ -24,7 +27,7 @@ data=${MEMIA_DATA_DIR:-$(cd .. && pwd)/shared/data}
 workloads=("$@")
 [ ${#workloads[@]} -eq 0 ] && workloads=(mlp cnn resnet)
 for w in "${workloads[@]}"; do
-  case "$w" in mlp | cnn | resnet) ;; *) echo "error: unknown workload '$w' (mlp, cnn, resnet)" >&2; exit 2 ;; esac
+  case "$w" in mlp | cnn | resnet | dp) ;; *) echo "error: unknown workload '$w' (mlp, cnn, resnet, dp)" >&2; exit 2 ;; esac
 done
 out=$(mktemp -d "${TMPDIR:-/tmp}/memia-compare.XXXXXX")
 
@@ -43,6 +46,7 @@ torch_run() { # workload round
   case "$1" in
     mlp) script=(benches/python/torch_jax_ensemble.py "$data") ;;
     resnet) script=(benches/python/cnn_torch.py resnet "$data" 8) ;;
+    dp) script=(benches/python/opacus_dp.py "$data") ;;
   esac
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$python" "${script[@]}" >"$out/torch-$1-$2.txt"
 }

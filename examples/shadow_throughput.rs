@@ -14,7 +14,10 @@
 //! residual block per stage of 16, 32 and 64 channels, global average pooling) on 2,000 CIFAR-10
 //! images the same way (1,000-image halves, K = 8), as `benches/python/cnn_torch.py resnet`.
 //!
-//! Run: `cargo run --release --example shadow_throughput [cnn|resnet] [DATA_DIR]` (default
+//! With `dp`, the MLP workload trained with DP-SGD (Poisson sampling at 128 / 5,000, clipping to
+//! norm 1.0, noise multiplier 1.1), K = 8, as `benches/python/opacus_dp.py` measures Opacus.
+//!
+//! Run: `cargo run --release --example shadow_throughput [cnn|resnet|dp] [DATA_DIR]` (default
 //! `$MEMIA_DATA_DIR`, then `../shared/data`). `BURN_DEVICE` selects the Burn device (default Flex).
 
 use std::path::PathBuf;
@@ -25,7 +28,7 @@ use memia::data::Dataset;
 use memia::data::cifar::load_cifar10;
 use memia::data::idx::load_idx;
 use memia::models::{
-    CnnConfig, Device, Engine, Ensemble, Member, MlpConfig, ModelConfig, ModelError, ResNetConfig,
+    CnnConfig, Device, DpConfig, Engine, Ensemble, Member, MlpConfig, ModelConfig, ModelError, ResNetConfig,
     TrainingConfig,
 };
 
@@ -36,7 +39,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("resnet") => Some(("resnet", 2000, vec![8])),
         _ => None,
     };
-    if images.is_some() {
+    let dp = args.first().map(String::as_str) == Some("dp");
+    if images.is_some() || dp {
         args.remove(0);
     }
     let dir = args
@@ -61,14 +65,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         epochs: 1,
         batch_size: 128,
         learning_rate: 0.05,
+        dp: dp.then(|| DpConfig::with_noise(1.0, 1.1, 1e-5)),
         ..Default::default()
     };
     let device = Device::default();
     println!(
-        "device {device:?}; MLP {d}-128-10, batch 128, 1 epoch on 5,000-sample subsets of MNIST test ({n} samples)"
+        "device {device:?}; MLP {d}-128-10, batch 128, 1 epoch on 5,000-sample subsets of MNIST test ({n} samples){}",
+        if dp { "; DP-SGD: Poisson sampling, clip 1.0, noise 1.1" } else { "" }
     );
     print_header();
-    for k in [8usize, 32] {
+    let ks: &[usize] = if dp { &[8] } else { &[8, 32] };
+    for &k in ks {
         let members = halves(k, n)?;
         let steps: usize = members.iter().map(|m| m.train.len().div_ceil(128)).sum();
         let flops = 6.0 * 128.0 * model.forward_macs(d, 10) as f64 * steps as f64;
@@ -79,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             modes.push((Engine::Auto, 8));
         }
         modes.push((Engine::Auto, 1));
-        if Engine::Auto.uses_fused_kernels(&model.clone().into(), &device) {
+        if !dp && Engine::Auto.uses_fused_kernels(&model.clone().into(), &device) {
             modes.extend([(Engine::Burn, 8), (Engine::Burn, 1)]);
         }
         let train = |engine: Engine, chunk: &[Member]| -> Result<bool, ModelError> {

@@ -222,6 +222,8 @@ pub struct ManyRunBound {
     /// The bound's true- and false-positive intervals on the held-out trials.
     #[serde(skip)]
     pub detail: Option<EpsilonBound>,
+    /// The canary chosen, for [`ManyRunAudit::run_canaries`].
+    pub canary: Option<usize>,
     /// Trials that chose the threshold.
     pub selection_trials: usize,
     /// Trials the bound was computed on.
@@ -260,44 +262,106 @@ impl ManyRunAudit {
     /// the run included it. Both parts need members and non-members.
     pub fn run(&self, scores: &[f64], members: &[bool]) -> Result<ManyRunBound> {
         let n = check_scores(scores, members)?;
-        let cut = ((n as f64 * self.selection).round() as usize).clamp(1, n - 1);
-        let (select, held) = (0..cut, cut..n);
-        let both = |range: std::ops::Range<usize>, what: &str| -> Result<()> {
-            let inside = members[range.clone()].iter().filter(|&&m| m).count();
-            if inside == 0 || inside == range.len() {
-                return Err(invalid(
-                    "members",
-                    format!("the {what} trials ({}) hold one class only", range.len()),
-                ));
-            }
-            Ok(())
+        let cut = self.cut(n);
+        let (threshold, _) = self.best_threshold(&scores[..cut], &members[..cut])?;
+        self.bound(&scores[cut..], &members[cut..], threshold, None, cut)
+    }
+
+    /// The bound from many canaries in each of K runs: `scores` and `members` are K x m,
+    /// row-major (run k's score for canary j, and whether run k included it). The canary and
+    /// its threshold are chosen together on the first runs (the selection share), the best
+    /// bound there; the bound is that canary's at that threshold on the other runs, each run
+    /// one independent trial.
+    pub fn run_canaries(
+        &self,
+        scores: &[f64],
+        members: &[bool],
+        canaries: usize,
+    ) -> Result<ManyRunBound> {
+        check_scores(scores, members)?;
+        if canaries == 0 || !scores.len().is_multiple_of(canaries) {
+            return Err(invalid(
+                "scores",
+                format!(
+                    "{} scores are not runs of {canaries} canaries",
+                    scores.len()
+                ),
+            ));
+        }
+        let runs = scores.len() / canaries;
+        if runs < 2 {
+            return Err(invalid(
+                "scores",
+                format!("{runs} run: at least 2 are needed"),
+            ));
+        }
+        let cut = self.cut(runs);
+        let column = |j: usize, range: std::ops::Range<usize>| -> (Vec<f64>, Vec<bool>) {
+            range
+                .map(|k| (scores[k * canaries + j], members[k * canaries + j]))
+                .unzip()
         };
-        both(select.clone(), "threshold-selection")?;
-        both(held.clone(), "held-out")?;
-        let roc = RocCurve::new(
-            &scores[select.clone()],
-            &members[select.clone()],
-            Direction::HigherIsMember,
-        )?;
+        let mut best: Option<(f64, f64, usize)> = None;
+        for j in 0..canaries {
+            let (s, m) = column(j, 0..cut);
+            // A canary in every selection run or in none cannot be judged there.
+            let Ok((threshold, bound)) = self.best_threshold(&s, &m) else {
+                continue;
+            };
+            if best.is_none_or(|b| bound > b.0) {
+                best = Some((bound, threshold, j));
+            }
+        }
+        let Some((_, threshold, j)) = best else {
+            return Err(invalid(
+                "members",
+                "no canary is both in and out of the threshold-selection runs",
+            ));
+        };
+        let (s, m) = column(j, cut..runs);
+        self.bound(&s, &m, threshold, Some(j), cut)
+    }
+
+    /// How many of `n` trials choose the threshold (at least one, and one left).
+    fn cut(&self, n: usize) -> usize {
+        ((n as f64 * self.selection).round() as usize).clamp(1, n.saturating_sub(1).max(1))
+    }
+
+    /// The threshold with the largest bound on these trials, and that bound.
+    fn best_threshold(&self, scores: &[f64], members: &[bool]) -> Result<(f64, f64)> {
+        both_classes(members, "threshold-selection")?;
+        let roc = RocCurve::new(scores, members, Direction::HigherIsMember)?;
         let (p, neg) = (roc.positives(), roc.negatives());
-        let mut best = (f64::NEG_INFINITY, f64::INFINITY);
+        let mut best = (f64::INFINITY, f64::NEG_INFINITY);
         for i in 0..roc.len() {
             let (tp, fp) = (roc.true_positives()[i], roc.false_positives()[i]);
             let bound = epsilon_lower_bound(tp, p, fp, neg, self.confidence, self.delta)?;
-            if bound.epsilon > best.0 {
-                best = (bound.epsilon, roc.thresholds()[i]);
+            if bound.epsilon > best.1 {
+                best = (roc.thresholds()[i], bound.epsilon);
             }
         }
-        let threshold = best.1;
+        Ok(best)
+    }
+
+    /// The bound on held-out trials at `threshold` (scores at or above it guessed members).
+    fn bound(
+        &self,
+        scores: &[f64],
+        members: &[bool],
+        threshold: f64,
+        canary: Option<usize>,
+        selection_trials: usize,
+    ) -> Result<ManyRunBound> {
+        both_classes(members, "held-out")?;
         let (mut tp, mut fp, mut pos, mut negs) = (0u64, 0u64, 0u64, 0u64);
-        for i in held.clone() {
-            let guessed = scores[i] >= threshold;
-            if members[i] {
+        for (&s, &member) in scores.iter().zip(members) {
+            let guessed = (s >= threshold) as u64;
+            if member {
                 pos += 1;
-                tp += guessed as u64;
+                tp += guessed;
             } else {
                 negs += 1;
-                fp += guessed as u64;
+                fp += guessed;
             }
         }
         let detail = epsilon_lower_bound(tp, pos, fp, negs, self.confidence, self.delta)?;
@@ -305,10 +369,23 @@ impl ManyRunAudit {
             epsilon: detail.epsilon,
             threshold,
             detail: Some(detail),
-            selection_trials: select.len(),
-            bound_trials: held.len(),
+            canary,
+            selection_trials,
+            bound_trials: scores.len(),
         })
     }
+}
+
+/// Refuses trials that hold members only or non-members only.
+fn both_classes(members: &[bool], what: &str) -> Result<()> {
+    let inside = members.iter().filter(|&&m| m).count();
+    if inside == 0 || inside == members.len() {
+        return Err(invalid(
+            "members",
+            format!("the {what} trials ({}) hold one class only", members.len()),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that scores and memberships pair up, are at least two and finite; returns their
