@@ -104,6 +104,9 @@ pub enum AuditError {
     /// built or trained. The library's error and its causes stay in the chain.
     #[error(transparent)]
     Model(#[from] memia_models::ModelError),
+    /// The differential-privacy accountant or audit refused its input.
+    #[error(transparent)]
+    Dp(#[from] memia_dp::DpError),
     /// A setting of a configuration file that memia-models refuses (an architecture, a
     /// training setting, a model that does not fit the pool or the memory). The message names
     /// the file and the table the setting lives in; the library's error is the

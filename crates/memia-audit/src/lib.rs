@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod dp;
 pub mod error;
 pub mod import;
 pub mod pool;
@@ -57,6 +58,7 @@ pub mod text;
 pub mod trainer;
 
 pub use config::RunConfig;
+pub use dp::{Claim, DpAudit, DpAuditConfig};
 pub use error::{AuditError, Result};
 pub use run::{CheckedTraining, Planned, PoolInfo, Run, TargetScores, write_run_files};
 pub use status::RunStatus;

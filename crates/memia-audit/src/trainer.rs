@@ -12,6 +12,7 @@ use crate::config::RunConfig;
 use crate::error::{AuditError, Result, usage};
 
 /// The trainer of a run: memia's models on Burn, or the configuration's external command.
+#[allow(clippy::large_enum_variant)] // one per run: boxing would save nothing that matters
 pub enum RunTrainer {
     /// memia's model zoo.
     #[cfg(feature = "train")]

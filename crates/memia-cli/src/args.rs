@@ -76,6 +76,37 @@ pub(crate) enum Command {
     /// Where a run stands: finished and missing models (as ranges for --models) and who
     /// produced each finished model.
     Status(StatusArgs),
+    /// Audit a run's differential-privacy claim with its canaries: lower bounds on epsilon from
+    /// one run (Steinke et al. 2023) and from many runs, at a stated confidence, against the
+    /// claim (memia's accountant for a run trained with [training] dp, or --epsilon and
+    /// --delta for models trained elsewhere). A bound above the claim refutes it.
+    DpAudit(DpAuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DpAuditArgs {
+    /// The run directory (its canaries: the `canaries` sample set of pool.json).
+    pub(crate) run: PathBuf,
+    /// The claimed epsilon (default: memia's RDP accountant for the run's [training] dp).
+    #[arg(long, requires = "delta")]
+    pub(crate) epsilon: Option<f64>,
+    /// The claimed delta.
+    #[arg(long, requires = "epsilon")]
+    pub(crate) delta: Option<f64>,
+    /// Canaries the one-run audit guesses "in", and as many "out" (default: a tenth of the
+    /// canaries). Fix it before seeing the results: choosing it on them voids the confidence.
+    #[arg(long)]
+    pub(crate) guesses: Option<usize>,
+    /// The model the one-run audit attacks.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) model: usize,
+    /// Probability that each bound holds.
+    #[arg(long, default_value_t = 0.95)]
+    pub(crate) confidence: f64,
+    /// Write dp-audit.json, dp-region.svg (the canaries' ROC against the DP region) and
+    /// dp-audit.html into this directory.
+    #[arg(long, short)]
+    pub(crate) output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

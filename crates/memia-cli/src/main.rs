@@ -14,12 +14,14 @@
 //! memia status RUN [--json]                 finished and missing models, who produced them
 //! memia audit RUN -o audit.json             shadow models in rounds until the decisions are sure
 //! memia slurm RUN --per-task 8 --submit      the unfinished models as a Slurm job array
+//! memia dp-audit RUN -o DIR                 lower bounds on epsilon against the DP claim
 //! memia import-lira DIR -o RUN              a LiRA reference run becomes a memia run
 //! memia import --keep K --logits L --labels Y -o RUN   models trained elsewhere
 //! ```
 
 mod args;
 mod audit;
+mod dp_audit;
 mod flags;
 mod import_checks;
 mod imports;
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Status(a) => status::status(&a.run, json),
         Command::Audit(a) => audit::audit(&a, quiet, json),
         Command::Slurm(a) => slurm::slurm(&a, quiet),
+        Command::DpAudit(a) => dp_audit::dp_audit(&a, quiet, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -139,6 +139,84 @@ pub fn roc(curves: &[(String, &RocCurve)]) -> Result<String> {
     Ok(svg)
 }
 
+/// The largest true-positive rate at false-positive rate `fpr` that (epsilon, delta)-DP allows:
+/// `min(1, e^eps FPR + delta, 1 - e^-eps (1 - FPR - delta))` (Kairouz et al. 2015).
+pub fn dp_tpr_limit(fpr: f64, epsilon: f64, delta: f64) -> f64 {
+    let upper = epsilon.exp() * fpr + delta;
+    let mirrored = 1.0 - (-epsilon).exp() * (1.0 - fpr - delta);
+    upper.min(mirrored).clamp(0.0, 1.0)
+}
+
+/// The attack's ROC curve on the canaries (`roc`: false- and true-positive rates) against the
+/// region (epsilon, delta)-DP allows, on log-log axes: the claim's boundary (solid) and the
+/// boundary at the audit's lower bound (dashed). A curve above the claim's boundary would
+/// refute it (with its sampling error: the audit's bound is what says so).
+pub fn dp_region(roc: &[(f64, f64)], claim: (f64, f64), bound: f64) -> Result<String> {
+    let err = fail("dp_region");
+    let (epsilon, delta) = claim;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let mut chart = framed(&root, "Canaries' ROC against the DP region", 20)
+            .build_cartesian_2d((FLOOR..1.0).log_scale(), (FLOOR..1.0).log_scale())
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc("false positive rate")
+            .y_desc("true positive rate")
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .draw()
+            .map_err(&err)?;
+        let grid: Vec<f64> = (0..=200)
+            .map(|i| FLOOR * (1.0 / FLOOR).powf(i as f64 / 200.0))
+            .collect();
+        let boundary = |eps: f64| -> Vec<(f64, f64)> {
+            grid.iter()
+                .map(|&f| (f, dp_tpr_limit(f, eps, delta).max(FLOOR)))
+                .collect()
+        };
+        let (claim_color, bound_color, curve_color) = (PALETTE[1], PALETTE[2], PALETTE[0]);
+        chart
+            .draw_series(LineSeries::new(
+                boundary(epsilon),
+                claim_color.stroke_width(2),
+            ))
+            .map_err(&err)?
+            .label(format!("claimed epsilon {epsilon:.3}, delta {delta:.0e}"))
+            .legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 20, y)], claim_color.stroke_width(2))
+            });
+        chart
+            .draw_series(DashedLineSeries::new(
+                boundary(bound),
+                6,
+                4,
+                bound_color.stroke_width(2),
+            ))
+            .map_err(&err)?
+            .label(format!("audit's lower bound {bound:.3}"))
+            .legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 20, y)], bound_color.stroke_width(2))
+            });
+        let points: Vec<(f64, f64)> = roc
+            .iter()
+            .map(|&(f, t)| (f.max(FLOOR), t.max(FLOOR)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points, curve_color.stroke_width(2)))
+            .map_err(&err)?
+            .label("attack on the canaries (all models)")
+            .legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 20, y)], curve_color.stroke_width(2))
+            });
+        legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
 /// A histogram of the finite `values` over `[lo, hi]` in `bins` bins.
 pub fn histogram(
     values: &[f64],
@@ -389,6 +467,22 @@ mod tests {
             .skip(1)
             .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.to_string()))
             .collect()
+    }
+
+    /// The DP region's boundary: (epsilon, delta)-DP's two inequalities at their corners, and
+    /// the plot names the claim and the bound.
+    #[test]
+    fn dp_region_boundary_and_plot() {
+        let eps = 1.0f64;
+        // At FPR 0 only delta is allowed; where the two lines cross, both bind.
+        assert_eq!(dp_tpr_limit(0.0, eps, 1e-5), 1e-5);
+        assert!((dp_tpr_limit(0.1, eps, 0.0) - 0.1 * eps.exp()).abs() < 1e-12);
+        assert!((dp_tpr_limit(0.9, eps, 0.0) - (1.0 - 0.1 / eps.exp())).abs() < 1e-12);
+        assert_eq!(dp_tpr_limit(1.0, eps, 0.0), 1.0);
+        let svg = dp_region(&[(0.0, 0.0), (0.1, 0.2), (1.0, 1.0)], (1.0, 1e-5), 0.25).unwrap();
+        let all = texts(&svg).join(" | ");
+        assert!(all.contains("claimed epsilon 1.000"), "{all}");
+        assert!(all.contains("lower bound 0.250"), "{all}");
     }
 
     #[test]
