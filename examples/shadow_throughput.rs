@@ -28,8 +28,8 @@ use memia::data::Dataset;
 use memia::data::cifar::load_cifar10;
 use memia::data::idx::load_idx;
 use memia::models::{
-    CnnConfig, Device, DpConfig, Engine, Ensemble, Member, MlpConfig, ModelConfig, ModelError, ResNetConfig,
-    TrainingConfig,
+    CnnConfig, Device, DpConfig, Engine, Ensemble, Member, MlpConfig, ModelConfig, ModelError,
+    ResNetConfig, TrainingConfig,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -71,7 +71,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::default();
     println!(
         "device {device:?}; MLP {d}-128-10, batch 128, 1 epoch on 5,000-sample subsets of MNIST test ({n} samples){}",
-        if dp { "; DP-SGD: Poisson sampling, clip 1.0, noise 1.1" } else { "" }
+        if dp {
+            "; DP-SGD: Poisson sampling, clip 1.0, noise 1.1"
+        } else {
+            ""
+        }
     );
     print_header();
     let ks: &[usize] = if dp { &[8] } else { &[8, 32] };

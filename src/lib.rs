@@ -19,6 +19,8 @@
 //!   default feature `models`, the Burn model zoo and the batched ensemble trainer. Without it
 //!   (`memia = { version = "0.1", default-features = false }`) nothing of Burn is compiled: the
 //!   statistics work on logits from any framework;
+//! * [`dp`] (`memia-dp`): the RDP accountant of DP-SGD and privacy audits whose epsilon lower
+//!   bounds hold (one run, many runs);
 //! * [`report`] (`memia-report`): the audit of a run as JSON, CSV, SVG plots and HTML;
 //! * [`audit`] (`memia-audit`): what the `memia` command does, as a library: a run directory
 //!   with its configuration, pool and trainer, one target type, one evaluation, the audit, the
@@ -37,6 +39,7 @@ pub use memia_attacks as attacks;
 pub use memia_audit as audit;
 pub use memia_core as core;
 pub use memia_data as data;
+pub use memia_dp as dp;
 pub use memia_memorization as memorization;
 pub use memia_metrics as metrics;
 pub use memia_models as models;

@@ -33,7 +33,10 @@ weight_decay = 0.0
 
 fn trained(dir: &Path, name: &str, dp: &str) {
     std::fs::write(dir.join(format!("{name}.toml")), config(dp)).unwrap();
-    ok(&["plan", "-c", &format!("{name}.toml"), "-o", name, "-q"], dir);
+    ok(
+        &["plan", "-c", &format!("{name}.toml"), "-o", name, "-q"],
+        dir,
+    );
     ok(&["train", name, "-q"], dir);
 }
 
@@ -41,7 +44,11 @@ fn trained(dir: &Path, name: &str, dp: &str) {
 fn dp_audit_of_private_and_non_private_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    trained(dir, "private", "dp = { clip = 1.0, target_epsilon = 1.0, delta = 1e-5 }");
+    trained(
+        dir,
+        "private",
+        "dp = { clip = 1.0, target_epsilon = 1.0, delta = 1e-5 }",
+    );
     let out = ok(&["dp-audit", "private", "-o", "audit"], dir);
     println!("{out}");
     assert!(out.contains("memia's RDP accountant"), "{out}");
@@ -59,13 +66,31 @@ fn dp_audit_of_private_and_non_private_runs() {
     trained(dir, "plain", "");
     let err = fails(&["dp-audit", "plain"], dir);
     assert!(err.contains("not trained with memia's DP-SGD"), "{err}");
-    let out = ok(&["dp-audit", "plain", "--epsilon", "0.1", "--delta", "1e-5"], dir);
+    let out = ok(
+        &["dp-audit", "plain", "--epsilon", "0.1", "--delta", "1e-5"],
+        dir,
+    );
     println!("{out}");
     assert!(out.contains("REFUTED"), "{out}");
 
-    let err = fails(&["dp-audit", "plain", "--epsilon", "1", "--delta", "2"], dir);
+    let err = fails(
+        &["dp-audit", "plain", "--epsilon", "1", "--delta", "2"],
+        dir,
+    );
     assert!(err.contains("--delta 2"), "{err}");
-    let err = fails(&["dp-audit", "plain", "--epsilon", "1", "--delta", "1e-5", "--guesses", "40"], dir);
+    let err = fails(
+        &[
+            "dp-audit",
+            "plain",
+            "--epsilon",
+            "1",
+            "--delta",
+            "1e-5",
+            "--guesses",
+            "40",
+        ],
+        dir,
+    );
     assert!(err.contains("more guesses than the 60 canaries"), "{err}");
     let err = fails(&["dp-audit", "plain", "--epsilon", "1"], dir);
     assert!(err.contains("--delta"), "{err}");

@@ -238,6 +238,9 @@ pub struct TrainingConfig {
 /// In a configuration file: `dp = { clip = 1.0, noise_multiplier = 1.1, delta = 1e-5 }`, or
 /// `target_epsilon = 4.0` in place of the noise multiplier, from which each model's noise is
 /// derived (the least noise whose epsilon is at most the target, for its training-set size).
+///
+/// Built for memia's fused kernels (MLPs, logistic regression, LeNet-style CNNs on the Flex
+/// device); ResNets and Burn's engine refuse it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DpConfig {

@@ -234,12 +234,14 @@ impl Ensemble {
         }
         config.check()?;
         if let Some(dp) = &config.dp {
-            if !self.uses_fused_kernels() || self.network.family() != Family::Dense {
+            let family = self.network.family();
+            if !self.uses_fused_kernels() || family == Family::ResNet {
                 return Err(invalid_setting(
                     "dp",
                     format!(
-                        "DP-SGD runs on memia's fused kernels for MLPs and logistic regression \
-                         (engine auto on the Flex device); this ensemble is a {:?} network on \
+                        "DP-SGD runs on memia's fused kernels for MLPs, logistic regression and \
+                         LeNet-style CNNs (engine auto on the Flex device); this ensemble is a \
+                         {:?} network on \
                          {:?} with the {} engine",
                         self.network.family(),
                         self.device,

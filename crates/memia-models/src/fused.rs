@@ -387,10 +387,43 @@ pub(crate) fn dense_backward_clipped(
     sizes: &[usize],
     acts: &Activations,
     deltas: &mut [Vec<f32>],
-    norms: &mut Vec<f64>,
+    rows: &mut RowNorms,
     r: usize,
     [clip, expected]: [f32; 2],
     accumulate: bool,
+    par: Parallelism,
+) {
+    dense_squared_norms(params, sizes, acts, deltas, &mut rows.squared, None, r, par);
+    rows.scales.clear();
+    rows.scales.extend(
+        rows.squared
+            .iter()
+            .map(|&n| clip_factor(n.sqrt(), clip) / expected),
+    );
+    scaled_dense_gradients(grads, sizes, acts, deltas, &rows.scales, accumulate, par);
+}
+
+/// DP-SGD's per-row buffers, reused by every step: each row's squared gradient norm and its
+/// factor (clipping over the expected batch size).
+#[derive(Debug, Default)]
+pub(crate) struct RowNorms {
+    pub squared: Vec<f64>,
+    pub scales: Vec<f32>,
+}
+
+/// The first phase of [`dense_backward_clipped`]: every dense layer's per-row output gradient
+/// into `deltas` (the last holds the logits' on entry) and each row's squared gradient norm
+/// over the dense layers into `norms`; with `input_grad`, the gradient with respect to the
+/// dense input too (`r x sizes[0]`, no mask), for the layers below.
+#[allow(clippy::too_many_arguments)] // the buffers of one model's step
+pub(crate) fn dense_squared_norms(
+    params: &[(Vec<f32>, Vec<f32>)],
+    sizes: &[usize],
+    acts: &Activations,
+    deltas: &mut [Vec<f32>],
+    norms: &mut Vec<f64>,
+    input_grad: Option<&mut [f32]>,
+    r: usize,
     par: Parallelism,
 ) {
     let last = sizes.len() - 2;
@@ -408,13 +441,19 @@ pub(crate) fn dense_backward_clipped(
             par,
         );
     }
+    if let Some(below) = input_grad {
+        let dims = [r, sizes[0], sizes[1]];
+        gradient_below(
+            &mut below[..r * sizes[0]],
+            &deltas[0][..r * sizes[1]],
+            &params[0].0,
+            None,
+            dims,
+            par,
+        );
+    }
     norms.clear();
     norms.resize(r, 0.0);
-    let squares = |row: &[f32]| {
-        row.iter()
-            .map(|&v| f64::from(v) * f64::from(v))
-            .sum::<f64>()
-    };
     for l in 0..=last {
         let (inputs, outputs) = (sizes[l], sizes[l + 1]);
         let rows = acts.layers[l][..r * inputs].chunks_exact(inputs);
@@ -423,13 +462,27 @@ pub(crate) fn dense_backward_clipped(
             .zip(rows)
             .zip(deltas[l].chunks_exact(outputs))
         {
-            *norm += (squares(a) + 1.0) * squares(dz);
+            *norm += (squared_norm(a) + 1.0) * squared_norm(dz);
         }
     }
-    for l in 0..=last {
+}
+
+/// The second phase of [`dense_backward_clipped`]: each row of every layer's output gradient
+/// scaled by its row's factor in `scales`, then the layers' gradients written or (with
+/// `accumulate`) added to `grads`.
+pub(crate) fn scaled_dense_gradients(
+    grads: &mut [(Vec<f32>, Vec<f32>)],
+    sizes: &[usize],
+    acts: &Activations,
+    deltas: &mut [Vec<f32>],
+    scales: &[f32],
+    accumulate: bool,
+    par: Parallelism,
+) {
+    let r = scales.len();
+    for l in 0..sizes.len() - 1 {
         let outputs = sizes[l + 1];
-        for (dz, &norm) in deltas[l].chunks_exact_mut(outputs).zip(norms.iter()) {
-            let scale = clip_factor(norm.sqrt(), clip) / expected;
+        for (dz, &scale) in deltas[l].chunks_exact_mut(outputs).zip(scales) {
             dz.iter_mut().for_each(|v| *v *= scale);
         }
         let input = &acts.layers[l][..r * sizes[l]];
@@ -443,6 +496,11 @@ pub(crate) fn dense_backward_clipped(
             par,
         );
     }
+}
+
+/// The sum of the squares of `values`, in f64.
+pub(crate) fn squared_norm(values: &[f32]) -> f64 {
+    values.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
 }
 
 /// The factor that clips a gradient of L2 norm `norm` to at most `clip`: `min(1, clip / norm)`.
@@ -475,7 +533,7 @@ fn train_one(
         Some(_) => sizes[1..].iter().map(|&w| vec![0f32; b * w]).collect(),
         None => Vec::new(),
     };
-    let mut norms = Vec::new();
+    let mut norms = RowNorms::default();
     train_loop(model, member, config, |model, grads, rows, writer| {
         let Some(dp) = config.dp else {
             let r = rows.len();
@@ -526,7 +584,7 @@ fn train_one(
 }
 
 /// Sets every gradient to zero.
-fn zero(grads: &mut [(Vec<f32>, Vec<f32>)]) {
+pub(crate) fn zero(grads: &mut [(Vec<f32>, Vec<f32>)]) {
     for (w, bias) in grads {
         w.fill(0.0);
         bias.fill(0.0);
@@ -860,7 +918,7 @@ mod tests {
         // Ghost norms, in chunks of 4 and 3 rows.
         let mut got = zeros();
         let mut deltas: Vec<Vec<f32>> = sizes[1..].iter().map(|&w| vec![0f32; 4 * w]).collect();
-        let mut norms = Vec::new();
+        let mut norms = RowNorms::default();
         for (c, chunk) in rows.chunks(4).enumerate() {
             let n = chunk.len();
             let mut acts = Activations::new(&sizes, 4);

@@ -39,8 +39,9 @@ use crate::config::{Member, TrainingConfig};
 use crate::direct_conv::{self, Planar};
 use crate::error::{Result, architecture};
 use crate::fused::{
-    Activations, add, cross_entropy_grad, dense_backward, on_each, predict_each, threads,
-    train_each, train_loop, weight_buffers,
+    Activations, RowNorms, add, clip_factor, cross_entropy_grad, cross_entropy_grad_weighted,
+    dense_backward, dense_squared_norms, on_each, predict_each, scaled_dense_gradients,
+    squared_norm, threads, train_each, train_loop, weight_buffers, zero,
 };
 use crate::network::{Conv, Role};
 use crate::params::HostParams;
@@ -392,24 +393,96 @@ fn train_one(
     augment: Option<([usize; 3], &Augmentation)>,
     par: Parallelism,
 ) {
-    let (d, b, classes) = (shape.inputs(), config.batch_size, shape.classes());
-    let stages = &shape.stages;
-    let mut net = Buffers::new(shape, b);
-    let widest = shape.dense.iter().copied().max().unwrap_or(0);
-    let (mut delta, mut delta_below) = (vec![0f32; b * widest], vec![0f32; b * widest]);
-    let mut work: Vec<ImageWork> = (0..threads(par))
-        .map(|_| ImageWork::new(shape, model))
-        .collect();
-    let mut flipped = weight_buffers(&model.layers[..stages.len()]);
+    let (d, b) = (shape.inputs(), config.batch_size);
+    let mut step = CnnStep::new(shape, model, b, threads(par), config.dp.is_some());
     let mut sample = vec![0f32; d];
     train_loop(model, member, config, |model, grads, rows, writer| {
-        let r = rows.len();
-        for (n, &i) in rows.iter().enumerate() {
-            writer.write_sample(&features[i * d..(i + 1) * d], &mut sample, augment);
-            net.put_sample(shape, n, &sample);
+        let mut write = |rows: &[usize], net: &mut Buffers| {
+            for (n, &i) in rows.iter().enumerate() {
+                writer.write_sample(&features[i * d..(i + 1) * d], &mut sample, augment);
+                net.put_sample(shape, n, &sample);
+            }
+        };
+        let Some(dp) = config.dp else {
+            write(rows, &mut step.net);
+            step.plain(model, shape, grads, rows, labels, par);
+            return;
+        };
+        // A Poisson batch may exceed the batch size: its clipped gradients are summed chunk
+        // by chunk.
+        zero(grads);
+        for (c, chunk) in rows.chunks(b).enumerate() {
+            write(chunk, &mut step.net);
+            let clip = [dp.clip as f32, b as f32];
+            step.clipped(model, shape, grads, chunk, labels, clip, c > 0, par);
         }
-        net.forward(model, shape, r, par, &mut work);
-        cross_entropy_grad(&net.dense.logits, &mut delta, rows, labels, classes);
+    });
+}
+
+/// One CNN's buffers for its steps, allocated once: the minibatch's, the dense layers'
+/// gradients, each thread's image work, the flipped weights (the transposed convolutions'), and
+/// DP-SGD's.
+struct CnnStep {
+    net: Buffers,
+    delta: Vec<f32>,
+    delta_below: Vec<f32>,
+    work: Vec<ImageWork>,
+    flipped: Vec<Vec<f32>>,
+    private: Option<PrivateBuffers>,
+}
+
+/// DP-SGD's buffers of one CNN: the dense layers' per-row output gradients, the rows' squared
+/// norms and factors, and one image's bias gradients per stage.
+struct PrivateBuffers {
+    deltas: Vec<Vec<f32>>,
+    rows: RowNorms,
+    bias: Vec<Vec<f32>>,
+}
+
+impl CnnStep {
+    /// Buffers for minibatches of up to `b` samples, images split across `threads`.
+    fn new(shape: &Cnn, model: &HostParams, b: usize, threads: usize, dp: bool) -> Self {
+        let stages = &shape.stages;
+        let widest = shape.dense.iter().copied().max().unwrap_or(0);
+        CnnStep {
+            net: Buffers::new(shape, b),
+            delta: vec![0f32; b * widest],
+            delta_below: vec![0f32; b * widest],
+            work: (0..threads).map(|_| ImageWork::new(shape, model)).collect(),
+            flipped: weight_buffers(&model.layers[..stages.len()]),
+            private: dp.then(|| PrivateBuffers {
+                deltas: shape.dense[1..]
+                    .iter()
+                    .map(|&w| vec![0f32; b * w])
+                    .collect(),
+                rows: RowNorms::default(),
+                bias: stages.iter().map(|st| vec![0f32; st.cout()]).collect(),
+            }),
+        }
+    }
+
+    /// The mean cross-entropy gradient of the minibatch `rows` (its samples written into the
+    /// first stage's input) into `grads`.
+    fn plain(
+        &mut self,
+        model: &HostParams,
+        shape: &Cnn,
+        grads: &mut [(Vec<f32>, Vec<f32>)],
+        rows: &[usize],
+        labels: &[u32],
+        par: Parallelism,
+    ) {
+        let (r, stages) = (rows.len(), &shape.stages);
+        let CnnStep {
+            net,
+            delta,
+            delta_below,
+            work,
+            flipped,
+            ..
+        } = self;
+        net.forward(model, shape, r, par, work);
+        cross_entropy_grad(&net.dense.logits, delta, rows, labels, shape.classes());
         let (conv_params, dense_params) = model.layers.split_at(stages.len());
         let (conv_grads, dense_grads) = grads.split_at_mut(stages.len());
         dense_backward(
@@ -417,21 +490,22 @@ fn train_one(
             dense_grads,
             &shape.dense,
             &net.dense,
-            &mut delta,
-            &mut delta_below,
+            delta,
+            delta_below,
             r,
             true,
             par,
         );
-        for ((gw, gb), (st, ((w, _), f))) in conv_grads
-            .iter_mut()
-            .zip(stages.iter().zip(conv_params.iter().zip(&mut flipped)))
-        {
+        for ((gw, gb), (st, ((w, _), f))) in conv_grads.iter_mut().zip(
+            stages
+                .iter()
+                .zip(conv_params.iter().zip(flipped.iter_mut())),
+        ) {
             gw.fill(0.0);
             gb.fill(0.0);
             direct_conv::flip_weights(st, w, f);
         }
-        let net = &net;
+        let net = &*net;
         let (delta, flipped) = (&delta[..], &flipped[..]);
         let threads = work.len();
         for first in (0..r).step_by(threads) {
@@ -449,7 +523,107 @@ fn train_one(
                 }
             }
         }
-    });
+    }
+
+    /// DP-SGD: adds the clipped gradients of the samples `chunk` (written into the first
+    /// stage's input) over the expected batch size to `grads` (`clip`: the clipping norm and
+    /// the expected batch; `accumulate`: a later chunk of the batch, else the dense layers'
+    /// gradients are overwritten and the caller has zeroed the convolutions'). Each image's
+    /// gradient norm is its dense layers' (from their output gradients, as
+    /// [`crate::fused::dense_backward_clipped`]) and its convolutions' (their weight gradients,
+    /// which the backward pass forms image by image anyway, and their bias gradients); each
+    /// image's convolution gradients are added scaled by its factor, in image order, and the
+    /// dense layers' are the products of the scaled output gradients.
+    #[allow(clippy::too_many_arguments)] // one step's settings
+    fn clipped(
+        &mut self,
+        model: &HostParams,
+        shape: &Cnn,
+        grads: &mut [(Vec<f32>, Vec<f32>)],
+        chunk: &[usize],
+        labels: &[u32],
+        [clip, expected]: [f32; 2],
+        accumulate: bool,
+        par: Parallelism,
+    ) {
+        let (r, stages) = (chunk.len(), &shape.stages);
+        let CnnStep {
+            net,
+            delta: d_flat,
+            work,
+            flipped,
+            private,
+            ..
+        } = self;
+        let private = private
+            .as_mut()
+            .expect("DP buffers are made for DP training");
+        net.forward(model, shape, r, par, work);
+        let top = shape.dense.len() - 2;
+        let logits = &net.dense.logits;
+        cross_entropy_grad_weighted(
+            logits,
+            &mut private.deltas[top],
+            chunk,
+            labels,
+            shape.classes(),
+            1.0,
+        );
+        let (conv_params, dense_params) = model.layers.split_at(stages.len());
+        let (conv_grads, dense_grads) = grads.split_at_mut(stages.len());
+        dense_squared_norms(
+            dense_params,
+            &shape.dense,
+            &net.dense,
+            &mut private.deltas,
+            &mut private.rows.squared,
+            Some(&mut d_flat[..]),
+            r,
+            par,
+        );
+        for (st, ((w, _), f)) in stages
+            .iter()
+            .zip(conv_params.iter().zip(flipped.iter_mut()))
+        {
+            direct_conv::flip_weights(st, w, f);
+        }
+        private.rows.scales.clear();
+        private.rows.scales.resize(r, 0.0);
+        let net = &*net;
+        let (d_flat, flipped) = (&d_flat[..], &flipped[..]);
+        let threads = work.len();
+        for first in (0..r).step_by(threads) {
+            let busy = &mut work[..threads.min(r - first)];
+            for (n, w) in busy.iter_mut().enumerate() {
+                w.n = first + n;
+            }
+            on_each(busy, |w| backward_image(shape, net, flipped, d_flat, w));
+            for w in busy.iter() {
+                let mut squared = private.rows.squared[w.n];
+                for (si, bias) in private.bias.iter_mut().enumerate() {
+                    bias.fill(0.0);
+                    unpooled(shape, si, net, d_flat, w, |ch, _, g| bias[ch] += g);
+                    squared += squared_norm(&w.own[si]) + squared_norm(bias);
+                }
+                let scale = clip_factor(squared.sqrt(), clip) / expected;
+                private.rows.scales[w.n] = scale;
+                let own = w.own.iter().zip(&private.bias);
+                for ((gw, gb), (own, bias)) in conv_grads.iter_mut().zip(own) {
+                    gw.iter_mut().zip(own).for_each(|(s, &v)| *s += v * scale);
+                    gb.iter_mut().zip(bias).for_each(|(s, &v)| *s += v * scale);
+                }
+            }
+        }
+        scaled_dense_gradients(
+            dense_grads,
+            &shape.dense,
+            &net.dense,
+            &mut private.deltas,
+            &private.rows.scales,
+            accumulate,
+            par,
+        );
+    }
 }
 
 /// Calls `each(channel, at, g)` for every pooled output of stage `si` of `w`'s image whose
@@ -537,6 +711,91 @@ mod tests {
                 assert!(reason.contains(why), "{reason} (expected {why:?})")
             }
             other => panic!("{stages:?} {dense:?} accepted: {other:?}"),
+        }
+    }
+
+    /// DP-SGD's clipped CNN gradients against the direct computation: each image's full
+    /// gradient from its own ordinary step (a minibatch of one), its norm over every
+    /// convolution and dense parameter, the clipped sum over the expected batch size. In
+    /// chunks of 3 and 2 images, with the images on one thread and split across two.
+    #[test]
+    fn clipped_cnn_gradients_equal_the_per_sample_computation() {
+        let config: crate::ModelConfig = crate::CnnConfig {
+            channels: vec![2, 3],
+            kernel: 3,
+            hidden: vec![5],
+        }
+        .into();
+        let network = crate::network::Network::new(&config, &[1, 8, 8], 3).unwrap();
+        let model = HostParams::init(&network, 7).unwrap();
+        let shape = Cnn::new(network.convs(), network.dense_sizes()).unwrap();
+        let (d, r) = (64, 5);
+        let features: Vec<f32> = (0..r * d)
+            .map(|i| ((i * 7919 % 97) as f32 / 97.0 - 0.3) * 3.0)
+            .collect();
+        let labels = [0u32, 1, 2, 1, 0];
+        let zeros = || -> Vec<(Vec<f32>, Vec<f32>)> {
+            model
+                .layers
+                .iter()
+                .map(|(w, b)| (vec![0f32; w.len()], vec![0f32; b.len()]))
+                .collect()
+        };
+        // Norms here are 0.71 to 0.90: some images are clipped, some not.
+        let (clip, expected) = (0.8f32, 4.0f32);
+        let mut want = zeros();
+        let mut clipped_images = 0;
+        for i in 0..r {
+            let mut step = CnnStep::new(&shape, &model, 1, 1, false);
+            step.net
+                .put_sample(&shape, 0, &features[i * d..(i + 1) * d]);
+            let mut g = zeros();
+            step.plain(&model, &shape, &mut g, &[i], &labels, Parallelism::None);
+            let norm = g
+                .iter()
+                .flat_map(|(w, b)| w.iter().chain(b))
+                .map(|&v| f64::from(v).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            clipped_images += (norm > f64::from(clip)) as usize;
+            let scale = (f64::from(clip) / norm).min(1.0) as f32 / expected;
+            for ((ww, wb), (gw, gb)) in want.iter_mut().zip(&g) {
+                ww.iter_mut().zip(gw).for_each(|(s, &v)| *s += v * scale);
+                wb.iter_mut().zip(gb).for_each(|(s, &v)| *s += v * scale);
+            }
+        }
+        assert!(
+            clipped_images > 0 && clipped_images < r,
+            "{clipped_images} images clipped: test both"
+        );
+        let rows: Vec<usize> = (0..r).collect();
+        for (threads, par) in [(1, Parallelism::None), (2, Parallelism::Rayon(2))] {
+            let mut step = CnnStep::new(&shape, &model, 3, threads, true);
+            let mut got = zeros();
+            for (c, chunk) in rows.chunks(3).enumerate() {
+                for (n, &i) in chunk.iter().enumerate() {
+                    step.net
+                        .put_sample(&shape, n, &features[i * d..(i + 1) * d]);
+                }
+                step.clipped(
+                    &model,
+                    &shape,
+                    &mut got,
+                    chunk,
+                    &labels,
+                    [clip, expected],
+                    c > 0,
+                    par,
+                );
+            }
+            for ((ww, wb), (gw, gb)) in want.iter().zip(&got) {
+                for (x, y) in ww.iter().chain(wb).zip(gw.iter().chain(gb)) {
+                    assert!(
+                        (x - y).abs() <= 1e-6 + 1e-5 * x.abs(),
+                        "{threads} threads: {x} vs {y}"
+                    );
+                }
+            }
         }
     }
 
