@@ -13,7 +13,7 @@
 # bmm or grouped-convolution ensemble, vmap), each as min - max over the runs, and the ratio of
 # the slowest memia run to the fastest PyTorch run.
 #
-# memia: `cargo run --release --example shadow_throughput [cnn|resnet]`. PyTorch:
+# memia: `cargo run --release --example shadow_throughput [cnn|resnet|dp]` (built once, then run). PyTorch:
 # benches/python/torch_jax_ensemble.py (MLP, K = 8 and 32) and benches/python/cnn_torch.py
 # (CNN, K = 8 and 32; ResNet, K = 8), which warm every mode up, take the best of their runs and
 # compute the pool's logits in the batch size fastest for PyTorch. Data: $MEMIA_DATA_DIR
@@ -31,7 +31,10 @@ for w in "${workloads[@]}"; do
 done
 out=$(mktemp -d "${TMPDIR:-/tmp}/memia-compare.XXXXXX")
 
-cargo build --release --example shadow_throughput -q
+# Built once: the runs use this binary, so that editing the sources during a comparison changes
+# nothing that is measured (and no run waits for a rebuild).
+bin=$(cargo build --release --example shadow_throughput -q --message-format=json |
+  "$python" -c 'import json, sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
 # numpy's BLAS settings of this environment slow its baselines; PyTorch runs without them.
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$python" benches/python/machine.py | tee "$out/machine.txt"
 echo "started $(date -u '+%Y-%m-%d %H:%M UTC'); raw outputs in $out"
@@ -39,7 +42,7 @@ echo "started $(date -u '+%Y-%m-%d %H:%M UTC'); raw outputs in $out"
 memia_run() { # workload round
   local arg=()
   [ "$1" != mlp ] && arg=("$1")
-  cargo run --release -q --example shadow_throughput -- "${arg[@]}" "$data" >"$out/memia-$1-$2.txt"
+  "$bin" "${arg[@]}" "$data" >"$out/memia-$1-$2.txt"
 }
 torch_run() { # workload round
   local script=(benches/python/cnn_torch.py "$data" 8 32)

@@ -131,7 +131,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 guesses: Some(100),
                 ..Default::default()
             })?;
-            let show = |b: Result<f64, &String>| b.map_or("-".to_string(), |e| format!("{e:.3}"));
+            let show = |b: Option<f64>| b.map_or("-".to_string(), |e| format!("{e:.3}"));
             println!(
                 "{:>9} {:>7} {:>8.3} {:>9.3} {:>10} {:>9} {:>9.3} {:>9.3} {:>8.3} {:>7.1}",
                 name,
@@ -141,14 +141,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map_or("-".into(), |n| format!("{n:.3}")),
                 audit.claim.epsilon,
                 audit.one_run.epsilon,
-                show(audit.pooled.as_ref().map(|b| b.epsilon)),
-                show(audit.many_runs.as_ref().map(|b| b.epsilon)),
+                show(audit.pooled.bound().map(|b| b.epsilon)),
+                show(audit.many_runs.bound().map(|b| b.epsilon)),
                 mean(&canaries),
                 mean(&digits),
                 accuracy,
                 train_secs
             );
-            if let Ok(p) = &audit.pooled {
+            if let Some(p) = audit.pooled.bound() {
                 println!(
                     "{:>9}   pooled one run: {} of {} guesses correct; model 0: {} of {}",
                     "", p.correct, p.guesses, audit.one_run.correct, audit.one_run.guesses

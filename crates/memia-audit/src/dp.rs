@@ -78,9 +78,9 @@ pub struct DpAudit {
     /// The model it attacked.
     pub model: usize,
     /// The one-run audit over every model at once (Bernoulli(1/2) plans only), or why not.
-    pub pooled: std::result::Result<OneRunBound, String>,
+    pub pooled: Audited<OneRunBound>,
     /// The many-run audit, or why it could not run.
-    pub many_runs: std::result::Result<ManyRunBound, String>,
+    pub many_runs: Audited<ManyRunBound>,
     /// The canaries' ROC curve over every (model, canary) pair (false- and true-positive
     /// rates), for the report's plot against the claim's region.
     pub roc: Vec<(f64, f64)>,
@@ -88,11 +88,41 @@ pub struct DpAudit {
     pub notes: Vec<String>,
 }
 
+/// An audit's bound, or why the audit did not run (JSON: `{"bound": ...}` or `{"not_run":
+/// "why"}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audited<T> {
+    /// The audit ran.
+    Bound(T),
+    /// Why it did not.
+    NotRun(String),
+}
+
+impl<T> Audited<T> {
+    /// The bound, if the audit ran.
+    pub fn bound(&self) -> Option<&T> {
+        match self {
+            Audited::Bound(b) => Some(b),
+            Audited::NotRun(_) => None,
+        }
+    }
+}
+
+impl<T> From<std::result::Result<T, String>> for Audited<T> {
+    fn from(result: std::result::Result<T, String>) -> Self {
+        match result {
+            Ok(b) => Audited::Bound(b),
+            Err(why) => Audited::NotRun(why),
+        }
+    }
+}
+
 impl DpAudit {
-    /// The largest bound found, and whether it exceeds the claim.
+    /// The largest bound found.
     pub fn largest_bound(&self) -> f64 {
-        let pooled = self.pooled.as_ref().map_or(0.0, |b| b.epsilon);
-        let many = self.many_runs.as_ref().map_or(0.0, |b| b.epsilon);
+        let pooled = self.pooled.bound().map_or(0.0, |b| b.epsilon);
+        let many = self.many_runs.bound().map_or(0.0, |b| b.epsilon);
         self.one_run.epsilon.max(pooled).max(many)
     }
 
@@ -206,24 +236,25 @@ impl Run {
             InclusionScheme::Bernoulli { .. } => {
                 let pooled = OneRunAudit::new(guesses * models, guesses * models, claim.delta)?
                     .with_confidence(config.confidence)?;
-                Ok(pooled.run(&scores, &members)?)
+                Audited::Bound(pooled.run(&scores, &members)?)
             }
-            _ => Err(
-                "the one-run audit pools models only when every (model, canary) inclusion \
-                      is an independent fair coin (a bernoulli 0.5 plan)"
+            _ => Audited::NotRun(
+                "the one-run audit pools models only when every (model, canary) inclusion is an \
+                 independent fair coin (a bernoulli 0.5 plan)"
                     .to_string(),
             ),
         };
         let many_runs = ManyRunAudit::new(claim.delta)?
             .with_confidence(config.confidence)?
             .run_canaries(&scores, &members, m)
-            .map_err(|e| e.to_string());
-        let roc = RocCurve::new(&scores, &members, Direction::HigherIsMember)?;
-        let roc = roc
-            .drop_intermediate()
+            .map_err(|e| e.to_string())
+            .into();
+        let curve =
+            RocCurve::new(&scores, &members, Direction::HigherIsMember)?.drop_intermediate();
+        let roc = curve
             .fpr()
             .iter()
-            .zip(roc.drop_intermediate().tpr())
+            .zip(curve.tpr())
             .map(|(&f, &t)| (f, t))
             .collect();
         Ok(DpAudit {

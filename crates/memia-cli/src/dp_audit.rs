@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use memia_audit::dp::{Claim, DpAudit, DpAuditConfig};
+use memia_audit::dp::{Audited, Claim, DpAudit, DpAuditConfig};
 use memia_audit::{Run, error::AuditError};
 
 use crate::args::DpAuditArgs;
@@ -81,21 +81,21 @@ fn lines(audit: &DpAudit) -> Vec<String> {
         ),
     ];
     lines.push(match &audit.pooled {
-        Ok(b) => format!(
+        Audited::Bound(b) => format!(
             "one run over all models: {} of {} guesses correct, epsilon >= {:.4}",
             b.correct, b.guesses, b.epsilon
         ),
-        Err(why) => format!("one run over all models: not run ({why})"),
+        Audited::NotRun(why) => format!("one run over all models: not run ({why})"),
     });
     lines.push(match &audit.many_runs {
-        Ok(b) => format!(
+        Audited::Bound(b) => format!(
             "many runs: canary {} chosen with its threshold on {} models, epsilon >= {:.4} on the other {}",
             b.canary.map_or("-".into(), |c| c.to_string()),
             b.selection_trials,
             b.epsilon,
             b.bound_trials
         ),
-        Err(why) => format!("many runs: not run ({why})"),
+        Audited::NotRun(why) => format!("many runs: not run ({why})"),
     });
     lines.push(if audit.claim_refuted() {
         format!(

@@ -62,6 +62,10 @@ fn dp_audit_of_private_and_non_private_runs() {
     assert!(claimed <= 1.0 && claimed > 0.99, "{json}");
     assert_eq!(json["canaries"], 60);
     assert_eq!(json["one_run"]["guesses"], 12);
+    // A balanced plan: the one-run audit does not pool the models, and says why.
+    let why = json["pooled"]["not_run"].as_str().unwrap();
+    assert!(why.contains("bernoulli 0.5"), "{why}");
+    assert!(json["many_runs"]["bound"]["epsilon"].as_f64().is_some(), "{json}");
 
     trained(dir, "plain", "");
     let err = fails(&["dp-audit", "plain"], dir);
