@@ -4,6 +4,10 @@
 
 use std::path::Path;
 
+use memia_core::KeepMatrix;
+use memia_core::npy::write_npy;
+use ndarray::{Array1, Array3};
+
 mod support;
 use support::{fails, ok};
 
@@ -65,7 +69,10 @@ fn dp_audit_of_private_and_non_private_runs() {
     // A balanced plan: the one-run audit does not pool the models, and says why.
     let why = json["pooled"]["not_run"].as_str().unwrap();
     assert!(why.contains("bernoulli 0.5"), "{why}");
-    assert!(json["many_runs"]["bound"]["epsilon"].as_f64().is_some(), "{json}");
+    assert!(
+        json["many_runs"]["bound"]["epsilon"].as_f64().is_some(),
+        "{json}"
+    );
 
     trained(dir, "plain", "");
     let err = fails(&["dp-audit", "plain"], dir);
@@ -98,4 +105,63 @@ fn dp_audit_of_private_and_non_private_runs() {
     assert!(err.contains("more guesses than the 60 canaries"), "{err}");
     let err = fails(&["dp-audit", "plain", "--epsilon", "1"], dir);
     assert!(err.contains("--delta"), "{err}");
+}
+
+/// Models trained elsewhere: an imported run (its keep matrix a Bernoulli(1/2) draw, its
+/// canaries a group of the import) whose models leak their canaries is audited against the
+/// user's claim, refuted, and the output says what the audit assumed of a keep matrix made
+/// elsewhere.
+#[test]
+fn dp_audit_of_models_trained_elsewhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (k, n, c) = (8, 300, 2);
+    let keep = KeepMatrix::bernoulli(k, n, 0.5, 3).unwrap();
+    let labels: Array1<i64> = (0..n as i64).map(|i| i % 2).collect();
+    // The label's logit is 3 above the other's where the model trained on the sample, and a
+    // value in [-1, 1) that says nothing otherwise.
+    let logits = Array3::from_shape_fn((k, n, c), |(m, i, j)| {
+        let noise = ((m * 7919 + i * 104_729) % 1000) as f64 / 500.0 - 1.0;
+        let own = if keep.get(m, i) { 3.0 } else { noise };
+        if j as i64 == labels[i] { own } else { 0.0 }
+    });
+    keep.save(dir.join("keep.npy")).unwrap();
+    write_npy(dir.join("logits.npy"), &logits).unwrap();
+    write_npy(dir.join("y.npy"), &labels).unwrap();
+    let canaries: Vec<String> = (100..n).map(|i| i.to_string()).collect();
+    std::fs::write(
+        dir.join("groups.json"),
+        format!(
+            r#"[{{"name": "canaries", "samples": [{}]}}]"#,
+            canaries.join(", ")
+        ),
+    )
+    .unwrap();
+    ok(
+        &[
+            "import",
+            "--keep",
+            "keep.npy",
+            "--logits",
+            "logits.npy",
+            "--labels",
+            "y.npy",
+            "--groups",
+            "groups.json",
+            "-o",
+            "run",
+            "-q",
+        ],
+        dir,
+    );
+    let err = fails(&["dp-audit", "run"], dir);
+    assert!(err.contains("give the claimed epsilon and delta"), "{err}");
+    let out = ok(
+        &["dp-audit", "run", "--epsilon", "1", "--delta", "1e-5"],
+        dir,
+    );
+    println!("{out}");
+    assert!(out.contains("200 canaries in 8 models"), "{out}");
+    assert!(out.contains("REFUTED"), "{out}");
+    assert!(out.contains("the keep matrix was made elsewhere"), "{out}");
 }

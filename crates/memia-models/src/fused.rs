@@ -793,7 +793,7 @@ pub(crate) fn matmul(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The naive triple loop.
@@ -853,6 +853,29 @@ mod tests {
         assert!(refused.is_err());
     }
 
+    /// The direct DP-SGD computation for one sample: its full gradient `g` clipped to L2 norm
+    /// `clip` (over every parameter), divided by `expected` and added to `sum`; whether it was
+    /// clipped. The reference the fused clipped gradients are tested against.
+    pub(crate) fn add_clipped(
+        sum: &mut [(Vec<f32>, Vec<f32>)],
+        g: &[(Vec<f32>, Vec<f32>)],
+        clip: f32,
+        expected: f32,
+    ) -> bool {
+        let norm = g
+            .iter()
+            .flat_map(|(w, b)| w.iter().chain(b))
+            .map(|&v| f64::from(v).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let scale = (f64::from(clip) / norm).min(1.0) as f32 / expected;
+        for ((sw, sb), (gw, gb)) in sum.iter_mut().zip(g) {
+            sw.iter_mut().zip(gw).for_each(|(s, &v)| *s += v * scale);
+            sb.iter_mut().zip(gb).for_each(|(s, &v)| *s += v * scale);
+        }
+        norm > f64::from(clip)
+    }
+
     /// DP-SGD's clipped gradients (per-row norms from the layers' output gradients, no
     /// per-sample gradient formed) against the direct computation: each row's full gradient
     /// by its own backward pass, its norm, the clipped sum over the expected batch size. Two
@@ -902,18 +925,7 @@ mod tests {
             dense_backward(
                 &params, &mut g, &sizes, &acts, &mut delta, &mut below, 1, false, par,
             );
-            let norm = g
-                .iter()
-                .flat_map(|(w, b)| w.iter().chain(b))
-                .map(|&v| f64::from(v).powi(2))
-                .sum::<f64>()
-                .sqrt();
-            clipped_rows += (norm > f64::from(clip)) as usize;
-            let scale = (f64::from(clip) / norm).min(1.0) as f32 / expected;
-            for ((ww, wb), (gw, gb)) in want.iter_mut().zip(&g) {
-                ww.iter_mut().zip(gw).for_each(|(s, &v)| *s += v * scale);
-                wb.iter_mut().zip(gb).for_each(|(s, &v)| *s += v * scale);
-            }
+            clipped_rows += add_clipped(&mut want, &g, clip, expected) as usize;
         }
         assert!(
             clipped_rows > 0 && clipped_rows < r,

@@ -506,23 +506,14 @@ impl CnnStep {
             direct_conv::flip_weights(st, w, f);
         }
         let net = &*net;
-        let (delta, flipped) = (&delta[..], &flipped[..]);
-        let threads = work.len();
-        for first in (0..r).step_by(threads) {
-            let busy = &mut work[..threads.min(r - first)];
-            for (n, w) in busy.iter_mut().enumerate() {
-                w.n = first + n;
+        backward_images(shape, net, flipped, delta, work, r, |w| {
+            for (si, (gw, gb)) in conv_grads.iter_mut().enumerate() {
+                add(gw, &w.own[si]);
+                // The bias gradient: the pooled output's gradient where the output was
+                // positive, channel by channel, in the single-thread order.
+                unpooled(shape, si, net, delta, w, |ch, _, g| gb[ch] += g);
             }
-            on_each(busy, |w| backward_image(shape, net, flipped, delta, w));
-            for w in busy.iter() {
-                for (si, (gw, gb)) in conv_grads.iter_mut().enumerate() {
-                    add(gw, &w.own[si]);
-                    // The bias gradient: the pooled output's gradient where the output was
-                    // positive, channel by channel, in the single-thread order.
-                    unpooled(shape, si, net, delta, w, |ch, _, g| gb[ch] += g);
-                }
-            }
-        }
+        });
     }
 
     /// DP-SGD: adds the clipped gradients of the samples `chunk` (written into the first
@@ -590,30 +581,22 @@ impl CnnStep {
         private.rows.scales.clear();
         private.rows.scales.resize(r, 0.0);
         let net = &*net;
-        let (d_flat, flipped) = (&d_flat[..], &flipped[..]);
-        let threads = work.len();
-        for first in (0..r).step_by(threads) {
-            let busy = &mut work[..threads.min(r - first)];
-            for (n, w) in busy.iter_mut().enumerate() {
-                w.n = first + n;
+        let d_flat = &d_flat[..];
+        backward_images(shape, net, flipped, d_flat, work, r, |w| {
+            let mut squared = private.rows.squared[w.n];
+            for (si, bias) in private.bias.iter_mut().enumerate() {
+                bias.fill(0.0);
+                unpooled(shape, si, net, d_flat, w, |ch, _, g| bias[ch] += g);
+                squared += squared_norm(&w.own[si]) + squared_norm(bias);
             }
-            on_each(busy, |w| backward_image(shape, net, flipped, d_flat, w));
-            for w in busy.iter() {
-                let mut squared = private.rows.squared[w.n];
-                for (si, bias) in private.bias.iter_mut().enumerate() {
-                    bias.fill(0.0);
-                    unpooled(shape, si, net, d_flat, w, |ch, _, g| bias[ch] += g);
-                    squared += squared_norm(&w.own[si]) + squared_norm(bias);
-                }
-                let scale = clip_factor(squared.sqrt(), clip) / expected;
-                private.rows.scales[w.n] = scale;
-                let own = w.own.iter().zip(&private.bias);
-                for ((gw, gb), (own, bias)) in conv_grads.iter_mut().zip(own) {
-                    gw.iter_mut().zip(own).for_each(|(s, &v)| *s += v * scale);
-                    gb.iter_mut().zip(bias).for_each(|(s, &v)| *s += v * scale);
-                }
+            let scale = clip_factor(squared.sqrt(), clip) / expected;
+            private.rows.scales[w.n] = scale;
+            let own = w.own.iter().zip(&private.bias);
+            for ((gw, gb), (own, bias)) in conv_grads.iter_mut().zip(own) {
+                gw.iter_mut().zip(own).for_each(|(s, &v)| *s += v * scale);
+                gb.iter_mut().zip(bias).for_each(|(s, &v)| *s += v * scale);
             }
-        }
+        });
         scaled_dense_gradients(
             dense_grads,
             &shape.dense,
@@ -623,6 +606,29 @@ impl CnnStep {
             accumulate,
             par,
         );
+    }
+}
+
+/// The convolutions' backward pass of the first `r` images (the dense input's gradient in
+/// `d_flat`), in rounds of one image per thread of `work`, then `each(work)` for every image in
+/// image order: what the image's own gradients are added to the minibatch's by.
+fn backward_images(
+    shape: &Cnn,
+    net: &Buffers,
+    flipped: &[Vec<f32>],
+    d_flat: &[f32],
+    work: &mut [ImageWork],
+    r: usize,
+    mut each: impl FnMut(&ImageWork),
+) {
+    let threads = work.len();
+    for first in (0..r).step_by(threads) {
+        let busy = &mut work[..threads.min(r - first)];
+        for (n, w) in busy.iter_mut().enumerate() {
+            w.n = first + n;
+        }
+        on_each(busy, |w| backward_image(shape, net, flipped, d_flat, w));
+        busy.iter().for_each(&mut each);
     }
 }
 
@@ -751,18 +757,8 @@ mod tests {
                 .put_sample(&shape, 0, &features[i * d..(i + 1) * d]);
             let mut g = zeros();
             step.plain(&model, &shape, &mut g, &[i], &labels, Parallelism::None);
-            let norm = g
-                .iter()
-                .flat_map(|(w, b)| w.iter().chain(b))
-                .map(|&v| f64::from(v).powi(2))
-                .sum::<f64>()
-                .sqrt();
-            clipped_images += (norm > f64::from(clip)) as usize;
-            let scale = (f64::from(clip) / norm).min(1.0) as f32 / expected;
-            for ((ww, wb), (gw, gb)) in want.iter_mut().zip(&g) {
-                ww.iter_mut().zip(gw).for_each(|(s, &v)| *s += v * scale);
-                wb.iter_mut().zip(gb).for_each(|(s, &v)| *s += v * scale);
-            }
+            clipped_images +=
+                crate::fused::tests::add_clipped(&mut want, &g, clip, expected) as usize;
         }
         assert!(
             clipped_images > 0 && clipped_images < r,

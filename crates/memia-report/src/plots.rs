@@ -76,6 +76,26 @@ fn fail<E: std::fmt::Display>(name: &'static str) -> impl Fn(E) -> ReportError {
     }
 }
 
+/// A chart with log-scaled axes of false- and true-positive rates.
+type RatesChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<LogCoord<f64>, LogCoord<f64>>>;
+
+/// The log-log chart of true- against false-positive rates (1e-5 to 1), framed and meshed.
+fn rates_chart<'a, DB: DrawingBackend + 'a>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+) -> std::result::Result<RatesChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = framed(area, title, 20)
+        .build_cartesian_2d((FLOOR..1.0).log_scale(), (FLOOR..1.0).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("false positive rate")
+        .y_desc("true positive rate")
+        .x_label_formatter(&|v| format!("{v:.0e}"))
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()?;
+    Ok(chart)
+}
+
 /// Log-log ROC curves (FPR and TPR from 1e-5 to 1; zero rates drawn at 1e-5), with the
 /// diagonal of a random guess. `curves` are named. Each curve also gets a dashed vertical line
 /// in its colour at the FPR of one false positive among its non-members: left of it, its TPR
@@ -86,17 +106,8 @@ pub fn roc(curves: &[(String, &RocCurve)]) -> Result<String> {
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
-        let mut chart = framed(&root, "ROC of the attack on the target model", 20)
-            .build_cartesian_2d((FLOOR..1.0).log_scale(), (FLOOR..1.0).log_scale())
-            .map_err(&err)?;
-        chart
-            .configure_mesh()
-            .x_desc("false positive rate")
-            .y_desc("true positive rate")
-            .x_label_formatter(&|v| format!("{v:.0e}"))
-            .y_label_formatter(&|v| format!("{v:.0e}"))
-            .draw()
-            .map_err(&err)?;
+        let mut chart =
+            rates_chart(&root, "ROC of the attack on the target model").map_err(&err)?;
         chart
             .draw_series(LineSeries::new(
                 [(FLOOR, FLOOR), (1.0, 1.0)],
@@ -158,17 +169,7 @@ pub fn dp_region(roc: &[(f64, f64)], claim: (f64, f64), bound: f64) -> Result<St
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
-        let mut chart = framed(&root, "Canaries' ROC against the DP region", 20)
-            .build_cartesian_2d((FLOOR..1.0).log_scale(), (FLOOR..1.0).log_scale())
-            .map_err(&err)?;
-        chart
-            .configure_mesh()
-            .x_desc("false positive rate")
-            .y_desc("true positive rate")
-            .x_label_formatter(&|v| format!("{v:.0e}"))
-            .y_label_formatter(&|v| format!("{v:.0e}"))
-            .draw()
-            .map_err(&err)?;
+        let mut chart = rates_chart(&root, "Canaries' ROC against the DP region").map_err(&err)?;
         let grid: Vec<f64> = (0..=200)
             .map(|i| FLOOR * (1.0 / FLOOR).powf(i as f64 / 200.0))
             .collect();
