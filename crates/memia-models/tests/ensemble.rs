@@ -895,6 +895,29 @@ fn dp_sgd_is_reproducible_and_refused_where_not_built() {
         let accuracy = right as f64 / all[0].train.len() as f64;
         assert!(accuracy > 0.4, "{model:?}: DP-SGD accuracy {accuracy}");
     }
+    // Adam steps on the same clipped, noised gradient (post-processing): it learns too.
+    let adam = TrainingConfig {
+        optimizer: Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        },
+        learning_rate: 1e-2,
+        ..dp
+    };
+    let mlp = ModelConfig::Mlp(MlpConfig::mlp(32));
+    let trained = train_with(&all[..1], &adam, &mlp, Engine::Auto);
+    let logits = trained.predict(&x).unwrap();
+    let right = all[0]
+        .train
+        .iter()
+        .filter(|&&i| {
+            let z = &logits[i * 10..(i + 1) * 10];
+            (0..10).max_by(|&a, &b| z[a].total_cmp(&z[b])).unwrap() == y[i] as usize
+        })
+        .count();
+    let accuracy = right as f64 / all[0].train.len() as f64;
+    assert!(accuracy > 0.4, "DP-SGD with Adam: accuracy {accuracy}");
     for (model, engine) in [
         (resnet(), Engine::Auto),
         (ModelConfig::Mlp(MlpConfig::mlp(8)), Engine::Burn),
