@@ -12,8 +12,9 @@
 //! * `shifts`: training with random shifts of up to 2 pixels, queried at the input and its four
 //!   1-pixel shifts (LiRA's augmented queries);
 //!
-//! and attacks each target with online LiRA (global and per-sample variance) and offline LiRA
-//! (global variance) with 4, 16 and 64 shadow models, on the candidates the same shadow models
+//! and attacks each target with online LiRA (global and per-sample variance, and per-sample
+//! variances under a prior fitted across samples) and offline LiRA (global variance, and the
+//! prior) with 4, 16 and 64 shadow models, on the candidates the same shadow models
 //! find (memorization >= 0.8 and >= 0.5). Each cell: TPR at 0.1% FPR pooled over the 4 targets
 //! with its 95% interval, and the median (lowest - highest) of the 4 targets' own TPRs ("n/m"
 //! where a target's non-members allow no false positive). Unjudgeable samples count as not
@@ -28,7 +29,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use memia::attacks::LiraConfig;
+use memia::attacks::{LiraConfig, Variance};
 use memia::core::Signal;
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::metrics::{RocSummary, median};
@@ -64,8 +65,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         ("online, per-sample var.", LiraConfig::online()),
         (
+            "online, variance prior",
+            LiraConfig::online().with_variance(Variance::Prior),
+        ),
+        (
             "offline, global var.",
             LiraConfig::offline().with_global_variance(true),
+        ),
+        (
+            "offline, variance prior",
+            LiraConfig::offline().with_variance(Variance::Prior),
         ),
     ];
     let models = TARGETS + SHADOWS;

@@ -85,18 +85,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for attack in [
         AttackSpec::LiraOnline {
             global_variance: false,
+            variance_prior: false,
             reference_compatible: false,
             signal: LiraSignal::Phi,
         },
         AttackSpec::default(), // online, global variance
         AttackSpec::LiraOffline {
             global_variance: false,
+            variance_prior: false,
             score: OfflineScore::Tail,
             reference_compatible: false,
             signal: LiraSignal::Phi,
         },
         AttackSpec::LiraOffline {
             global_variance: false,
+            variance_prior: false,
             score: OfflineScore::LogDensity,
             reference_compatible: true,
             signal: LiraSignal::PhiReference,

@@ -59,7 +59,9 @@ pub use focused::{
     check_memorization_threshold,
 };
 pub use gaussian::{norm_logpdf, norm_logsf};
-pub use lira::{Center, FittedLira, LiraConfig, LiraMode, OfflineScore, STD_EPSILON, Variance};
+pub use lira::{
+    Center, FittedLira, LiraConfig, LiraMode, OfflineScore, STD_EPSILON, Variance, VariancePrior,
+};
 pub use loo::doubling_counts;
 pub use rmia::{FittedRmia, RmiaConfig};
 pub use spec::{AttackSpec, FittedSpec, LiraSignal};

@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
 use crate::error::{Result, check_finite, check_shadow_shape, check_target, invalid};
-use crate::gaussian::{norm_logpdf, norm_logsf};
+use crate::gaussian::{norm_logpdf, norm_logsf, t_logpdf, t_logsf};
 use crate::{FittedTest, MembershipTest};
 
 /// Added to every standard deviation before it divides, as the reference does, so that a
@@ -48,6 +48,71 @@ pub enum Variance {
     /// By default the pooled within-sample standard deviation; under
     /// [`LiraConfig::reference_compatible`], the reference's `np.std` of all values.
     Global,
+    /// Each sample's own spread shrunk towards the spread of all samples: an inverse-gamma
+    /// prior on each side's variance fitted across the samples (empirical Bayes, as BaVarIA's
+    /// normal-inverse-gamma with a flat prior on the mean), and each side scored by its
+    /// posterior predictive, a Student t centred on the side's mean. Per-sample where the
+    /// samples' spreads differ, global where they do not, usable from one model a side.
+    Prior,
+}
+
+/// The inverse-gamma prior `IG(shape, scale)` of one side's variance, fitted across samples by
+/// the method of moments: `E[s^2] = scale / (shape - 1)` and `E[s^4] / (1 + 2 / (n - 1)) =
+/// E[sigma^4] = scale^2 / ((shape - 1)(shape - 2))` over the samples' unbiased variances `s^2`
+/// from `n >= 2` models. Where the samples' variances vary no more than sampling alone makes
+/// them, `shape` is infinite: one variance for all (the predictive is then a normal).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VariancePrior {
+    /// `alpha_0`; infinite for a variance shared by all samples.
+    pub shape: f64,
+    /// `beta_0` (the prior mean of the variance is `scale / (shape - 1)`); with an infinite
+    /// shape, the shared variance itself.
+    pub scale: f64,
+}
+
+impl VariancePrior {
+    /// Fits the prior to `(n, population variance)` pairs of samples (those with `n >= 2`
+    /// count); `None` with fewer than two such samples.
+    pub fn fit(sides: impl Iterator<Item = (usize, f64)>) -> Option<Self> {
+        let (mut count, mut m, mut e4) = (0usize, 0f64, 0f64);
+        for (n, var) in sides.filter(|&(n, v)| n >= 2 && v.is_finite()) {
+            let s2 = var * n as f64 / (n - 1) as f64;
+            count += 1;
+            m += s2;
+            e4 += s2 * s2 / (1.0 + 2.0 / (n - 1) as f64);
+        }
+        if count < 2 {
+            return None;
+        }
+        let (m, e4) = (m / count as f64, e4 / count as f64);
+        let r = e4 / (m * m);
+        Some(if r > 1.0 {
+            let shape = (2.0 * r - 1.0) / (r - 1.0);
+            VariancePrior {
+                shape,
+                scale: m * (shape - 1.0),
+            }
+        } else {
+            VariancePrior {
+                shape: f64::INFINITY,
+                scale: m,
+            }
+        })
+    }
+
+    /// The posterior predictive of a new observation of a side with `n >= 1` models, mean
+    /// `mean` and population variance `var`: `(location, scale, degrees of freedom)` of a
+    /// Student t, `t_{2 a}(mean, (b / a)(1 + 1/n))` with `a = shape + (n - 1)/2` and `b = scale
+    /// + n var / 2`.
+    pub fn predictive(&self, n: usize, mean: f64, var: f64) -> (f64, f64, f64) {
+        let n = n as f64;
+        if self.shape.is_infinite() {
+            return (mean, (self.scale * (1.0 + 1.0 / n)).sqrt(), f64::INFINITY);
+        }
+        let a = self.shape + 0.5 * (n - 1.0);
+        let b = self.scale + 0.5 * n * var;
+        (mean, (b / a * (1.0 + 1.0 / n)).sqrt(), 2.0 * a)
+    }
 }
 
 /// The centre of each fitted Gaussian.
@@ -121,6 +186,12 @@ impl LiraConfig {
             mode: LiraMode::Offline(OfflineScore::LogDensity),
             ..Self::online()
         }
+    }
+
+    /// Sets how the spreads are estimated.
+    pub fn with_variance(mut self, variance: Variance) -> Self {
+        self.variance = variance;
+        self
     }
 
     /// One variance for all samples (`true`) or one per sample (`false`).
@@ -207,6 +278,12 @@ impl MembershipTest for LiraConfig {
             check_finite("shadow observations", &shadow.view())?;
         }
 
+        if self.variance == Variance::Prior && self.reference_compatible {
+            return Err(invalid(
+                "variance",
+                "the reference has no variance prior: reference compatibility takes per-example or global variance",
+            ));
+        }
         let mut fitted = FittedLira {
             config: *self,
             queries: a,
@@ -214,8 +291,11 @@ impl MembershipTest for LiraConfig {
             sd_in: Array2::from_elem((n, a), f64::NAN),
             mu_out: Array2::from_elem((n, a), f64::NAN),
             sd_out: Array2::from_elem((n, a), f64::NAN),
+            dof: None,
+            priors: None,
             defined: vec![false; n],
         };
+        let mut sides: Vec<Params> = Vec::new();
         let (mut spread_in, mut spread_out) = (Spread::default(), Spread::default());
         for (b, block) in blocks.into_iter().enumerate() {
             for (r, &defined) in block.defined.iter().enumerate() {
@@ -231,6 +311,12 @@ impl MembershipTest for LiraConfig {
             }
             spread_in.merge(&block.spread_in);
             spread_out.merge(&block.spread_out);
+            if self.variance == Variance::Prior {
+                sides.extend(block.params);
+            }
+        }
+        if self.variance == Variance::Prior {
+            fitted.fit_priors(&sides)?;
         }
         if self.variance == Variance::Global {
             let (g_in, g_out) = if self.reference_compatible {
@@ -253,13 +339,18 @@ impl MembershipTest for LiraConfig {
     }
 }
 
-/// Gaussian parameters of one sample and query.
+/// Gaussian parameters of one sample and query, and what the variance prior needs: each
+/// side's count and mean.
 #[derive(Debug, Clone, Copy)]
 struct Params {
     mu_in: f64,
     sd_in: f64,
     mu_out: f64,
     sd_out: f64,
+    n_in: usize,
+    n_out: usize,
+    mean_in: f64,
+    mean_out: f64,
 }
 
 /// Fits of one block of samples: `params[r * A + q]` for sample `start + r`, query `q`.
@@ -387,26 +478,30 @@ fn fit_block(
             let j = r * a + q;
             let (ni, no) = counts[j];
             let side_in = &mut ins[j * stride..j * stride + ni];
-            let (mu_in, sd_in) = fit_side(side_in, config.center, &mut fit.spread_in);
+            let (mu_in, sd_in, mean_in) = fit_side(side_in, config.center, &mut fit.spread_in);
             let side_out = &mut outs[j * stride..j * stride + no];
-            let (mu_out, sd_out) = fit_side(side_out, config.center, &mut fit.spread_out);
+            let (mu_out, sd_out, mean_out) = fit_side(side_out, config.center, &mut fit.spread_out);
             fit.params.push(Params {
                 mu_in,
                 sd_in,
                 mu_out,
                 sd_out,
+                n_in: ni,
+                n_out: no,
+                mean_in,
+                mean_out,
             });
         }
     }
     fit
 }
 
-/// Centre and population standard deviation of one side (see [`center_and_std`]), also added
-/// to the running global spread.
-fn fit_side(values: &mut [f64], center: Center, spread: &mut Spread) -> (f64, f64) {
+/// Centre, population standard deviation and mean of one side (see [`center_and_std`]), also
+/// added to the running global spread.
+fn fit_side(values: &mut [f64], center: Center, spread: &mut Spread) -> (f64, f64, f64) {
     let (c, std, mean) = center_and_std(values, center);
     spread.add_group(values.len(), mean, std);
-    (c, std)
+    (c, std, mean)
 }
 
 /// Centre (median as numpy: the mean of the two middle values for an even count), population
@@ -438,6 +533,12 @@ pub struct FittedLira {
     pub mu_out: Array2<f64>,
     /// Standard deviation of the OUT Gaussian (N x A).
     pub sd_out: Array2<f64>,
+    /// With [`Variance::Prior`], the IN and OUT posterior predictives' degrees of freedom (N x
+    /// A each; the centres and scales above are theirs).
+    pub dof: Option<(Array2<f64>, Array2<f64>)>,
+    /// With [`Variance::Prior`], the IN and OUT priors fitted across the samples (the IN one
+    /// `None` offline).
+    pub priors: Option<(Option<VariancePrior>, VariancePrior)>,
     defined: Vec<bool>,
 }
 
@@ -452,7 +553,56 @@ impl FittedLira {
         self.defined[i]
     }
 
+    /// Replaces each side's centre and spread by its posterior predictive under the prior
+    /// fitted across `sides` (every sample and query).
+    fn fit_priors(&mut self, sides: &[Params]) -> Result<()> {
+        let online = self.config.is_online();
+        let need = "the variance prior needs two samples with at least two models on each side";
+        let out = VariancePrior::fit(sides.iter().map(|p| (p.n_out, p.sd_out * p.sd_out)))
+            .ok_or_else(|| invalid("variance", format!("{need} (OUT)")))?;
+        let prior_in = if online {
+            Some(
+                VariancePrior::fit(sides.iter().map(|p| (p.n_in, p.sd_in * p.sd_in)))
+                    .ok_or_else(|| invalid("variance", format!("{need} (IN)")))?,
+            )
+        } else {
+            None
+        };
+        let shape = self.mu_in.dim();
+        let (mut dof_in, mut dof_out) = (
+            Array2::from_elem(shape, f64::NAN),
+            Array2::from_elem(shape, f64::NAN),
+        );
+        let a = self.queries;
+        for (j, p) in sides.iter().enumerate() {
+            let at = [j / a, j % a];
+            if p.n_out > 0 {
+                let (mu, sd, dof) = out.predictive(p.n_out, p.mean_out, p.sd_out * p.sd_out);
+                (self.mu_out[at], self.sd_out[at], dof_out[at]) = (mu, sd, dof);
+            }
+            if let (Some(prior), true) = (prior_in, p.n_in > 0) {
+                let (mu, sd, dof) = prior.predictive(p.n_in, p.mean_in, p.sd_in * p.sd_in);
+                (self.mu_in[at], self.sd_in[at], dof_in[at]) = (mu, sd, dof);
+            }
+        }
+        self.dof = Some((dof_in, dof_out));
+        self.priors = Some((prior_in, out));
+        Ok(())
+    }
+
     fn score_one(&self, i: usize, q: usize, x: f64) -> f64 {
+        if let Some((dof_in, dof_out)) = &self.dof {
+            let (mu_out, sd_out, nu_out) =
+                (self.mu_out[[i, q]], self.sd_out[[i, q]], dof_out[[i, q]]);
+            return match self.config.mode {
+                LiraMode::Online => {
+                    t_logpdf(x, self.mu_in[[i, q]], self.sd_in[[i, q]], dof_in[[i, q]])
+                        - t_logpdf(x, mu_out, sd_out, nu_out)
+                }
+                LiraMode::Offline(OfflineScore::LogDensity) => -t_logpdf(x, mu_out, sd_out, nu_out),
+                LiraMode::Offline(OfflineScore::Tail) => -t_logsf((x - mu_out) / sd_out, nu_out),
+            };
+        }
         let (mu_out, sd_out) = (self.mu_out[[i, q]], self.sd_out[[i, q]] + STD_EPSILON);
         match self.config.mode {
             LiraMode::Online => {
@@ -526,6 +676,153 @@ mod tests {
         let expected0 = norm_logpdf(2.0, 2.0, 0.5) - norm_logpdf(2.0, 0.5, 0.5);
         assert!((s[0] - expected0).abs() < 1e-12);
         assert!(s[0] > 0.0 && s[1] < 0.0);
+    }
+
+    /// The variance prior against a direct computation: the moments of the samples' unbiased
+    /// variances give the inverse-gamma prior, each side's posterior predictive is the Student t
+    /// of the conjugate update, and the online score is the difference of the two sides' t
+    /// log-densities (statrs' `StudentsT`, an implementation independent of memia's).
+    #[test]
+    fn variance_prior_by_hand() {
+        use statrs::distribution::{Continuous, StudentsT};
+        // 6 models, 4 samples; sample spreads differ (0.5 to 3 times a base pattern).
+        let keep = KeepMatrix::balanced(6, 4, 3).unwrap();
+        let pattern = [0.3, -1.1, 0.8, 1.7, -0.4, -0.9];
+        let spread = [0.2, 1.0, 3.0, 8.0];
+        let shadow = Array3::from_shape_fn((6, 4, 1), |(k, i, _)| {
+            spread[i] * pattern[(k + i) % 6] + if keep.get(k, i) { 4.0 } else { 0.0 }
+        });
+        let fitted = LiraConfig::online()
+            .with_variance(Variance::Prior)
+            .fit(&keep, shadow.view())
+            .unwrap();
+        let side = |i: usize, member: bool| -> Vec<f64> {
+            (0..6)
+                .filter(|&k| keep.get(k, i) == member)
+                .map(|k| shadow[[k, i, 0]])
+                .collect()
+        };
+        for member in [true, false] {
+            // Direct: unbiased variances, their moments, the prior.
+            let (mut m, mut e4) = (0.0, 0.0);
+            for i in 0..4 {
+                let v = side(i, member);
+                let n = v.len() as f64;
+                let mean = v.iter().sum::<f64>() / n;
+                let s2 = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+                m += s2 / 4.0;
+                e4 += s2 * s2 / (1.0 + 2.0 / (n - 1.0)) / 4.0;
+            }
+            let r = e4 / (m * m);
+            assert!(r > 1.0, "the spreads differ: a finite prior");
+            let alpha0 = (2.0 * r - 1.0) / (r - 1.0);
+            let beta0 = m * (alpha0 - 1.0);
+            let (prior_in, prior_out) = fitted.priors.unwrap();
+            let prior = if member { prior_in.unwrap() } else { prior_out };
+            assert!(
+                (prior.shape - alpha0).abs() < 1e-12 * alpha0,
+                "{prior:?} vs {alpha0}"
+            );
+            assert!((prior.scale - beta0).abs() < 1e-12 * beta0);
+        }
+        let x = 2.5;
+        for i in 0..4 {
+            let t = |member: bool| {
+                let v = side(i, member);
+                let n = v.len() as f64;
+                let mean = v.iter().sum::<f64>() / n;
+                let ss = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+                let (prior_in, prior_out) = fitted.priors.unwrap();
+                let p = if member { prior_in.unwrap() } else { prior_out };
+                let (a, b) = (p.shape + 0.5 * (n - 1.0), p.scale + 0.5 * ss);
+                StudentsT::new(mean, (b / a * (1.0 + 1.0 / n)).sqrt(), 2.0 * a).unwrap()
+            };
+            let want = t(true).ln_pdf(x) - t(false).ln_pdf(x);
+            let got = fitted.score(array![[x], [x], [x], [x]].view()).unwrap()[i];
+            assert!((got - want).abs() < 1e-10, "sample {i}: {got} vs {want}");
+        }
+        // Offline with the tail score: -log P[T_out > x].
+        let off = LiraConfig::offline()
+            .with_variance(Variance::Prior)
+            .fit(&keep, shadow.view())
+            .unwrap();
+        assert!(off.priors.unwrap().0.is_none());
+        let scores = off.score(array![[x], [x], [x], [x]].view()).unwrap();
+        assert!(scores.iter().all(|s| s.is_finite() && *s > 0.0), "{scores}");
+        // No prior from one model a side, and none in reference compatibility.
+        let two = KeepMatrix::balanced(2, 4, 0).unwrap();
+        let err = LiraConfig::online()
+            .with_variance(Variance::Prior)
+            .fit(&two, Array3::zeros((2, 4, 1)).view())
+            .unwrap_err();
+        assert!(err.to_string().contains("at least two models"), "{err}");
+        assert!(
+            LiraConfig::online()
+                .with_variance(Variance::Prior)
+                .reference_compatible(true)
+                .fit(&keep, shadow.view())
+                .is_err()
+        );
+    }
+
+    /// With few shadow models and spreads that differ between samples, the prior beats both
+    /// the per-sample variances (too noisy) and the global one (wrong for most samples): AUROC
+    /// over targets on a simulated population, 8 shadow models.
+    #[test]
+    fn variance_prior_helps_with_few_models() {
+        use memia_core::rng::stream_rng;
+        use rand::RngExt;
+        let (k, n) = (9, 2000);
+        let keep = KeepMatrix::bernoulli(k, n, 0.5, 1).unwrap();
+        let mut rng = stream_rng(7, 0);
+        // Per sample: an OUT centre, a gap, and a spread from 0.2 to 3 (log-uniform).
+        let truth: Vec<(f64, f64, f64)> = (0..n)
+            .map(|_| {
+                let sd = (rng.random::<f64>() * (15f64).ln()).exp() * 0.2;
+                (rng.random::<f64>() * 4.0 - 2.0, 1.5 * sd.sqrt(), sd)
+            })
+            .collect();
+        let obs = Array3::from_shape_fn((k, n, 1), |(m, i, _)| {
+            let (c, gap, sd) = truth[i];
+            let z: f64 = {
+                let mut r = stream_rng(1000 + m as u64, i as u64);
+                r.sample(rand_distr::StandardNormal)
+            };
+            c + if keep.get(m, i) { gap } else { 0.0 } + sd * z
+        });
+        // Model 8 is the target, the others the shadows.
+        let shadows: Vec<usize> = (0..8).collect();
+        let sub = keep.select_models(&shadows).unwrap();
+        let shadow = obs.slice(ndarray::s![..8, .., ..]);
+        let target = obs.slice(ndarray::s![8, .., ..]);
+        let members: Vec<bool> = (0..n).map(|i| keep.get(8, i)).collect();
+        let auc = |variance: Variance| {
+            let fitted = LiraConfig::online()
+                .with_variance(variance)
+                .fit(&sub, shadow)
+                .unwrap();
+            let scores = fitted.score(target).unwrap();
+            let (s, m): (Vec<f64>, Vec<bool>) = scores
+                .iter()
+                .zip(&members)
+                .filter(|(s, _)| s.is_finite())
+                .map(|(&s, &m)| (s, m))
+                .unzip();
+            memia_metrics::auroc(&s, &m, memia_metrics::Direction::HigherIsMember).unwrap()
+        };
+        let (per, global, prior) = (
+            auc(Variance::PerExample),
+            auc(Variance::Global),
+            auc(Variance::Prior),
+        );
+        println!(
+            "AUROC with 8 shadow models: per-sample {per:.4}, global {global:.4}, prior {prior:.4}"
+        );
+        assert!(prior > per + 0.01, "prior {prior} against per-sample {per}");
+        assert!(
+            prior > global + 0.005,
+            "prior {prior} against global {global}"
+        );
     }
 
     #[test]

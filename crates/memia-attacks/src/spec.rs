@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::{
-    FittedTest, LiraConfig, LiraMode, MembershipTest, OfflineScore, RmiaConfig, Threshold,
+    FittedTest, LiraConfig, LiraMode, MembershipTest, OfflineScore, RmiaConfig, Threshold, Variance,
 };
 
 /// An attack chosen by name, with the signal it reads from the logits.
 ///
-/// In TOML: `method = "lira-online"` (with `global_variance = true`), `"lira-offline"` (with
+/// In TOML: `method = "lira-online"` (with `global_variance = true`, or `variance_prior = true`
+/// for per-sample spreads shrunk by a prior fitted across samples), `"lira-offline"` (with
 /// `score = "tail"` or `"log-density"`), both with `reference_compatible = true` and
 /// `signal = "phi-reference"` to reproduce the LiRA reference's `plot.py` / `score.py`;
 /// `method = "rmia"` (with `gamma`, optional `offline_a`), `"loss"` or `"global"`.
@@ -24,6 +25,10 @@ pub enum AttackSpec {
         /// One variance for all samples (better below ~64 shadow models).
         #[serde(default)]
         global_variance: bool,
+        /// Per-sample variances shrunk towards all samples' by a prior fitted across them
+        /// ([`crate::Variance::Prior`]); excludes `global_variance`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        variance_prior: bool,
         /// The reference's `generate_ours`, quirks included
         /// ([`LiraConfig::reference_compatible`]).
         #[serde(default)]
@@ -37,6 +42,9 @@ pub enum AttackSpec {
         /// One variance for all samples.
         #[serde(default)]
         global_variance: bool,
+        /// Per-sample variances shrunk by a prior fitted across samples.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        variance_prior: bool,
         /// The paper's one-sided tail (default) or the reference code's log-density.
         #[serde(default)]
         score: OfflineScore,
@@ -67,6 +75,26 @@ fn one() -> f64 {
     1.0
 }
 
+/// The variance the two flags name (the prior wins in a description; fitting refuses both).
+fn variance(global: bool, prior: bool) -> Variance {
+    match (global, prior) {
+        (_, true) => Variance::Prior,
+        (true, false) => Variance::Global,
+        (false, false) => Variance::PerExample,
+    }
+}
+
+/// [`variance`], refusing both flags at once.
+fn checked_variance(global: bool, prior: bool) -> Result<Variance> {
+    if global && prior {
+        return Err(crate::error::invalid(
+            "variance",
+            "global_variance and variance_prior exclude each other",
+        ));
+    }
+    Ok(variance(global, prior))
+}
+
 /// The `phi` a LiRA attack reads. In TOML and on the command line: `phi` or `phi-reference`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -92,6 +120,7 @@ impl Default for AttackSpec {
     fn default() -> Self {
         AttackSpec::LiraOnline {
             global_variance: true,
+            variance_prior: false,
             reference_compatible: false,
             signal: LiraSignal::Phi,
         }
@@ -114,10 +143,12 @@ impl AttackSpec {
     /// A short human-readable name, e.g. "LiRA online (global variance)".
     pub fn describe(&self) -> String {
         // The settings that differ from the paper's defaults, in parentheses.
-        let lira = |name: &str, global: bool, score: Option<OfflineScore>, compat: bool, signal| {
+        let lira = |name: &str, variance, score: Option<OfflineScore>, compat: bool, signal| {
             let mut notes = Vec::new();
-            if global {
-                notes.push("global variance");
+            match variance {
+                Variance::Global => notes.push("global variance"),
+                Variance::Prior => notes.push("variance prior"),
+                Variance::PerExample => {}
             }
             if score == Some(OfflineScore::LogDensity) {
                 notes.push("log-density score");
@@ -136,23 +167,25 @@ impl AttackSpec {
         match self {
             AttackSpec::LiraOnline {
                 global_variance,
+                variance_prior,
                 reference_compatible,
                 signal,
             } => lira(
                 "online",
-                *global_variance,
+                variance(*global_variance, *variance_prior),
                 None,
                 *reference_compatible,
                 *signal,
             ),
             AttackSpec::LiraOffline {
                 global_variance,
+                variance_prior,
                 score,
                 reference_compatible,
                 signal,
             } => lira(
                 "offline",
-                *global_variance,
+                variance(*global_variance, *variance_prior),
                 Some(*score),
                 *reference_compatible,
                 *signal,
@@ -200,16 +233,18 @@ impl MembershipTest for AttackSpec {
         Ok(FittedSpec(match self {
             AttackSpec::LiraOnline {
                 global_variance,
+                variance_prior,
                 reference_compatible,
                 ..
             } => Box::new(
                 LiraConfig::online()
-                    .with_global_variance(*global_variance)
+                    .with_variance(checked_variance(*global_variance, *variance_prior)?)
                     .reference_compatible(*reference_compatible)
                     .fit(keep, shadow)?,
             ),
             AttackSpec::LiraOffline {
                 global_variance,
+                variance_prior,
                 score,
                 reference_compatible,
                 ..
@@ -218,7 +253,7 @@ impl MembershipTest for AttackSpec {
                     mode: LiraMode::Offline(*score),
                     ..LiraConfig::online()
                 }
-                .with_global_variance(*global_variance)
+                .with_variance(checked_variance(*global_variance, *variance_prior)?)
                 .reference_compatible(*reference_compatible)
                 .fit(keep, shadow)?,
             ),
@@ -252,6 +287,7 @@ mod tests {
         let target = phi.index_axis(Axis(0), 0);
         let spec = AttackSpec::LiraOnline {
             global_variance: true,
+            variance_prior: false,
             reference_compatible: false,
             signal: LiraSignal::Phi,
         };
@@ -269,6 +305,36 @@ mod tests {
         assert_eq!(direct, via_spec);
         assert_eq!(spec.signal(), Signal::Phi);
         assert_eq!(AttackSpec::Loss.signal(), Signal::Loss);
+        // The variance prior by name, dispatched to LiRA's; both variances at once refused.
+        let prior: AttackSpec =
+            serde_json::from_str(r#"{"method": "lira-online", "variance_prior": true}"#).unwrap();
+        assert_eq!(prior.describe(), "LiRA online (variance prior)");
+        let direct = LiraConfig::online()
+            .with_variance(crate::Variance::Prior)
+            .fit(&shadow_keep, shadow)
+            .unwrap()
+            .score(target)
+            .unwrap();
+        assert_eq!(
+            direct,
+            prior
+                .fit(&shadow_keep, shadow)
+                .unwrap()
+                .score(target)
+                .unwrap()
+        );
+        let both: AttackSpec = serde_json::from_str(
+            r#"{"method": "lira-offline", "variance_prior": true, "global_variance": true}"#,
+        )
+        .unwrap();
+        let err = both.fit(&shadow_keep, shadow).unwrap_err();
+        assert!(err.to_string().contains("exclude each other"), "{err}");
+        // Unset, the field stays out of the JSON (configurations written before it read alike).
+        assert!(
+            !serde_json::to_string(&spec)
+                .unwrap()
+                .contains("variance_prior")
+        );
     }
 
     #[test]
@@ -296,6 +362,7 @@ mod tests {
             spec,
             AttackSpec::LiraOffline {
                 global_variance: false,
+                variance_prior: false,
                 score: OfflineScore::LogDensity,
                 reference_compatible: true,
                 signal: LiraSignal::PhiReference,

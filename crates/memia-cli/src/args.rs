@@ -301,8 +301,12 @@ pub(crate) struct AttackMethodArgs {
     #[arg(long, value_enum)]
     pub(crate) method: Option<Method>,
     /// LiRA: one variance for all samples (better below ~64 shadow models).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "variance_prior")]
     pub(crate) global_variance: bool,
+    /// LiRA: per-sample variances shrunk towards all samples' by a prior fitted across them
+    /// (empirical Bayes; Student-t posterior predictives).
+    #[arg(long)]
+    pub(crate) variance_prior: bool,
     /// RMIA: threshold on the pairwise likelihood ratio.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) gamma: f64,

@@ -133,6 +133,7 @@ pub(crate) fn parse_range(text: &str, models: usize) -> Result<Range<usize>> {
 pub(crate) fn attack_spec(args: &AttackMethodArgs, default: &AttackSpec) -> Result<AttackSpec> {
     let lira_flags = [
         ("--global-variance", args.global_variance),
+        ("--variance-prior", args.variance_prior),
         ("--reference-compatible", args.reference_compatible),
         ("--signal", args.signal.is_some()),
         ("--offline-score", args.offline_score.is_some()),
@@ -166,11 +167,13 @@ pub(crate) fn attack_spec(args: &AttackMethodArgs, default: &AttackSpec) -> Resu
     Ok(match method {
         Method::LiraOnline => AttackSpec::LiraOnline {
             global_variance: args.global_variance,
+            variance_prior: args.variance_prior,
             reference_compatible: args.reference_compatible,
             signal,
         },
         Method::LiraOffline => AttackSpec::LiraOffline {
             global_variance: args.global_variance,
+            variance_prior: args.variance_prior,
             score: match args.offline_score {
                 Some(OfflineScoreArg::LogDensity) => OfflineScore::LogDensity,
                 Some(OfflineScoreArg::Tail) | None => OfflineScore::Tail,
