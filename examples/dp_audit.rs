@@ -16,7 +16,8 @@
 //! * the time.
 //!
 //! Run: `cargo run --release --example dp_audit [DATA_DIR]` (default `$MEMIA_DATA_DIR`). The
-//! runs stay in the system's temporary directory (`memia-dp-audit/`) and are reused.
+//! runs stay in the system's temporary directory (`memia-dp-audit/`) and are reused (their time
+//! is then printed as "-"; delete the directory to measure it again).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -72,11 +73,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let Planned { run, pool, .. } =
             Run::plan(&config, Path::new("dp_audit.rs"), &root.join(&name))?;
         let trainer = trainer(&config, &run.path(), &Placement::default())?;
-        run.train(trainer.as_dyn(), &pool, 0..MODELS, false, |p| {
+        let report = run.train(trainer.as_dyn(), &pool, 0..MODELS, false, |p| {
             eprint!("\r  {name}: {p}   ")
         })?;
         eprintln!();
-        let train_secs = start.elapsed().as_secs_f64();
+        // The training time, or "-" where the models were trained by an earlier run and reused.
+        let train_secs = match report.trained.len() {
+            0 => "-".to_string(),
+            _ => format!("{:.1}", start.elapsed().as_secs_f64()),
+        };
 
         // Memorization and the accuracy of each model on the digits it did not train on.
         let logits = run.logits()?;
@@ -133,7 +138,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })?;
             let show = |b: Option<f64>| b.map_or("-".to_string(), |e| format!("{e:.3}"));
             println!(
-                "{:>9} {:>7} {:>8.3} {:>9.3} {:>10} {:>9} {:>9.3} {:>9.3} {:>8.3} {:>7.1}",
+                "{:>9} {:>7} {:>8.3} {:>9.3} {:>10} {:>9} {:>9.3} {:>9.3} {:>8.3} {:>7}",
                 name,
                 audit
                     .claim
