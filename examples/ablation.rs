@@ -11,6 +11,11 @@
 //! * `long`: 90 epochs;
 //! * `shifts`: training with random shifts of up to 2 pixels, queried at the input and its four
 //!   1-pixel shifts (LiRA's augmented queries);
+//! * two other canary constructions with `base`'s training (issue 27): `letters`, each letter
+//!   keeping its own notMNIST class (a consistent label per letter, which the models can learn
+//!   from the other letters of its class), and `c100`, the letters labelled at random among 90
+//!   classes added after the digits' 10 (a 100-class pool, where a model that did not train on
+//!   a letter names its class by luck about once in 90 times instead of once in 9);
 //!
 //! and attacks each target with online LiRA (global and per-sample variance, and per-sample
 //! variances under a prior fitted across samples) and offline LiRA (global variance, and the
@@ -20,7 +25,8 @@
 //! where a target's non-members allow no false positive). Unjudgeable samples count as not
 //! detected. After the table, why the goal is or is not reached: the TPR on the letters alone,
 //! and how often the target is right on a candidate it did not train on (a lucky guess among 10
-//! classes looks like a member).
+//! classes looks like a member); then the best pooled TPR with at most 16 shadow models for each
+//! canary construction separately.
 //!
 //! Run: `cargo run --release --example ablation [DATA_DIR]` (default `$MEMIA_DATA_DIR`); about
 //! 3 minutes on 2 cores (the models are kept in the temporary directory and reused). Results are
@@ -30,6 +36,7 @@
 mod common;
 
 use memia::attacks::{LiraConfig, Variance};
+use memia::audit::config::CanaryLabels;
 use memia::core::Signal;
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::metrics::{RocSummary, median};
@@ -53,10 +60,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Query::Shift { dx: 0, dy: 1 },
         Query::Shift { dx: 0, dy: -1 },
     ];
+    // (name, trainer, the canaries' labels): random digit labels in the first three, then the
+    // two other canary constructions with `base`'s training.
     let settings = [
-        ("base", common::mlp_trainer(30, 0)),
-        ("long", common::mlp_trainer(90, 0)),
-        ("shifts", common::mlp_trainer(30, 2).with_queries(shifts)),
+        ("base", common::mlp_trainer(30, 0), CanaryLabels::Random),
+        ("long", common::mlp_trainer(90, 0), CanaryLabels::Random),
+        (
+            "shifts",
+            common::mlp_trainer(30, 2).with_queries(shifts),
+            CanaryLabels::Random,
+        ),
+        ("letters", common::mlp_trainer(30, 0), CanaryLabels::Keep),
+        (
+            "c100",
+            common::mlp_trainer(30, 0),
+            CanaryLabels::RandomExtra(90),
+        ),
     ];
     let attacks = [
         (
@@ -89,10 +108,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "TPR@0.1%FPR pooled [95% CI]",
         "per target: median (range)"
     );
-    let mut best: Option<(f64, String)> = None;
+    // The best pooled TPR per canary construction (a construction may not stand in for a
+    // better attack: each is reported on its own).
+    let mut best: Vec<(CanaryLabels, f64, String)> = Vec::new();
     let mut why: Vec<String> = Vec::new();
-    for (name, trainer) in settings {
-        let config = common::mnist_letters_config(DIGITS, LETTERS, models, trainer, SEED)?;
+    for (name, trainer, canary_labels) in settings {
+        let mut config = common::mnist_letters_config(DIGITS, LETTERS, models, trainer, SEED)?;
+        if let Some(canaries) = config.data.canaries.as_mut() {
+            canaries.labels = canary_labels;
+        }
         let common::Trained {
             run,
             report,
@@ -190,9 +214,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         && p.measurable
                         && threshold == 0.8
                         && m <= 16
-                        && best.as_ref().is_none_or(|b| p.tpr > b.0)
                     {
-                        best = Some((p.tpr, format!("{name}, {attack_name}, {m} shadow models")));
+                        let found = format!("{name}, {attack_name}, {m} shadow models");
+                        match best.iter_mut().find(|b| b.0 == canary_labels) {
+                            Some(b) if p.tpr > b.1 => (b.1, b.2) = (p.tpr, found),
+                            Some(_) => {}
+                            None => best.push((canary_labels, p.tpr, found)),
+                        }
                     }
                 }
             }
@@ -202,14 +230,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for line in &why {
         println!("  {line}");
     }
-    if let Some((tpr, what)) = best {
+    // The issue's goal, per canary construction.
+    for (labels, tpr, what) in best {
         println!(
-            "\nbest pooled TPR@0.1%FPR on memorization >= 0.8 with at most 16 shadow models: {tpr:.3} ({what}); goal 0.95: {}",
-            if tpr >= 0.95 {
-                "reached"
-            } else {
-                "not reached"
-            }
+            "best pooled TPR@0.1%FPR on memorization >= 0.8 with at most 16 shadow models, canaries labelled {labels:?}: {tpr:.3} ({what}); goal 0.5 (paper: 0.95): {}",
+            if tpr >= 0.5 { "reached" } else { "not reached" }
         );
     }
     Ok(())

@@ -118,6 +118,10 @@ pub enum CanaryLabels {
     Random,
     /// This class for every canary.
     Fixed(u32),
+    /// A random class among this many classes added after the data set's own (the pool gains
+    /// them; a lucky guess by a model that did not train on a canary becomes rarer). In TOML:
+    /// `labels = { random-extra = 90 }`.
+    RandomExtra(u32),
 }
 
 /// Where canaries come from.
@@ -433,6 +437,17 @@ mod tests {
         assert_eq!(c.training.batch_size, TrainingConfig::default().batch_size);
         assert_eq!(c.audit.target, 2);
         // The serialised form parses back to the same value.
+        let again = RunConfig::parse(&c.to_toml(), Path::new("x"), Path::new("/")).unwrap();
+        assert_eq!(again, c);
+        // Canaries labelled among extra classes, written and read back.
+        let extra = text.replace("labels = { fixed = 3 }", "labels = { random-extra = 90 }");
+        assert_ne!(
+            extra, text,
+            "the fixture names its canaries' labels as expected"
+        );
+        let c = RunConfig::parse(&extra, Path::new("c.toml"), Path::new("/base")).unwrap();
+        let labels = c.data.canaries.as_ref().unwrap().labels;
+        assert_eq!(labels, CanaryLabels::RandomExtra(90));
         let again = RunConfig::parse(&c.to_toml(), Path::new("x"), Path::new("/")).unwrap();
         assert_eq!(again, c);
     }

@@ -54,6 +54,7 @@ pub fn build(config: &DataConfig, seed: u64) -> Result<Pool> {
             CanaryLabels::Keep => LabelPolicy::Keep,
             CanaryLabels::Random => LabelPolicy::Random,
             CanaryLabels::Fixed(l) => LabelPolicy::Fixed(l),
+            CanaryLabels::RandomExtra(e) => LabelPolicy::RandomExtra(e),
         };
         let source = match (c.kind, &c.data) {
             (CanaryKind::Mislabeled, None) => CanarySource::Mislabeled,

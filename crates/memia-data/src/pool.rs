@@ -40,6 +40,12 @@ pub enum LabelPolicy {
     Random,
     /// This class for every canary.
     Fixed(u32),
+    /// A uniformly random class among `extra` classes added after the base's own (classes `C`
+    /// to `C + extra - 1`; the pool then has `C + extra` classes, the largest over its canary
+    /// groups). A model that did not train on a canary names its class by luck about once in
+    /// `extra` times (once in `C - 1` with `Random`): with `extra` well above `C` the lucky
+    /// guesses that look like members become rare.
+    RandomExtra(u32),
 }
 
 /// Where a pool sample came from.
@@ -131,6 +137,21 @@ impl<'a> PoolBuilder<'a> {
     pub fn build(&self, seed: u64) -> Result<Pool> {
         let base = self.base;
         let classes = base.classes();
+        let extra = self
+            .canaries
+            .iter()
+            .filter_map(|c| match c.2 {
+                LabelPolicy::RandomExtra(e) => Some(e as usize),
+                _ => None,
+            })
+            .max();
+        if extra == Some(0) {
+            return Err(invalid(
+                "label policy",
+                "RandomExtra needs at least one extra class",
+            ));
+        }
+        let pool_classes = classes + extra.unwrap_or(0);
         let in_count = self.in_count.unwrap_or(base.len());
         let mut order: Vec<usize> = (0..base.len()).collect();
         order.shuffle(&mut stream_rng(seed, 0));
@@ -219,6 +240,7 @@ impl<'a> PoolBuilder<'a> {
                         }
                         c
                     }
+                    LabelPolicy::RandomExtra(e) => classes as u32 + rng.random_range(0..e),
                     LabelPolicy::Random => {
                         if classes < 2 {
                             return Err(invalid(
@@ -258,7 +280,7 @@ impl<'a> PoolBuilder<'a> {
                 base.feature_shape().to_vec(),
                 features,
                 labels,
-                classes,
+                pool_classes,
             )?,
             provenance,
         })

@@ -167,3 +167,44 @@ fn pools_are_complete_consistent_and_seeded() {
         .in_distribution(10);
     assert!(keep.build(0).is_err());
 }
+
+/// Canaries labelled among extra classes: the pool gains those classes, every canary's label
+/// is one of them, the in-distribution samples keep theirs, and no extra class is refused.
+#[test]
+fn canaries_among_extra_classes() {
+    let digits = embedded::digits();
+    let others = embedded::digits();
+    let pool = PoolBuilder::new(&digits)
+        .in_distribution(300)
+        .canaries(
+            CanarySource::OutOfDistribution(&others),
+            200,
+            LabelPolicy::RandomExtra(90),
+        )
+        .build(4)
+        .unwrap();
+    assert_eq!(pool.dataset.classes(), 100);
+    let canaries = pool.canaries();
+    assert_eq!(canaries.len(), 200);
+    let labels: Vec<u32> = canaries.iter().map(|&i| pool.dataset.label(i)).collect();
+    assert!(labels.iter().all(|&l| (10..100).contains(&l)), "{labels:?}");
+    let distinct: std::collections::BTreeSet<u32> = labels.iter().copied().collect();
+    assert!(
+        distinct.len() > 60,
+        "{} distinct labels of 90",
+        distinct.len()
+    );
+    assert!(
+        (0..pool.dataset.len())
+            .filter(|i| !canaries.contains(i))
+            .all(|i| pool.dataset.label(i) < 10)
+    );
+    let err = PoolBuilder::new(&digits)
+        .canaries(CanarySource::Mislabeled, 5, LabelPolicy::RandomExtra(0))
+        .build(1)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("at least one extra class"),
+        "{err}"
+    );
+}
