@@ -138,14 +138,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })?;
             let show = |b: Option<f64>| b.map_or("-".to_string(), |e| format!("{e:.3}"));
             println!(
-                "{:>9} {:>7} {:>8.3} {:>9.3} {:>10} {:>9} {:>9.3} {:>9.3} {:>8.3} {:>7}",
+                "{:>9} {:>7} {:>8.3} {:>9} {:>10} {:>9} {:>9.3} {:>9.3} {:>8.3} {:>7}",
                 name,
                 audit
                     .claim
                     .noise_multiplier
                     .map_or("-".into(), |n| format!("{n:.3}")),
                 audit.claim.epsilon,
-                audit.one_run.epsilon,
+                show(audit.one_run.bound().map(|b| b.epsilon)),
                 show(audit.pooled.bound().map(|b| b.epsilon)),
                 show(audit.many_runs.bound().map(|b| b.epsilon)),
                 mean(&canaries),
@@ -153,10 +153,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 accuracy,
                 train_secs
             );
-            if let Some(p) = audit.pooled.bound() {
+            if let (Some(p), Some(one)) = (audit.pooled.bound(), audit.one_run.bound()) {
                 println!(
                     "{:>9}   pooled one run: {} of {} guesses correct; model 0: {} of {}",
-                    "", p.correct, p.guesses, audit.one_run.correct, audit.one_run.guesses
+                    "", p.correct, p.guesses, one.correct, one.guesses
                 );
             }
         }

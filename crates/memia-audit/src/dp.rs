@@ -73,8 +73,11 @@ pub struct DpAudit {
     pub canaries: usize,
     /// Models of the run.
     pub models: usize,
-    /// The one-run audit of `model`.
-    pub one_run: OneRunBound,
+    /// The confidence of each bound.
+    pub confidence: f64,
+    /// The one-run audit of `model`, or why it could not run (the plan's inclusions are not
+    /// independent fair coins).
+    pub one_run: Audited<OneRunBound>,
     /// The model it attacked.
     pub model: usize,
     /// The one-run audit over every model at once (Bernoulli(1/2) plans only), or why not.
@@ -123,7 +126,8 @@ impl DpAudit {
     pub fn largest_bound(&self) -> f64 {
         let pooled = self.pooled.bound().map_or(0.0, |b| b.epsilon);
         let many = self.many_runs.bound().map_or(0.0, |b| b.epsilon);
-        self.one_run.epsilon.max(pooled).max(many)
+        let one = self.one_run.bound().map_or(0.0, |b| b.epsilon);
+        one.max(pooled).max(many)
     }
 
     /// Whether an audit disproved the claim. Each bound holds at the confidence on its own;
@@ -220,19 +224,21 @@ impl Run {
                 true
             }
         };
-        if !fair_coins {
-            return Err(AuditError::Usage(format!(
-                "the one-run audit needs each canary in each model with probability 1/2, \
-                 independently; the run's scheme is {:?} over {models} models (use balanced \
-                 0.5 with an even number of models, or bernoulli 0.5)",
-                self.dir.plan().scheme
-            )));
-        }
+        let unfair = format!(
+            "the one-run audit needs each canary in each model with probability 1/2, \
+             independently; the run's scheme is {:?} over {models} models (balanced 0.5 with an \
+             even number of models, or bernoulli 0.5)",
+            self.dir.plan().scheme
+        );
         let one =
             OneRunAudit::new(guesses, guesses, claim.delta)?.with_confidence(config.confidence)?;
         let row = config.model * m..(config.model + 1) * m;
-        let one_run = one.run(&scores[row.clone()], &members[row])?;
+        let one_run = match fair_coins {
+            true => Audited::Bound(one.run(&scores[row.clone()], &members[row])?),
+            false => Audited::NotRun(unfair.clone()),
+        };
         let pooled = match self.dir.plan().scheme {
+            _ if !fair_coins => Audited::NotRun(unfair),
             InclusionScheme::Bernoulli { .. } => {
                 let pooled = OneRunAudit::new(guesses * models, guesses * models, claim.delta)?
                     .with_confidence(config.confidence)?;
@@ -261,6 +267,7 @@ impl Run {
             claim,
             canaries: m,
             models,
+            confidence: config.confidence,
             one_run,
             model: config.model,
             pooled,

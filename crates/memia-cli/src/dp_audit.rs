@@ -71,15 +71,14 @@ fn lines(audit: &DpAudit) -> Vec<String> {
             claim.epsilon, claim.delta
         ),
         format!("{} canaries in {} models", audit.canaries, audit.models),
-        format!(
-            "one run (model {}): {} of {} guesses correct, epsilon >= {:.4} at confidence {}",
-            audit.model,
-            audit.one_run.correct,
-            audit.one_run.guesses,
-            audit.one_run.epsilon,
-            audit.one_run.confidence
-        ),
     ];
+    lines.push(match &audit.one_run {
+        Audited::Bound(b) => format!(
+            "one run (model {}): {} of {} guesses correct, epsilon >= {:.4} at confidence {}",
+            audit.model, b.correct, b.guesses, b.epsilon, audit.confidence
+        ),
+        Audited::NotRun(why) => format!("one run: not run ({why})"),
+    });
     lines.push(match &audit.pooled {
         Audited::Bound(b) => format!(
             "one run over all models: {} of {} guesses correct, epsilon >= {:.4}",
@@ -104,8 +103,8 @@ fn lines(audit: &DpAudit) -> Vec<String> {
              most {:.2}, any of the three at most {:.2})",
             audit.largest_bound(),
             claim.epsilon,
-            1.0 - audit.one_run.confidence,
-            3.0 * (1.0 - audit.one_run.confidence)
+            1.0 - audit.confidence,
+            3.0 * (1.0 - audit.confidence)
         )
     } else {
         format!(

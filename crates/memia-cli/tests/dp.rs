@@ -65,7 +65,7 @@ fn dp_audit_of_private_and_non_private_runs() {
     let claimed = json["claim"]["epsilon"].as_f64().unwrap();
     assert!(claimed <= 1.0 && claimed > 0.99, "{json}");
     assert_eq!(json["canaries"], 60);
-    assert_eq!(json["one_run"]["guesses"], 12);
+    assert_eq!(json["one_run"]["bound"]["guesses"], 12);
     // A balanced plan: the one-run audit does not pool the models, and says why.
     let why = json["pooled"]["not_run"].as_str().unwrap();
     assert!(why.contains("bernoulli 0.5"), "{why}");
@@ -105,6 +105,39 @@ fn dp_audit_of_private_and_non_private_runs() {
     assert!(err.contains("more guesses than the 60 canaries"), "{err}");
     let err = fails(&["dp-audit", "plain", "--epsilon", "1"], dir);
     assert!(err.contains("--delta"), "{err}");
+
+    // A fixed-size plan: the inclusions within a model are not independent coins, so the
+    // one-run audits say why they did not run, and the many-run audit still does.
+    std::fs::write(
+        dir.join("fixed.toml"),
+        config("").replace(
+            "seed = 5",
+            "seed = 5\nscheme = { kind = \"fixed_size\", ratio = 0.5 }",
+        ),
+    )
+    .unwrap();
+    ok(&["plan", "-c", "fixed.toml", "-o", "fixed", "-q"], dir);
+    ok(&["train", "fixed", "-q"], dir);
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "dp-audit",
+            "fixed",
+            "--epsilon",
+            "1",
+            "--delta",
+            "1e-5",
+            "--json",
+        ],
+        dir,
+    ))
+    .unwrap();
+    let why = json["one_run"]["not_run"].as_str().unwrap();
+    assert!(why.contains("probability 1/2"), "{why}");
+    assert!(json["pooled"]["not_run"].is_string(), "{json}");
+    assert!(
+        json["many_runs"]["bound"]["epsilon"].as_f64().is_some(),
+        "{json}"
+    );
 }
 
 /// Models trained elsewhere: an imported run (its keep matrix a Bernoulli(1/2) draw, its

@@ -168,7 +168,7 @@ pub fn noise_for_epsilon(rate: f64, steps: u64, delta: f64, target: f64) -> Resu
         if high > MAX_NOISE {
             return Err(DpError::Unreachable {
                 target,
-                max_noise: MAX_NOISE,
+                max_noise: low,
                 steps,
                 rate,
                 delta,
