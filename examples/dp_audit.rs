@@ -28,6 +28,7 @@ use std::time::Instant;
 use memia::audit::dp::{Claim, DpAuditConfig};
 use memia::audit::trainer::{Placement, trainer};
 use memia::audit::{Planned, Run};
+use memia::core::Signal;
 use memia::data::Dataset;
 use memia::memorization::{MemorizationConfig, Outcome};
 use memia::models::DpConfig;
@@ -101,21 +102,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect();
             v.iter().sum::<f64>() / v.len() as f64
         };
-        let (mut right, mut total) = (0usize, 0usize);
-        let view = logits.view();
+        let correct = logits.signals(&run.labels, Signal::Correct)?;
+        let (mut right, mut total) = (0.0, 0usize);
         for k in 0..MODELS {
-            for &i in &digits {
-                if !keep.row(k)[i] {
-                    let z = view.slice(ndarray::s![k, i, 0, ..]);
-                    let guess = (0..z.len())
-                        .max_by(|&a, &b| z[a].total_cmp(&z[b]))
-                        .unwrap_or(0);
-                    right += (guess == run.labels[i] as usize) as usize;
-                    total += 1;
-                }
+            for &i in digits.iter().filter(|&&i| !keep.get(k, i)) {
+                right += correct[[k, i, 0]];
+                total += 1;
             }
         }
-        let accuracy = right as f64 / total as f64;
+        let accuracy = right / total as f64;
 
         let claims: Vec<Option<Claim>> = match target {
             Some(_) => vec![None],

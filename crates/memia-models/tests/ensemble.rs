@@ -384,14 +384,19 @@ fn training_is_deterministic_and_learns() {
 /// Accuracy of one model's logits (`[N, 10]`, row-major) on the digits outside its training set.
 fn held_out_accuracy(logits: &[f32], member: &Member, y: &[u32]) -> f64 {
     let test: Vec<usize> = (0..1797).filter(|i| !member.train.contains(i)).collect();
-    let correct = test
+    accuracy_on(logits, &test, y)
+}
+
+/// Accuracy of one model's logits (`[N, 10]`, row-major) on the digits `rows`.
+fn accuracy_on(logits: &[f32], rows: &[usize], y: &[u32]) -> f64 {
+    let correct = rows
         .iter()
         .filter(|&&i| {
             let row = &logits[i * 10..(i + 1) * 10];
             (0..10).fold(0, |b, c| if row[c] > row[b] { c } else { b }) as u32 == y[i]
         })
         .count();
-    correct as f64 / test.len() as f64
+    correct as f64 / rows.len() as f64
 }
 
 fn resnet() -> ModelConfig {
@@ -883,16 +888,7 @@ fn dp_sgd_is_reproducible_and_refused_where_not_built() {
         // is 0.1; 10 epochs of noisy, clipped, shifted steps reach 0.53 - 0.9 here).
         let logits = group.predict(&x).unwrap();
         let per_model = logits.len() / all.len();
-        let right = all[0]
-            .train
-            .iter()
-            .filter(|&&i| {
-                let z = &logits[..per_model][i * 10..(i + 1) * 10];
-                let guess = (0..10).max_by(|&a, &b| z[a].total_cmp(&z[b])).unwrap();
-                guess == y[i] as usize
-            })
-            .count();
-        let accuracy = right as f64 / all[0].train.len() as f64;
+        let accuracy = accuracy_on(&logits[..per_model], &all[0].train, &y);
         assert!(accuracy > 0.4, "{model:?}: DP-SGD accuracy {accuracy}");
     }
     // Adam steps on the same clipped, noised gradient (post-processing): it learns too.
@@ -907,16 +903,7 @@ fn dp_sgd_is_reproducible_and_refused_where_not_built() {
     };
     let mlp = ModelConfig::Mlp(MlpConfig::mlp(32));
     let trained = train_with(&all[..1], &adam, &mlp, Engine::Auto);
-    let logits = trained.predict(&x).unwrap();
-    let right = all[0]
-        .train
-        .iter()
-        .filter(|&&i| {
-            let z = &logits[i * 10..(i + 1) * 10];
-            (0..10).max_by(|&a, &b| z[a].total_cmp(&z[b])).unwrap() == y[i] as usize
-        })
-        .count();
-    let accuracy = right as f64 / all[0].train.len() as f64;
+    let accuracy = accuracy_on(&trained.predict(&x).unwrap(), &all[0].train, &y);
     assert!(accuracy > 0.4, "DP-SGD with Adam: accuracy {accuracy}");
     for (model, engine) in [
         (resnet(), Engine::Auto),
