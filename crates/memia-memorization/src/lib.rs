@@ -38,8 +38,10 @@ mod influence;
 pub mod outlier;
 mod published;
 pub mod select;
+mod trajectory;
 
 pub use error::{MemorizationError, Result};
 pub use estimator::{Memorization, MemorizationConfig, Missing, Outcome, SampleMemorization};
 pub use influence::{influence, influence_rows};
 pub use published::{PublishedMemorization, read_published};
+pub use trajectory::{LateLearning, late_learning};

@@ -225,6 +225,12 @@ pub struct TrainingConfig {
     /// out of the plan's JSON, so that plans made before it keep their hash).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dp: Option<DpConfig>,
+    /// Record every model's logits on the whole pool (plain input) after every this many
+    /// epochs: its *training trajectory*, from which the cheap memorization estimators of
+    /// `memia-memorization` work without extra models. Absent: none recorded (and left out of
+    /// the plan's JSON, so that earlier plans keep their hash). Fused engine only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<usize>,
 }
 
 /// DP-SGD (Abadi et al. 2016): every step samples each training sample independently with
@@ -362,11 +368,21 @@ impl Default for TrainingConfig {
             schedule: Schedule::Constant,
             augmentation: Augmentation::default(),
             dp: None,
+            checkpoint_every: None,
         }
     }
 }
 
 impl TrainingConfig {
+    /// The epochs (counted from 1) after which the trajectory is recorded: every
+    /// `checkpoint_every`-th, none without it.
+    pub fn checkpoints(&self) -> Vec<usize> {
+        match self.checkpoint_every {
+            Some(every) if every > 0 => (every..=self.epochs).step_by(every).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Checks every setting: positive epochs, batch size and learning rate, finite
     /// non-negative weight decay, momentum in [0, 1), Adam's betas in [0, 1) and a positive
     /// epsilon. Each error names the setting.
@@ -395,6 +411,14 @@ impl TrainingConfig {
             }
         };
         positive("learning_rate", self.learning_rate)?;
+        if let Some(every) = self.checkpoint_every
+            && !(1..=self.epochs).contains(&every)
+        {
+            return Err(invalid_setting(
+                "checkpoint_every",
+                format!("{every} is not between 1 and the {} epochs", self.epochs),
+            ));
+        }
         if let Some(dp) = &self.dp {
             dp.check()?;
         }

@@ -134,6 +134,8 @@ pub struct Ensemble {
     params: Params,
     device: Device,
     engine: Engine,
+    /// The last [`Ensemble::train`]'s trajectory: `[G, T, n, C]` logits, row-major.
+    trajectory: Option<(usize, Vec<f32>)>,
 }
 
 impl Ensemble {
@@ -166,6 +168,7 @@ impl Ensemble {
             params: Params::Host(models),
             device: device.clone(),
             engine: Engine::Auto,
+            trajectory: None,
         })
     }
 
@@ -233,6 +236,16 @@ impl Ensemble {
             ));
         }
         config.check()?;
+        if config.checkpoint_every.is_some() && !self.uses_fused_kernels() {
+            return Err(invalid_setting(
+                "checkpoint_every",
+                format!(
+                    "training trajectories are recorded by memia's fused kernels (engine auto \
+                     on the Flex device); this ensemble runs on {:?} with the {} engine",
+                    self.device, self.engine
+                ),
+            ));
+        }
         if let Some(dp) = &config.dp {
             let family = self.network.family();
             if !self.uses_fused_kernels() || family == Family::ResNet {
@@ -294,8 +307,9 @@ impl Ensemble {
             let stacked = self.params.burn(&self.network, &self.device);
             return stacked.train(features, labels, members, config, augment);
         }
+        self.trajectory = None;
         let models = self.params.host()?;
-        match &self.fused {
+        let snapshots = match &self.fused {
             FusedNet::Dense(sizes) => {
                 fused::train(models, sizes, features, labels, members, config, augment)
             }
@@ -305,8 +319,22 @@ impl Ensemble {
             FusedNet::ResNet(shape) => {
                 fused_resnet::train(models, shape, features, labels, members, config, augment)
             }
+        };
+        let checkpoints = config.checkpoints().len();
+        if checkpoints > 0 {
+            // Model-major, checkpoint-minor: the predictions come out as [G, T, n, C].
+            let flat: Vec<HostParams> = snapshots.into_iter().flatten().collect();
+            self.trajectory = Some((checkpoints, self.predict_host(&flat, features)));
         }
         Ok(())
+    }
+
+    /// The logits of every model on every row of the features it was last trained on, after
+    /// each checkpoint epoch of that training ([`TrainingConfig::checkpoints`]): `[G, T, n, C]`
+    /// row-major, with T the number of checkpoints. `None` unless the last
+    /// [`Ensemble::train`] had `checkpoint_every` set.
+    pub fn trajectory(&self) -> Option<(usize, &[f32])> {
+        self.trajectory.as_ref().map(|(t, v)| (*t, v.as_slice()))
     }
 
     /// Logits of every model on every row of `features` (n x d, row-major): `[G, n, C]`,
@@ -330,11 +358,16 @@ impl Ensemble {
                 }
             };
         }
-        self.on_host(|models| match &self.fused {
+        self.on_host(|models| self.predict_host(models, features))
+    }
+
+    /// The fused kernels' logits of `models` (of this ensemble's network) on `features`.
+    fn predict_host(&self, models: &[HostParams], features: &[f32]) -> Vec<f32> {
+        match &self.fused {
             FusedNet::Dense(sizes) => fused::predict(models, sizes, features),
             FusedNet::Cnn(cnn) => fused_cnn::predict(models, cnn, features),
             FusedNet::ResNet(shape) => fused_resnet::predict(models, shape, features),
-        })
+        }
     }
 
     /// Parameters of model `m`, layer by layer (weights `in x out` then bias `out`; a

@@ -79,24 +79,27 @@ pub(crate) fn train(
     members: &[Member],
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
-) {
+) -> Vec<Vec<HostParams>> {
     train_each(models, members, |model, member, par| {
         train_one(model, sizes, features, labels, member, config, augment, par)
-    });
+    })
 }
 
 /// Runs `one(model, member, parallelism)` for every model of a group concurrently (one model per
 /// core; the parallelism says whether a model's own products may use the other cores).
+///
+/// Returns each model's checkpoint copies (see [`train_loop`]).
 pub(crate) fn train_each(
     models: &mut [HostParams],
     members: &[Member],
-    one: impl Fn(&mut HostParams, &Member, Parallelism) + Sync + Send,
-) {
+    one: impl Fn(&mut HostParams, &Member, Parallelism) -> Vec<HostParams> + Sync + Send,
+) -> Vec<Vec<HostParams>> {
     let par = parallelism(models.len());
     models
         .par_iter_mut()
         .zip(members.par_iter())
-        .for_each(|(model, member)| one(model, member, par));
+        .map(|(model, member)| one(model, member, par))
+        .collect()
 }
 
 /// Every model's logits on `n` samples, `[G, n, classes]` row-major: `one(model, out,
@@ -522,7 +525,7 @@ fn train_one(
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
     par: Parallelism,
-) {
+) -> Vec<HostParams> {
     let (d, b, last) = (sizes[0], config.batch_size, sizes.len() - 2);
     let classes = sizes[last + 1];
     let mut acts = Activations::new(sizes, b);
@@ -580,7 +583,7 @@ fn train_one(
                 par,
             );
         }
-    });
+    })
 }
 
 /// Sets every gradient to zero.
@@ -601,12 +604,18 @@ pub(crate) fn zero(grads: &mut [(Vec<f32>, Vec<f32>)]) {
 /// the model's own stream), `gradients` writes the sum of the clipped per-sample gradients over
 /// the batch size, and Gaussian noise of standard deviation `noise x clip / batch_size` (from
 /// another stream of the model's) is added to every coordinate before the step.
+///
+/// Returns a copy of the parameters after each of the configuration's checkpoint epochs
+/// ([`TrainingConfig::checkpoints`]; none without them), from which the caller computes the
+/// training trajectory.
 pub(crate) fn train_loop(
     model: &mut HostParams,
     member: &Member,
     config: &TrainingConfig,
     mut gradients: impl FnMut(&HostParams, &mut [(Vec<f32>, Vec<f32>)], &[usize], &mut SampleWriter),
-) {
+) -> Vec<HostParams> {
+    let checkpoints = config.checkpoints();
+    let mut snapshots = Vec::with_capacity(checkpoints.len());
     let mut slots = Slots::new(&model.layers, config);
     let b = config.batch_size;
     let steps_per_epoch = member.train.len().div_ceil(b);
@@ -644,7 +653,11 @@ pub(crate) fn train_loop(
                 step(rows, &mut writer, &mut slots);
             }
         }
+        if checkpoints.contains(&(epoch + 1)) {
+            snapshots.push(model.clone());
+        }
     }
+    snapshots
 }
 
 /// DP-SGD's noise for one model: its standard deviation on the averaged gradient and the

@@ -138,10 +138,10 @@ pub(crate) fn train(
     members: &[Member],
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
-) {
+) -> Vec<Vec<HostParams>> {
     train_each(models, members, |model, member, par| {
-        train_one(model, shape, features, labels, member, config, augment, par);
-    });
+        train_one(model, shape, features, labels, member, config, augment, par)
+    })
 }
 
 /// Logits of every model on every row of `features`: `[G, n, C]`, row-major.
@@ -392,7 +392,7 @@ fn train_one(
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
     par: Parallelism,
-) {
+) -> Vec<HostParams> {
     let (d, b) = (shape.inputs(), config.batch_size);
     let mut step = CnnStep::new(shape, model, b, threads(par), config.dp.is_some());
     let mut sample = vec![0f32; d];
@@ -416,7 +416,7 @@ fn train_one(
             let clip = [dp.clip as f32, b as f32];
             step.clipped(model, shape, grads, chunk, labels, clip, c > 0, par);
         }
-    });
+    })
 }
 
 /// One CNN's buffers for its steps, allocated once: the minibatch's, the dense layers'

@@ -189,10 +189,10 @@ pub(crate) fn train(
     members: &[Member],
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
-) {
+) -> Vec<Vec<HostParams>> {
     train_each(models, members, |model, member, par| {
-        train_one(model, shape, features, labels, member, config, augment, par);
-    });
+        train_one(model, shape, features, labels, member, config, augment, par)
+    })
 }
 
 /// Logits of every model on every row of `features`: `[G, n, C]`, row-major.
@@ -506,7 +506,7 @@ fn train_one(
     config: &TrainingConfig,
     augment: Option<([usize; 3], &Augmentation)>,
     par: Parallelism,
-) {
+) -> Vec<HostParams> {
     let (d, classes) = (shape.inputs(), shape.classes);
     let convs = &shape.convs;
     let mut workers: Vec<Worker> = (0..threads(par))
@@ -556,7 +556,7 @@ fn train_one(
                 }
             }
         }
-    });
+    })
 }
 
 /// One image's backward pass (after its forward pass, the logits' gradient in

@@ -156,6 +156,7 @@ impl BurnTrainer {
             labels: pool.labels(),
             features,
             queried,
+            trajectories: None,
         })
     }
 }
@@ -194,12 +195,34 @@ pub struct PreparedPool<'a> {
     labels: Vec<u32>,
     /// Per query, the transformed features (`None`: the plain features).
     queried: Vec<Option<Vec<f32>>>,
+    /// The trajectories of the last group trained as a session, per model N x T x C.
+    trajectories: Option<Vec<Array3<f32>>>,
 }
 
 impl PreparedPool<'_> {
     /// Trains each job's model and returns its logits on every pool sample, N x A x C.
     pub fn train(&self, jobs: &[ModelJob]) -> Result<Vec<Array3<f32>>> {
-        let ensemble = self.trained(jobs)?;
+        self.outputs(&self.trained(jobs)?)
+    }
+
+    /// Each model's training trajectory (see [`Ensemble::trajectory`]) as N x T x C arrays.
+    fn trajectories(&self, ensemble: &Ensemble) -> Option<Vec<Array3<f32>>> {
+        let (n, classes) = (self.pool.len(), self.pool.classes());
+        // [model][checkpoint][sample][class] -> per model N x T x C.
+        let (checkpoints, values) = ensemble.trajectory()?;
+        Some(
+            (0..ensemble.models())
+                .map(|m| {
+                    Array3::from_shape_fn((n, checkpoints, classes), |(i, t, c)| {
+                        values[((m * checkpoints + t) * n + i) * classes + c]
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// Each of the trained `ensemble`'s models' logits on every pool sample, N x A x C.
+    fn outputs(&self, ensemble: &Ensemble) -> Result<Vec<Array3<f32>>> {
         let (n, classes) = (self.pool.len(), self.pool.classes());
         // [query][model][sample][class] -> per model N x A x C.
         let per_query: Vec<Vec<f32>> = self
@@ -208,7 +231,7 @@ impl PreparedPool<'_> {
             .map(|q| ensemble.predict(q.as_deref().unwrap_or(&self.features)))
             .collect::<Result<_>>()?;
         let a = per_query.len();
-        Ok((0..jobs.len())
+        Ok((0..ensemble.models())
             .map(|m| {
                 Array3::from_shape_fn((n, a, classes), |(i, q, c)| {
                     per_query[q][(m * n + i) * classes + c]
@@ -244,7 +267,13 @@ impl PreparedPool<'_> {
 
 impl TrainingSession for PreparedPool<'_> {
     fn train_group(&mut self, jobs: &[ModelJob]) -> Result<Vec<Array3<f32>>, TrainerError> {
-        Ok(self.train(jobs)?)
+        let ensemble = self.trained(jobs)?;
+        self.trajectories = self.trajectories(&ensemble);
+        Ok(self.outputs(&ensemble)?)
+    }
+
+    fn take_trajectories(&mut self) -> Option<Vec<Array3<f32>>> {
+        self.trajectories.take()
     }
 }
 

@@ -923,3 +923,131 @@ fn dp_sgd_is_reproducible_and_refused_where_not_built() {
         );
     }
 }
+
+#[test]
+fn checkpoints_record_the_models_along_their_training() {
+    // Constant rate, SGD: the first 2 epochs of a 4-epoch training are a 2-epoch training, so
+    // the first checkpoint must equal the logits of models trained for 2 epochs, and the last
+    // the final models' own logits, bit for bit.
+    let (x, _, _) = digits();
+    let model: ModelConfig = MlpConfig::mlp(16).into();
+    let config = TrainingConfig {
+        epochs: 4,
+        batch_size: 64,
+        learning_rate: 0.05,
+        checkpoint_every: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(config.checkpoints(), vec![2, 4]);
+    let all = members();
+    let full = train(&all, &config, &model);
+    let (t, trajectory) = full.trajectory().expect("checkpoints were asked for");
+    assert_eq!(t, 2);
+    let short = train(
+        &all,
+        &TrainingConfig {
+            epochs: 2,
+            checkpoint_every: None,
+            ..config
+        },
+        &model,
+    );
+    assert!(short.trajectory().is_none());
+    let (n, c) = (1797, 10);
+    let (last, early) = (full.predict(&x).unwrap(), short.predict(&x).unwrap());
+    for m in 0..all.len() {
+        let at = |cp: usize| &trajectory[(m * t + cp) * n * c..(m * t + cp + 1) * n * c];
+        assert_eq!(
+            at(0),
+            &early[m * n * c..(m + 1) * n * c],
+            "model {m}, epoch 2"
+        );
+        assert_eq!(
+            at(1),
+            &last[m * n * c..(m + 1) * n * c],
+            "model {m}, epoch 4"
+        );
+    }
+    // A checkpoint period outside the epochs, and Burn's engine, are refused by name.
+    let bad = TrainingConfig {
+        checkpoint_every: Some(5),
+        ..config
+    };
+    assert!(
+        bad.check()
+            .unwrap_err()
+            .to_string()
+            .contains("checkpoint_every")
+    );
+    let seeds: Vec<u64> = all.iter().map(|m| m.seed).collect();
+    let mut burn = Ensemble::init(&model, &[1, 8, 8], 10, &seeds, &Device::flex())
+        .unwrap()
+        .with_engine(Engine::Burn);
+    let (x, y, _) = digits();
+    let err = burn.train(&x, &y, &all, &config).unwrap_err();
+    assert!(err.to_string().contains("checkpoint_every"), "{err}");
+}
+
+#[test]
+fn a_run_stores_and_reads_the_trajectories() {
+    let pool = embedded::digits();
+    let trainer = BurnTrainer::new(
+        MlpConfig::logistic_regression(),
+        TrainingConfig {
+            epochs: 3,
+            batch_size: 64,
+            checkpoint_every: Some(1),
+            ..Default::default()
+        },
+        2,
+    )
+    .on(Device::flex());
+    let plan = Plan::new(
+        &pool,
+        3,
+        InclusionScheme::Balanced { ratio: 0.5 },
+        5,
+        &trainer,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::create(dir.path().join("run"), &plan).unwrap();
+    run.train(&trainer, &pool, 0..3, |_| {}).unwrap();
+    let trajectories = run.trajectories(&[0, 1, 2]).unwrap();
+    assert_eq!(
+        trajectories.view().shape(),
+        &[3, 1797, 3, 10],
+        "models x samples x checkpoints x classes"
+    );
+    // The last checkpoint is the stored model's own logits.
+    let logits = run.logits().unwrap();
+    for k in 0..3 {
+        let last = trajectories
+            .view()
+            .slice_move(ndarray::s![k, .., 2, ..])
+            .to_owned();
+        let stored = logits
+            .view()
+            .slice_move(ndarray::s![k, .., 0, ..])
+            .to_owned();
+        assert_eq!(last, stored, "model {k}");
+    }
+    // A missing file is named.
+    std::fs::remove_file(run.trajectory_path(1)).unwrap();
+    let err = run.trajectories(&[0, 1]).unwrap_err().to_string();
+    assert!(
+        err.contains("model 1") && err.contains("checkpoint_every"),
+        "{err}"
+    );
+    // A file with another number of checkpoints than the others is refused.
+    let two = trajectories
+        .view()
+        .slice_move(ndarray::s![0, .., 0..2, ..])
+        .to_owned();
+    memia_core::npy::write_npy(run.trajectory_path(1), &two).unwrap();
+    let err = run.trajectories(&[0, 1]).unwrap_err().to_string();
+    assert!(
+        err.contains("trajectory") && err.contains("model 1"),
+        "{err}"
+    );
+}

@@ -362,6 +362,68 @@ impl RunDir {
         self.path.join("logits").join(format!("model_{k:05}.npy"))
     }
 
+    /// Path of model `k`'s training trajectory: its logits on every pool sample's plain input
+    /// after each checkpoint epoch, N x T x C float32 (written when the trainer records one,
+    /// for example memia's fused engine with `checkpoint_every`; an external trainer or an
+    /// import may write it itself, in the same format).
+    pub fn trajectory_path(&self, k: usize) -> PathBuf {
+        self.path
+            .join("trajectories")
+            .join(format!("model_{k:05}.npy"))
+    }
+
+    /// The training trajectories of `models`, K x N x T x C (the checkpoints on the queries'
+    /// axis, so that [`Logits::signals`] gives each sample's signal at each checkpoint). Every
+    /// file must exist, hold the run's samples and classes, finite values, and the same number
+    /// of checkpoints; the error names the first that does not.
+    pub fn trajectories(&self, models: &[usize]) -> Result<Logits> {
+        self.check_models(models)?;
+        let [n, _, classes] = self.expected_logits_shape();
+        let mut read = Vec::with_capacity(models.len());
+        for &k in models {
+            let path = self.trajectory_path(k);
+            if !path.exists() {
+                return Err(invalid(
+                    "trajectories",
+                    format!(
+                        "model {k} has no training trajectory ({} is missing): train with \
+                         `checkpoint_every`, or write it as N x T x C float32 logits",
+                        path.display()
+                    ),
+                ));
+            }
+            let first = read.first().map(|t: &Array3<f32>| t.dim().1);
+            let file = memia_core::read_model_logits(&path, None)?;
+            let t = file.logits.dim().1;
+            let expected = [n, first.unwrap_or(t), classes];
+            memia_core::check_model_logits(file.logits.view(), Some(expected)).map_err(
+                |problem| ShadowError::BadLogits {
+                    model: k,
+                    reason: format!("trajectory {}: {problem}", path.display()),
+                },
+            )?;
+            read.push(file.logits);
+        }
+        let views: Vec<ArrayView3<'_, f32>> = read.iter().map(|t| t.view()).collect();
+        Ok(Logits::from_models(&views)?)
+    }
+
+    /// Checks and writes model `k`'s training trajectory (N x T x C).
+    fn write_trajectory(&self, k: usize, trajectory: ArrayView3<'_, f32>) -> Result<()> {
+        let [n, _, classes] = self.expected_logits_shape();
+        let expected = [n, trajectory.dim().1, classes];
+        memia_core::check_model_logits(trajectory, Some(expected)).map_err(|problem| {
+            ShadowError::BadLogits {
+                model: k,
+                reason: format!("its training trajectory: {problem}"),
+            }
+        })?;
+        let dir = self.path.join("trajectories");
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        write_npy(self.trajectory_path(k), &trajectory)?;
+        Ok(())
+    }
+
     /// Which models are complete: their logits file exists, with the expected shape, as
     /// little-endian float32, and as long as its header says. A file of another shape belongs
     /// to another plan (an error); a damaged one (truncated, another element type, a header
@@ -575,7 +637,22 @@ impl RunDir {
                     ),
                 ));
             }
-            for (&k, logits) in chunk.iter().zip(&outputs) {
+            let trajectories = session.as_mut().and_then(|s| s.take_trajectories());
+            if let Some(t) = trajectories.as_ref().filter(|t| t.len() != jobs.len()) {
+                return Err(trainer_error(
+                    chunk,
+                    format!(
+                        "the trainer returned {} trajectories for {} models",
+                        t.len(),
+                        jobs.len()
+                    ),
+                ));
+            }
+            for (j, (&k, logits)) in chunk.iter().zip(&outputs).enumerate() {
+                // The trajectory first: a complete model has the trajectory it was trained with.
+                if let Some(trajectories) = &trajectories {
+                    self.write_trajectory(k, trajectories[j].view())?;
+                }
                 self.write_model(k, logits.view(), &producer)?;
                 known.done[k] = true;
                 known.producers[k] = Some(Some(producer.clone()));

@@ -107,6 +107,14 @@ pub struct MemoryNeed {
 pub trait TrainingSession {
     /// As [`ShadowTrainer::train_group`], on the pool the session was prepared for.
     fn train_group(&mut self, jobs: &[ModelJob]) -> Result<Vec<Array3<f32>>, TrainerError>;
+
+    /// The training trajectories of the last [`TrainingSession::train_group`]'s models, in
+    /// job order: each model's logits on every pool sample's plain input after each of its
+    /// checkpoint epochs, N x T x C. `None` (the default) where the trainer records none; the
+    /// run stores them as `trajectories/model_KKKKK.npy` beside the logits.
+    fn take_trajectories(&mut self) -> Option<Vec<Array3<f32>>> {
+        None
+    }
 }
 
 /// Who produced a model's outputs: the trainer, and what else can change their last bits
