@@ -3,51 +3,64 @@
 //! samples counted in.
 //!
 //! The pool of `mnist_ood` (5,000 MNIST digits + 100 notMNIST letters with random labels),
-//! 8 target MLPs and 256 shadow MLPs on balanced halves. The **blind** audit is online LiRA with
-//! per-sample variances (the reference setting at this scale) with all 256 shadow models on every
-//! sample. The **focused** audit uses only the first m = 2, 4, ..., 256 of them: it estimates
-//! memorization from those m models itself, takes the samples at or above 0.8 as candidates and
-//! attacks them with online LiRA with a global variance (the better choice with few models). Both
-//! are scored on the same samples, the 8 targets' (sample, target) pairs pooled:
+//! 16 target MLPs and 256 shadow MLPs on balanced halves, each model's logits on the pool
+//! recorded every 5 of its 30 epochs (its training trajectory). The **blind** audit is online
+//! LiRA with per-sample variances (the reference setting at this scale) with all 256 shadow
+//! models on every sample. The **focused** audit uses only the first m = 2, 4, ..., 256 of them:
+//! it estimates memorization from those m models itself, takes the samples at or above 0.8 as
+//! candidates and attacks them with online LiRA (a global variance, per-sample variances, or
+//! per-sample variances under a prior fitted across samples). Three estimators find the
+//! candidates, each scored against the oracle (Feldman-Zhang from all 256 shadow models:
+//! precision and recall of its candidates, Spearman's rank correlation) with its cost in
+//! model-epochs (one model trained one epoch on its half of the pool):
 //!
-//! * on the focused audit's own candidates (its true cost: m models, the memorization estimate
-//!   reuses them);
-//! * on the candidates of an oracle, memorization from all 256 (the setting of a paper that
-//!   takes memorization scores as given: their cost is the oracle's models).
+//! * Feldman-Zhang label memorization from the m models (correctness, IN against OUT);
+//! * the same with the true-class probability (the OUT models' confidences);
+//! * late learning, from the m models' own trajectories (right at the last checkpoint and not at
+//!   the first), which needs no OUT model; its cost includes the checkpoints' predictions,
+//!   measured here by training 8 models with and without them.
+//!
+//! Both audits are scored on the same samples, the 16 targets' (sample, target) pairs pooled
+//! (16 so that the candidates hold more than 1,000 non-members and a TPR at 0.1% FPR can be
+//! measured); then the attacks on the oracle's candidates, the setting of a paper that takes
+//! memorization scores as given (their cost: the oracle's models).
 //!
 //! Samples the m models cannot judge (no IN or no OUT model) count as not detected. Every TPR
 //! carries its 95% Clopper-Pearson interval, or "n/m" where 0.1% FPR allows no false positive.
 //!
-//! Run: `cargo run --release --example audit_cost [DATA_DIR]` (default `$MEMIA_DATA_DIR`). The
-//! 264 models are kept in the temporary directory and reused by a second run. Results are in
-//! docs/REPRODUCTION.md.
+//! Run: `cargo run --release --example audit_cost [DATA_DIR]` (default `$MEMIA_DATA_DIR`),
+//! about a minute. The 272 models are kept in the temporary directory and reused by a second
+//! run. Results are in docs/REPRODUCTION.md.
 
 #[path = "common/mod.rs"]
 mod common;
+
+use common::cost::{self, THRESHOLD};
 
 use std::time::Instant;
 
 use memia::attacks::LiraConfig;
 use memia::core::Signal;
 use memia::data::Dataset;
-use memia::memorization::{MemorizationConfig, Outcome};
-use memia::metrics::RocSummary;
+use memia::memorization::Outcome;
 use ndarray::Array1;
 
 const SEED: u64 = 2026;
-const TARGETS: usize = 8;
+const TARGETS: usize = 16;
 const SHADOWS: usize = 256;
+/// Each model's training epochs.
+const EPOCHS: usize = 30;
 const DIGITS: usize = 5000;
 const LETTERS: usize = 100;
-/// The paper's memorization threshold for candidates.
-const THRESHOLD: f64 = 0.8;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Models 0..8 are the targets, 8..264 the shadow models: planned and trained through the
-    // library behind `memia run` (memia::audit).
+    // Models 0..16 are the targets, 16..272 the shadow models: planned and trained through the
+    // library behind `memia run` (memia::audit). The trajectories for the late-learning
+    // estimate: the pool predicted every 5 epochs.
     let models = TARGETS + SHADOWS;
-    let config =
-        common::mnist_letters_config(DIGITS, LETTERS, models, common::mlp_trainer(30, 0), SEED)?;
+    let mut trainer = common::mlp_trainer(EPOCHS, 0);
+    trainer.training.checkpoint_every = Some(5);
+    let config = common::mnist_letters_config(DIGITS, LETTERS, models, trainer.clone(), SEED)?;
     let common::Trained {
         run,
         pool,
@@ -75,7 +88,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let phi = logits.signals(&labels, Signal::Phi)?;
     let targets: Vec<usize> = (0..TARGETS).collect();
     let shadows: Vec<usize> = (TARGETS..models).collect();
-
     let audit = common::Targets {
         keep,
         phi: &phi,
@@ -83,26 +95,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let scores_of = |attack: &LiraConfig, fit: &[usize]| audit.scores(attack, fit);
     let pooled = |scores: &[Array1<f64>], samples: &[usize]| audit.pooled(scores, samples);
-    let memorization = |fit_models: &[usize]| {
-        MemorizationConfig::default()
-            .allow_missing()
-            .estimate_from_logits(
-                &keep.select_models(fit_models)?,
-                &logits.select_models(fit_models)?,
-                &labels,
-                Outcome::Correct,
-            )
-    };
-    let candidates = |mem: &memia::memorization::Memorization| -> Vec<usize> {
-        (0..n).filter(|&i| mem.score[i] >= THRESHOLD).collect()
+
+    // The trajectories, and what their checkpoints cost: 16 shadow models trained again with
+    // and without them, in this process (the faster of 3 rounds each).
+    let trajectories = run.dir.trajectories(&(0..models).collect::<Vec<_>>())?;
+    let overhead = cost::checkpoint_overhead(&trainer, &pool, &run.dir, TARGETS, 16, 3)?;
+    let study = cost::Study {
+        keep,
+        logits: &logits,
+        trajectories: &trajectories,
+        labels: &labels,
+        targets: &audit,
+        shadows: &shadows,
+        epochs: EPOCHS,
+        overhead: &overhead,
     };
 
     // The blind audit: 256 shadow models, per-sample variances, every sample.
     let t = Instant::now();
     let blind = scores_of(&LiraConfig::online(), &shadows)?;
     let blind_attack_seconds = t.elapsed().as_secs_f64();
-    let oracle = memorization(&shadows)?;
-    let oracle_candidates = candidates(&oracle);
+    let oracle = study.memorization(&shadows, Outcome::Correct)?;
+    let oracle_candidates: Vec<usize> = (0..n).filter(|&i| oracle.score[i] >= THRESHOLD).collect();
     let blind_all = pooled(&blind, &(0..n).collect::<Vec<_>>()).ok_or("one class")?;
     println!(
         "blind audit (online LiRA, per-sample variance, {SHADOWS} shadow models, {TARGETS} targets pooled): all samples AUROC {:.4}, TPR@0.1%FPR {}; attack {blind_attack_seconds:.2} s",
@@ -114,121 +128,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         oracle_candidates.len(),
         oracle_candidates.iter().filter(|&&i| i >= DIGITS).count()
     );
-
     let blind_oracle = pooled(&blind, &oracle_candidates).ok_or("one class")?;
-    let cell = |s: &Option<RocSummary>| {
-        s.as_ref()
-            .map_or("no members and non-members".to_string(), |s| {
-                format!("{:.4}  {}", s.auroc, common::tpr(s))
-            })
-    };
-    let variants = [
-        ("global", LiraConfig::online().with_global_variance(true)),
-        ("per-sample", LiraConfig::online()),
-    ];
-    // Rows per shadow-model count: (m, own candidates, [focused variants on own, blind on own],
-    // [focused variants on the oracle's]).
-    let mut rows = Vec::new();
-    let mut m = 2;
-    while m <= SHADOWS {
-        let used = &shadows[..m];
-        let t = Instant::now();
-        let mem = memorization(used)?;
-        let own = candidates(&mem);
-        let mut on_own = Vec::new();
-        let mut on_oracle = Vec::new();
-        for (_, attack) in &variants {
-            let focused = scores_of(attack, used)?;
-            on_own.push(pooled(&focused, &own));
-            on_oracle.push(pooled(&focused, &oracle_candidates));
-        }
-        let seconds = t.elapsed().as_secs_f64();
-        rows.push((
-            m,
-            own.len(),
-            on_own,
-            pooled(&blind, &own),
-            on_oracle,
-            seconds,
-        ));
-        m *= 2;
-    }
-    let mut matched: Vec<Vec<Option<usize>>> = vec![vec![None; variants.len()]; 2];
-    for (table, title) in [
-        (
-            0,
-            "on the focused audit's own candidates (memorization from its m models)",
-        ),
-        (
-            1,
-            "on the oracle's candidates (memorization from all 256 shadow models)",
-        ),
-    ] {
-        println!(
-            "\n{title}; AUROC  TPR@0.1%FPR [95% CI], {TARGETS} targets pooled:\n{:>6} | {:>10} | {:>32} | {:>32} | {:>32}",
-            "shadow",
-            "candidates",
-            "focused, global variance",
-            "focused, per-sample variance",
-            "blind, 256 models, same samples"
-        );
-        for (m, own, on_own, blind_own, on_oracle, seconds) in &rows {
-            let (focused, blind_same, count) = if table == 0 {
-                (on_own, blind_own.clone(), *own)
-            } else {
-                (
-                    on_oracle,
-                    Some(blind_oracle.clone()),
-                    oracle_candidates.len(),
-                )
-            };
-            println!(
-                "{m:>6} | {count:>10} | {:>32} | {:>32} | {:>32}   ({seconds:.2} s)",
-                cell(&focused[0]),
-                cell(&focused[1]),
-                cell(&blind_same),
-            );
-            for (v, f) in focused.iter().enumerate() {
-                if matched[table][v].is_none()
-                    && let (Some(f), Some(b)) = (f, &blind_same)
-                    && common::matches(f, b)
-                {
-                    matched[table][v] = Some(*m);
-                }
-            }
-        }
-    }
-    let rate = per_model.map_or("(models reused: time not measured)".to_string(), |s| {
-        format!("at {:.2} s per model", s)
-    });
+
+    let counts: Vec<usize> = (1..=8).map(|p| 1 << p).collect();
+    let matched = study.run(&counts, oracle.score.as_slice().ok_or("layout")?, &blind)?;
+
+    // The same attacks on the oracle's candidates (a paper that takes memorization as given).
     println!(
-        "\n'matches': AUROC at least the blind audit's minus 0.005 and TPR@0.1%FPR at least the lower end of the blind audit's 95% interval, on the same samples."
+        "\non the oracle's candidates ({} samples; its cost: the {SHADOWS} oracle models); AUROC  TPR@0.1%FPR [95% CI]:\n{:>6} | {:>32} | {:>32} | {:>32} | {:>32}",
+        oracle_candidates.len(),
+        "shadow",
+        "focused, global variance",
+        "focused, per-sample variance",
+        "focused, variance prior",
+        "blind, 256 models"
     );
-    for (table, what, extra) in [
-        (
-            0,
-            "its own candidates (memorization from the same models)",
-            0,
-        ),
-        (1, "the oracle's candidates (+256 oracle models)", SHADOWS),
-    ] {
-        for (v, (variance, _)) in variants.iter().enumerate() {
-            match matched[table][v] {
-                Some(m) => {
-                    let cost = m + extra;
-                    println!(
-                        "on {what}, {variance} variance: matches the blind {SHADOWS}-model audit with {m} shadow models: {cost} models against {SHADOWS} ({:.1}x fewer); training {} against {} {rate}",
-                        SHADOWS as f64 / cost as f64,
-                        per_model.map_or("-".to_string(), |s| format!("{:.0} s", s * cost as f64)),
-                        per_model
-                            .map_or("-".to_string(), |s| format!("{:.0} s", s * SHADOWS as f64)),
-                    );
-                }
-                None => println!(
-                    "on {what}, {variance} variance: does not match the blind {SHADOWS}-model audit with up to {SHADOWS} shadow models"
-                ),
-            }
-        }
+    for &m in &counts {
+        let used = &shadows[..m];
+        let cells: Vec<String> = cost::variants()
+            .iter()
+            .map(|(_, attack)| {
+                Ok(cost::cell(&pooled(
+                    &scores_of(attack, used)?,
+                    &oracle_candidates,
+                )))
+            })
+            .collect::<Result<_, Box<dyn std::error::Error>>>()?;
+        println!(
+            "{m:>6} | {:>32} | {:>32} | {:>32} | {:>32}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cost::cell(&Some(blind_oracle.clone()))
+        );
+    }
+    study.print_matches(&matched);
+    if let Some(s) = per_model {
+        println!("training here: {s:.3} s per model");
     }
     Ok(())
 }

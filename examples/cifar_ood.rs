@@ -14,9 +14,12 @@
 //! 2. the audit of model 0 (online LiRA, global variance, with the other 255 as shadow models) on
 //!    all samples, the high-memorization candidates and the letters, and the attack against the
 //!    number of shadow models with 8 targets pooled; the report (HTML, plots, thumbnails);
-//! 3. the cost table of `audit_cost` at this scale: the focused audit with m shadow models on
-//!    the candidates it finds itself, against the blind audit with all 248 non-target models
-//!    (per-sample variances) on the same samples, 8 targets pooled.
+//! 3. the cost study of `audit_cost` at this scale: three memorization estimators from m shadow
+//!    models (Feldman-Zhang with correctness or probabilities, late learning from the models'
+//!    trajectories, recorded every 10 epochs) against the oracle of all 248 non-target models,
+//!    and the focused audit on each one's candidates (online LiRA, global, per-sample or prior
+//!    variance) against the blind audit with the 248 models (per-sample variances) on the same
+//!    samples, 8 targets pooled, every cost in model-epochs.
 //!
 //! Run: `cargo run --release --example cifar_ood [DATA_DIR]` (default `$MEMIA_DATA_DIR`); the
 //! models are kept in the temporary directory and reused by a second run. Results are in
@@ -33,7 +36,7 @@ use memia::audit::config::{CanaryConfig, CanaryKind, CanaryLabels, DataConfig, D
 use memia::audit::{AuditTarget, RunConfig};
 use memia::core::Signal;
 use memia::data::Dataset;
-use memia::memorization::{Memorization, MemorizationConfig, Outcome};
+use memia::memorization::{MemorizationConfig, Outcome};
 use memia::models::{CnnConfig, Optimizer, TrainingConfig};
 use memia::report::{AuditConfig, headline};
 use memia::shadow::InclusionScheme;
@@ -92,6 +95,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             epsilon: 1e-8,
         },
         weight_decay: 0.0,
+        // The trajectories for the late-learning estimate: the pool predicted every 10 epochs.
+        checkpoint_every: Some(10),
         ..Default::default()
     };
     config.train.group_size = 8;
@@ -209,7 +214,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = audit.write(&report_dir)?;
     println!("report: {}", files.index.display());
 
-    // 3. The cost table: focused with m models against blind with all non-target models.
+    // 3. The cost table: the estimators and the focused audit with m models against the blind
+    // audit with all non-target models, every cost in model-epochs.
     let phi = logits.signals(&labels, Signal::Phi)?;
     let targets = common::Targets {
         keep,
@@ -218,81 +224,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let shadows: Vec<usize> = (TARGETS..models).collect();
     let blind = targets.scores(&LiraConfig::online(), &shadows)?;
-    let memorization_of = |used: &[usize]| -> Result<Memorization, Box<dyn std::error::Error>> {
-        Ok(MemorizationConfig::default()
-            .allow_missing()
-            .estimate_from_logits(
-                &keep.select_models(used)?,
-                &logits.select_models(used)?,
-                &labels,
-                Outcome::Correct,
-            )?)
+    let trajectories = run.dir.trajectories(&(0..models).collect::<Vec<_>>())?;
+    // The checkpoints' cost: 8 shadow models trained again with and without them (one round:
+    // a CNN trains for seconds, so one round is steady enough).
+    let overhead = common::cost::checkpoint_overhead(
+        &common::trainer_of(&config),
+        &pool,
+        &run.dir,
+        TARGETS,
+        8.min(shadows.len()),
+        1,
+    )?;
+    let study = common::cost::Study {
+        keep,
+        logits: &logits,
+        trajectories: &trajectories,
+        labels: &labels,
+        targets: &targets,
+        shadows: &shadows,
+        epochs: EPOCHS,
+        overhead: &overhead,
     };
-    let cell = |s: Option<memia::metrics::RocSummary>| {
-        s.map_or("no members and non-members".to_string(), |s| {
-            format!("{:.4}  {}", s.auroc, common::tpr(&s))
-        })
-    };
-    println!(
-        "\nfocused audit (m shadow models, its own candidates: memorization >= 0.8 from the same m) against the blind audit ({} models, per-sample variance) on the same samples; AUROC  TPR@0.1%FPR [95% CI], {TARGETS} targets pooled:",
-        shadows.len()
-    );
-    println!(
-        "{:>6} | {:>10} | {:>32} | {:>32} | {:>32}",
-        "shadow",
-        "candidates",
-        "focused, global variance",
-        "focused, per-sample variance",
-        "blind, same samples"
-    );
-    let mut matched = [None, None];
+    let oracle = study.memorization(&shadows, Outcome::Correct)?;
+    let mut counts = Vec::new();
     let mut m = 2;
     while m <= shadows.len() {
-        let used = &shadows[..m];
-        let own: Vec<usize> = {
-            let mem = memorization_of(used)?;
-            (0..n).filter(|&i| mem.score[i] >= 0.8).collect()
-        };
-        let global = targets.pooled(
-            &targets.scores(&LiraConfig::online().with_global_variance(true), used)?,
-            &own,
-        );
-        let per_sample = targets.pooled(&targets.scores(&LiraConfig::online(), used)?, &own);
-        let blind_same = targets.pooled(&blind, &own);
-        for (slot, focused) in matched.iter_mut().zip([&global, &per_sample]) {
-            if slot.is_none()
-                && let (Some(f), Some(b)) = (focused, &blind_same)
-                && common::matches(f, b)
-            {
-                *slot = Some(m);
-            }
-        }
-        println!(
-            "{m:>6} | {:>10} | {:>32} | {:>32} | {:>32}",
-            own.len(),
-            cell(global),
-            cell(per_sample),
-            cell(blind_same)
-        );
+        counts.push(m);
         m = if m * 2 > shadows.len() && m < shadows.len() {
             shadows.len()
         } else {
             m * 2
         };
     }
-    for (variance, found) in ["global", "per-sample"].iter().zip(matched) {
-        match found {
-            Some(m) => println!(
-                "{variance} variance: matches the blind {}-model audit with {m} shadow models ({:.1}x fewer)",
-                shadows.len(),
-                shadows.len() as f64 / m as f64
-            ),
-            None => println!(
-                "{variance} variance: does not match the blind {}-model audit with fewer models",
-                shadows.len()
-            ),
-        }
-    }
+    let matched = study.run(&counts, oracle.score.as_slice().ok_or("layout")?, &blind)?;
+    study.print_matches(&matched);
     println!("\nwhole example: {:.1} s", start.elapsed().as_secs_f64());
     Ok(())
 }
