@@ -17,9 +17,10 @@
 //!   classes added after the digits' 10 (a 100-class pool, where a model that did not train on
 //!   a letter names its class by luck about once in 90 times instead of once in 9);
 //!
-//! and attacks each target with online LiRA (global and per-sample variance, and per-sample
-//! variances under a prior fitted across samples) and offline LiRA (global variance, and the
-//! prior) with 4, 16 and 64 shadow models, on the candidates the same shadow models
+//! and attacks each target with online LiRA (global and per-sample variance, per-sample
+//! variances under a prior fitted across samples, and the prior with an OUT side that allows for
+//! lucky guesses, `OutSide::RightByChance`) and offline LiRA (global variance, and the prior)
+//! with 4, 16 and 64 shadow models, on the candidates the same shadow models
 //! find (memorization >= 0.8 and >= 0.5). Each cell: TPR at 0.1% FPR pooled over the 4 targets
 //! with its 95% interval, and the median (lowest - highest) of the 4 targets' own TPRs ("n/m"
 //! where a target's non-members allow no false positive). Unjudgeable samples count as not
@@ -35,7 +36,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use memia::attacks::{LiraConfig, Variance};
+use memia::attacks::{LiraConfig, OutSide, Variance};
 use memia::audit::config::CanaryLabels;
 use memia::core::Signal;
 use memia::memorization::{MemorizationConfig, Outcome};
@@ -86,6 +87,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (
             "online, variance prior",
             LiraConfig::online().with_variance(Variance::Prior),
+        ),
+        (
+            "online, prior, lucky",
+            LiraConfig::online()
+                .with_variance(Variance::Prior)
+                .with_out_side(OutSide::RightByChance),
         ),
         (
             "offline, global var.",

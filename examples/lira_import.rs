@@ -86,6 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         AttackSpec::LiraOnline {
             global_variance: false,
             variance_prior: false,
+            right_by_chance: false,
             reference_compatible: false,
             signal: LiraSignal::Phi,
         },
@@ -93,6 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         AttackSpec::LiraOffline {
             global_variance: false,
             variance_prior: false,
+            right_by_chance: false,
             score: OfflineScore::Tail,
             reference_compatible: false,
             signal: LiraSignal::Phi,
@@ -100,6 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         AttackSpec::LiraOffline {
             global_variance: false,
             variance_prior: false,
+            right_by_chance: false,
             score: OfflineScore::LogDensity,
             reference_compatible: true,
             signal: LiraSignal::PhiReference,

@@ -60,7 +60,8 @@ pub use focused::{
 };
 pub use gaussian::{norm_logpdf, norm_logsf};
 pub use lira::{
-    Center, FittedLira, LiraConfig, LiraMode, OfflineScore, STD_EPSILON, Variance, VariancePrior,
+    Center, FittedLira, LiraConfig, LiraMode, LuckyGuesses, OfflineScore, OutSide, STD_EPSILON,
+    Variance, VariancePrior,
 };
 pub use loo::doubling_counts;
 pub use rmia::{FittedRmia, RmiaConfig};

@@ -115,6 +115,27 @@ impl VariancePrior {
     }
 }
 
+/// How the OUT distribution treats a shadow model that names a sample's label without having
+/// trained on it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutSide {
+    /// One distribution (the [`Variance`] setting's) for every OUT observation.
+    #[default]
+    Plain,
+    /// A two-component OUT: with probability `pi_i` the model is right by chance and `phi`
+    /// follows the distribution of such lucky guesses, a normal fitted across samples (too few
+    /// per sample with few models) to the OUT observations with `phi > 0` of the samples whose
+    /// OUT models are right at most half of the time;
+    /// otherwise the plain OUT distribution. `pi_i = (r_i + 1/2) / (n_i + 1)`, the posterior
+    /// mean under Jeffreys' prior of the rate of the sample's `n_i` OUT observations with
+    /// `phi > 0`, `r_i` of them: never 0, so that a target's lucky guess on a sample whose few
+    /// OUT models were all wrong is not scored as certain membership.
+    RightByChance,
+}
+
 /// The centre of each fitted Gaussian.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Center {
@@ -156,6 +177,10 @@ pub struct LiraConfig {
     pub variance: Variance,
     /// Median or mean.
     pub center: Center,
+    /// The plain OUT distribution, or one that allows for lucky guesses (left out of the JSON
+    /// when plain, so that earlier specifications keep their form).
+    #[serde(default, skip_serializing_if = "OutSide::is_plain")]
+    pub out_side: OutSide,
     /// Reproduce `mi_lira_2021/plot.py` exactly, quirks included (see
     /// [`LiraConfig::reference_compatible`]).
     pub reference_compatible: bool,
@@ -168,6 +193,7 @@ impl LiraConfig {
             mode: LiraMode::Online,
             variance: Variance::PerExample,
             center: Center::Median,
+            out_side: OutSide::Plain,
             reference_compatible: false,
         }
     }
@@ -204,6 +230,12 @@ impl LiraConfig {
         self
     }
 
+    /// Sets how the OUT distribution treats lucky guesses ([`OutSide`]).
+    pub fn with_out_side(mut self, out_side: OutSide) -> Self {
+        self.out_side = out_side;
+        self
+    }
+
     /// Sets the centre.
     pub fn with_center(mut self, center: Center) -> Self {
         self.center = center;
@@ -228,6 +260,12 @@ impl LiraConfig {
 
     fn is_online(&self) -> bool {
         self.mode == LiraMode::Online
+    }
+}
+
+impl OutSide {
+    fn is_plain(&self) -> bool {
+        *self == OutSide::Plain
     }
 }
 
@@ -284,8 +322,15 @@ impl MembershipTest for LiraConfig {
                 "the reference has no variance prior: reference compatibility takes per-example or global variance",
             ));
         }
+        if self.out_side != OutSide::Plain && self.reference_compatible {
+            return Err(invalid(
+                "out_side",
+                "the reference has no right-by-chance OUT component: reference compatibility takes the plain OUT side",
+            ));
+        }
         let mut fitted = FittedLira {
             config: *self,
+            lucky: None,
             queries: a,
             mu_in: Array2::from_elem((n, a), f64::NAN),
             sd_in: Array2::from_elem((n, a), f64::NAN),
@@ -317,6 +362,9 @@ impl MembershipTest for LiraConfig {
         }
         if self.variance == Variance::Prior {
             fitted.fit_priors(&sides)?;
+        }
+        if self.out_side == OutSide::RightByChance {
+            fitted.lucky = Some(LuckyGuesses::fit(keep, shadow.view())?);
         }
         if self.variance == Variance::Global {
             let (g_in, g_out) = if self.reference_compatible {
@@ -539,7 +587,70 @@ pub struct FittedLira {
     /// With [`Variance::Prior`], the IN and OUT priors fitted across the samples (the IN one
     /// `None` offline).
     pub priors: Option<(Option<VariancePrior>, VariancePrior)>,
+    /// With [`OutSide::RightByChance`], the lucky guesses' distribution and weights.
+    pub lucky: Option<LuckyGuesses>,
     defined: Vec<bool>,
+}
+
+/// The right-by-chance component of [`OutSide::RightByChance`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LuckyGuesses {
+    /// Centre of the normal of the lucky guesses' `phi` (all samples and queries).
+    pub mean: f64,
+    /// Its (population) standard deviation.
+    pub sd: f64,
+    /// `pi` per sample and query (N x A): the posterior mean of the lucky rate.
+    pub weight: Array2<f64>,
+}
+
+impl LuckyGuesses {
+    /// Counts each sample's OUT observations and those with `phi > 0`, and fits the normal to
+    /// the latter over the samples where they are at most half (where being right is luck, not
+    /// what the OUT models usually do: a typical sample's confident OUT answers would describe
+    /// a member's `phi` instead); an error if fewer than two such observations exist.
+    fn fit(keep: &KeepMatrix, shadow: ArrayView3<'_, f64>) -> Result<Self> {
+        let (k, n, a) = shadow.dim();
+        let mut counts = Array2::<(u32, u32)>::from_elem((n, a), (0, 0));
+        for m in 0..k {
+            for i in (0..n).filter(|&i| !keep.get(m, i)) {
+                for q in 0..a {
+                    let c = &mut counts[[i, q]];
+                    c.0 += 1;
+                    c.1 += u32::from(shadow[[m, i, q]] > 0.0);
+                }
+            }
+        }
+        let (mut count, mut sum, mut squares) = (0usize, 0f64, 0f64);
+        for m in 0..k {
+            for i in (0..n).filter(|&i| !keep.get(m, i)) {
+                for q in 0..a {
+                    let (n_out, right) = counts[[i, q]];
+                    let x = shadow[[m, i, q]];
+                    if x > 0.0 && 2 * right <= n_out {
+                        count += 1;
+                        sum += x;
+                        squares += x * x;
+                    }
+                }
+            }
+        }
+        if count < 2 {
+            return Err(invalid(
+                "out_side",
+                format!(
+                    "{count} lucky OUT observation(s) (phi > 0 on a sample whose OUT models are mostly wrong): the right-by-chance component needs at least two to fit"
+                ),
+            ));
+        }
+        let mean = sum / count as f64;
+        let sd = (squares / count as f64 - mean * mean).max(0.0).sqrt();
+        Ok(LuckyGuesses {
+            mean,
+            sd,
+            weight: counts
+                .mapv(|(n_out, right)| (f64::from(right) + 0.5) / (f64::from(n_out) + 1.0)),
+        })
+    }
 }
 
 impl FittedLira {
@@ -591,28 +702,52 @@ impl FittedLira {
     }
 
     fn score_one(&self, i: usize, q: usize, x: f64) -> f64 {
-        if let Some((dof_in, dof_out)) = &self.dof {
+        // The IN log-density and the OUT log-density and log-survival at x, of the plain sides.
+        let (log_in, log_out, log_out_sf) = if let Some((dof_in, dof_out)) = &self.dof {
             let (mu_out, sd_out, nu_out) =
                 (self.mu_out[[i, q]], self.sd_out[[i, q]], dof_out[[i, q]]);
-            return match self.config.mode {
-                LiraMode::Online => {
-                    t_logpdf(x, self.mu_in[[i, q]], self.sd_in[[i, q]], dof_in[[i, q]])
-                        - t_logpdf(x, mu_out, sd_out, nu_out)
-                }
-                LiraMode::Offline(OfflineScore::LogDensity) => -t_logpdf(x, mu_out, sd_out, nu_out),
-                LiraMode::Offline(OfflineScore::Tail) => -t_logsf((x - mu_out) / sd_out, nu_out),
-            };
-        }
-        let (mu_out, sd_out) = (self.mu_out[[i, q]], self.sd_out[[i, q]] + STD_EPSILON);
-        match self.config.mode {
-            LiraMode::Online => {
-                norm_logpdf(x, self.mu_in[[i, q]], self.sd_in[[i, q]] + STD_EPSILON)
-                    - norm_logpdf(x, mu_out, sd_out)
+            (
+                t_logpdf(x, self.mu_in[[i, q]], self.sd_in[[i, q]], dof_in[[i, q]]),
+                t_logpdf(x, mu_out, sd_out, nu_out),
+                t_logsf((x - mu_out) / sd_out, nu_out),
+            )
+        } else {
+            let (mu_out, sd_out) = (self.mu_out[[i, q]], self.sd_out[[i, q]] + STD_EPSILON);
+            (
+                norm_logpdf(x, self.mu_in[[i, q]], self.sd_in[[i, q]] + STD_EPSILON),
+                norm_logpdf(x, mu_out, sd_out),
+                norm_logsf((x - mu_out) / sd_out),
+            )
+        };
+        // With lucky guesses, OUT is the mixture (1 - pi) plain + pi lucky.
+        let (log_out, log_out_sf) = match &self.lucky {
+            None => (log_out, log_out_sf),
+            Some(lucky) => {
+                let pi = lucky.weight[[i, q]];
+                let sd = lucky.sd + STD_EPSILON;
+                let mix =
+                    |plain: f64, lucky: f64| log_add((1.0 - pi).ln() + plain, pi.ln() + lucky);
+                (
+                    mix(log_out, norm_logpdf(x, lucky.mean, sd)),
+                    mix(log_out_sf, norm_logsf((x - lucky.mean) / sd)),
+                )
             }
-            LiraMode::Offline(OfflineScore::LogDensity) => -norm_logpdf(x, mu_out, sd_out),
-            LiraMode::Offline(OfflineScore::Tail) => -norm_logsf((x - mu_out) / sd_out),
+        };
+        match self.config.mode {
+            LiraMode::Online => log_in - log_out,
+            LiraMode::Offline(OfflineScore::LogDensity) => -log_out,
+            LiraMode::Offline(OfflineScore::Tail) => -log_out_sf,
         }
     }
+}
+
+/// `ln(e^a + e^b)` without overflow.
+fn log_add(a: f64, b: f64) -> f64 {
+    let (hi, lo) = if a >= b { (a, b) } else { (b, a) };
+    if hi == f64::NEG_INFINITY {
+        return hi;
+    }
+    hi + (lo - hi).exp().ln_1p()
 }
 
 impl FittedTest for FittedLira {
@@ -682,6 +817,104 @@ mod tests {
     /// variances give the inverse-gamma prior, each side's posterior predictive is the Student t
     /// of the conjugate update, and the online score is the difference of the two sides' t
     /// log-densities (statrs' `StudentsT`, an implementation independent of memia's).
+    #[test]
+    fn right_by_chance_by_hand() {
+        use statrs::distribution::{Continuous, ContinuousCDF, Normal};
+        // 8 models, 3 samples; some OUT observations are lucky (phi > 0), most are not.
+        let keep = KeepMatrix::balanced(8, 3, 5).unwrap();
+        let shadow = Array3::from_shape_fn((8, 3, 1), |(k, i, _)| {
+            if keep.get(k, i) {
+                4.0 + 0.3 * ((k + i) % 3) as f64
+            } else if (k + 2 * i) % 5 == 0 {
+                1.0 + 0.7 * i as f64 // a lucky guess
+            } else {
+                -3.0 + 0.2 * k as f64
+            }
+        });
+        let outs = |i: usize| -> Vec<f64> {
+            (0..8)
+                .filter(|&k| !keep.get(k, i))
+                .map(|k| shadow[[k, i, 0]])
+                .collect()
+        };
+        // Direct: the lucky normal over the OUT observations above 0 of samples whose OUT
+        // observations are at most half above 0; the Jeffreys rates.
+        let lucky: Vec<f64> = (0..3)
+            .map(outs)
+            .filter(|v| 2 * v.iter().filter(|&&x| x > 0.0).count() <= v.len())
+            .flat_map(|v| v.into_iter().filter(|&x| x > 0.0))
+            .collect();
+        assert!(lucky.len() >= 2);
+        let mean = lucky.iter().sum::<f64>() / lucky.len() as f64;
+        let sd =
+            (lucky.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / lucky.len() as f64).sqrt();
+        let lucky_normal = Normal::new(mean, sd).unwrap();
+        let plain = LiraConfig::online().fit(&keep, shadow.view()).unwrap();
+        for mode in [
+            LiraConfig::online(),
+            LiraConfig::offline(),
+            LiraConfig::offline_log_density(),
+        ] {
+            let fitted = mode
+                .with_out_side(OutSide::RightByChance)
+                .fit(&keep, shadow.view())
+                .unwrap();
+            let got = fitted.lucky.as_ref().unwrap();
+            assert!((got.mean - mean).abs() < 1e-12 && (got.sd - sd).abs() < 1e-12);
+            let x = 2.0;
+            let scores = fitted.score(array![[x], [x], [x]].view()).unwrap();
+            for i in 0..3 {
+                let v = outs(i);
+                let right = v.iter().filter(|&&o| o > 0.0).count() as f64;
+                let pi = (right + 0.5) / (v.len() as f64 + 1.0);
+                assert!((got.weight[[i, 0]] - pi).abs() < 1e-15);
+                let out = Normal::new(plain.mu_out[[i, 0]], plain.sd_out[[i, 0]]).unwrap();
+                let inn = Normal::new(plain.mu_in[[i, 0]], plain.sd_in[[i, 0]]).unwrap();
+                let density = (1.0 - pi) * out.pdf(x) + pi * lucky_normal.pdf(x);
+                let survival = (1.0 - pi) * out.sf(x) + pi * lucky_normal.sf(x);
+                let expected = match mode.mode {
+                    LiraMode::Online => inn.ln_pdf(x) - density.ln(),
+                    LiraMode::Offline(OfflineScore::Tail) => -survival.ln(),
+                    LiraMode::Offline(OfflineScore::LogDensity) => -density.ln(),
+                };
+                assert!(
+                    (scores[i] - expected).abs() < 1e-9 * expected.abs().max(1.0),
+                    "{:?} sample {i}: {} vs {expected}",
+                    mode.mode,
+                    scores[i]
+                );
+            }
+        }
+        // The plain score of a lucky-looking x on a sample whose OUT models were all wrong is
+        // far higher than the mixture's: the mixture caps it.
+        let x = 2.0;
+        let mixture = LiraConfig::online()
+            .with_out_side(OutSide::RightByChance)
+            .fit(&keep, shadow.view())
+            .unwrap();
+        let i = (0..3)
+            .find(|&i| outs(i).iter().all(|&o| o <= 0.0))
+            .expect("a sample without lucky OUT observations");
+        let (p, m) = (
+            plain.score(array![[x], [x], [x]].view()).unwrap()[i],
+            mixture.score(array![[x], [x], [x]].view()).unwrap()[i],
+        );
+        assert!(p > m + 5.0, "plain {p}, mixture {m}");
+        // Reference compatibility and a run without lucky guesses are refused by name.
+        let err = LiraConfig::online()
+            .with_out_side(OutSide::RightByChance)
+            .reference_compatible(true)
+            .fit(&keep, shadow.view())
+            .unwrap_err();
+        assert!(err.to_string().contains("out_side"), "{err}");
+        let unlucky = shadow.mapv(|v| if v > 0.0 && v < 3.0 { -1.0 } else { v });
+        let err = LiraConfig::online()
+            .with_out_side(OutSide::RightByChance)
+            .fit(&keep, unlucky.view())
+            .unwrap_err();
+        assert!(err.to_string().contains("lucky"), "{err}");
+    }
+
     #[test]
     fn variance_prior_by_hand() {
         use statrs::distribution::{Continuous, StudentsT};

@@ -13,7 +13,8 @@ use crate::{
 /// An attack chosen by name, with the signal it reads from the logits.
 ///
 /// In TOML: `method = "lira-online"` (with `global_variance = true`, or `variance_prior = true`
-/// for per-sample spreads shrunk by a prior fitted across samples), `"lira-offline"` (with
+/// for per-sample spreads shrunk by a prior fitted across samples; `right_by_chance = true` for
+/// an OUT side that allows for lucky guesses), `"lira-offline"` (with
 /// `score = "tail"` or `"log-density"`), both with `reference_compatible = true` and
 /// `signal = "phi-reference"` to reproduce the LiRA reference's `plot.py` / `score.py`;
 /// `method = "rmia"` (with `gamma`, optional `offline_a`), `"loss"` or `"global"`.
@@ -29,6 +30,9 @@ pub enum AttackSpec {
         /// ([`crate::Variance::Prior`]); excludes `global_variance`.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         variance_prior: bool,
+        /// An OUT distribution that allows for lucky guesses ([`crate::OutSide::RightByChance`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        right_by_chance: bool,
         /// The reference's `generate_ours`, quirks included
         /// ([`LiraConfig::reference_compatible`]).
         #[serde(default)]
@@ -45,6 +49,9 @@ pub enum AttackSpec {
         /// Per-sample variances shrunk by a prior fitted across samples.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         variance_prior: bool,
+        /// An OUT distribution that allows for lucky guesses ([`crate::OutSide::RightByChance`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        right_by_chance: bool,
         /// The paper's one-sided tail (default) or the reference code's log-density.
         #[serde(default)]
         score: OfflineScore,
@@ -81,6 +88,15 @@ fn variance(global: bool, prior: bool) -> Variance {
         (_, true) => Variance::Prior,
         (true, false) => Variance::Global,
         (false, false) => Variance::PerExample,
+    }
+}
+
+/// The OUT side the flag names.
+fn out_side(right_by_chance: bool) -> crate::OutSide {
+    if right_by_chance {
+        crate::OutSide::RightByChance
+    } else {
+        crate::OutSide::Plain
     }
 }
 
@@ -121,6 +137,7 @@ impl Default for AttackSpec {
         AttackSpec::LiraOnline {
             global_variance: true,
             variance_prior: false,
+            right_by_chance: false,
             reference_compatible: false,
             signal: LiraSignal::Phi,
         }
@@ -143,12 +160,20 @@ impl AttackSpec {
     /// A short human-readable name, e.g. "LiRA online (global variance)".
     pub fn describe(&self) -> String {
         // The settings that differ from the paper's defaults, in parentheses.
-        let lira = |name: &str, variance, score: Option<OfflineScore>, compat: bool, signal| {
+        let lira = |name: &str,
+                    variance,
+                    lucky: bool,
+                    score: Option<OfflineScore>,
+                    compat: bool,
+                    signal| {
             let mut notes = Vec::new();
             match variance {
                 Variance::Global => notes.push("global variance"),
                 Variance::Prior => notes.push("variance prior"),
                 Variance::PerExample => {}
+            }
+            if lucky {
+                notes.push("right by chance");
             }
             if score == Some(OfflineScore::LogDensity) {
                 notes.push("log-density score");
@@ -168,11 +193,13 @@ impl AttackSpec {
             AttackSpec::LiraOnline {
                 global_variance,
                 variance_prior,
+                right_by_chance,
                 reference_compatible,
                 signal,
             } => lira(
                 "online",
                 variance(*global_variance, *variance_prior),
+                *right_by_chance,
                 None,
                 *reference_compatible,
                 *signal,
@@ -180,12 +207,14 @@ impl AttackSpec {
             AttackSpec::LiraOffline {
                 global_variance,
                 variance_prior,
+                right_by_chance,
                 score,
                 reference_compatible,
                 signal,
             } => lira(
                 "offline",
                 variance(*global_variance, *variance_prior),
+                *right_by_chance,
                 Some(*score),
                 *reference_compatible,
                 *signal,
@@ -234,17 +263,20 @@ impl MembershipTest for AttackSpec {
             AttackSpec::LiraOnline {
                 global_variance,
                 variance_prior,
+                right_by_chance,
                 reference_compatible,
                 ..
             } => Box::new(
                 LiraConfig::online()
                     .with_variance(checked_variance(*global_variance, *variance_prior)?)
+                    .with_out_side(out_side(*right_by_chance))
                     .reference_compatible(*reference_compatible)
                     .fit(keep, shadow)?,
             ),
             AttackSpec::LiraOffline {
                 global_variance,
                 variance_prior,
+                right_by_chance,
                 score,
                 reference_compatible,
                 ..
@@ -254,6 +286,7 @@ impl MembershipTest for AttackSpec {
                     ..LiraConfig::online()
                 }
                 .with_variance(checked_variance(*global_variance, *variance_prior)?)
+                .with_out_side(out_side(*right_by_chance))
                 .reference_compatible(*reference_compatible)
                 .fit(keep, shadow)?,
             ),
@@ -288,6 +321,7 @@ mod tests {
         let spec = AttackSpec::LiraOnline {
             global_variance: true,
             variance_prior: false,
+            right_by_chance: false,
             reference_compatible: false,
             signal: LiraSignal::Phi,
         };
@@ -305,6 +339,24 @@ mod tests {
         assert_eq!(direct, via_spec);
         assert_eq!(spec.signal(), Signal::Phi);
         assert_eq!(AttackSpec::Loss.signal(), Signal::Loss);
+        // The right-by-chance OUT side by name, dispatched to LiRA's.
+        let lucky: AttackSpec =
+            serde_json::from_str(r#"{"method": "lira-offline", "right_by_chance": true}"#).unwrap();
+        assert_eq!(lucky.describe(), "LiRA offline (right by chance)");
+        let direct = LiraConfig::offline()
+            .with_out_side(crate::OutSide::RightByChance)
+            .fit(&shadow_keep, shadow)
+            .unwrap()
+            .score(target)
+            .unwrap();
+        assert_eq!(
+            lucky
+                .fit(&shadow_keep, shadow)
+                .unwrap()
+                .score(target)
+                .unwrap(),
+            direct
+        );
         // The variance prior by name, dispatched to LiRA's; both variances at once refused.
         let prior: AttackSpec =
             serde_json::from_str(r#"{"method": "lira-online", "variance_prior": true}"#).unwrap();
@@ -363,6 +415,7 @@ mod tests {
             AttackSpec::LiraOffline {
                 global_variance: false,
                 variance_prior: false,
+                right_by_chance: false,
                 score: OfflineScore::LogDensity,
                 reference_compatible: true,
                 signal: LiraSignal::PhiReference,

@@ -307,6 +307,10 @@ pub(crate) struct AttackMethodArgs {
     /// (empirical Bayes; Student-t posterior predictives).
     #[arg(long)]
     pub(crate) variance_prior: bool,
+    /// LiRA: an OUT distribution that allows for lucky guesses (a shadow model naming the label
+    /// without having trained on the sample), weighted per sample.
+    #[arg(long)]
+    pub(crate) right_by_chance: bool,
     /// RMIA: threshold on the pairwise likelihood ratio.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) gamma: f64,

@@ -134,6 +134,7 @@ pub(crate) fn attack_spec(args: &AttackMethodArgs, default: &AttackSpec) -> Resu
     let lira_flags = [
         ("--global-variance", args.global_variance),
         ("--variance-prior", args.variance_prior),
+        ("--right-by-chance", args.right_by_chance),
         ("--reference-compatible", args.reference_compatible),
         ("--signal", args.signal.is_some()),
         ("--offline-score", args.offline_score.is_some()),
@@ -168,12 +169,14 @@ pub(crate) fn attack_spec(args: &AttackMethodArgs, default: &AttackSpec) -> Resu
         Method::LiraOnline => AttackSpec::LiraOnline {
             global_variance: args.global_variance,
             variance_prior: args.variance_prior,
+            right_by_chance: args.right_by_chance,
             reference_compatible: args.reference_compatible,
             signal,
         },
         Method::LiraOffline => AttackSpec::LiraOffline {
             global_variance: args.global_variance,
             variance_prior: args.variance_prior,
+            right_by_chance: args.right_by_chance,
             score: match args.offline_score {
                 Some(OfflineScoreArg::LogDensity) => OfflineScore::LogDensity,
                 Some(OfflineScoreArg::Tail) | None => OfflineScore::Tail,

@@ -579,6 +579,47 @@ fn import_lira_then_attack_and_report() {
         .score(phi.index_axis(ndarray::Axis(0), 0))
         .unwrap();
     assert_eq!(scores, direct);
+    // The right-by-chance OUT side from the command line, as the library computes it; refused
+    // for an attack that is not LiRA.
+    ok(
+        &[
+            "attack",
+            "run",
+            "--target",
+            "0",
+            "--method",
+            "lira-online",
+            "--right-by-chance",
+            "-o",
+            "lucky.npy",
+        ],
+        dir,
+    );
+    let lucky: Array1<f64> = read_npy(dir.join("lucky.npy")).unwrap();
+    let direct = LiraConfig::online()
+        .with_out_side(memia_attacks::OutSide::RightByChance)
+        .fit(
+            &keep.select_models(&others).unwrap(),
+            phi.select(ndarray::Axis(0), &others).view(),
+        )
+        .unwrap()
+        .score(phi.index_axis(ndarray::Axis(0), 0))
+        .unwrap();
+    assert_eq!(lucky, direct);
+    assert_ne!(lucky, scores);
+    let err = fails(
+        &[
+            "attack",
+            "run",
+            "--target",
+            "0",
+            "--method",
+            "rmia",
+            "--right-by-chance",
+        ],
+        dir,
+    );
+    assert!(err.contains("--right-by-chance"), "{err}");
     ok(
         &["report", "run", "-o", "report", "--curve-targets", "2"],
         dir,
