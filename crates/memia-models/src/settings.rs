@@ -60,12 +60,18 @@ impl ShadowTrainer for ZooSettings {
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
         let copies = 1 + self.queries.iter().filter(|&&q| q != Query::Plain).count() as u64;
+        // With a trajectory, each checkpoint keeps a copy of the parameters and its logits.
+        let checkpoints = self.training.checkpoints().len() as u64;
         let bytes = footprint.and_then(|f| {
             let per_model = f
                 .parameters
-                .checked_mul(2 + states)?
+                .checked_mul(2 + states + checkpoints)?
                 .checked_add(batch.checked_mul(f.activations)?)?
-                .checked_add(n.checked_mul(a)?.checked_mul(classes)?.checked_mul(2)?)?;
+                .checked_add(
+                    n.checked_mul(a + checkpoints)?
+                        .checked_mul(classes)?
+                        .checked_mul(2)?,
+                )?;
             let shared = n.checked_mul(inputs?)?.checked_mul(copies)?;
             (models as u64)
                 .checked_mul(per_model)?
@@ -73,14 +79,21 @@ impl ShadowTrainer for ZooSettings {
                 .checked_mul(4)
         });
         let parameters = footprint.map_or("more than 2^64".into(), |f| f.parameters.to_string());
+        let (copies_note, logits_note) = match checkpoints {
+            0 => (String::new(), String::new()),
+            t => (
+                format!(" and {t} checkpoint copies"),
+                format!(" and at {t} checkpoints"),
+            ),
+        };
         MemoryNeed {
             bytes,
             setting: "model",
             value: serde_json::to_string(&self.model).unwrap_or_default(),
             what: format!(
-                "{parameters} parameters per model with their gradients and optimizer state, \
+                "{parameters} parameters per model with their gradients and optimizer state{copies_note}, \
                  the activations of a batch of {batch}, the logits of {n} samples x {a} queries \
-                 x {classes} classes, float32"
+                 x {classes} classes{logits_note}, float32"
             ),
         }
     }
@@ -95,5 +108,37 @@ impl ShadowTrainer for ZooSettings {
              plans and opens their runs only"
                 .into(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MlpConfig;
+
+    #[test]
+    fn checkpoints_are_counted_in_the_memory_needed() {
+        let pool = memia_data::embedded::digits();
+        let settings = |checkpoint_every| ZooSettings {
+            model: MlpConfig::mlp(64).into(),
+            training: TrainingConfig {
+                epochs: 6,
+                checkpoint_every,
+                ..Default::default()
+            },
+            group_size: 4,
+            queries: vec![Query::Plain],
+        };
+        let plain = settings(None).memory_needed(&pool, 4);
+        let three = settings(Some(2)).memory_needed(&pool, 4);
+        let (plain_bytes, three_bytes) = (plain.bytes.unwrap(), three.bytes.unwrap());
+        // Per model and checkpoint: a copy of the parameters (the digits' 64 inputs, 64
+        // hidden, 10 classes) and the pool's 1,797 x 10 logits, counted twice as the final
+        // logits are (predictions and logits), float32.
+        let parameters = 64 * 64 + 64 + 64 * 10 + 10;
+        let expected = 4 * 3 * (parameters + 1797 * 10 * 2) * 4;
+        assert_eq!(three_bytes - plain_bytes, expected as u64);
+        assert!(three.what.contains("3 checkpoint copies"), "{}", three.what);
+        assert!(!plain.what.contains("checkpoint"), "{}", plain.what);
     }
 }
