@@ -122,15 +122,15 @@ pub struct Study<'a> {
     pub overhead: &'a Overhead,
 }
 
-/// The first m (and estimator, variance) at which the focused audit matches the blind one,
-/// with its cost in model-epochs.
+/// When the focused audit (one estimator, one variant) matches the blind one: the first m, and
+/// the first m from which every larger m matches too (the steadier reading), each with its
+/// cost in model-epochs.
 pub struct Match {
     pub estimator: Estimator,
     pub variance: &'static str,
-    pub models: usize,
-    pub model_epochs: f64,
+    pub first: Option<(usize, f64)>,
+    pub from: Option<(usize, f64)>,
 }
-
 impl Study<'_> {
     /// Feldman-Zhang from `used` with `outcome` (NaN where a sample lacks IN or OUT models).
     pub fn memorization(
@@ -249,7 +249,8 @@ impl Study<'_> {
             "focused, variance prior",
             "blind, all shadows, same samples"
         );
-        let mut matched: Vec<Match> = Vec::new();
+        // Per (estimator, variant): whether each m matches, in increasing m.
+        let mut outcomes: Vec<(Estimator, &'static str, Vec<(usize, f64, bool)>)> = Vec::new();
         for (m, estimator, count, on_own, blind_own, cost) in &rows {
             println!(
                 "{m:>6} | {:<24} | {count:>10} | {:>32} | {:>32} | {:>32} | {:>32}",
@@ -261,21 +262,31 @@ impl Study<'_> {
             );
             for (v, f) in on_own.iter().enumerate() {
                 let variance = variants[v].0;
-                if !matched
-                    .iter()
-                    .any(|x| x.estimator == *estimator && x.variance == variance)
-                    && let (Some(f), Some(b)) = (f, blind_own)
-                    && super::matches(f, b)
+                let ok = matches!((f, blind_own), (Some(f), Some(b)) if super::matches(f, b));
+                match outcomes
+                    .iter_mut()
+                    .find(|(e, name, _)| e == estimator && *name == variance)
                 {
-                    matched.push(Match {
-                        estimator: *estimator,
-                        variance,
-                        models: *m,
-                        model_epochs: *cost,
-                    });
+                    Some((.., seen)) => seen.push((*m, *cost, ok)),
+                    None => outcomes.push((*estimator, variance, vec![(*m, *cost, ok)])),
                 }
             }
         }
+        let matched = outcomes
+            .into_iter()
+            .map(|(estimator, variance, seen)| {
+                let first = seen.iter().find(|s| s.2).map(|s| (s.0, s.1));
+                let from = (0..seen.len())
+                    .find(|&j| seen[j..].iter().all(|s| s.2))
+                    .map(|j| (seen[j].0, seen[j].1));
+                Match {
+                    estimator,
+                    variance,
+                    first,
+                    from,
+                }
+            })
+            .collect();
         Ok(matched)
     }
 
@@ -291,29 +302,22 @@ impl Study<'_> {
             self.overhead.without,
             100.0 * self.overhead.fraction()
         );
-        for estimator in Estimator::ALL {
-            for (variance, _) in variants() {
-                match matched
-                    .iter()
-                    .find(|x| x.estimator == estimator && x.variance == variance)
-                {
-                    Some(x) => println!(
-                        "{}, {variance} variance: matches the blind {}-model audit with {} shadow models: {:.0} model-epochs against {blind:.0} ({:.1}x fewer, {:.1} models' worth)",
-                        estimator.name(),
-                        self.shadows.len(),
-                        x.models,
-                        x.model_epochs,
-                        blind / x.model_epochs,
-                        x.model_epochs / self.epochs as f64
-                    ),
-                    None => println!(
-                        "{}, {variance} variance: does not match the blind {}-model audit with up to {} shadow models",
-                        estimator.name(),
-                        self.shadows.len(),
-                        self.shadows.len()
-                    ),
-                }
-            }
+        let describe = |reading: Option<(usize, f64)>| match reading {
+            Some((m, cost)) => format!(
+                "{m} shadow models, {cost:.0} model-epochs ({:.1}x fewer, {:.1} models' worth)",
+                blind / cost,
+                cost / self.epochs as f64
+            ),
+            None => format!("none up to {}", self.shadows.len()),
+        };
+        for x in matched {
+            println!(
+                "{}, {} variance: first match {}; matches at every m from {}",
+                x.estimator.name(),
+                x.variance,
+                describe(x.first),
+                describe(x.from)
+            );
         }
     }
 }

@@ -128,11 +128,13 @@ pub enum OutSide {
     /// A two-component OUT: with probability `pi_i` the model is right by chance and `phi`
     /// follows the distribution of such lucky guesses, a normal fitted across samples (too few
     /// per sample with few models) to the OUT observations with `phi > 0` of the samples whose
-    /// OUT models are right at most half of the time;
-    /// otherwise the plain OUT distribution. `pi_i = (r_i + 1/2) / (n_i + 1)`, the posterior
-    /// mean under Jeffreys' prior of the rate of the sample's `n_i` OUT observations with
-    /// `phi > 0`, `r_i` of them: never 0, so that a target's lucky guess on a sample whose few
-    /// OUT models were all wrong is not scored as certain membership.
+    /// OUT models are right at most half of the time; otherwise the plain OUT distribution
+    /// (which keeps every OUT observation, lucky ones included: it only widens with them). On
+    /// those samples `pi_i = (r_i + 1/2) / (n_i + 1)`, the posterior mean under Jeffreys' prior
+    /// of the rate of the sample's `n_i` OUT observations with `phi > 0`, `r_i` of them: never
+    /// 0, so that a target's lucky guess on a sample whose few OUT models were all wrong is not
+    /// scored as certain membership. Where the OUT models are mostly right, being right is not
+    /// luck: `pi_i = 0`, the plain OUT side.
     RightByChance,
 }
 
@@ -599,7 +601,8 @@ pub struct LuckyGuesses {
     pub mean: f64,
     /// Its (population) standard deviation.
     pub sd: f64,
-    /// `pi` per sample and query (N x A): the posterior mean of the lucky rate.
+    /// `pi` per sample and query (N x A): the posterior mean of the lucky rate where the OUT
+    /// models are right at most half of the time, 0 elsewhere.
     pub weight: Array2<f64>,
 }
 
@@ -644,12 +647,23 @@ impl LuckyGuesses {
         }
         let mean = sum / count as f64;
         let sd = (squares / count as f64 - mean * mean).max(0.0).sqrt();
-        Ok(LuckyGuesses {
-            mean,
-            sd,
-            weight: counts
-                .mapv(|(n_out, right)| (f64::from(right) + 0.5) / (f64::from(n_out) + 1.0)),
-        })
+        if sd == 0.0 {
+            return Err(invalid(
+                "out_side",
+                format!(
+                    "the {count} lucky OUT observations all have phi = {mean}: a right-by-chance component without spread would mark one value, not lucky guesses"
+                ),
+            ));
+        }
+        // Where the OUT models are mostly right, being right is not luck: plain OUT there.
+        let weight = counts.mapv(|(n_out, right)| {
+            if 2 * right <= n_out {
+                (f64::from(right) + 0.5) / (f64::from(n_out) + 1.0)
+            } else {
+                0.0
+            }
+        });
+        Ok(LuckyGuesses { mean, sd, weight })
     }
 }
 
@@ -813,10 +827,8 @@ mod tests {
         assert!(s[0] > 0.0 && s[1] < 0.0);
     }
 
-    /// The variance prior against a direct computation: the moments of the samples' unbiased
-    /// variances give the inverse-gamma prior, each side's posterior predictive is the Student t
-    /// of the conjugate update, and the online score is the difference of the two sides' t
-    /// log-densities (statrs' `StudentsT`, an implementation independent of memia's).
+    /// The right-by-chance OUT side against a direct computation with statrs' `Normal`: the
+    /// lucky normal, the weights and the scores of all three modes.
     #[test]
     fn right_by_chance_by_hand() {
         use statrs::distribution::{Continuous, ContinuousCDF, Normal};
@@ -866,7 +878,11 @@ mod tests {
             for i in 0..3 {
                 let v = outs(i);
                 let right = v.iter().filter(|&&o| o > 0.0).count() as f64;
-                let pi = (right + 0.5) / (v.len() as f64 + 1.0);
+                let pi = if 2.0 * right <= v.len() as f64 {
+                    (right + 0.5) / (v.len() as f64 + 1.0)
+                } else {
+                    0.0
+                };
                 assert!((got.weight[[i, 0]] - pi).abs() < 1e-15);
                 let out = Normal::new(plain.mu_out[[i, 0]], plain.sd_out[[i, 0]]).unwrap();
                 let inn = Normal::new(plain.mu_in[[i, 0]], plain.sd_in[[i, 0]]).unwrap();
@@ -900,7 +916,33 @@ mod tests {
             mixture.score(array![[x], [x], [x]].view()).unwrap()[i],
         );
         assert!(p > m + 5.0, "plain {p}, mixture {m}");
-        // Reference compatibility and a run without lucky guesses are refused by name.
+        // A sample whose OUT models are all right keeps the plain OUT side (pi = 0).
+        let usual = Array3::from_shape_fn((8, 3, 1), |(k, i, q)| {
+            if i == 2 && !keep.get(k, i) {
+                1.5 + 0.1 * k as f64
+            } else {
+                shadow[[k, i, q]]
+            }
+        });
+        let targets = array![[x], [x], [x]];
+        let with = LiraConfig::online()
+            .with_out_side(OutSide::RightByChance)
+            .fit(&keep, usual.view())
+            .unwrap();
+        assert_eq!(with.lucky.as_ref().unwrap().weight[[2, 0]], 0.0);
+        let without = LiraConfig::online().fit(&keep, usual.view()).unwrap();
+        assert_eq!(
+            with.score(targets.view()).unwrap()[2],
+            without.score(targets.view()).unwrap()[2]
+        );
+        // Reference compatibility, a run without lucky guesses and lucky guesses without spread
+        // are refused by name.
+        let flat = shadow.mapv(|v| if v > 0.0 && v < 3.0 { 1.0 } else { v });
+        let err = LiraConfig::online()
+            .with_out_side(OutSide::RightByChance)
+            .fit(&keep, flat.view())
+            .unwrap_err();
+        assert!(err.to_string().contains("spread"), "{err}");
         let err = LiraConfig::online()
             .with_out_side(OutSide::RightByChance)
             .reference_compatible(true)
@@ -915,6 +957,10 @@ mod tests {
         assert!(err.to_string().contains("lucky"), "{err}");
     }
 
+    /// The variance prior against a direct computation: the moments of the samples' unbiased
+    /// variances give the inverse-gamma prior, each side's posterior predictive is the Student t
+    /// of the conjugate update, and the online score is the difference of the two sides' t
+    /// log-densities (statrs' `StudentsT`, an implementation independent of memia's).
     #[test]
     fn variance_prior_by_hand() {
         use statrs::distribution::{Continuous, StudentsT};

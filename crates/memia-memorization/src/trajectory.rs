@@ -12,10 +12,9 @@
 //!
 //! where `o_k(i, t)` is model k's outcome (correctness, or true-class probability) on sample i
 //! at checkpoint t. With correctness it is on memorization's scale (1: wrong at the first
-//! checkpoint, right at the end). It uses only the models trained on the sample, so every model
-//! serves (two complementary halves judge every sample, where Feldman and Zhang's estimate
-//! leaves out those without an OUT model), and its cost is the checkpoints' predictions (a
-//! forward pass over the pool each), not models. The first checkpoint must come before the
+//! checkpoint, right at the end). It uses only the models trained on the sample, so a sample
+//! needs one IN model where Feldman and Zhang's estimate needs an IN and an OUT one, and its
+//! cost is the checkpoints' predictions (a forward pass over the pool each), not models. The first checkpoint must come before the
 //! models memorize: on MNIST with 30 epochs, memorized samples are right on 22% of their IN
 //! models at epoch 5 (10% on OUT models) and typical samples on 89%, so the first checkpoint
 //! at a sixth of the training works (`examples/audit_cost.rs`).

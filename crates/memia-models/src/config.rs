@@ -226,7 +226,7 @@ pub struct TrainingConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dp: Option<DpConfig>,
     /// Record every model's logits on the whole pool (plain input) after every this many
-    /// epochs: its *training trajectory*, from which the cheap memorization estimators of
+    /// epochs and after the last: its *training trajectory*, from which the cheap memorization estimators of
     /// `memia-memorization` work without extra models. Absent: none recorded (and left out of
     /// the plan's JSON, so that earlier plans keep their hash). Fused engine only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -375,10 +375,17 @@ impl Default for TrainingConfig {
 
 impl TrainingConfig {
     /// The epochs (counted from 1) after which the trajectory is recorded: every
-    /// `checkpoint_every`-th, none without it.
+    /// `checkpoint_every`-th and the last (so that the trajectory ends at the final model),
+    /// none without `checkpoint_every`.
     pub fn checkpoints(&self) -> Vec<usize> {
         match self.checkpoint_every {
-            Some(every) if every > 0 => (every..=self.epochs).step_by(every).collect(),
+            Some(every) if every > 0 => {
+                let mut epochs: Vec<usize> = (every..=self.epochs).step_by(every).collect();
+                if epochs.last() != Some(&self.epochs) {
+                    epochs.push(self.epochs);
+                }
+                epochs
+            }
             _ => Vec::new(),
         }
     }

@@ -228,6 +228,7 @@ impl Ensemble {
         members: &[Member],
         config: &TrainingConfig,
     ) -> Result<()> {
+        self.trajectory = None;
         let (g, d, classes) = (self.models(), self.network.inputs(), self.network.classes());
         if members.len() != g {
             return Err(invalid_data(
@@ -307,7 +308,6 @@ impl Ensemble {
             let stacked = self.params.burn(&self.network, &self.device);
             return stacked.train(features, labels, members, config, augment);
         }
-        self.trajectory = None;
         let models = self.params.host()?;
         let snapshots = match &self.fused {
             FusedNet::Dense(sizes) => {

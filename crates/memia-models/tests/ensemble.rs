@@ -939,6 +939,12 @@ fn checkpoints_record_the_models_along_their_training() {
         ..Default::default()
     };
     assert_eq!(config.checkpoints(), vec![2, 4]);
+    // The last epoch is always a checkpoint: the trajectory ends at the final model.
+    let three = TrainingConfig {
+        checkpoint_every: Some(3),
+        ..config
+    };
+    assert_eq!(three.checkpoints(), vec![3, 4]);
     let all = members();
     let full = train(&all, &config, &model);
     let (t, trajectory) = full.trajectory().expect("checkpoints were asked for");

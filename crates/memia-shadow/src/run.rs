@@ -373,11 +373,12 @@ impl RunDir {
     }
 
     /// The training trajectories of `models`, K x N x T x C (the checkpoints on the queries'
-    /// axis, so that [`Logits::signals`] gives each sample's signal at each checkpoint). Every
-    /// file must exist, hold the run's samples and classes, finite values, and the same number
+    /// axis, so that [`Logits::signals`] gives each sample's signal at each checkpoint). The
+    /// models must be complete (a trajectory is written just before its model's logits, so a
+    /// training killed in between leaves one of an unfinished model), and every file must exist, hold the run's samples and classes, finite values, and the same number
     /// of checkpoints; the error names the first that does not.
     pub fn trajectories(&self, models: &[usize]) -> Result<Logits> {
-        self.check_models(models)?;
+        self.require_complete(models)?;
         let [n, _, classes] = self.expected_logits_shape();
         let mut read = Vec::with_capacity(models.len());
         for &k in models {
@@ -499,11 +500,13 @@ impl RunDir {
     /// the `.model_*.tmp-PID` of older memia), once they are older than `age`, so that a
     /// concurrent shard's write in progress is left alone.
     fn remove_stale_temporaries(&self, age: Duration) {
-        memia_core::remove_stale_temporaries_in(
-            &self.path.join("logits"),
-            |name| memia_core::is_temporary_name(name, "model_"),
-            age,
-        );
+        for dir in ["logits", "trajectories"] {
+            memia_core::remove_stale_temporaries_in(
+                &self.path.join(dir),
+                |name| memia_core::is_temporary_name(name, "model_"),
+                age,
+            );
+        }
     }
 
     /// The shape every model's logits have in this run: samples x queries x classes.
