@@ -122,6 +122,9 @@ pub struct Study<'a> {
     pub overhead: &'a Overhead,
 }
 
+/// One estimator and variant's (m, cost, matches) in increasing m.
+type Outcomes = (Estimator, &'static str, Vec<(usize, f64, bool)>);
+
 /// When the focused audit (one estimator, one variant) matches the blind one: the first m, and
 /// the first m from which every larger m matches too (the steadier reading), each with its
 /// cost in model-epochs.
@@ -250,7 +253,7 @@ impl Study<'_> {
             "blind, all shadows, same samples"
         );
         // Per (estimator, variant): whether each m matches, in increasing m.
-        let mut outcomes: Vec<(Estimator, &'static str, Vec<(usize, f64, bool)>)> = Vec::new();
+        let mut outcomes: Vec<Outcomes> = Vec::new();
         for (m, estimator, count, on_own, blind_own, cost) in &rows {
             println!(
                 "{m:>6} | {:<24} | {count:>10} | {:>32} | {:>32} | {:>32} | {:>32}",
