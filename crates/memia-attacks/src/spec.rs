@@ -343,17 +343,31 @@ mod tests {
         let lucky: AttackSpec =
             serde_json::from_str(r#"{"method": "lira-offline", "right_by_chance": true}"#).unwrap();
         assert_eq!(lucky.describe(), "LiRA offline (right by chance)");
+        // OUT observations mostly below 0, a quarter of them lucky guesses.
+        let guesses = Array3::from_shape_fn((8, 20, 1), |(k, i, _)| {
+            if keep.get(k, i) {
+                2.0 + 0.05 * (k % 3) as f64
+            } else if (k + i) % 4 == 0 {
+                0.5 + 0.01 * i as f64
+            } else {
+                -1.0 - 0.01 * k as f64
+            }
+        });
+        let (lucky_shadow, lucky_target) = (
+            guesses.slice(s![1.., .., ..]),
+            guesses.index_axis(Axis(0), 0),
+        );
         let direct = LiraConfig::offline()
             .with_out_side(crate::OutSide::RightByChance)
-            .fit(&shadow_keep, shadow)
+            .fit(&shadow_keep, lucky_shadow)
             .unwrap()
-            .score(target)
+            .score(lucky_target)
             .unwrap();
         assert_eq!(
             lucky
-                .fit(&shadow_keep, shadow)
+                .fit(&shadow_keep, lucky_shadow)
                 .unwrap()
-                .score(target)
+                .score(lucky_target)
                 .unwrap(),
             direct
         );
