@@ -230,6 +230,50 @@ fn memorization<'py>(
     Ok(out)
 }
 
+/// Late learning (`memia_memorization::late_learning`) of every sample from the K x N keep
+/// matrix and the models' K x N x T x C float32 training trajectories (logits at T
+/// checkpoints): the IN models' outcome (`correct` or `probability`) at the last checkpoint
+/// minus at the first, averaged. A dict of arrays `score`, `std_error`, `in_count`; samples no
+/// model trained on are NaN when `allow_missing`, else an error.
+#[pyfunction]
+#[pyo3(signature = (keep, trajectories, labels, outcome = "correct", allow_missing = true))]
+fn late_learning<'py>(
+    py: Python<'py>,
+    keep: PyReadonlyArray2<'py, bool>,
+    trajectories: PyReadonlyArray4<'py, f32>,
+    labels: PyReadonlyArray1<'py, u32>,
+    outcome: &str,
+    allow_missing: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let keep = keep_of(keep)?;
+    let trajectories = logits_of(trajectories)?;
+    let labels = labels.as_array().to_vec();
+    let outcome = match outcome {
+        "correct" => memia_memorization::Outcome::Correct,
+        "probability" => memia_memorization::Outcome::Probability,
+        other => {
+            return Err(InvalidInput::new_err(format!(
+                "outcome '{other}': use correct or probability"
+            )));
+        }
+    };
+    let missing = if allow_missing {
+        memia_memorization::Missing::Allow
+    } else {
+        memia_memorization::Missing::Error
+    };
+    let late = py
+        .detach(|| {
+            memia_memorization::late_learning(&keep, &trajectories, &labels, outcome, missing)
+        })
+        .map_err(raise)?;
+    let out = PyDict::new(py);
+    out.set_item("score", late.score.into_pyarray(py))?;
+    out.set_item("std_error", late.std_error.into_pyarray(py))?;
+    out.set_item("in_count", late.in_count.into_pyarray(py))?;
+    Ok(out)
+}
+
 /// The attack described by `spec_json` (as a configuration names it: `{"method":
 /// "lira-online", "global_variance": true}`, `"rmia"`, `"loss"`, `"global"`, ...) fitted on the
 /// shadow models (K x N keep, K x N x A signals of the attack's signal) and run on the target
@@ -1084,6 +1128,7 @@ fn _memia(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(keep_matrix, m)?)?;
     m.add_function(wrap_pyfunction!(signals, m)?)?;
     m.add_function(wrap_pyfunction!(memorization, m)?)?;
+    m.add_function(wrap_pyfunction!(late_learning, m)?)?;
     m.add_function(wrap_pyfunction!(attack_scores, m)?)?;
     m.add_function(wrap_pyfunction!(attack_signal, m)?)?;
     m.add_function(wrap_pyfunction!(synthetic_run, m)?)?;

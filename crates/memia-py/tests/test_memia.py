@@ -63,6 +63,25 @@ def test_memorization_is_feldman_zhang(run_data):
     assert json.loads(json.dumps(mem.to_dict()))["confidence"] == 0.95
 
 
+def test_late_learning_is_the_in_models_gain(run_data):
+    # The synthetic run's two queries stand for two checkpoints.
+    logits, keep, labels, _ = run_data
+    late = memia.late_learning(keep, logits, labels)
+    correct = memia.signals(logits, labels, "correct")
+    gain = correct[:, :, -1] - correct[:, :, 0]
+    expected = np.where(keep, gain, 0).sum(0) / keep.sum(0)
+    np.testing.assert_allclose(late["score"], expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(late["in_count"], keep.sum(0))
+    soft = memia.late_learning(keep, logits, labels, outcome="probability")
+    p = memia.signals(logits, labels, "probability")
+    expected = np.where(keep, p[:, :, -1] - p[:, :, 0], 0).sum(0) / keep.sum(0)
+    np.testing.assert_allclose(soft["score"], expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(memia.InvalidInput, match="checkpoint"):
+        memia.late_learning(keep, logits[:, :, :1], labels)
+    with pytest.raises(memia.InvalidInput, match="outcome"):
+        memia.late_learning(keep, logits, labels, outcome="loss")
+
+
 def test_roc_matches_scikit_learn():
     try:
         from sklearn.metrics import roc_auc_score, roc_curve

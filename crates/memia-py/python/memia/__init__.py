@@ -44,6 +44,7 @@ __all__ = [
     "signals",
     "memorization",
     "Memorization",
+    "late_learning",
     "attack_scores",
     "attack_signal",
     "Roc",
@@ -259,6 +260,27 @@ def memorization(
         allow_missing,
     )
     return Memorization(fields)
+
+
+def late_learning(keep: Any, trajectories: Any, labels: Any, outcome: str = "correct",
+                  allow_missing: bool = True) -> Dict[str, np.ndarray]:
+    """Memorization read off the models' own training: late learning of every sample.
+
+    ``trajectories``: the K x N x T x C logits of the models of ``keep`` (K x N) at T >= 2
+    checkpoints, oldest first (a run's ``trajectories/model_KKKKK.npy`` stacked, or your
+    trainer's). The score is the mean over the models trained on the sample of their outcome
+    (``"correct"`` or ``"probability"``) at the last checkpoint minus at the first: 1 for a
+    sample wrong at the first checkpoint and right at the end. No OUT model is needed. Returns
+    ``score``, ``std_error`` and ``in_count`` (arrays of N); NaN where no model trained on the
+    sample unless ``allow_missing`` is false (then ``InvalidInput`` names it).
+    """
+    return _memia.late_learning(
+        _array(keep, bool, 2, "keep"),
+        _logits(trajectories, "trajectories"),
+        _array(labels, np.uint32, 1, "labels"),
+        outcome,
+        allow_missing,
+    )
 
 
 def attack_signal(attack: AttackLike) -> str:
