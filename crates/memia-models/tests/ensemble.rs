@@ -1038,6 +1038,9 @@ fn a_run_stores_and_reads_the_trajectories() {
             .to_owned();
         assert_eq!(last, stored, "model {k}");
     }
+    // A model outside the plan is an error, not a panic.
+    let err = run.trajectories(&[0, 3]).unwrap_err().to_string();
+    assert!(err.contains("model 3"), "{err}");
     // A missing file is named.
     std::fs::remove_file(run.trajectory_path(1)).unwrap();
     let err = run.trajectories(&[0, 1]).unwrap_err().to_string();

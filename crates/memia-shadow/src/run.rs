@@ -378,9 +378,10 @@ impl RunDir {
     /// training killed in between leaves one of an unfinished model), and every file must exist, hold the run's samples and classes, finite values, and the same number
     /// of checkpoints; the error names the first that does not.
     pub fn trajectories(&self, models: &[usize]) -> Result<Logits> {
+        self.check_models(models)?;
         self.require_complete(models)?;
         let [n, _, classes] = self.expected_logits_shape();
-        let mut read = Vec::with_capacity(models.len());
+        let mut read: Vec<Array3<f32>> = Vec::with_capacity(models.len());
         for &k in models {
             let path = self.trajectory_path(k);
             if !path.exists() {
@@ -393,34 +394,92 @@ impl RunDir {
                     ),
                 ));
             }
-            let first = read.first().map(|t: &Array3<f32>| t.dim().1);
-            let file = memia_core::read_model_logits(&path, None)?;
-            let t = file.logits.dim().1;
-            let expected = [n, first.unwrap_or(t), classes];
-            memia_core::check_model_logits(file.logits.view(), Some(expected)).map_err(
-                |problem| ShadowError::BadLogits {
-                    model: k,
-                    reason: format!("trajectory {}: {problem}", path.display()),
-                },
-            )?;
-            read.push(file.logits);
+            // The first file gives the number of checkpoints (its samples and classes checked
+            // after reading); every other file is read against the whole shape.
+            let first = read.first().map(|t| [n, t.dim().1, classes]);
+            let trajectory = self.read_model_file(k, &path, first, "trajectory ")?;
+            let (found_n, t, found_c) = trajectory.dim();
+            if first.is_none() {
+                if [found_n, found_c] != [n, classes] {
+                    let problem = memia_core::LogitsProblem::Shape {
+                        found: [found_n, t, found_c],
+                        expected: [n, t, classes],
+                    };
+                    return Err(ShadowError::BadLogits {
+                        model: k,
+                        reason: format!("trajectory {}: {problem}", path.display()),
+                    });
+                }
+                // All of them, read and stacked: refused where they cannot be held.
+                crate::MemoryLimit::detect()?.check(
+                    "models",
+                    models.len().to_string(),
+                    format!(
+                        "reading the trajectories of {} models ({n} samples x {t} checkpoints x {classes} classes, float32, read and stacked)",
+                        models.len()
+                    ),
+                    crate::memory::checked_product(&[
+                        models.len() as u64,
+                        n as u64,
+                        t as u64,
+                        classes as u64,
+                        4,
+                        2,
+                    ]),
+                )?;
+            }
+            read.push(trajectory);
         }
         let views: Vec<ArrayView3<'_, f32>> = read.iter().map(|t| t.view()).collect();
         Ok(Logits::from_models(&views)?)
     }
 
-    /// Checks and writes model `k`'s training trajectory (N x T x C).
+    /// Reads and checks (every value, and the shape where `expected`) model `k`'s output file
+    /// `path` (its logits, or with `what = "trajectory "` its trajectory); a problem is named by
+    /// the file and the run's model index, not later by its index in a selection.
+    fn read_model_file(
+        &self,
+        k: usize,
+        path: &Path,
+        expected: Option<[usize; 3]>,
+        what: &str,
+    ) -> Result<Array3<f32>> {
+        match memia_core::read_model_logits(path, expected) {
+            Ok(model) => Ok(model.logits),
+            Err(CoreError::ModelLogits { path, problem }) => Err(ShadowError::BadLogits {
+                model: k,
+                reason: format!("{what}{}: {problem}", path.display()),
+            }),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Checks model `k`'s outputs (its logits, or with `what` its trajectory) against
+    /// `expected` before they are written.
+    fn check_outputs(
+        k: usize,
+        outputs: ArrayView3<'_, f32>,
+        expected: [usize; 3],
+        what: &str,
+    ) -> Result<()> {
+        memia_core::check_model_logits(outputs, Some(expected)).map_err(|problem| {
+            let hint = match problem {
+                memia_core::LogitsProblem::NotFinite { .. } => " (training diverged?)",
+                _ => "",
+            };
+            ShadowError::BadLogits {
+                model: k,
+                reason: format!("{what}{problem}{hint}"),
+            }
+        })
+    }
+
+    /// Checks and writes model `k`'s training trajectory (N x T x C) into `trajectories/`
+    /// (made by the caller).
     fn write_trajectory(&self, k: usize, trajectory: ArrayView3<'_, f32>) -> Result<()> {
         let [n, _, classes] = self.expected_logits_shape();
         let expected = [n, trajectory.dim().1, classes];
-        memia_core::check_model_logits(trajectory, Some(expected)).map_err(|problem| {
-            ShadowError::BadLogits {
-                model: k,
-                reason: format!("its training trajectory: {problem}"),
-            }
-        })?;
-        let dir = self.path.join("trajectories");
-        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        Self::check_outputs(k, trajectory, expected, "its training trajectory: ")?;
         write_npy(self.trajectory_path(k), &trajectory)?;
         Ok(())
     }
@@ -516,10 +575,6 @@ impl RunDir {
             self.plan.queries,
             self.plan.pool.classes,
         ]
-    }
-
-    fn expected_shape(&self) -> Vec<usize> {
-        self.expected_logits_shape().to_vec()
     }
 
     /// Trains the models in `models` (a shard; `0..K` for all) that are not complete yet, in
@@ -641,15 +696,19 @@ impl RunDir {
                 ));
             }
             let trajectories = session.as_mut().and_then(|s| s.take_trajectories());
-            if let Some(t) = trajectories.as_ref().filter(|t| t.len() != jobs.len()) {
-                return Err(trainer_error(
-                    chunk,
-                    format!(
-                        "the trainer returned {} trajectories for {} models",
-                        t.len(),
-                        jobs.len()
-                    ),
-                ));
+            if let Some(t) = &trajectories {
+                if t.len() != jobs.len() {
+                    return Err(trainer_error(
+                        chunk,
+                        format!(
+                            "the trainer returned {} trajectories for {} models",
+                            t.len(),
+                            jobs.len()
+                        ),
+                    ));
+                }
+                let dir = self.path.join("trajectories");
+                std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
             }
             for (j, (&k, logits)) in chunk.iter().zip(&outputs).enumerate() {
                 // The trajectory first: a complete model has the trajectory it was trained with.
@@ -850,18 +909,7 @@ impl RunDir {
         file: Option<&Path>,
         producer: &Producer,
     ) -> Result<bool> {
-        let expected = self.expected_shape();
-        memia_core::check_model_logits(logits, Some([expected[0], expected[1], expected[2]]))
-            .map_err(|problem| {
-                let hint = match problem {
-                    memia_core::LogitsProblem::NotFinite { .. } => " (training diverged?)",
-                    _ => "",
-                };
-                ShadowError::BadLogits {
-                    model: k,
-                    reason: format!("{problem}{hint}"),
-                }
-            })?;
+        Self::check_outputs(k, logits, self.expected_logits_shape(), "")?;
         let text = serde_json::to_string_pretty(producer).expect("producers serialise");
         atomic_write(&self.producer_path(k), |f| {
             std::io::Write::write_all(f, text.as_bytes())
@@ -962,16 +1010,7 @@ impl RunDir {
                 // The one reader of a model's logits: any layout of the run's shape (a linked
                 // N x 1 x A x C file too), every logit checked; named here by its file and run
                 // index, not later by its index in a selection.
-                let path = self.logits_path(k);
-                let model =
-                    memia_core::read_model_logits(&path, Some([n, a, c])).map_err(|e| match e {
-                        CoreError::ModelLogits { path, problem } => ShadowError::BadLogits {
-                            model: k,
-                            reason: format!("{}: {problem}", path.display()),
-                        },
-                        other => other.into(),
-                    })?;
-                Ok(model.logits)
+                self.read_model_file(k, &self.logits_path(k), Some([n, a, c]), "")
             })
             .collect::<Result<_>>()?;
         let views: Vec<_> = models.iter().map(|m| m.view()).collect();
