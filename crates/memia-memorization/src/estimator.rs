@@ -201,8 +201,8 @@ impl MemorizationConfig {
 
 /// Per-sample sums over the IN and OUT models.
 #[derive(Debug, Clone, Copy, Default)]
-struct Sums {
-    n_in: u32,
+pub(crate) struct Sums {
+    pub(crate) n_in: u32,
     n_out: u32,
     sum_in: f64,
     sum_out: f64,
@@ -212,7 +212,7 @@ struct Sums {
 
 impl Sums {
     /// Mean and unbiased variance of one side (NaN variance for a single model).
-    fn mean_var(&self, inside: bool) -> (f64, f64) {
+    pub(crate) fn mean_var(&self, inside: bool) -> (f64, f64) {
         let (n, sum, sq) = if inside {
             (self.n_in, self.sum_in, self.sq_in)
         } else {
@@ -231,8 +231,12 @@ impl Sums {
 
 /// One pass over the K x N arrays, row by row (their memory order), in parallel over blocks of
 /// samples. The inner loop is branch-free (IN sums are masked, OUT sums are totals minus IN)
-/// so that it vectorises.
-fn accumulate(keep: &KeepMatrix, outcome: ArrayView2<'_, f32>) -> Vec<Sums> {
+/// so that it vectorises. Outcomes are float32 (the estimator's) or float64 (late learning's
+/// gains, kept exact).
+pub(crate) fn accumulate<T: Copy + Into<f64> + Sync>(
+    keep: &KeepMatrix,
+    outcome: ArrayView2<'_, T>,
+) -> Vec<Sums> {
     const BLOCK: usize = 2048;
     let (k, n) = (keep.models(), keep.samples());
     let keep = keep.as_array();
@@ -255,7 +259,7 @@ fn accumulate(keep: &KeepMatrix, outcome: ArrayView2<'_, f32>) -> Vec<Sums> {
                 let or = orow.as_slice().expect("outcomes are made standard above");
                 for j in 0..len {
                     let member = kr[j];
-                    let v = f64::from(or[j]);
+                    let v: f64 = or[j].into();
                     let m = f64::from(u8::from(member));
                     n_in[j] += u32::from(member);
                     sum_in[j] += m * v;

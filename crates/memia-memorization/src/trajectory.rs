@@ -20,10 +20,11 @@
 //! at a sixth of the training works (`examples/audit_cost.rs`).
 
 use memia_core::{KeepMatrix, Logits};
-use ndarray::Array1;
+use ndarray::{Array1, Array2};
 
 use crate::Outcome;
 use crate::error::{MemorizationError, Result, check_shape, invalid};
+use crate::estimator::accumulate;
 
 /// The trajectory estimate for N samples (NaN where no model trained on the sample).
 #[derive(Debug, Clone, PartialEq)]
@@ -78,27 +79,22 @@ pub fn late_learning(
         ));
     }
     let outcomes = trajectories.signals(labels, outcome.signal())?;
+    // Each model's gain, K x N; its mean and unbiased variance over the IN models are the
+    // Feldman-Zhang estimator's IN side.
+    let gains = Array2::from_shape_fn((k, n), |(m, i)| {
+        outcomes[[m, i, t - 1]] - outcomes[[m, i, 0]]
+    });
     let mut late = LateLearning {
         score: Array1::from_elem(n, f64::NAN),
         std_error: Array1::from_elem(n, f64::NAN),
         in_count: Array1::zeros(n),
     };
-    let mut gains = Vec::with_capacity(k);
-    for i in 0..n {
-        gains.clear();
-        for m in (0..k).filter(|&m| keep.get(m, i)) {
-            gains.push(outcomes[[m, i, t - 1]] - outcomes[[m, i, 0]]);
-        }
-        late.in_count[i] = gains.len() as u32;
-        if gains.is_empty() {
-            continue;
-        }
-        let count = gains.len() as f64;
-        let mean = gains.iter().sum::<f64>() / count;
-        late.score[i] = mean;
-        if gains.len() > 1 {
-            let var = gains.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (count - 1.0);
-            late.std_error[i] = (var / count).sqrt();
+    for (i, sums) in accumulate(keep, gains.view()).iter().enumerate() {
+        late.in_count[i] = sums.n_in;
+        if sums.n_in > 0 {
+            let (mean, var) = sums.mean_var(true);
+            late.score[i] = mean;
+            late.std_error[i] = (var / f64::from(sums.n_in)).sqrt();
         }
     }
     let untrained: Vec<usize> = (0..n).filter(|&i| late.in_count[i] == 0).collect();
