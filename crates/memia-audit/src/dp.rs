@@ -198,8 +198,7 @@ impl Run {
         let mut members = Vec::with_capacity(models * m);
         for k in 0..models {
             for &i in &canaries {
-                let s = phi[[k, i, 0]];
-                scores.push(if s.is_finite() { s } else { f64::NEG_INFINITY });
+                scores.push(phi[[k, i, 0]]);
                 members.push(keep.row(k)[i]);
             }
         }
@@ -294,8 +293,9 @@ impl Run {
             delta: dp.delta,
             noise_multiplier: None,
         };
-        for k in 0..keep.models() {
-            let n = keep.row(k).iter().filter(|&&x| x).count();
+        // Models of one size have one noise and one epsilon: each size is accounted once.
+        let sizes: std::collections::BTreeSet<usize> = keep.train_sizes().into_iter().collect();
+        for n in sizes {
             let noise = dp.noise_for(n, &training)?;
             let eps = dp.epsilon_for(n, noise, &training)?.epsilon;
             if eps >= claim.epsilon {

@@ -132,7 +132,7 @@ fn write_outputs(dir: &Path, audit: &DpAudit) -> Result<()> {
     let json = serde_json::to_vec_pretty(audit).expect("plain data");
     let rows: String = lines(audit)
         .iter()
-        .map(|l| format!("<li>{}</li>\n", html_escape(l)))
+        .map(|l| format!("<li>{}</li>\n", memia_report::html_escape(l)))
         .collect();
     let html = format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>memia DP audit</title></head>\n\
@@ -148,11 +148,4 @@ fn write_outputs(dir: &Path, audit: &DpAudit) -> Result<()> {
         memia_core::atomic_write(&path, |f| f.write_all(&bytes))?;
     }
     Ok(())
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

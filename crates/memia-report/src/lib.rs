@@ -47,4 +47,4 @@ pub use audit::{
     Target, Thumbnail, describe_rule,
 };
 pub use error::{ReportError, Result};
-pub use write::{PLOTS, ReportFiles, counted, headline, run_shape};
+pub use write::{PLOTS, ReportFiles, counted, headline, html_escape, run_shape};

@@ -59,7 +59,8 @@ fn number(v: f64) -> String {
     }
 }
 
-fn html_escape(s: &str) -> String {
+/// `s` with `&`, `<`, `>` and `"` escaped, for HTML text and attribute values.
+pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
