@@ -137,21 +137,22 @@ impl<'a> PoolBuilder<'a> {
     pub fn build(&self, seed: u64) -> Result<Pool> {
         let base = self.base;
         let classes = base.classes();
-        let extra = self
-            .canaries
-            .iter()
-            .filter_map(|c| match c.2 {
-                LabelPolicy::RandomExtra(e) => Some(e as usize),
-                _ => None,
-            })
-            .max();
-        if extra == Some(0) {
-            return Err(invalid(
-                "label policy",
-                "RandomExtra needs at least one extra class",
-            ));
+        // Every group's extra classes are checked (one RandomExtra(0) beside a larger one would
+        // otherwise draw from an empty range); the pool gains the most any group asks for.
+        let mut extra = 0usize;
+        for c in &self.canaries {
+            match c.2 {
+                LabelPolicy::RandomExtra(0) => {
+                    return Err(invalid(
+                        "label policy",
+                        "RandomExtra needs at least one extra class",
+                    ));
+                }
+                LabelPolicy::RandomExtra(e) => extra = extra.max(e as usize),
+                _ => {}
+            }
         }
-        let pool_classes = classes + extra.unwrap_or(0);
+        let pool_classes = classes + extra;
         let in_count = self.in_count.unwrap_or(base.len());
         let mut order: Vec<usize> = (0..base.len()).collect();
         order.shuffle(&mut stream_rng(seed, 0));

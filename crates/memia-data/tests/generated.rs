@@ -207,4 +207,14 @@ fn canaries_among_extra_classes() {
         err.to_string().contains("at least one extra class"),
         "{err}"
     );
+    // Beside a group with extra classes, too (it once passed the check and drew from 0..0).
+    let err = PoolBuilder::new(&digits)
+        .canaries(CanarySource::Mislabeled, 5, LabelPolicy::RandomExtra(0))
+        .canaries(CanarySource::Mislabeled, 5, LabelPolicy::RandomExtra(90))
+        .build(1)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("at least one extra class"),
+        "{err}"
+    );
 }
