@@ -276,6 +276,19 @@ impl MembershipTest for LiraConfig {
 
     fn fit(&self, keep: &KeepMatrix, shadow: ArrayView3<'_, f64>) -> Result<FittedLira> {
         check_shadow_shape(keep, &shadow)?;
+        // Settings the reference lacks are refused before any work.
+        if self.variance == Variance::Prior && self.reference_compatible {
+            return Err(invalid(
+                "variance",
+                "the reference has no variance prior: reference compatibility takes per-example or global variance",
+            ));
+        }
+        if self.out_side != OutSide::Plain && self.reference_compatible {
+            return Err(invalid(
+                "out_side",
+                "the reference has no right-by-chance OUT component: reference compatibility takes the plain OUT side",
+            ));
+        }
         let (_, n, a) = shadow.dim();
         let counts = keep.in_counts();
         let models = keep.models();
@@ -318,18 +331,6 @@ impl MembershipTest for LiraConfig {
             check_finite("shadow observations", &shadow.view())?;
         }
 
-        if self.variance == Variance::Prior && self.reference_compatible {
-            return Err(invalid(
-                "variance",
-                "the reference has no variance prior: reference compatibility takes per-example or global variance",
-            ));
-        }
-        if self.out_side != OutSide::Plain && self.reference_compatible {
-            return Err(invalid(
-                "out_side",
-                "the reference has no right-by-chance OUT component: reference compatibility takes the plain OUT side",
-            ));
-        }
         let mut fitted = FittedLira {
             config: *self,
             lucky: None,
