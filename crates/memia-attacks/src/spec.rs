@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::{
-    FittedTest, LiraConfig, LiraMode, MembershipTest, OfflineScore, RmiaConfig, Threshold, Variance,
+    FittedTest, LiraConfig, LiraMode, MembershipTest, OfflineScore, OutSide, RmiaConfig, Threshold,
+    Variance,
 };
 
 /// An attack chosen by name, with the signal it reads from the logits.
@@ -30,7 +31,7 @@ pub enum AttackSpec {
         /// ([`crate::Variance::Prior`]); excludes `global_variance`.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         variance_prior: bool,
-        /// An OUT distribution that allows for lucky guesses ([`crate::OutSide::RightByChance`]).
+        /// An OUT distribution that allows for lucky guesses ([`OutSide::RightByChance`]).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         right_by_chance: bool,
         /// The reference's `generate_ours`, quirks included
@@ -49,7 +50,7 @@ pub enum AttackSpec {
         /// Per-sample variances shrunk by a prior fitted across samples.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         variance_prior: bool,
-        /// An OUT distribution that allows for lucky guesses ([`crate::OutSide::RightByChance`]).
+        /// An OUT distribution that allows for lucky guesses ([`OutSide::RightByChance`]).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         right_by_chance: bool,
         /// The paper's one-sided tail (default) or the reference code's log-density.
@@ -80,35 +81,6 @@ pub enum AttackSpec {
 
 fn one() -> f64 {
     1.0
-}
-
-/// The variance the two flags name (the prior wins in a description; fitting refuses both).
-fn variance(global: bool, prior: bool) -> Variance {
-    match (global, prior) {
-        (_, true) => Variance::Prior,
-        (true, false) => Variance::Global,
-        (false, false) => Variance::PerExample,
-    }
-}
-
-/// The OUT side the flag names.
-fn out_side(right_by_chance: bool) -> crate::OutSide {
-    if right_by_chance {
-        crate::OutSide::RightByChance
-    } else {
-        crate::OutSide::Plain
-    }
-}
-
-/// [`variance`], refusing both flags at once.
-fn checked_variance(global: bool, prior: bool) -> Result<Variance> {
-    if global && prior {
-        return Err(crate::error::invalid(
-            "variance",
-            "global_variance and variance_prior exclude each other",
-        ));
-    }
-    Ok(variance(global, prior))
 }
 
 /// The `phi` a LiRA attack reads. In TOML and on the command line: `phi` or `phi-reference`.
@@ -157,52 +129,23 @@ impl AttackSpec {
         }
     }
 
-    /// A short human-readable name, e.g. "LiRA online (global variance)".
-    pub fn describe(&self) -> String {
-        // The settings that differ from the paper's defaults, in parentheses.
-        let lira = |name: &str,
-                    variance,
-                    lucky: bool,
-                    score: Option<OfflineScore>,
-                    compat: bool,
-                    signal| {
-            let mut notes = Vec::new();
-            match variance {
-                Variance::Global => notes.push("global variance"),
-                Variance::Prior => notes.push("variance prior"),
-                Variance::PerExample => {}
-            }
-            if lucky {
-                notes.push("right by chance");
-            }
-            if score == Some(OfflineScore::LogDensity) {
-                notes.push("log-density score");
-            }
-            if compat {
-                notes.push("reference-compatible");
-            }
-            if signal == LiraSignal::PhiReference {
-                notes.push("phi-reference");
-            }
-            match notes.is_empty() {
-                true => format!("LiRA {name}"),
-                false => format!("LiRA {name} ({})", notes.join(", ")),
-            }
-        };
-        match self {
+    /// The LiRA settings a LiRA specification names (`None` for the other attacks), and
+    /// whether it sets both variance flags (the prior wins here; [`MembershipTest::fit`]
+    /// refuses the pair).
+    pub fn lira_config(&self) -> Option<(LiraConfig, bool)> {
+        let (mode, global, prior, lucky, compat) = match *self {
             AttackSpec::LiraOnline {
                 global_variance,
                 variance_prior,
                 right_by_chance,
                 reference_compatible,
-                signal,
-            } => lira(
-                "online",
-                variance(*global_variance, *variance_prior),
-                *right_by_chance,
-                None,
-                *reference_compatible,
-                *signal,
+                ..
+            } => (
+                LiraMode::Online,
+                global_variance,
+                variance_prior,
+                right_by_chance,
+                reference_compatible,
             ),
             AttackSpec::LiraOffline {
                 global_variance,
@@ -210,15 +153,69 @@ impl AttackSpec {
                 right_by_chance,
                 score,
                 reference_compatible,
-                signal,
-            } => lira(
-                "offline",
-                variance(*global_variance, *variance_prior),
-                *right_by_chance,
-                Some(*score),
-                *reference_compatible,
-                *signal,
+                ..
+            } => (
+                LiraMode::Offline(score),
+                global_variance,
+                variance_prior,
+                right_by_chance,
+                reference_compatible,
             ),
+            _ => return None,
+        };
+        let variance = match (global, prior) {
+            (_, true) => Variance::Prior,
+            (true, false) => Variance::Global,
+            (false, false) => Variance::PerExample,
+        };
+        let out_side = if lucky {
+            OutSide::RightByChance
+        } else {
+            OutSide::Plain
+        };
+        let config = LiraConfig {
+            mode,
+            ..LiraConfig::online()
+        }
+        .with_variance(variance)
+        .with_out_side(out_side)
+        .reference_compatible(compat);
+        Some((config, global && prior))
+    }
+
+    /// A short human-readable name, e.g. "LiRA online (global variance)".
+    pub fn describe(&self) -> String {
+        if let Some((config, _)) = self.lira_config() {
+            // The settings that differ from the paper's defaults, in parentheses.
+            let mut notes = Vec::new();
+            match config.variance {
+                Variance::Global => notes.push("global variance"),
+                Variance::Prior => notes.push("variance prior"),
+                Variance::PerExample => {}
+            }
+            if config.out_side == OutSide::RightByChance {
+                notes.push("right by chance");
+            }
+            if config.mode == LiraMode::Offline(OfflineScore::LogDensity) {
+                notes.push("log-density score");
+            }
+            if config.reference_compatible {
+                notes.push("reference-compatible");
+            }
+            if self.signal() == Signal::PhiReference {
+                notes.push("phi-reference");
+            }
+            let name = if config.mode == LiraMode::Online {
+                "online"
+            } else {
+                "offline"
+            };
+            return match notes.is_empty() {
+                true => format!("LiRA {name}"),
+                false => format!("LiRA {name} ({})", notes.join(", ")),
+            };
+        }
+        match self {
             AttackSpec::Rmia {
                 gamma,
                 offline_a: None,
@@ -229,6 +226,9 @@ impl AttackSpec {
             } => format!("RMIA offline (gamma {gamma}, a {a})"),
             AttackSpec::Loss => "LOSS".into(),
             AttackSpec::Global => "global threshold".into(),
+            AttackSpec::LiraOnline { .. } | AttackSpec::LiraOffline { .. } => {
+                unreachable!("LiRA is described above")
+            }
         }
     }
 }
@@ -259,37 +259,16 @@ impl MembershipTest for AttackSpec {
 
     /// Fits the named attack; `shadow` must hold [`AttackSpec::signal`] of the shadow models.
     fn fit(&self, keep: &KeepMatrix, shadow: ArrayView3<'_, f64>) -> Result<FittedSpec> {
+        if let Some((config, both)) = self.lira_config() {
+            if both {
+                return Err(crate::error::invalid(
+                    "variance",
+                    "global_variance and variance_prior exclude each other",
+                ));
+            }
+            return Ok(FittedSpec(Box::new(config.fit(keep, shadow)?)));
+        }
         Ok(FittedSpec(match self {
-            AttackSpec::LiraOnline {
-                global_variance,
-                variance_prior,
-                right_by_chance,
-                reference_compatible,
-                ..
-            } => Box::new(
-                LiraConfig::online()
-                    .with_variance(checked_variance(*global_variance, *variance_prior)?)
-                    .with_out_side(out_side(*right_by_chance))
-                    .reference_compatible(*reference_compatible)
-                    .fit(keep, shadow)?,
-            ),
-            AttackSpec::LiraOffline {
-                global_variance,
-                variance_prior,
-                right_by_chance,
-                score,
-                reference_compatible,
-                ..
-            } => Box::new(
-                LiraConfig {
-                    mode: LiraMode::Offline(*score),
-                    ..LiraConfig::online()
-                }
-                .with_variance(checked_variance(*global_variance, *variance_prior)?)
-                .with_out_side(out_side(*right_by_chance))
-                .reference_compatible(*reference_compatible)
-                .fit(keep, shadow)?,
-            ),
             AttackSpec::Rmia { gamma, offline_a } => Box::new(
                 RmiaConfig {
                     gamma: *gamma,
@@ -300,6 +279,9 @@ impl MembershipTest for AttackSpec {
             ),
             AttackSpec::Loss => Box::new(Threshold::loss().fit(keep, shadow)?),
             AttackSpec::Global => Box::new(Threshold::global().fit(keep, shadow)?),
+            AttackSpec::LiraOnline { .. } | AttackSpec::LiraOffline { .. } => {
+                unreachable!("LiRA is fitted above")
+            }
         }))
     }
 }
@@ -358,7 +340,7 @@ mod tests {
             guesses.index_axis(Axis(0), 0),
         );
         let direct = LiraConfig::offline()
-            .with_out_side(crate::OutSide::RightByChance)
+            .with_out_side(OutSide::RightByChance)
             .fit(&shadow_keep, lucky_shadow)
             .unwrap()
             .score(lucky_target)
