@@ -39,7 +39,7 @@ use common::cost::{self, THRESHOLD};
 
 use std::time::Instant;
 
-use memia::attacks::LiraConfig;
+use memia::attacks::{LiraConfig, doubling_counts};
 use memia::core::Signal;
 use memia::data::Dataset;
 use memia::memorization::Outcome;
@@ -153,8 +153,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         in_rate(false, last)
     );
 
-    let counts: Vec<usize> = (1..=8).map(|p| 1 << p).collect();
-    let matched = study.run(&counts, oracle.score.as_slice().ok_or("layout")?, &blind)?;
+    // 2, 4, ..., 256 shadow models.
+    let counts = doubling_counts(SHADOWS)[1..].to_vec();
+    let found = study.run(&counts, oracle.score.as_slice().ok_or("layout")?, &blind)?;
 
     // The same attacks on the oracle's candidates (a paper that takes memorization as given).
     println!(
@@ -166,17 +167,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "focused, variance prior",
         "blind, 256 models"
     );
-    for &m in &counts {
-        let used = &shadows[..m];
-        let cells: Vec<String> = cost::variants()
+    // The study's own focused scores, pooled on the oracle's candidates.
+    for (&m, focused) in counts.iter().zip(&found.focused) {
+        let cells: Vec<String> = focused
             .iter()
-            .map(|(_, attack)| {
-                Ok(cost::cell(&pooled(
-                    &scores_of(attack, used)?,
-                    &oracle_candidates,
-                )))
-            })
-            .collect::<Result<_, Box<dyn std::error::Error>>>()?;
+            .map(|scores| cost::cell(&pooled(scores, &oracle_candidates)))
+            .collect();
         println!(
             "{m:>6} | {:>32} | {:>32} | {:>32} | {:>32}",
             cells[0],
@@ -185,7 +181,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             cost::cell(&Some(blind_oracle.clone()))
         );
     }
-    study.print_matches(&matched);
+    study.print_matches(&found.matched);
     if let Some(s) = per_model {
         println!("training here: {s:.3} s per model");
     }

@@ -227,8 +227,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let trajectories = run.dir.trajectories(&(0..models).collect::<Vec<_>>())?;
     // The checkpoints' cost: 8 shadow models trained again with and without them (one round:
     // a CNN trains for seconds, so one round is steady enough).
+    // The trainer `memia run` would use for this configuration, on this machine.
+    let memia::audit::trainer::RunTrainer::Burn(burn) = memia::audit::trainer::trainer(
+        &config,
+        &run.path(),
+        &memia::audit::trainer::Placement::default(),
+    )?
+    else {
+        return Err("the configuration trains memia's own models".into());
+    };
     let overhead = common::cost::checkpoint_overhead(
-        &common::trainer_of(&config),
+        &burn,
         &pool,
         &run.dir,
         TARGETS,
@@ -246,18 +255,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         overhead: &overhead,
     };
     let oracle = study.memorization(&shadows, Outcome::Correct)?;
-    let mut counts = Vec::new();
-    let mut m = 2;
-    while m <= shadows.len() {
-        counts.push(m);
-        m = if m * 2 > shadows.len() && m < shadows.len() {
-            shadows.len()
-        } else {
-            m * 2
-        };
-    }
-    let matched = study.run(&counts, oracle.score.as_slice().ok_or("layout")?, &blind)?;
-    study.print_matches(&matched);
+    // 2, 4, ..., then all the shadow models.
+    let counts = memia::attacks::doubling_counts(shadows.len())[1..].to_vec();
+    let found = study.run(&counts, oracle.score.as_slice().ok_or("layout")?, &blind)?;
+    study.print_matches(&found.matched);
     println!("\nwhole example: {:.1} s", start.elapsed().as_secs_f64());
     Ok(())
 }

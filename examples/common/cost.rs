@@ -122,9 +122,6 @@ pub struct Study<'a> {
     pub overhead: &'a Overhead,
 }
 
-/// One estimator and variant's (m, cost, matches) in increasing m.
-type Outcomes = (Estimator, &'static str, Vec<(usize, f64, bool)>);
-
 /// When the focused audit (one estimator, one variant) matches the blind one: the first m, and
 /// the first m from which every larger m matches too (the steadier reading), each with its
 /// cost in model-epochs.
@@ -134,6 +131,13 @@ pub struct Match {
     pub first: Option<(usize, f64)>,
     pub from: Option<(usize, f64)>,
 }
+/// What [`Study::run`] found: the matches, and the focused scores it computed (per m of its
+/// counts, per LiRA variant, per target), for further tables on other samples.
+pub struct StudyRun {
+    pub matched: Vec<Match>,
+    pub focused: Vec<Vec<Vec<Array1<f64>>>>,
+}
+
 impl Study<'_> {
     /// Feldman-Zhang from `used` with `outcome` (NaN where a sample lacks IN or OUT models).
     pub fn memorization(
@@ -187,14 +191,14 @@ impl Study<'_> {
 
     /// Prints, for each m of `counts` and each estimator, its candidates against `oracle`'s
     /// (precision, recall, Spearman) with its cost, then the focused audit on those candidates
-    /// with each LiRA variant against the `blind` scores on the same samples; returns the first
-    /// match of each (estimator, variant).
+    /// with each LiRA variant against the `blind` scores on the same samples; returns the
+    /// matches of each (estimator, variant) and the focused scores it computed.
     pub fn run(
         &self,
         counts: &[usize],
         oracle: &[f64],
         blind: &[Array1<f64>],
-    ) -> Result<Vec<Match>, Box<dyn std::error::Error>> {
+    ) -> Result<StudyRun, Box<dyn std::error::Error>> {
         let n = oracle.len();
         let oracle_count = oracle.iter().filter(|&&v| v >= THRESHOLD).count();
         let variants = variants();
@@ -210,13 +214,14 @@ impl Study<'_> {
             "model-epochs"
         );
         let mut rows = Vec::new();
+        let mut all_focused = Vec::with_capacity(counts.len());
         for &m in counts {
             let used = &self.shadows[..m];
             let focused: Vec<Vec<Array1<f64>>> = variants
                 .iter()
                 .map(|(_, attack)| self.targets.scores(attack, used))
                 .collect::<Result<_, _>>()?;
-            for estimator in Estimator::ALL {
+            for (e, estimator) in Estimator::ALL.into_iter().enumerate() {
                 let score = self.estimate(estimator, used)?;
                 let own: Vec<usize> = (0..n).filter(|&i| score[i] >= THRESHOLD).collect();
                 let hits = own.iter().filter(|&&i| oracle[i] >= THRESHOLD).count();
@@ -238,8 +243,9 @@ impl Study<'_> {
                     .map(|f| self.targets.pooled(f, &own))
                     .collect();
                 let blind_own = self.targets.pooled(blind, &own);
-                rows.push((m, estimator, own.len(), on_own, blind_own, cost));
+                rows.push((m, e, own.len(), on_own, blind_own, cost));
             }
+            all_focused.push(focused);
         }
         println!(
             "\nthe focused audit on each estimator's own candidates (from the same m models); AUROC  TPR@0.1%FPR [95% CI], {} targets pooled:\n{:>6} | {:<24} | {:>10} | {:>32} | {:>32} | {:>32} | {:>32}",
@@ -252,45 +258,41 @@ impl Study<'_> {
             "focused, variance prior",
             "blind, all shadows, same samples"
         );
-        // Per (estimator, variant): whether each m matches, in increasing m.
-        let mut outcomes: Vec<Outcomes> = Vec::new();
-        for (m, estimator, count, on_own, blind_own, cost) in &rows {
+        // Per estimator and variant: (m, cost, whether it matches), in increasing m.
+        let mut seen = vec![vec![Vec::new(); variants.len()]; Estimator::ALL.len()];
+        for (m, e, count, on_own, blind_own, cost) in &rows {
             println!(
                 "{m:>6} | {:<24} | {count:>10} | {:>32} | {:>32} | {:>32} | {:>32}",
-                estimator.name(),
+                Estimator::ALL[*e].name(),
                 cell(&on_own[0]),
                 cell(&on_own[1]),
                 cell(&on_own[2]),
                 cell(blind_own),
             );
             for (v, f) in on_own.iter().enumerate() {
-                let variance = variants[v].0;
                 let ok = matches!((f, blind_own), (Some(f), Some(b)) if super::matches(f, b));
-                match outcomes
-                    .iter_mut()
-                    .find(|(e, name, _)| e == estimator && *name == variance)
-                {
-                    Some((.., seen)) => seen.push((*m, *cost, ok)),
-                    None => outcomes.push((*estimator, variance, vec![(*m, *cost, ok)])),
-                }
+                seen[*e][v].push((*m, *cost, ok));
             }
         }
-        let matched = outcomes
-            .into_iter()
-            .map(|(estimator, variance, seen)| {
+        let mut matched = Vec::new();
+        for (e, per_variant) in seen.iter().enumerate() {
+            for (v, seen) in per_variant.iter().enumerate() {
                 let first = seen.iter().find(|s| s.2).map(|s| (s.0, s.1));
                 let from = (0..seen.len())
                     .find(|&j| seen[j..].iter().all(|s| s.2))
                     .map(|j| (seen[j].0, seen[j].1));
-                Match {
-                    estimator,
-                    variance,
+                matched.push(Match {
+                    estimator: Estimator::ALL[e],
+                    variance: variants[v].0,
                     first,
                     from,
-                }
-            })
-            .collect();
-        Ok(matched)
+                });
+            }
+        }
+        Ok(StudyRun {
+            matched,
+            focused: all_focused,
+        })
     }
 
     /// Prints each (estimator, variant)'s first match, or that it has none.

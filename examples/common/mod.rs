@@ -112,17 +112,6 @@ pub fn plan_and_train(
     })
 }
 
-/// The in-process trainer of `config`'s model, training and group size (what `memia run`
-/// trains with on this machine's CPU).
-pub fn trainer_of(config: &RunConfig) -> BurnTrainer {
-    BurnTrainer::new(
-        config.model.clone(),
-        config.training,
-        config.train.group_size,
-    )
-    .with_queries(config.plan.queries.clone())
-}
-
 /// The paper-setting MLP (784-128-10; SGD with momentum 0.9, rate 0.05, batch 128, no weight
 /// decay) trained for `epochs`, with random shifts of up to `max_shift` pixels, 8 models at a time.
 pub fn mlp_trainer(epochs: usize, max_shift: usize) -> BurnTrainer {
