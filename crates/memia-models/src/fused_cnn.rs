@@ -403,6 +403,8 @@ fn train_one(
                 net.put_sample(shape, n, &sample);
             }
         };
+        // The transposed convolutions' weights, once per step (a DP batch's chunks share them).
+        step.flip(model, shape);
         let Some(dp) = config.dp else {
             write(rows, &mut step.net);
             step.plain(model, shape, grads, rows, labels, par);
@@ -461,8 +463,20 @@ impl CnnStep {
         }
     }
 
+    /// Flips `model`'s convolution weights for the backward pass's transposed convolutions:
+    /// once per step, before [`CnnStep::plain`] or the chunks' [`CnnStep::clipped`].
+    fn flip(&mut self, model: &HostParams, shape: &Cnn) {
+        for (st, ((w, _), f)) in shape
+            .stages
+            .iter()
+            .zip(model.layers.iter().zip(self.flipped.iter_mut()))
+        {
+            direct_conv::flip_weights(st, w, f);
+        }
+    }
+
     /// The mean cross-entropy gradient of the minibatch `rows` (its samples written into the
-    /// first stage's input) into `grads`.
+    /// first stage's input) into `grads` (the weights flipped by [`CnnStep::flip`] first).
     fn plain(
         &mut self,
         model: &HostParams,
@@ -483,7 +497,7 @@ impl CnnStep {
         } = self;
         net.forward(model, shape, r, par, work);
         cross_entropy_grad(&net.dense.logits, delta, rows, labels, shape.classes());
-        let (conv_params, dense_params) = model.layers.split_at(stages.len());
+        let dense_params = &model.layers[stages.len()..];
         let (conv_grads, dense_grads) = grads.split_at_mut(stages.len());
         dense_backward(
             dense_params,
@@ -496,15 +510,7 @@ impl CnnStep {
             true,
             par,
         );
-        for ((gw, gb), (st, ((w, _), f))) in conv_grads.iter_mut().zip(
-            stages
-                .iter()
-                .zip(conv_params.iter().zip(flipped.iter_mut())),
-        ) {
-            gw.fill(0.0);
-            gb.fill(0.0);
-            direct_conv::flip_weights(st, w, f);
-        }
+        zero(conv_grads);
         let net = &*net;
         backward_images(shape, net, flipped, delta, work, r, |w| {
             for (si, (gw, gb)) in conv_grads.iter_mut().enumerate() {
@@ -519,7 +525,8 @@ impl CnnStep {
     /// DP-SGD: adds the clipped gradients of the samples `chunk` (written into the first
     /// stage's input) over the expected batch size to `grads` (`clip`: the clipping norm and
     /// the expected batch; `accumulate`: a later chunk of the batch, else the dense layers'
-    /// gradients are overwritten and the caller has zeroed the convolutions'). Each image's
+    /// gradients are overwritten and the caller has zeroed the convolutions'; the weights
+    /// flipped by [`CnnStep::flip`] first). Each image's
     /// gradient norm is its dense layers' (from their output gradients, as
     /// [`crate::fused::dense_backward_clipped`]) and its convolutions' (their weight gradients,
     /// which the backward pass forms image by image anyway, and their bias gradients); each
@@ -560,7 +567,7 @@ impl CnnStep {
             shape.classes(),
             1.0,
         );
-        let (conv_params, dense_params) = model.layers.split_at(stages.len());
+        let dense_params = &model.layers[stages.len()..];
         let (conv_grads, dense_grads) = grads.split_at_mut(stages.len());
         dense_squared_norms(
             dense_params,
@@ -572,12 +579,6 @@ impl CnnStep {
             r,
             par,
         );
-        for (st, ((w, _), f)) in stages
-            .iter()
-            .zip(conv_params.iter().zip(flipped.iter_mut()))
-        {
-            direct_conv::flip_weights(st, w, f);
-        }
         private.rows.scales.clear();
         private.rows.scales.resize(r, 0.0);
         let net = &*net;
@@ -756,6 +757,7 @@ mod tests {
             step.net
                 .put_sample(&shape, 0, &features[i * d..(i + 1) * d]);
             let mut g = zeros();
+            step.flip(&model, &shape);
             step.plain(&model, &shape, &mut g, &[i], &labels, Parallelism::None);
             clipped_images +=
                 crate::fused::tests::add_clipped(&mut want, &g, clip, expected) as usize;
@@ -767,6 +769,7 @@ mod tests {
         let rows: Vec<usize> = (0..r).collect();
         for (threads, par) in [(1, Parallelism::None), (2, Parallelism::Rayon(2))] {
             let mut step = CnnStep::new(&shape, &model, 3, threads, true);
+            step.flip(&model, &shape);
             let mut got = zeros();
             for (c, chunk) in rows.chunks(3).enumerate() {
                 for (n, &i) in chunk.iter().enumerate() {
