@@ -621,7 +621,10 @@ pub(crate) fn train_loop(
     let steps_per_epoch = member.train.len().div_ceil(b);
     let total_steps = steps_per_epoch * config.epochs;
     let mut private = config.dp.map(|dp| PrivateSteps::new(&dp, member, config));
-    let poisson = private.is_some();
+    // The sampling rate the accountant assumes (min(batch / n, 1)), from the one definition.
+    let poisson = private
+        .is_some()
+        .then(|| DpConfig::steps_and_rate(member.train.len(), config).1);
     let mut taken = 0usize;
     let mut batch = Vec::new();
     for epoch in 0..config.epochs {
@@ -635,9 +638,8 @@ pub(crate) fn train_loop(
             taken += 1;
             slots.step(&mut model.layers, rate, taken, config);
         };
-        if poisson {
+        if let Some(rate) = poisson {
             let mut sampler = stream_rng(member.seed, 3_000_000 + epoch as u64);
-            let rate = b as f64 / member.train.len() as f64;
             for _ in 0..steps_per_epoch {
                 batch.clear();
                 batch.extend(
