@@ -375,8 +375,9 @@ impl RunDir {
     /// The training trajectories of `models`, K x N x T x C (the checkpoints on the queries'
     /// axis, so that [`Logits::signals`] gives each sample's signal at each checkpoint). The
     /// models must be complete (a trajectory is written just before its model's logits, so a
-    /// training killed in between leaves one of an unfinished model), and every file must exist, hold the run's samples and classes, finite values, and the same number
-    /// of checkpoints; the error names the first that does not.
+    /// training killed in between leaves one of an unfinished model), and every file must
+    /// exist, hold the run's samples and classes, finite values, and the same number of
+    /// checkpoints; the error names the first that does not.
     pub fn trajectories(&self, models: &[usize]) -> Result<Logits> {
         self.check_models(models)?;
         self.require_complete(models)?;
